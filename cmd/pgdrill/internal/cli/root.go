@@ -1,0 +1,183 @@
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/pgdrill/pgdrill/harness/cluster/local"
+	"github.com/pgdrill/pgdrill/harness/exitcode"
+	"github.com/pgdrill/pgdrill/harness/runstate"
+)
+
+// app is one invocation of the CLI: the process state plus the global flags.
+type app struct {
+	st        State
+	output    string
+	logLevel  string
+	logFormat string
+	pgBin     string
+	workRoot  string
+	stateDir  string
+	runUser   string
+	log       *slog.Logger
+}
+
+// Main runs the CLI and returns the process exit code.
+func Main(st State) exitcode.Code {
+	ctx, stop := st.Context()
+	defer stop()
+	a := &app{st: st}
+	root := a.rootCommand()
+	root.SetArgs(st.Args)
+	root.SetOut(st.Stdout)
+	root.SetErr(st.Stderr)
+	err := root.ExecuteContext(ctx)
+	if err == nil {
+		return exitcode.OK
+	}
+	if ctx.Err() != nil && errors.Is(err, context.Canceled) {
+		err = exitcode.With(fmt.Errorf("interrupted: %w", err), exitcode.Aborted)
+	}
+	fmt.Fprintf(st.Stderr, "pgdrill: error: %v\n", err)
+	return exitcode.Of(err)
+}
+
+func (a *app) rootCommand() *cobra.Command {
+	root := &cobra.Command{
+		Use:   "pgdrill",
+		Short: "Rehearse restoring a group of tenants out of shared PostgreSQL shards, and score it",
+		Long: `pgdrill starts throwaway sharded PostgreSQL clusters filled with synthetic tenants, breaks
+them the way real admin scripts do, restores the affected tenants while everyone else keeps
+writing, and scores the time and completeness of the restore against recovery objectives.
+
+Clusters are local Postgres processes by default (the host's binaries; see ` + "`pgdrill doctor`" + `).
+Data goes to stdout, logs and progress to stderr.
+
+` + exitcode.Help,
+		Example: `  # Start a catalog and 4 shards, print their connection strings, stay up until Ctrl-C
+  pgdrill up
+
+  # The same, as JSON, left running in the background; tear it down later
+  pgdrill up --detach --output json
+  pgdrill down --all
+
+  # Check that this machine can run drills
+  pgdrill doctor`,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
+			return a.setUp()
+		},
+	}
+	f := root.PersistentFlags()
+	f.StringVarP(&a.output, "output", "o", "text", "output format: text or json")
+	f.StringVar(&a.logLevel, "log-level", "info", "log level: debug, info, warn, error")
+	f.StringVar(&a.logFormat, "log-format", "text", "log format on stderr: text or json")
+	f.StringVar(&a.pgBin, "pg-bin", "", "directory of the Postgres server binaries (default: $PGDRILL_PG_BIN, pg_config --bindir, PATH, newest /usr/lib/postgresql/*/bin)")
+	f.StringVar(&a.workRoot, "work-root", "", "where clusters keep their data (default: $PGDRILL_WORK_ROOT, /dev/shm/pgdrill-UID if it has room, else $TMPDIR/pgdrill-UID)")
+	f.StringVar(&a.stateDir, "state-dir", "", "where live clusters are recorded (default: $PGDRILL_STATE_DIR, $XDG_STATE_HOME/pgdrill, ~/.local/state/pgdrill)")
+	f.StringVar(&a.runUser, "run-user", local.DefaultRunUser, "unprivileged account Postgres runs as when pgdrill runs as root (created when missing)")
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error {
+		return exitcode.With(err, exitcode.InvalidInput)
+	})
+	root.AddCommand(a.upCommand(), a.downCommand(), a.lsCommand(), a.doctorCommand(), a.versionCommand())
+	return root
+}
+
+// setUp validates the global flags and builds the logger.
+func (a *app) setUp() error {
+	if a.output != "text" && a.output != "json" {
+		return invalid("--output must be text or json, got %q", a.output)
+	}
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(a.logLevel)); err != nil {
+		return invalid("--log-level must be debug, info, warn or error, got %q", a.logLevel)
+	}
+	opts := &slog.HandlerOptions{Level: level}
+	switch a.logFormat {
+	case "text":
+		a.log = slog.New(slog.NewTextHandler(a.st.Stderr, opts))
+	case "json":
+		a.log = slog.New(slog.NewJSONHandler(a.st.Stderr, opts))
+	default:
+		return invalid("--log-format must be text or json, got %q", a.logFormat)
+	}
+	return nil
+}
+
+// invalid is an input error: exit code 2, nothing changed.
+func invalid(format string, args ...any) error {
+	return exitcode.With(fmt.Errorf(format, args...), exitcode.InvalidInput)
+}
+
+// env reads the environment through State.
+func (a *app) env(name string) string {
+	if a.st.Getenv == nil {
+		return ""
+	}
+	return a.st.Getenv(name)
+}
+
+// localProvider builds the local provider from the global flags; a failure here is the
+// environment's (exit code 3), with the fix in the message.
+func (a *app) localProvider(ctx context.Context) (*local.Provider, error) {
+	opts := []local.Option{local.WithLogger(a.log), local.WithRunUser(a.runUser)}
+	if dir := a.pgBin; dir != "" {
+		opts = append(opts, local.WithBinDir(dir))
+	}
+	if a.workRoot != "" {
+		opts = append(opts, local.WithWorkRoot(a.workRoot))
+	}
+	if a.stateDir != "" {
+		opts = append(opts, local.WithStateDir(a.stateDir))
+	}
+	p, err := local.New(ctx, opts...)
+	return p, exitcode.With(err, exitcode.HarnessError)
+}
+
+// store opens the run-record store named by the flags.
+func (a *app) store() (*runstate.Store, error) {
+	dir := a.stateDir
+	if dir == "" {
+		var err error
+		if dir, err = runstate.DefaultDir(); err != nil {
+			return nil, exitcode.With(err, exitcode.HarnessError)
+		}
+	}
+	s, err := runstate.Open(dir)
+	return s, exitcode.With(err, exitcode.HarnessError)
+}
+
+// print writes v to stdout: as indented JSON with --output json, else through text.
+func (a *app) print(v any, text func(w io.Writer)) error {
+	if a.output == "json" {
+		enc := json.NewEncoder(a.st.Stdout)
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(v); err != nil {
+			return fmt.Errorf("write output: %w", err)
+		}
+		return nil
+	}
+	text(a.st.Stdout)
+	return nil
+}
+
+// parseSettings turns repeated --set name=value flags into server settings.
+func parseSettings(pairs []string) (map[string]string, error) {
+	out := map[string]string{}
+	for _, p := range pairs {
+		name, value, ok := strings.Cut(p, "=")
+		if !ok || name == "" {
+			return nil, invalid("--set wants name=value, got %q", p)
+		}
+		out[strings.TrimSpace(name)] = value
+	}
+	return out, nil
+}

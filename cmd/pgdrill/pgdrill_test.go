@@ -1,0 +1,181 @@
+package main_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+	"github.com/onsi/gomega/gbytes"
+	"github.com/onsi/gomega/gexec"
+
+	"github.com/pgdrill/pgdrill/harness/cluster"
+)
+
+// pgdrill starts the binary with the suite's state dir.
+func pgdrill(args ...string) *gexec.Session {
+	GinkgoHelper()
+	cmd := exec.Command(binary, args...)
+	cmd.Env = append(os.Environ(), "PGDRILL_STATE_DIR="+stateDir, "NO_COLOR=1")
+	s, err := gexec.Start(cmd, GinkgoWriter, GinkgoWriter)
+	Expect(err).NotTo(HaveOccurred())
+	DeferCleanup(func() { s.Kill().Wait(10 * time.Second) })
+	return s
+}
+
+// finish runs pgdrill to its end and returns its session.
+func finish(args ...string) *gexec.Session {
+	GinkgoHelper()
+	return pgdrill(args...).Wait(2 * time.Minute)
+}
+
+// describeFrom waits for `up -o json` to print the cluster and decodes it.
+func describeFrom(s *gexec.Session) cluster.Description {
+	GinkgoHelper()
+	Eventually(s.Out, time.Minute).Should(gbytes.Say(`(?m)^}$`))
+	var d cluster.Description
+	Expect(json.Unmarshal(s.Out.Contents(), &d)).To(Succeed())
+	Expect(d.Shards).NotTo(BeEmpty())
+	return d
+}
+
+func servers(d cluster.Description) []cluster.ServerInfo { return append([]cluster.ServerInfo{d.Catalog}, d.Shards...) }
+
+func expectReachable(d cluster.Description) {
+	GinkgoHelper()
+	ctx := context.Background()
+	for _, s := range servers(d) {
+		conn, err := pgx.Connect(ctx, s.DSN)
+		Expect(err).NotTo(HaveOccurred())
+		_, err = conn.Exec(ctx, "CREATE TABLE t (id int); INSERT INTO t VALUES (1)")
+		Expect(err).NotTo(HaveOccurred())
+		Expect(conn.Close(ctx)).To(Succeed())
+	}
+}
+
+// expectGone asserts that no server process, port or directory of the run is left.
+func expectGone(d cluster.Description) {
+	GinkgoHelper()
+	runDir := filepath.Dir(filepath.Dir(d.Catalog.DataDir))
+	Expect(filepath.Base(runDir)).To(Equal(d.RunID))
+	Expect(runDir).NotTo(BeADirectory())
+	for _, s := range servers(d) {
+		c, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", s.Port), time.Second)
+		if err == nil {
+			c.Close()
+		}
+		Expect(err).To(HaveOccurred(), "port of %s should be closed", s.Name)
+	}
+	Expect(processesMentioning(runDir)).To(BeEmpty())
+	Expect(filepath.Join(stateDir, d.RunID+".json")).NotTo(BeAnExistingFile())
+}
+
+func processesMentioning(s string) []string {
+	var found []string
+	entries, _ := os.ReadDir("/proc")
+	for _, e := range entries {
+		data, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
+		if err == nil && strings.Contains(string(data), s) {
+			found = append(found, e.Name()+": "+strings.ReplaceAll(string(data), "\x00", " "))
+		}
+	}
+	return found
+}
+
+var _ = Describe("pgdrill", func() {
+	It("documents its commands, examples and exit codes", func() {
+		s := finish("--help")
+		Expect(s).To(gexec.Exit(0))
+		Expect(s.Out).To(gbytes.Say("Examples:"))
+		Expect(string(s.Out.Contents())).To(And(ContainSubstring("Exit codes:"),
+			ContainSubstring("missed its objectives"), ContainSubstring("harness"), ContainSubstring("invalid input")))
+		for _, sub := range []string{"up", "down", "ls", "doctor", "version"} {
+			h := finish(sub, "--help")
+			Expect(h).To(gexec.Exit(0))
+			Expect(h.Out).To(gbytes.Say("Examples:"), sub)
+		}
+	})
+
+	It("exits 2 on invalid input and starts nothing", func() {
+		for _, args := range [][]string{{"up", "--shards", "0"}, {"up", "--no-such-flag"}, {"up", "extra"},
+			{"--output", "yaml", "ls"}, {"up", "--set", "bad name=1"}, {"down"}, {"down", "rnosuchrun"}} {
+			s := finish(args...)
+			Expect(s).To(gexec.Exit(2), "%v", args)
+			Expect(s.Err).To(gbytes.Say("pgdrill: error: "))
+		}
+		Expect(finish("ls").Out).To(gbytes.Say("no live clusters"))
+	})
+
+	It("exits 3 with the fix when Postgres binaries are missing", func() {
+		s := finish("up", "--pg-bin", GinkgoT().TempDir())
+		Expect(s).To(gexec.Exit(3))
+		Expect(s.Err).To(gbytes.Say("apt-get install postgresql"))
+		d := finish("doctor", "--pg-bin", "/nonexistent")
+		Expect(d).To(gexec.Exit(3))
+		Expect(d.Out).To(gbytes.Say(`\[fail\] postgres binaries`))
+	})
+
+	It("passes doctor on this machine", func() {
+		s := finish("doctor", "-o", "json")
+		Expect(s).To(gexec.Exit(0))
+		var checks []struct{ Name, Status string }
+		Expect(json.Unmarshal(s.Out.Contents(), &checks)).To(Succeed())
+		Expect(checks).To(ContainElement(And(HaveField("Name", "postgres binaries"), HaveField("Status", "ok"))))
+	})
+
+	It("prints its version", func() {
+		Expect(finish("version").Out).To(gbytes.Say(`pgdrill \S+ go1\.`))
+	})
+
+	It("leaves a detached cluster running until `pgdrill down` removes all of it", func() {
+		up := finish("up", "--detach", "--shards", "2", "-o", "json")
+		Expect(up).To(gexec.Exit(0))
+		d := describeFrom(up)
+		Expect(d.Shards).To(HaveLen(2))
+		expectReachable(d)
+		Expect(finish("ls").Out).To(gbytes.Say(d.RunID + `\s+local\s+detached`))
+
+		down := finish("down", d.RunID)
+		Expect(down).To(gexec.Exit(0))
+		Expect(down.Out).To(gbytes.Say("removed " + d.RunID))
+		expectGone(d)
+	})
+
+	DescribeTable("tears everything down when a foreground up is stopped",
+		func(extra []string, stop func(*gexec.Session)) {
+			up := pgdrill(append([]string{"up", "--shards", "1", "-o", "json"}, extra...)...)
+			d := describeFrom(up)
+			expectReachable(d)
+			stop(up)
+			Eventually(up, time.Minute).Should(gexec.Exit(0))
+			expectGone(d)
+		},
+		Entry("by Ctrl-C", nil, func(s *gexec.Session) { s.Signal(syscall.SIGINT) }),
+		Entry("by SIGTERM", nil, func(s *gexec.Session) { s.Signal(syscall.SIGTERM) }),
+		Entry("by --for running out", []string{"--for", "2s"}, func(*gexec.Session) {}),
+	)
+
+	It("reaps what a SIGKILLed pgdrill up left, with down --all or at the next start", func() {
+		for _, reap := range []func(){
+			func() { Expect(finish("down", "--all")).To(gexec.Exit(0)) },
+			func() { Expect(finish("up", "--shards", "1", "--for", "10ms")).To(gexec.Exit(0)) },
+		} {
+			up := pgdrill("up", "--shards", "2", "-o", "json")
+			d := describeFrom(up)
+			up.Kill().Wait(10 * time.Second)
+			expectReachable(d) // the servers outlive their killed owner...
+			Expect(finish("ls").Out).To(gbytes.Say(d.RunID + `\s+local\s+orphaned`))
+			reap()
+			expectGone(d) // ...until they are reaped
+		}
+	})
+})

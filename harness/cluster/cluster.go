@@ -1,0 +1,210 @@
+// Package cluster defines the throwaway sharded Postgres cluster every drill runs on: one catalog
+// server (the tenant directory) and N shard servers, each a real Postgres server of its own.
+//
+// The types here say what a drill may do to a cluster without saying where the cluster runs.
+// Connection strings, base backups, WAL archives, sidecar servers restored from a backup, and
+// stop / kill -9 / pause / resume are all operations of a Provider's servers, so that the local
+// provider (host binaries), a container provider and an existing-servers provider fit the same
+// callers. Nothing in this package touches the host filesystem.
+package cluster
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"regexp"
+	"slices"
+	"time"
+)
+
+// Role says what a server is for inside a cluster, so reports and reapers can tell them apart.
+type Role string
+
+// The roles a server can have.
+const (
+	// RoleCatalog is the tenant directory: which tenant lives on which shard.
+	RoleCatalog Role = "catalog"
+	// RoleShard holds tenants' rows.
+	RoleShard Role = "shard"
+	// RoleSidecar is a server recovered from a backup, used to extract data during a restore.
+	RoleSidecar Role = "sidecar"
+)
+
+// DefaultDatabase is the database pgdrill creates on every server it starts and works in.
+const DefaultDatabase = "pgdrill"
+
+// Spec describes the cluster a Provider must start. The zero value is not valid: Shards must be
+// at least 1. Every field documents its default.
+type Spec struct {
+	// Shards is the number of shard servers (1..MaxShards).
+	Shards int
+	// Durable keeps fsync, synchronous_commit and full_page_writes on, for scenarios whose
+	// subject is a crash. The default (false) is throwaway settings that load data fast.
+	Durable bool
+	// Settings are extra server settings (GUCs) applied to the catalog and every shard, after
+	// pgdrill's own. Default: none.
+	Settings map[string]string
+}
+
+// MaxShards bounds Spec.Shards: a drill on one 2-core machine gains nothing beyond it.
+const MaxShards = 64
+
+var settingName = regexp.MustCompile(`^[a-z_][a-z0-9_.]*$`)
+
+// Validate reports what is wrong with the spec, every problem at once, before anything starts.
+func (s Spec) Validate() error {
+	var errs []error
+	if s.Shards < 1 || s.Shards > MaxShards {
+		errs = append(errs, fmt.Errorf("shards must be 1..%d, got %d", MaxShards, s.Shards))
+	}
+	for _, name := range slices.Sorted(maps.Keys(s.Settings)) {
+		if !settingName.MatchString(name) {
+			errs = append(errs, fmt.Errorf("setting %q is not a Postgres setting name", name))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Provider starts clusters somewhere: host processes, containers, or servers that already exist.
+type Provider interface {
+	// Name identifies the provider in logs, state records and reports ("local", "container").
+	Name() string
+	// Create starts a cluster and returns it. On error it still returns whatever it started
+	// (possibly nil), so the caller can Destroy it: register the cleanup before checking err.
+	Create(ctx context.Context, spec Spec) (Cluster, error)
+}
+
+// Cluster is a running catalog plus shards, owned by one run of pgdrill.
+type Cluster interface {
+	// RunID identifies the run that created the cluster; it is written into every database's
+	// safety marker and into the state record that lets a later pgdrill reap a killed run.
+	RunID() string
+	// Provider names the provider that started the cluster.
+	Provider() string
+	// Catalog is the tenant-directory server.
+	Catalog() Server
+	// Shards are the shard servers, index i at position i.
+	Shards() []Server
+	// StartSidecar starts a new server from a base backup, recovered through the WAL archive to
+	// the given target. The sidecar belongs to the cluster and is destroyed with it.
+	StartSidecar(ctx context.Context, spec SidecarSpec) (Server, error)
+	// Detach lets the cluster outlive the process that created it (`pgdrill up --detach`): no
+	// automatic reaping; only an explicit `pgdrill down` removes it.
+	Detach() error
+	// Destroy stops every server of the cluster (sidecars included) and removes everything the
+	// cluster created. It is safe to call more than once and on a partially created cluster.
+	Destroy(ctx context.Context) error
+}
+
+// Server is one Postgres server of a cluster.
+type Server interface {
+	// Name is unique within the cluster: "catalog", "shard-0", "sidecar-shard-1-2", ...
+	Name() string
+	// Role says what the server is for.
+	Role() Role
+	// DSN is a libpq connection URL for the server's DefaultDatabase.
+	DSN() string
+	// DSNFor is a connection URL for another database on the same server.
+	DSNFor(database string) string
+	// Info describes the server for reports and for runbooks that must find it by hand.
+	Info() ServerInfo
+
+	// CreateDatabase creates a database on the server, stamped with the run's safety marker,
+	// and returns its connection URL. Destructive operations refuse databases without a marker.
+	CreateDatabase(ctx context.Context, name string) (string, error)
+
+	// Stop shuts the server down cleanly (fast shutdown). A stopped server can be started again.
+	Stop(ctx context.Context) error
+	// Start starts a stopped or killed server again, with crash recovery if it was killed.
+	Start(ctx context.Context) error
+	// Kill ends the server and its backends at once (kill -9), as a crash would.
+	Kill(ctx context.Context) error
+	// Pause freezes the server (SIGSTOP): connections hang, as on a stalled host.
+	Pause(ctx context.Context) error
+	// Resume undoes Pause.
+	Resume(ctx context.Context) error
+
+	// BaseBackup takes a base backup of the running server, usable with StartSidecar together
+	// with the server's WAL archive.
+	BaseBackup(ctx context.Context, label string) (Backup, error)
+}
+
+// ServerInfo is what a person or a runbook needs to find a server.
+type ServerInfo struct {
+	Name string `json:"name"`
+	Role Role   `json:"role"`
+	// Index is the shard index; -1 for servers that are not shards.
+	Index int    `json:"index"`
+	Host  string `json:"host"`
+	Port  int    `json:"port"`
+	DSN   string `json:"dsn"`
+	// Version is the server's major version, e.g. "15".
+	Version string `json:"version"`
+	// DataDir is where the server keeps its data, in the provider's terms.
+	DataDir string `json:"data_dir,omitempty"`
+	// WALArchive is where the server archives its WAL, in the provider's terms; empty when
+	// archiving is off (sidecars).
+	WALArchive string `json:"wal_archive,omitempty"`
+	// Paused reports whether the server is frozen by Pause.
+	Paused bool `json:"paused,omitempty"`
+}
+
+// Backup is a base backup of one server, in the provider's terms.
+type Backup struct {
+	// ID is unique within the cluster.
+	ID string `json:"id"`
+	// Server names the server the backup was taken of.
+	Server string `json:"server"`
+	// Label is the caller's label (pg_basebackup -l).
+	Label string `json:"label"`
+	// Location is where the provider keeps the backup.
+	Location string `json:"location"`
+	// StartLSN and EndLSN bound the WAL needed to make the backup consistent.
+	StartLSN string `json:"start_lsn"`
+	EndLSN   string `json:"end_lsn"`
+	// TakenAt is when the backup finished.
+	TakenAt time.Time `json:"taken_at"`
+}
+
+// RecoveryTarget says how far a sidecar replays the WAL archive. Exactly one of XID, LSN, Name
+// and Time may be set; none means "replay everything archived".
+type RecoveryTarget struct {
+	// XID stops at a transaction id (recovery_target_xid).
+	XID string `json:"xid,omitempty"`
+	// LSN stops at a WAL location (recovery_target_lsn).
+	LSN string `json:"lsn,omitempty"`
+	// Name stops at a named restore point (recovery_target_name).
+	Name string `json:"name,omitempty"`
+	// Time stops at a commit time (recovery_target_time).
+	Time time.Time `json:"time,omitzero"`
+	// Inclusive includes the target itself; restores stop just before a harmful transaction, so
+	// the default (false) excludes it.
+	Inclusive bool `json:"inclusive,omitempty"`
+}
+
+// SidecarSpec describes a sidecar server to start from a backup.
+type SidecarSpec struct {
+	// From is the base backup to start from.
+	From Backup
+	// Target is how far to replay the WAL archive of the backup's server.
+	Target RecoveryTarget
+}
+
+// Description is a cluster as a person or a runbook needs to see it: what `pgdrill up` prints and
+// what later commands read back.
+type Description struct {
+	RunID    string       `json:"run_id"`
+	Provider string       `json:"provider"`
+	Catalog  ServerInfo   `json:"catalog"`
+	Shards   []ServerInfo `json:"shards"`
+}
+
+// Describe returns the description of a running cluster.
+func Describe(c Cluster) Description {
+	d := Description{RunID: c.RunID(), Provider: c.Provider(), Catalog: c.Catalog().Info()}
+	for _, s := range c.Shards() {
+		d.Shards = append(d.Shards, s.Info())
+	}
+	return d
+}

@@ -1,0 +1,188 @@
+package local
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/pgdrill/pgdrill/harness/cluster"
+)
+
+// BaseBackup runs pg_basebackup (plain format, WAL streamed into the backup, fast checkpoint) as
+// the run user into the run's backups directory.
+func (s *server) BaseBackup(ctx context.Context, label string) (cluster.Backup, error) {
+	c := s.c
+	c.mu.Lock()
+	c.backups++
+	id := s.name + "-" + strconv.Itoa(c.backups)
+	c.mu.Unlock()
+	parent := filepath.Join(c.dir, "backups")
+	if err := c.p.user.mkdir(parent, 0o700); err != nil {
+		return cluster.Backup{}, err
+	}
+	dir := filepath.Join(parent, id)
+	info := s.Info()
+	args := []string{"-h", info.Host, "-p", strconv.Itoa(info.Port), "-U", "postgres", "-D", dir,
+		"-Fp", "-X", "stream", "-c", "fast", "-l", label, "--no-password"}
+	if !c.spec.Durable {
+		args = append(args, "--no-sync")
+	}
+	cmd := c.p.user.command(exec.CommandContext(ctx, c.p.bins.Path("pg_basebackup"), args...))
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return cluster.Backup{}, fmt.Errorf("back up %s: %w: %s", s.name, err, tail(string(out), 10))
+	}
+	start, end, err := manifestWALRange(dir)
+	if err != nil {
+		return cluster.Backup{}, err
+	}
+	return cluster.Backup{ID: id, Server: s.name, Label: label, Location: dir, StartLSN: start, EndLSN: end,
+		TakenAt: time.Now().UTC()}, nil
+}
+
+// manifestWALRange reads the WAL range a backup needs from its backup_manifest.
+func manifestWALRange(dir string) (start, end string, err error) {
+	data, err := os.ReadFile(filepath.Join(dir, "backup_manifest"))
+	if err != nil {
+		return "", "", fmt.Errorf("read backup manifest: %w", err)
+	}
+	var m struct {
+		WALRanges []struct {
+			Start string `json:"Start-LSN"`
+			End   string `json:"End-LSN"`
+		} `json:"WAL-Ranges"`
+	}
+	if err := json.Unmarshal(data, &m); err != nil {
+		return "", "", fmt.Errorf("decode backup manifest: %w", err)
+	}
+	if len(m.WALRanges) == 0 {
+		return "", "", fmt.Errorf("decode backup manifest of %s: no WAL range", dir)
+	}
+	return m.WALRanges[0].Start, m.WALRanges[len(m.WALRanges)-1].End, nil
+}
+
+// StartSidecar copies a backup into a new server directory, points its restore_command at the
+// backed-up server's WAL archive, and starts it in targeted recovery; it is ready once recovery
+// reached the target and the sidecar promoted. If the archive runs out before the target (a
+// missing segment, say), Postgres stops with "recovery ended before configured recovery target
+// was reached", and the error quotes that log.
+func (c *localCluster) StartSidecar(ctx context.Context, spec cluster.SidecarSpec) (cluster.Server, error) {
+	var origin *server
+	for _, s := range c.servers() {
+		if s.name == spec.From.Server {
+			origin = s
+		}
+	}
+	if origin == nil || origin.archive == "" {
+		return nil, fmt.Errorf("start sidecar: backup %s is of server %q, which has no WAL archive in run %s",
+			spec.From.ID, spec.From.Server, c.runID)
+	}
+	recovery, err := recoverySettings(spec.Target, origin.archive)
+	if err != nil {
+		return nil, err
+	}
+	c.mu.Lock()
+	c.backups++
+	name := "sidecar-" + spec.From.Server + "-" + strconv.Itoa(c.backups)
+	s := c.newServer(name, cluster.RoleSidecar, -1, false)
+	s.recovery = recovery
+	c.sidecars = append(c.sidecars, s)
+	c.mu.Unlock()
+	if err := c.p.user.mkdir(s.dir, 0o700); err != nil {
+		return s, err
+	}
+	if err := copyTree(ctx, spec.From.Location, s.dataDir()); err != nil {
+		return s, err
+	}
+	signal := filepath.Join(s.dataDir(), "recovery.signal")
+	if err := os.WriteFile(signal, nil, 0o600); err != nil {
+		return s, fmt.Errorf("write recovery.signal: %w", err)
+	}
+	if err := c.p.user.own(signal); err != nil {
+		return s, err
+	}
+	if err := s.Start(ctx); err != nil {
+		return s, fmt.Errorf("recover sidecar from %s: %w", spec.From.ID, err)
+	}
+	if err := s.waitPromoted(ctx); err != nil {
+		return s, fmt.Errorf("recover sidecar from %s: %w", spec.From.ID, err)
+	}
+	return s, nil
+}
+
+// waitPromoted waits until recovery has ended and the server promoted. A server accepts
+// read-only connections ("ready") long before that; if recovery cannot reach its target the
+// server exits instead, and the error quotes its log.
+func (s *server) waitPromoted(ctx context.Context) error {
+	t := time.NewTicker(pollInterval)
+	defer t.Stop()
+	var conn *pgx.Conn
+	defer func() {
+		if conn != nil {
+			_ = conn.Close(context.WithoutCancel(ctx))
+		}
+	}()
+	for {
+		select {
+		case <-s.exited:
+			return fmt.Errorf("postgres exited during recovery: %s", tail(s.Log(), 15))
+		case <-ctx.Done():
+			return fmt.Errorf("wait for recovery of %s: %w", s.name, ctx.Err())
+		case <-t.C:
+		}
+		if conn == nil {
+			c, err := pgx.Connect(ctx, s.DSN())
+			if err != nil {
+				continue // the server may be exiting; the next round tells
+			}
+			conn = c
+		}
+		var inRecovery bool
+		if err := conn.QueryRow(ctx, "SELECT pg_is_in_recovery()").Scan(&inRecovery); err != nil {
+			_ = conn.Close(ctx)
+			conn = nil
+			continue
+		}
+		if !inRecovery {
+			return nil
+		}
+	}
+}
+
+// recoverySettings translates a target into Postgres 15 recovery settings.
+func recoverySettings(t cluster.RecoveryTarget, archive string) (map[string]string, error) {
+	set := map[string]string{
+		"restore_command":        fmt.Sprintf("cp %s/%%f %%p", archive),
+		"recovery_target_action": "promote",
+	}
+	n := 0
+	if t.XID != "" {
+		set["recovery_target_xid"] = t.XID
+		n++
+	}
+	if t.LSN != "" {
+		set["recovery_target_lsn"] = t.LSN
+		n++
+	}
+	if t.Name != "" {
+		set["recovery_target_name"] = t.Name
+		n++
+	}
+	if !t.Time.IsZero() {
+		set["recovery_target_time"] = t.Time.UTC().Format("2006-01-02 15:04:05.999999") + "+00"
+		n++
+	}
+	if n > 1 {
+		return nil, fmt.Errorf("start sidecar: recovery target sets %d of xid, lsn, name, time; set one", n)
+	}
+	if n == 1 {
+		set["recovery_target_inclusive"] = strconv.FormatBool(t.Inclusive)
+	}
+	return set, nil
+}

@@ -1,0 +1,263 @@
+package local_test
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"os/user"
+	"path/filepath"
+	"strconv"
+	"syscall"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+
+	"github.com/pgdrill/pgdrill/harness/cluster"
+	"github.com/pgdrill/pgdrill/harness/cluster/local"
+	"github.com/pgdrill/pgdrill/harness/drilltest"
+	"github.com/pgdrill/pgdrill/harness/runstate"
+)
+
+var _ = Describe("a local cluster", func() {
+	DescribeTable("comes up, takes writes on every server and vanishes completely",
+		func(ctx context.Context, shards int) {
+			c, err := provider.Create(ctx, cluster.Spec{Shards: shards})
+			Expect(err).NotTo(HaveOccurred())
+			Expect(c.Shards()).To(HaveLen(shards))
+			f := footprintOf(c)
+			Expect(f.procs).To(HaveLen(shards + 1))
+
+			By("writing to and reading from every server")
+			for i, s := range servers(c) {
+				run(ctx, s.DSN(), "CREATE TABLE t (id int PRIMARY KEY, v text)",
+					fmt.Sprintf("INSERT INTO t SELECT g, 'server %d' FROM generate_series(1, 100) g", i))
+				Expect(count(ctx, s.DSN(), "SELECT count(*) FROM t")).To(Equal(100))
+				Expect(count(ctx, s.DSN(), "SELECT count(*) FROM pgdrill_meta WHERE run_id = '"+c.RunID()+"'")).To(Equal(1))
+			}
+
+			By("destroying it")
+			Expect(c.Destroy(ctx)).To(Succeed())
+			expectGone(f)
+			_, err = provider.Store().Load(c.RunID())
+			Expect(err).To(MatchError(runstate.ErrUnknownRun))
+			Expect(c.Destroy(ctx)).To(Succeed(), "destroy is idempotent")
+		},
+		Entry("with 1 shard", 1),
+		Entry("with 4 shards", 4),
+		Entry("with 8 shards", 8),
+	)
+
+	It("runs side by side with another cluster without sharing anything", func(ctx context.Context) {
+		a := startCluster(ctx, cluster.Spec{Shards: 2})
+		b := startCluster(ctx, cluster.Spec{Shards: 2})
+		Expect(a.RunID()).NotTo(Equal(b.RunID()))
+		ports := map[int]string{}
+		for _, s := range append(servers(a), servers(b)...) {
+			info := s.Info()
+			Expect(ports).NotTo(HaveKey(info.Port))
+			ports[info.Port] = info.Name
+			run(ctx, s.DSN(), "CREATE TABLE t (id int)", "INSERT INTO t VALUES (1)")
+		}
+		fa := footprintOf(a)
+		Expect(a.Destroy(ctx)).To(Succeed())
+		expectGone(fa)
+		for _, s := range servers(b) {
+			Expect(count(ctx, s.DSN(), "SELECT count(*) FROM t")).To(Equal(1), "the other cluster keeps working")
+		}
+	})
+
+	It("returns a partial cluster that can be destroyed when a server cannot start", func(ctx context.Context) {
+		c, err := provider.Create(ctx, cluster.Spec{Shards: 2, Settings: map[string]string{"shared_buffers": "not-a-size"}})
+		Expect(err).To(MatchError(ContainSubstring("shared_buffers")))
+		Expect(c).NotTo(BeNil())
+		rec, lerr := provider.Store().Load(c.RunID())
+		Expect(lerr).NotTo(HaveOccurred())
+		Expect(c.Destroy(ctx)).To(Succeed())
+		Expect(rec.Dirs[0]).NotTo(BeADirectory())
+		Expect(processesMentioning(rec.Dirs[0])).To(BeEmpty())
+	})
+
+	It("rejects an invalid spec before starting anything", func(ctx context.Context) {
+		c, err := provider.Create(ctx, cluster.Spec{Shards: 0, Settings: map[string]string{"bad name": "x"}})
+		Expect(c).To(BeNil())
+		Expect(err).To(MatchError(And(ContainSubstring("shards must be"), ContainSubstring(`"bad name"`))))
+	})
+
+	It("can kill -9, restart, pause and resume a server", func(ctx context.Context) {
+		c := startCluster(ctx, cluster.Spec{Shards: 1})
+		shard := c.Shards()[0]
+		run(ctx, shard.DSN(), "CREATE TABLE t (id int)", "INSERT INTO t SELECT generate_series(1, 1000)")
+		run(ctx, shard.DSN(), "CHECKPOINT")
+
+		By("killing it")
+		Expect(shard.Kill(ctx)).To(Succeed())
+		_, err := pgx.Connect(ctx, shard.DSN())
+		Expect(err).To(HaveOccurred())
+
+		By("restarting it with crash recovery")
+		Expect(shard.Start(ctx)).To(Succeed())
+		Expect(count(ctx, shard.DSN(), "SELECT count(*) FROM t")).To(Equal(1000))
+
+		By("pausing it")
+		conn := connect(ctx, shard.DSN())
+		Expect(shard.Pause(ctx)).To(Succeed())
+		Expect(shard.Info().Paused).To(BeTrue())
+		qctx, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
+		defer cancel()
+		var n int
+		err = conn.QueryRow(qctx, "SELECT count(*) FROM t").Scan(&n)
+		Expect(isTimeout(err)).To(BeTrue(), "a paused server does not answer: %v", err)
+
+		By("resuming it")
+		Expect(shard.Resume(ctx)).To(Succeed())
+		Expect(count(ctx, shard.DSN(), "SELECT count(*) FROM t")).To(Equal(1000))
+
+		By("stopping and starting it cleanly")
+		Expect(shard.Stop(ctx)).To(Succeed())
+		Expect(shard.Start(ctx)).To(Succeed())
+		Expect(count(ctx, shard.DSN(), "SELECT count(*) FROM t")).To(Equal(1000))
+	})
+
+	It("recovers a sidecar from a base backup and the WAL archive to a named restore point", func(ctx context.Context) {
+		c := startCluster(ctx, cluster.Spec{Shards: 1})
+		shard := c.Shards()[0]
+		run(ctx, shard.DSN(), "CREATE TABLE t (id int)", "INSERT INTO t SELECT generate_series(1, 10)")
+		backup, err := shard.BaseBackup(ctx, "before")
+		Expect(err).NotTo(HaveOccurred())
+		Expect(backup.StartLSN).NotTo(BeEmpty())
+		run(ctx, shard.DSN(),
+			"INSERT INTO t SELECT generate_series(11, 20)",
+			"SELECT pg_create_restore_point('good')",
+			"DELETE FROM t") // the harm
+		var segment string
+		Expect(connect(ctx, shard.DSN()).QueryRow(ctx, "SELECT pg_walfile_name(pg_current_wal_lsn())").Scan(&segment)).To(Succeed())
+		run(ctx, shard.DSN(), "SELECT pg_switch_wal()")
+		Eventually(filepath.Join(shard.Info().WALArchive, segment)).Should(BeAnExistingFile(), "the harm's segment is archived")
+
+		sidecar, err := c.StartSidecar(ctx, cluster.SidecarSpec{From: backup, Target: cluster.RecoveryTarget{Name: "good"}})
+		Expect(err).NotTo(HaveOccurred())
+		Expect(sidecar.Role()).To(Equal(cluster.RoleSidecar))
+		Expect(count(ctx, sidecar.DSN(), "SELECT count(*) FROM t")).To(Equal(20))
+		Expect(count(ctx, shard.DSN(), "SELECT count(*) FROM t")).To(Equal(0))
+	})
+
+	It("fails a sidecar whose target lies beyond the archive, quoting Postgres", func(ctx context.Context) {
+		c := startCluster(ctx, cluster.Spec{Shards: 1})
+		shard := c.Shards()[0]
+		backup, err := shard.BaseBackup(ctx, "b")
+		Expect(err).NotTo(HaveOccurred())
+		_, err = c.StartSidecar(ctx, cluster.SidecarSpec{From: backup, Target: cluster.RecoveryTarget{Name: "never-created"}})
+		Expect(err).To(MatchError(ContainSubstring("recovery ended before configured recovery target was reached")))
+	})
+})
+
+var _ = Describe("the safety marker", func() {
+	It("refuses databases pgdrill did not create, or created for another run", func(ctx context.Context) {
+		c := startCluster(ctx, cluster.Spec{Shards: 1})
+		shard := c.Shards()[0]
+
+		By("accepting the run's own database")
+		Expect(cluster.RequireMarker(ctx, connect(ctx, shard.DSN()), c.RunID())).To(Succeed())
+
+		By("accepting a database created through the cluster")
+		dsn, err := shard.CreateDatabase(ctx, "tenant_42")
+		Expect(err).NotTo(HaveOccurred())
+		Expect(cluster.RequireMarker(ctx, connect(ctx, dsn), c.RunID())).To(Succeed())
+
+		By("refusing a database someone else created")
+		run(ctx, shard.DSN(), "CREATE DATABASE foreign_app")
+		err = cluster.RequireMarker(ctx, connect(ctx, shard.DSNFor("foreign_app")), c.RunID())
+		Expect(err).To(MatchError(cluster.ErrNotMarked))
+		Expect(err).To(MatchError(ContainSubstring(`"foreign_app"`)))
+
+		By("refusing a database of another run")
+		err = cluster.RequireMarker(ctx, connect(ctx, shard.DSN()), "rsomeoneelse")
+		Expect(err).To(MatchError(cluster.ErrForeignRun))
+		Expect(cluster.Mark(ctx, connect(ctx, shard.DSNFor("foreign_app")), "rother", cluster.RoleShard)).To(Succeed())
+		err = cluster.RequireMarker(ctx, connect(ctx, shard.DSNFor("foreign_app")), c.RunID())
+		Expect(err).To(MatchError(cluster.ErrForeignRun))
+		Expect(cluster.Mark(ctx, connect(ctx, shard.DSNFor("foreign_app")), c.RunID(), cluster.RoleShard)).
+			To(MatchError(cluster.ErrForeignRun), "a run never adopts another run's database")
+	})
+})
+
+var _ = Describe("reaping", func() {
+	It("reaps a killed run's servers and directories, and nothing else", func(ctx context.Context) {
+		By("starting an unrelated process that a careless reaper might kill")
+		bystander := exec.Command("sleep", "300")
+		Expect(bystander.Start()).To(Succeed())
+		DeferCleanup(func() { _ = bystander.Process.Kill(); _ = bystander.Wait() })
+		bystanderID, err := runstate.Identify(bystander.Process.Pid)
+		Expect(err).NotTo(HaveOccurred())
+
+		c, err := provider.Create(ctx, cluster.Spec{Shards: 2})
+		Expect(err).NotTo(HaveOccurred())
+		f := footprintOf(c)
+		rec, err := provider.Store().Load(c.RunID())
+		Expect(err).NotTo(HaveOccurred())
+
+		By("forging a record whose owner died and that also names the bystander")
+		rec.Owner = runstate.Process{PID: 1 << 22, StartTime: 1}
+		rec.Servers = append(rec.Servers, runstate.ServerRecord{Name: "bystander", Process: bystanderID,
+			DataDir: "/nonexistent"})
+		Expect(provider.Store().Save(rec)).To(Succeed())
+		Expect(rec.Orphaned()).To(BeTrue())
+
+		reaped, err := local.ReapOrphans(ctx, provider.Store(), discardLogger())
+		Expect(err).NotTo(HaveOccurred())
+		Expect(reaped).To(ConsistOf(c.RunID()))
+		expectGone(f)
+		Expect(bystanderID.Alive()).To(BeTrue(), "a process pgdrill did not start is never killed")
+	})
+
+	It("leaves a directory alone when its marker names another run", func(ctx context.Context) {
+		dir := filepath.Join(provider.WorkRoot(), "rdeadbeef")
+		Expect(os.MkdirAll(dir, 0o700)).To(Succeed())
+		DeferCleanup(os.RemoveAll, dir)
+		Expect(os.WriteFile(filepath.Join(dir, ".pgdrill-run"), []byte("rsomeother"), 0o600)).To(Succeed())
+		rec := runstate.Record{RunID: "rdeadbeef", Provider: local.ProviderName, Detached: true, Dirs: []string{dir}}
+		Expect(provider.Store().Save(rec)).To(Succeed())
+		DeferCleanup(provider.Store().Remove, "rdeadbeef")
+		Expect(local.Reap(ctx, provider.Store(), rec)).To(MatchError(ContainSubstring("left alone")))
+		Expect(dir).To(BeADirectory())
+	})
+})
+
+var _ = Describe("running as root", Label(drilltest.Root), func() {
+	It("runs every server as the unprivileged run user, owning its data", func(ctx context.Context) {
+		if os.Geteuid() != 0 {
+			Skip("not running as root")
+		}
+		u, err := user.Lookup(local.DefaultRunUser)
+		Expect(err).NotTo(HaveOccurred(), "the run user is created when missing")
+		uid, _ := strconv.Atoi(u.Uid)
+		c := startCluster(ctx, cluster.Spec{Shards: 1})
+		rec, err := provider.Store().Load(c.RunID())
+		Expect(err).NotTo(HaveOccurred())
+		for _, s := range rec.Servers {
+			Expect(ownerOf(s.Process.PID)).To(BeEquivalentTo(uid))
+			st, err := os.Stat(s.DataDir)
+			Expect(err).NotTo(HaveOccurred())
+			Expect(st.Sys().(*syscall.Stat_t).Uid).To(BeEquivalentTo(uid))
+			Expect(st.Mode().Perm()).To(Equal(os.FileMode(0o700)))
+		}
+	})
+})
+
+var _ = Describe("finding binaries", func() {
+	It("says how to get Postgres when a named directory lacks it", func(ctx context.Context) {
+		_, err := local.FindBinaries(ctx, GinkgoT().TempDir())
+		Expect(err).To(MatchError(local.ErrNoBinaries))
+		Expect(err).To(MatchError(ContainSubstring("apt-get install postgresql")))
+	})
+
+	It("finds the host's binaries and their version", func(ctx context.Context) {
+		b, err := local.FindBinaries(ctx, "")
+		Expect(err).NotTo(HaveOccurred())
+		Expect(b.Path("postgres")).To(BeAnExistingFile())
+		Expect(b.Major).To(MatchRegexp(`^\d+$`))
+	})
+})

@@ -1,0 +1,309 @@
+package local
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/pgdrill/pgdrill/harness/cluster"
+	"github.com/pgdrill/pgdrill/harness/runstate"
+)
+
+// maxBindRetries bounds how often a server is restarted on a new port after losing a race for
+// its port to another process.
+const maxBindRetries = 8
+
+// server is one local Postgres server: a data directory and, while running, a postmaster
+// process in a process group of its own.
+type server struct {
+	c       *localCluster
+	name    string
+	role    cluster.Role
+	index   int
+	dir     string // holds data/, the socket and postgres.log
+	archive string // WAL archive dir; "" when archiving is off
+	// recovery holds recovery settings for a sidecar's first start.
+	recovery map[string]string
+
+	mu     sync.Mutex
+	port   int
+	proc   runstate.Process
+	exited chan struct{} // closed once the running postmaster has been waited for
+	paused bool
+}
+
+var _ cluster.Server = (*server)(nil)
+
+func (s *server) dataDir() string { return filepath.Join(s.dir, "data") }
+func (s *server) logPath() string { return filepath.Join(s.dir, "postgres.log") }
+
+func (s *server) Name() string       { return s.name }
+func (s *server) Role() cluster.Role { return s.role }
+func (s *server) DSN() string        { return s.DSNFor(cluster.DefaultDatabase) }
+
+func (s *server) DSNFor(database string) string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return dsnAt(s.port, database)
+}
+
+// dsnAt is the connection URL of a database on a loopback port, as the superuser pgdrill made.
+func dsnAt(port int, database string) string {
+	u := url.URL{Scheme: "postgres", User: url.User("postgres"), Host: "127.0.0.1:" + strconv.Itoa(port),
+		Path: "/" + database, RawQuery: "sslmode=disable"}
+	return u.String()
+}
+
+func (s *server) Info() cluster.ServerInfo {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return cluster.ServerInfo{Name: s.name, Role: s.role, Index: s.index, Host: "127.0.0.1", Port: s.port,
+		DSN:     dsnAt(s.port, cluster.DefaultDatabase),
+		Version: s.c.p.bins.Major, DataDir: s.dataDir(), WALArchive: s.archive, Paused: s.paused}
+}
+
+// record is the server's entry in the run's state record.
+func (s *server) record() runstate.ServerRecord {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return runstate.ServerRecord{Name: s.name, Process: s.proc, DataDir: s.dataDir(), Port: s.port}
+}
+
+// writeConf writes pgdrill.conf, which the template's postgresql.conf includes: the settings
+// that differ per server and per start.
+func (s *server) writeConf(port int) error {
+	set := map[string]string{
+		"listen_addresses":        "127.0.0.1",
+		"port":                    strconv.Itoa(port),
+		"unix_socket_directories": s.dir,
+		// DSM segments in the data dir (not /dev/shm) go away with it, even after kill -9.
+		"dynamic_shared_memory_type": "mmap",
+		"wal_level":                  "replica",
+		"max_wal_senders":            "10",
+		"log_line_prefix":            "%m [%p] ",
+		"archive_mode":               "off",
+	}
+	if s.archive != "" {
+		set["archive_mode"] = "on"
+		set["archive_command"] = fmt.Sprintf("test ! -f %[1]s/%%f && cp %%p %[1]s/%%f", s.archive)
+	}
+	if !s.c.spec.Durable {
+		set["fsync"] = "off"
+		set["synchronous_commit"] = "off"
+		set["full_page_writes"] = "off"
+	}
+	for k, v := range s.c.spec.Settings {
+		set[k] = v
+	}
+	for k, v := range s.recovery {
+		set[k] = v
+	}
+	var b strings.Builder
+	b.WriteString("# Written by pgdrill on every start; edits are lost.\n")
+	for _, k := range slices.Sorted(maps.Keys(set)) {
+		fmt.Fprintf(&b, "%s = '%s'\n", k, strings.ReplaceAll(set[k], "'", "''"))
+	}
+	path := filepath.Join(s.dataDir(), "pgdrill.conf")
+	if err := os.WriteFile(path, []byte(b.String()), 0o600); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	return s.c.p.user.own(path)
+}
+
+// Start starts the postmaster and waits until it accepts connections. A port lost to another
+// process is retried on a new one.
+func (s *server) Start(ctx context.Context) error {
+	s.mu.Lock()
+	running := s.exited != nil
+	s.mu.Unlock()
+	if running {
+		select {
+		case <-s.exited:
+		default:
+			return fmt.Errorf("start %s: already running", s.name)
+		}
+	}
+	var err error
+	for attempt := 0; attempt < maxBindRetries; attempt++ {
+		var port int
+		if port, err = freePort(); err != nil {
+			return err
+		}
+		err = s.startOnce(ctx, port)
+		if !errors.Is(err, errPortTaken) {
+			return err
+		}
+		s.c.p.log.Debug("port taken, retrying", "server", s.name, "port", port)
+	}
+	return fmt.Errorf("start %s: %w", s.name, err)
+}
+
+var errPortTaken = errors.New("port already in use")
+
+func (s *server) startOnce(ctx context.Context, port int) error {
+	if err := s.writeConf(port); err != nil {
+		return err
+	}
+	logFile, err := os.OpenFile(s.logPath(), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
+	if err != nil {
+		return fmt.Errorf("open log of %s: %w", s.name, err)
+	}
+	defer logFile.Close()
+	if err := s.c.p.user.own(s.logPath()); err != nil {
+		return err
+	}
+	offset, _ := logFile.Seek(0, 2)
+	// Not CommandContext: the server must outlive ctx (and, detached, pgdrill itself).
+	cmd := s.c.p.user.command(exec.Command(s.c.p.bins.Path("postgres"), "-D", s.dataDir()))
+	cmd.Stdout, cmd.Stderr = logFile, logFile
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("start postgres for %s: %w", s.name, err)
+	}
+	exited := make(chan struct{})
+	go func() {
+		_ = cmd.Wait()
+		close(exited)
+	}()
+	proc, err := runstate.Identify(cmd.Process.Pid)
+	if err != nil {
+		signalServer(cmd.Process.Pid, syscall.SIGKILL)
+		<-exited
+		return fmt.Errorf("identify postgres of %s: %w", s.name, err)
+	}
+	s.mu.Lock()
+	s.port, s.proc, s.exited, s.paused = port, proc, exited, false
+	s.mu.Unlock()
+	// Record the process before waiting for it: a run killed now must still be reapable.
+	if err := s.c.saveRecord(); err != nil {
+		return err
+	}
+	return s.waitReady(ctx, offset)
+}
+
+// waitReady polls postmaster.pid until the server says "ready" (recovery done, accepting
+// connections), the process exits (its log tells why), or ctx ends.
+func (s *server) waitReady(ctx context.Context, logOffset int64) error {
+	t := time.NewTicker(pollInterval)
+	defer t.Stop()
+	for {
+		if pid, status := postmasterStatus(s.dataDir()); pid == s.proc.PID && status == "ready" {
+			return nil
+		}
+		select {
+		case <-s.exited:
+			msg := s.logSince(logOffset)
+			if strings.Contains(msg, "could not bind") || strings.Contains(msg, "Address already in use") {
+				return errPortTaken
+			}
+			return fmt.Errorf("start %s: postgres exited: %s", s.name, tail(msg, 15))
+		case <-ctx.Done():
+			_ = terminate(context.WithoutCancel(ctx), s.proc, s.dataDir(), s.exited)
+			return fmt.Errorf("start %s: %w; log: %s", s.name, ctx.Err(), tail(s.logSince(logOffset), 5))
+		case <-t.C:
+		}
+	}
+}
+
+// logSince returns what the server logged since offset.
+func (s *server) logSince(offset int64) string {
+	data, err := os.ReadFile(s.logPath())
+	if err != nil || int64(len(data)) < offset {
+		return ""
+	}
+	return string(data[offset:])
+}
+
+// Log returns the server's log, for error reports.
+func (s *server) Log() string { return s.logSince(0) }
+
+// Stop shuts the server down (fast shutdown, SIGKILL after stopTimeout).
+func (s *server) Stop(ctx context.Context) error {
+	s.mu.Lock()
+	proc, exited := s.proc, s.exited
+	s.mu.Unlock()
+	if exited == nil {
+		return nil
+	}
+	if err := terminate(ctx, proc, s.dataDir(), exited); err != nil {
+		return fmt.Errorf("stop %s: %w", s.name, err)
+	}
+	s.mu.Lock()
+	s.paused = false
+	s.mu.Unlock()
+	return nil
+}
+
+// Kill sends SIGKILL to the postmaster and all its backends, as a crash of the host would.
+func (s *server) Kill(ctx context.Context) error {
+	s.mu.Lock()
+	proc, exited := s.proc, s.exited
+	s.mu.Unlock()
+	if exited == nil || !isPostmaster(proc, s.dataDir()) {
+		return fmt.Errorf("kill %s: not running", s.name)
+	}
+	signalServer(proc.PID, syscall.SIGKILL)
+	if !waitGone(ctx, proc, exited) {
+		return fmt.Errorf("kill %s: %w", s.name, ctx.Err())
+	}
+	s.mu.Lock()
+	s.paused = false
+	s.mu.Unlock()
+	return nil
+}
+
+// Pause freezes the postmaster and its backends with SIGSTOP.
+func (s *server) Pause(context.Context) error { return s.signalGroup(syscall.SIGSTOP, true) }
+
+// Resume thaws a paused server with SIGCONT.
+func (s *server) Resume(context.Context) error { return s.signalGroup(syscall.SIGCONT, false) }
+
+func (s *server) signalGroup(sig syscall.Signal, paused bool) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.exited == nil || !isPostmaster(s.proc, s.dataDir()) {
+		return fmt.Errorf("signal %s: not running", s.name)
+	}
+	signalServer(s.proc.PID, sig)
+	s.paused = paused
+	return nil
+}
+
+// CreateDatabase creates a database and stamps it with the run's marker.
+func (s *server) CreateDatabase(ctx context.Context, name string) (string, error) {
+	conn, err := pgx.Connect(ctx, s.DSN())
+	if err != nil {
+		return "", fmt.Errorf("connect to %s: %w", s.name, err)
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	if _, err := conn.Exec(ctx, "CREATE DATABASE "+pgx.Identifier{name}.Sanitize()); err != nil {
+		return "", fmt.Errorf("create database %s on %s: %w", name, s.name, err)
+	}
+	dsn := s.DSNFor(name)
+	if err := markDatabase(ctx, dsn, s.c.runID, s.role); err != nil {
+		return "", err
+	}
+	return dsn, nil
+}
+
+// markDatabase connects to dsn and stamps the database with the run's marker.
+func markDatabase(ctx context.Context, dsn, runID string, role cluster.Role) error {
+	conn, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		return fmt.Errorf("connect to mark database: %w", err)
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	return cluster.Mark(ctx, conn, runID, role)
+}

@@ -1,0 +1,82 @@
+package cluster
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+)
+
+// MarkerTable is the table that marks a database as created by pgdrill for one run. Every
+// destructive operation checks it first, so that a drill tool pointed at the wrong server can
+// never become the next incident.
+const MarkerTable = "pgdrill_meta"
+
+// ErrNotMarked is returned for a database that carries no pgdrill marker: pgdrill did not create
+// it and will not harm it.
+var ErrNotMarked = errors.New("database carries no pgdrill marker")
+
+// ErrForeignRun is returned for a database marked by another run of pgdrill.
+var ErrForeignRun = errors.New("database belongs to another pgdrill run")
+
+// Conn is what marker checks need from a connection: *pgx.Conn, *pgxpool.Pool and pgx.Tx all fit.
+type Conn interface {
+	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+}
+
+// Mark stamps the connected database with the run's marker. It is idempotent for the same run and
+// refuses to re-stamp a database that another run marked.
+func Mark(ctx context.Context, conn Conn, runID string, role Role) error {
+	ddl := `CREATE TABLE IF NOT EXISTS ` + MarkerTable + ` (
+		run_id     text        NOT NULL PRIMARY KEY,
+		role       text        NOT NULL,
+		created_at timestamptz NOT NULL DEFAULT now()
+	)`
+	if _, err := conn.Exec(ctx, ddl); err != nil {
+		return fmt.Errorf("create marker table: %w", err)
+	}
+	var owner string
+	err := conn.QueryRow(ctx, `INSERT INTO `+MarkerTable+` (run_id, role) VALUES ($1, $2)
+		ON CONFLICT (run_id) DO UPDATE SET role = EXCLUDED.role
+		RETURNING (SELECT coalesce(string_agg(run_id, ','), '') FROM `+MarkerTable+` WHERE run_id <> $1)`,
+		runID, string(role)).Scan(&owner)
+	if err != nil {
+		return fmt.Errorf("write marker: %w", err)
+	}
+	if owner != "" {
+		return fmt.Errorf("mark database for run %s: %w (%s)", runID, ErrForeignRun, owner)
+	}
+	return nil
+}
+
+// RequireMarker returns nil only when the connected database carries runID's marker and no other.
+// Call it before anything destructive: deleting rows, dropping objects, restoring over data.
+func RequireMarker(ctx context.Context, conn Conn, runID string) error {
+	var db string
+	var present bool
+	if err := conn.QueryRow(ctx,
+		`SELECT current_database(), to_regclass($1) IS NOT NULL`, MarkerTable).Scan(&db, &present); err != nil {
+		return fmt.Errorf("look up marker: %w", err)
+	}
+	if !present {
+		return fmt.Errorf("refuse database %q: %w (table %s is missing; pgdrill only changes databases it created)",
+			db, ErrNotMarked, MarkerTable)
+	}
+	var mine bool
+	var others *string
+	if err := conn.QueryRow(ctx,
+		`SELECT coalesce(bool_or(run_id = $1), false), string_agg(run_id, ',') FILTER (WHERE run_id <> $1) FROM `+MarkerTable,
+		runID).Scan(&mine, &others); err != nil {
+		return fmt.Errorf("read marker of database %q: %w", db, err)
+	}
+	if others != nil {
+		return fmt.Errorf("refuse database %q of run %s: %w", db, *others, ErrForeignRun)
+	}
+	if !mine {
+		return fmt.Errorf("refuse database %q: %w (no row for run %s in %s)", db, ErrNotMarked, runID, MarkerTable)
+	}
+	return nil
+}

@@ -1,0 +1,159 @@
+// Package runstate records every live cluster on disk, so that `pgdrill down` and the next
+// pgdrill start can find and reap what a killed run left behind — and nothing else.
+//
+// A record names each process by pid *and* start time (pids are reused) together with the data
+// directory it serves; a reaper acts only when all of them still match.
+package runstate
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+)
+
+// Record describes one live cluster and everything it created.
+type Record struct {
+	RunID    string    `json:"run_id"`
+	Provider string    `json:"provider"`
+	Created  time.Time `json:"created"`
+	// Owner is the pgdrill process that created the cluster. A record whose owner is gone and
+	// that is not Detached was left by a killed run.
+	Owner Process `json:"owner"`
+	// Detached clusters outlive their owner on purpose (`pgdrill up --detach`).
+	Detached bool `json:"detached"`
+	// Servers are the Postgres servers started for the run, sidecars included.
+	Servers []ServerRecord `json:"servers"`
+	// Dirs are removed when the cluster is torn down.
+	Dirs []string `json:"dirs"`
+	// Info is provider- and caller-specific data (connection strings, layout, ...) kept so that
+	// a later command can attach to the cluster without starting it.
+	Info json.RawMessage `json:"info,omitempty"`
+}
+
+// ServerRecord identifies one server process.
+type ServerRecord struct {
+	Name    string  `json:"name"`
+	Process Process `json:"process"`
+	DataDir string  `json:"data_dir"`
+	Port    int     `json:"port"`
+}
+
+// Store keeps records as one JSON file per run in a directory.
+type Store struct {
+	dir string
+}
+
+// DefaultDir is $PGDRILL_STATE_DIR, else $XDG_STATE_HOME/pgdrill, else ~/.local/state/pgdrill,
+// following the XDG base directory convention for state that outlives a process.
+func DefaultDir() (string, error) {
+	if d := os.Getenv("PGDRILL_STATE_DIR"); d != "" {
+		return d, nil
+	}
+	if d := os.Getenv("XDG_STATE_HOME"); d != "" {
+		return filepath.Join(d, "pgdrill"), nil
+	}
+	home, err := os.UserHomeDir()
+	if err != nil {
+		return "", fmt.Errorf("find state dir: %w (set PGDRILL_STATE_DIR)", err)
+	}
+	return filepath.Join(home, ".local", "state", "pgdrill"), nil
+}
+
+// Open returns the store in dir, creating the directory if needed.
+func Open(dir string) (*Store, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("create state dir: %w", err)
+	}
+	return &Store{dir: dir}, nil
+}
+
+// Dir is the directory the store writes to.
+func (s *Store) Dir() string { return s.dir }
+
+func (s *Store) path(runID string) string { return filepath.Join(s.dir, runID+".json") }
+
+// ErrUnknownRun is returned by Load for a run id without a record.
+var ErrUnknownRun = errors.New("no such run")
+
+// Save writes r atomically, replacing an earlier record of the same run.
+func (s *Store) Save(r Record) error {
+	if r.RunID == "" || strings.ContainsAny(r.RunID, `/\.`) {
+		return fmt.Errorf("save run record: invalid run id %q", r.RunID)
+	}
+	data, err := json.MarshalIndent(r, "", "  ")
+	if err != nil {
+		return fmt.Errorf("encode run record: %w", err)
+	}
+	tmp, err := os.CreateTemp(s.dir, r.RunID+".*.tmp")
+	if err != nil {
+		return fmt.Errorf("save run record: %w", err)
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := tmp.Write(data); err != nil {
+		tmp.Close()
+		return fmt.Errorf("save run record: %w", err)
+	}
+	if err := tmp.Close(); err != nil {
+		return fmt.Errorf("save run record: %w", err)
+	}
+	if err := os.Rename(tmp.Name(), s.path(r.RunID)); err != nil {
+		return fmt.Errorf("save run record: %w", err)
+	}
+	return nil
+}
+
+// Load reads the record of one run.
+func (s *Store) Load(runID string) (Record, error) {
+	var r Record
+	data, err := os.ReadFile(s.path(runID))
+	if errors.Is(err, os.ErrNotExist) {
+		return r, fmt.Errorf("load run %s: %w", runID, ErrUnknownRun)
+	}
+	if err != nil {
+		return r, fmt.Errorf("load run %s: %w", runID, err)
+	}
+	if err := json.Unmarshal(data, &r); err != nil {
+		return r, fmt.Errorf("decode run %s: %w", runID, err)
+	}
+	return r, nil
+}
+
+// List returns every record, oldest first.
+func (s *Store) List() ([]Record, error) {
+	names, err := filepath.Glob(filepath.Join(s.dir, "*.json"))
+	if err != nil {
+		return nil, fmt.Errorf("list runs: %w", err)
+	}
+	out := make([]Record, 0, len(names))
+	for _, name := range names {
+		r, err := s.Load(strings.TrimSuffix(filepath.Base(name), ".json"))
+		if errors.Is(err, ErrUnknownRun) {
+			continue // removed meanwhile
+		}
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, r)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Created.Before(out[j].Created) })
+	return out, nil
+}
+
+// Remove deletes a run's record; a missing record is not an error.
+func (s *Store) Remove(runID string) error {
+	if err := os.Remove(s.path(runID)); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("remove run record %s: %w", runID, err)
+	}
+	return nil
+}
+
+// Orphaned reports whether r was left behind by a pgdrill process that no longer runs and did
+// not mean to leave it (a non-detached run that was killed).
+func (r Record) Orphaned() bool {
+	return !r.Detached && !r.Owner.Alive()
+}
