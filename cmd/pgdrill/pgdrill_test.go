@@ -48,7 +48,9 @@ func describeFrom(s *gexec.Session) cluster.Description {
 	return d
 }
 
-func servers(d cluster.Description) []cluster.ServerInfo { return append([]cluster.ServerInfo{d.Catalog}, d.Shards...) }
+func servers(d cluster.Description) []cluster.ServerInfo {
+	return append([]cluster.ServerInfo{d.Catalog}, d.Shards...)
+}
 
 func expectReachable(d cluster.Description) {
 	GinkgoHelper()

@@ -1,0 +1,94 @@
+package runstate_test
+
+import (
+	"os/exec"
+	"path/filepath"
+	"time"
+
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+
+	"github.com/pgdrill/pgdrill/harness/runstate"
+)
+
+var _ = Describe("process identity", func() {
+	It("knows this process, and tells a reused pid from the original", func() {
+		self, err := runstate.Self()
+		Expect(err).NotTo(HaveOccurred())
+		Expect(self.Alive()).To(BeTrue())
+		impostor := self
+		impostor.StartTime++
+		Expect(impostor.Alive()).To(BeFalse(), "same pid, other start time: not the same process")
+	})
+
+	It("sees an exited child as gone, zombie or not", func() {
+		cmd := exec.Command("sleep", "0.01")
+		Expect(cmd.Start()).To(Succeed())
+		p, err := runstate.Identify(cmd.Process.Pid)
+		Expect(err).NotTo(HaveOccurred())
+		Eventually(p.Alive).Should(BeFalse()) // a zombie until waited for
+		Expect(cmd.Wait()).To(Succeed())
+		Expect(p.Alive()).To(BeFalse())
+	})
+
+	It("lists a process's descendants", func() {
+		cmd := exec.Command("sh", "-c", "sleep 30 & sleep 30 & wait")
+		Expect(cmd.Start()).To(Succeed())
+		DeferCleanup(func() {
+			for _, pid := range runstate.Descendants(cmd.Process.Pid) {
+				_ = syscallKill(pid)
+			}
+			_ = cmd.Process.Kill()
+			_ = cmd.Wait()
+		})
+		Eventually(func() []int { return runstate.Descendants(cmd.Process.Pid) }).Should(HaveLen(2))
+	})
+})
+
+var _ = Describe("the store", func() {
+	var store *runstate.Store
+	BeforeEach(func() {
+		var err error
+		store, err = runstate.Open(filepath.Join(GinkgoT().TempDir(), "state"))
+		Expect(err).NotTo(HaveOccurred())
+	})
+
+	It("saves, lists oldest first, loads and removes records", func() {
+		self, _ := runstate.Self()
+		older := runstate.Record{RunID: "rold", Provider: "local", Owner: self, Created: time.Now().Add(-time.Hour)}
+		newer := runstate.Record{RunID: "rnew", Provider: "local", Owner: self, Created: time.Now(), Detached: true}
+		Expect(store.Save(newer)).To(Succeed())
+		Expect(store.Save(older)).To(Succeed())
+		recs, err := store.List()
+		Expect(err).NotTo(HaveOccurred())
+		Expect(recs).To(HaveLen(2))
+		Expect(recs[0].RunID).To(Equal("rold"))
+		Expect(recs[0].Orphaned()).To(BeFalse(), "its owner (this process) is alive")
+		loaded, err := store.Load("rnew")
+		Expect(err).NotTo(HaveOccurred())
+		Expect(loaded.Detached).To(BeTrue())
+		Expect(store.Remove("rnew")).To(Succeed())
+		Expect(store.Remove("rnew")).To(Succeed(), "removing twice is fine")
+		_, err = store.Load("rnew")
+		Expect(err).To(MatchError(runstate.ErrUnknownRun))
+	})
+
+	It("calls a non-detached run whose owner died orphaned, and a detached one not", func() {
+		dead := runstate.Process{PID: 1 << 22, StartTime: 1}
+		Expect(runstate.Record{RunID: "r1", Owner: dead}.Orphaned()).To(BeTrue())
+		Expect(runstate.Record{RunID: "r1", Owner: dead, Detached: true}.Orphaned()).To(BeFalse())
+	})
+
+	It("refuses run ids that could escape the state directory", func() {
+		Expect(store.Save(runstate.Record{RunID: "../evil"})).To(MatchError(ContainSubstring("invalid run id")))
+		Expect(store.Save(runstate.Record{RunID: ""})).To(HaveOccurred())
+	})
+
+	It("uses PGDRILL_STATE_DIR, then XDG_STATE_HOME", func() {
+		GinkgoT().Setenv("PGDRILL_STATE_DIR", "/x/state")
+		Expect(runstate.DefaultDir()).To(Equal("/x/state"))
+		GinkgoT().Setenv("PGDRILL_STATE_DIR", "")
+		GinkgoT().Setenv("XDG_STATE_HOME", "/x/xdg")
+		Expect(runstate.DefaultDir()).To(Equal("/x/xdg/pgdrill"))
+	})
+})
