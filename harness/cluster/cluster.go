@@ -128,6 +128,12 @@ type Server interface {
 	// BaseBackup takes a base backup of the running server, usable with StartSidecar together
 	// with the server's WAL archive.
 	BaseBackup(ctx context.Context, label string) (Backup, error)
+	// VerifyBackup checks a backup of this server against its manifest and the WAL it carries
+	// (pg_verifybackup), wherever the provider keeps it.
+	VerifyBackup(ctx context.Context, b Backup) error
+	// ArchivedWAL lists the WAL segment file names in the server's archive, sorted; history and
+	// backup-label files are left out. Empty for servers without an archive.
+	ArchivedWAL(ctx context.Context) ([]string, error)
 }
 
 // ServerInfo is what a person or a runbook needs to find a server.

@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"time"
 
@@ -185,4 +186,37 @@ func recoverySettings(t cluster.RecoveryTarget, archive string) (map[string]stri
 		set["recovery_target_inclusive"] = strconv.FormatBool(t.Inclusive)
 	}
 	return set, nil
+}
+
+// VerifyBackup runs pg_verifybackup on a backup of this server.
+func (s *server) VerifyBackup(ctx context.Context, b cluster.Backup) error {
+	if b.Server != s.name {
+		return fmt.Errorf("verify backup %s: it is of %s, not %s", b.ID, b.Server, s.name)
+	}
+	cmd := s.c.p.user.command(exec.CommandContext(ctx, s.c.p.bins.Path("pg_verifybackup"), "--quiet", b.Location))
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("verify backup %s: %w: %s", b.ID, err, tail(string(out), 10))
+	}
+	return nil
+}
+
+// walSegmentName matches archived WAL segment files (not .history, .backup or .partial files).
+var walSegmentName = regexp.MustCompile(`^[0-9A-F]{24}$`)
+
+// ArchivedWAL lists the segment files in the server's WAL archive.
+func (s *server) ArchivedWAL(context.Context) ([]string, error) {
+	if s.archive == "" {
+		return nil, nil
+	}
+	entries, err := os.ReadDir(s.archive)
+	if err != nil {
+		return nil, fmt.Errorf("list WAL archive of %s: %w", s.name, err)
+	}
+	var out []string
+	for _, e := range entries {
+		if walSegmentName.MatchString(e.Name()) {
+			out = append(out, e.Name())
+		}
+	}
+	return out, nil // os.ReadDir sorts by name, which is WAL order within a timeline
 }

@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
-	"log/slog"
 	"net"
 	"os"
 	"path/filepath"
@@ -13,7 +11,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 
@@ -21,50 +18,8 @@ import (
 	"github.com/pgdrill/pgdrill/harness/runstate"
 )
 
-func discardLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
-
-// startCluster starts a cluster whose teardown is registered before its error is checked.
-func startCluster(ctx context.Context, spec cluster.Spec) cluster.Cluster {
-	GinkgoHelper()
-	c, err := provider.Create(ctx, spec)
-	if c != nil {
-		DeferCleanup(func(ctx context.Context) { Expect(c.Destroy(ctx)).To(Succeed()) }, NodeTimeout(time.Minute))
-	}
-	Expect(err).NotTo(HaveOccurred())
-	return c
-}
-
 func servers(c cluster.Cluster) []cluster.Server {
 	return append([]cluster.Server{c.Catalog()}, c.Shards()...)
-}
-
-// connect opens a connection closed when the spec ends.
-func connect(ctx context.Context, dsn string) *pgx.Conn {
-	GinkgoHelper()
-	conn, err := pgx.Connect(ctx, dsn)
-	Expect(err).NotTo(HaveOccurred())
-	DeferCleanup(func(ctx context.Context) { _ = conn.Close(ctx) })
-	return conn
-}
-
-// run runs statements on a fresh connection.
-func run(ctx context.Context, dsn string, sql ...string) {
-	GinkgoHelper()
-	conn, err := pgx.Connect(ctx, dsn)
-	Expect(err).NotTo(HaveOccurred())
-	defer conn.Close(ctx)
-	for _, s := range sql {
-		_, err := conn.Exec(ctx, s)
-		Expect(err).NotTo(HaveOccurred(), s)
-	}
-}
-
-func count(ctx context.Context, dsn, sql string) int {
-	GinkgoHelper()
-	conn := connect(ctx, dsn)
-	var n int
-	Expect(conn.QueryRow(ctx, sql).Scan(&n)).To(Succeed())
-	return n
 }
 
 // footprint is everything a cluster leaves on the machine while it runs.

@@ -32,10 +32,10 @@ var _ = Describe("a local cluster", func() {
 
 			By("writing to and reading from every server")
 			for i, s := range servers(c) {
-				run(ctx, s.DSN(), "CREATE TABLE t (id int PRIMARY KEY, v text)",
+				drilltest.Exec(ctx, s.DSN(), "CREATE TABLE t (id int PRIMARY KEY, v text)",
 					fmt.Sprintf("INSERT INTO t SELECT g, 'server %d' FROM generate_series(1, 100) g", i))
-				Expect(count(ctx, s.DSN(), "SELECT count(*) FROM t")).To(Equal(100))
-				Expect(count(ctx, s.DSN(), "SELECT count(*) FROM pgdrill_meta WHERE run_id = '"+c.RunID()+"'")).To(Equal(1))
+				Expect(drilltest.QueryInt(ctx, s.DSN(), "SELECT count(*) FROM t")).To(BeEquivalentTo(100))
+				Expect(drilltest.QueryInt(ctx, s.DSN(), "SELECT count(*) FROM pgdrill_meta WHERE run_id = '"+c.RunID()+"'")).To(BeEquivalentTo(1))
 			}
 
 			By("destroying it")
@@ -51,21 +51,21 @@ var _ = Describe("a local cluster", func() {
 	)
 
 	It("runs side by side with another cluster without sharing anything", func(ctx context.Context) {
-		a := startCluster(ctx, cluster.Spec{Shards: 2})
-		b := startCluster(ctx, cluster.Spec{Shards: 2})
+		a := drilltest.StartCluster(ctx, provider, cluster.Spec{Shards: 2})
+		b := drilltest.StartCluster(ctx, provider, cluster.Spec{Shards: 2})
 		Expect(a.RunID()).NotTo(Equal(b.RunID()))
 		ports := map[int]string{}
 		for _, s := range append(servers(a), servers(b)...) {
 			info := s.Info()
 			Expect(ports).NotTo(HaveKey(info.Port))
 			ports[info.Port] = info.Name
-			run(ctx, s.DSN(), "CREATE TABLE t (id int)", "INSERT INTO t VALUES (1)")
+			drilltest.Exec(ctx, s.DSN(), "CREATE TABLE t (id int)", "INSERT INTO t VALUES (1)")
 		}
 		fa := footprintOf(a)
 		Expect(a.Destroy(ctx)).To(Succeed())
 		expectGone(fa)
 		for _, s := range servers(b) {
-			Expect(count(ctx, s.DSN(), "SELECT count(*) FROM t")).To(Equal(1), "the other cluster keeps working")
+			Expect(drilltest.QueryInt(ctx, s.DSN(), "SELECT count(*) FROM t")).To(BeEquivalentTo(1), "the other cluster keeps working")
 		}
 	})
 
@@ -87,10 +87,10 @@ var _ = Describe("a local cluster", func() {
 	})
 
 	It("can kill -9, restart, pause and resume a server", func(ctx context.Context) {
-		c := startCluster(ctx, cluster.Spec{Shards: 1})
+		c := drilltest.StartCluster(ctx, provider, cluster.Spec{Shards: 1})
 		shard := c.Shards()[0]
-		run(ctx, shard.DSN(), "CREATE TABLE t (id int)", "INSERT INTO t SELECT generate_series(1, 1000)")
-		run(ctx, shard.DSN(), "CHECKPOINT")
+		drilltest.Exec(ctx, shard.DSN(), "CREATE TABLE t (id int)", "INSERT INTO t SELECT generate_series(1, 1000)")
+		drilltest.Exec(ctx, shard.DSN(), "CHECKPOINT")
 
 		By("killing it")
 		Expect(shard.Kill(ctx)).To(Succeed())
@@ -99,10 +99,10 @@ var _ = Describe("a local cluster", func() {
 
 		By("restarting it with crash recovery")
 		Expect(shard.Start(ctx)).To(Succeed())
-		Expect(count(ctx, shard.DSN(), "SELECT count(*) FROM t")).To(Equal(1000))
+		Expect(drilltest.QueryInt(ctx, shard.DSN(), "SELECT count(*) FROM t")).To(BeEquivalentTo(1000))
 
 		By("pausing it")
-		conn := connect(ctx, shard.DSN())
+		conn := drilltest.Connect(ctx, shard.DSN())
 		Expect(shard.Pause(ctx)).To(Succeed())
 		Expect(shard.Info().Paused).To(BeTrue())
 		qctx, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
@@ -113,39 +113,39 @@ var _ = Describe("a local cluster", func() {
 
 		By("resuming it")
 		Expect(shard.Resume(ctx)).To(Succeed())
-		Expect(count(ctx, shard.DSN(), "SELECT count(*) FROM t")).To(Equal(1000))
+		Expect(drilltest.QueryInt(ctx, shard.DSN(), "SELECT count(*) FROM t")).To(BeEquivalentTo(1000))
 
 		By("stopping and starting it cleanly")
 		Expect(shard.Stop(ctx)).To(Succeed())
 		Expect(shard.Start(ctx)).To(Succeed())
-		Expect(count(ctx, shard.DSN(), "SELECT count(*) FROM t")).To(Equal(1000))
+		Expect(drilltest.QueryInt(ctx, shard.DSN(), "SELECT count(*) FROM t")).To(BeEquivalentTo(1000))
 	})
 
 	It("recovers a sidecar from a base backup and the WAL archive to a named restore point", func(ctx context.Context) {
-		c := startCluster(ctx, cluster.Spec{Shards: 1})
+		c := drilltest.StartCluster(ctx, provider, cluster.Spec{Shards: 1})
 		shard := c.Shards()[0]
-		run(ctx, shard.DSN(), "CREATE TABLE t (id int)", "INSERT INTO t SELECT generate_series(1, 10)")
+		drilltest.Exec(ctx, shard.DSN(), "CREATE TABLE t (id int)", "INSERT INTO t SELECT generate_series(1, 10)")
 		backup, err := shard.BaseBackup(ctx, "before")
 		Expect(err).NotTo(HaveOccurred())
 		Expect(backup.StartLSN).NotTo(BeEmpty())
-		run(ctx, shard.DSN(),
+		drilltest.Exec(ctx, shard.DSN(),
 			"INSERT INTO t SELECT generate_series(11, 20)",
 			"SELECT pg_create_restore_point('good')",
 			"DELETE FROM t") // the harm
 		var segment string
-		Expect(connect(ctx, shard.DSN()).QueryRow(ctx, "SELECT pg_walfile_name(pg_current_wal_lsn())").Scan(&segment)).To(Succeed())
-		run(ctx, shard.DSN(), "SELECT pg_switch_wal()")
+		Expect(drilltest.Connect(ctx, shard.DSN()).QueryRow(ctx, "SELECT pg_walfile_name(pg_current_wal_lsn())").Scan(&segment)).To(Succeed())
+		drilltest.Exec(ctx, shard.DSN(), "SELECT pg_switch_wal()")
 		Eventually(filepath.Join(shard.Info().WALArchive, segment)).Should(BeAnExistingFile(), "the harm's segment is archived")
 
 		sidecar, err := c.StartSidecar(ctx, cluster.SidecarSpec{From: backup, Target: cluster.RecoveryTarget{Name: "good"}})
 		Expect(err).NotTo(HaveOccurred())
 		Expect(sidecar.Role()).To(Equal(cluster.RoleSidecar))
-		Expect(count(ctx, sidecar.DSN(), "SELECT count(*) FROM t")).To(Equal(20))
-		Expect(count(ctx, shard.DSN(), "SELECT count(*) FROM t")).To(Equal(0))
+		Expect(drilltest.QueryInt(ctx, sidecar.DSN(), "SELECT count(*) FROM t")).To(BeEquivalentTo(20))
+		Expect(drilltest.QueryInt(ctx, shard.DSN(), "SELECT count(*) FROM t")).To(BeEquivalentTo(0))
 	})
 
 	It("fails a sidecar whose target lies beyond the archive, quoting Postgres", func(ctx context.Context) {
-		c := startCluster(ctx, cluster.Spec{Shards: 1})
+		c := drilltest.StartCluster(ctx, provider, cluster.Spec{Shards: 1})
 		shard := c.Shards()[0]
 		backup, err := shard.BaseBackup(ctx, "b")
 		Expect(err).NotTo(HaveOccurred())
@@ -156,30 +156,30 @@ var _ = Describe("a local cluster", func() {
 
 var _ = Describe("the safety marker", func() {
 	It("refuses databases pgdrill did not create, or created for another run", func(ctx context.Context) {
-		c := startCluster(ctx, cluster.Spec{Shards: 1})
+		c := drilltest.StartCluster(ctx, provider, cluster.Spec{Shards: 1})
 		shard := c.Shards()[0]
 
 		By("accepting the run's own database")
-		Expect(cluster.RequireMarker(ctx, connect(ctx, shard.DSN()), c.RunID())).To(Succeed())
+		Expect(cluster.RequireMarker(ctx, drilltest.Connect(ctx, shard.DSN()), c.RunID())).To(Succeed())
 
 		By("accepting a database created through the cluster")
 		dsn, err := shard.CreateDatabase(ctx, "tenant_42")
 		Expect(err).NotTo(HaveOccurred())
-		Expect(cluster.RequireMarker(ctx, connect(ctx, dsn), c.RunID())).To(Succeed())
+		Expect(cluster.RequireMarker(ctx, drilltest.Connect(ctx, dsn), c.RunID())).To(Succeed())
 
 		By("refusing a database someone else created")
-		run(ctx, shard.DSN(), "CREATE DATABASE foreign_app")
-		err = cluster.RequireMarker(ctx, connect(ctx, shard.DSNFor("foreign_app")), c.RunID())
+		drilltest.Exec(ctx, shard.DSN(), "CREATE DATABASE foreign_app")
+		err = cluster.RequireMarker(ctx, drilltest.Connect(ctx, shard.DSNFor("foreign_app")), c.RunID())
 		Expect(err).To(MatchError(cluster.ErrNotMarked))
 		Expect(err).To(MatchError(ContainSubstring(`"foreign_app"`)))
 
 		By("refusing a database of another run")
-		err = cluster.RequireMarker(ctx, connect(ctx, shard.DSN()), "rsomeoneelse")
+		err = cluster.RequireMarker(ctx, drilltest.Connect(ctx, shard.DSN()), "rsomeoneelse")
 		Expect(err).To(MatchError(cluster.ErrForeignRun))
-		Expect(cluster.Mark(ctx, connect(ctx, shard.DSNFor("foreign_app")), "rother", cluster.RoleShard)).To(Succeed())
-		err = cluster.RequireMarker(ctx, connect(ctx, shard.DSNFor("foreign_app")), c.RunID())
+		Expect(cluster.Mark(ctx, drilltest.Connect(ctx, shard.DSNFor("foreign_app")), "rother", cluster.RoleShard)).To(Succeed())
+		err = cluster.RequireMarker(ctx, drilltest.Connect(ctx, shard.DSNFor("foreign_app")), c.RunID())
 		Expect(err).To(MatchError(cluster.ErrForeignRun))
-		Expect(cluster.Mark(ctx, connect(ctx, shard.DSNFor("foreign_app")), c.RunID(), cluster.RoleShard)).
+		Expect(cluster.Mark(ctx, drilltest.Connect(ctx, shard.DSNFor("foreign_app")), c.RunID(), cluster.RoleShard)).
 			To(MatchError(cluster.ErrForeignRun), "a run never adopts another run's database")
 	})
 })
@@ -206,7 +206,7 @@ var _ = Describe("reaping", func() {
 		Expect(provider.Store().Save(rec)).To(Succeed())
 		Expect(rec.Orphaned()).To(BeTrue())
 
-		reaped, err := local.ReapOrphans(ctx, provider.Store(), discardLogger())
+		reaped, err := local.ReapOrphans(ctx, provider.Store(), drilltest.DiscardLogger())
 		Expect(err).NotTo(HaveOccurred())
 		Expect(reaped).To(ConsistOf(c.RunID()))
 		expectGone(f)
@@ -234,7 +234,7 @@ var _ = Describe("running as root", Label(drilltest.Root), func() {
 		u, err := user.Lookup(local.DefaultRunUser)
 		Expect(err).NotTo(HaveOccurred(), "the run user is created when missing")
 		uid, _ := strconv.Atoi(u.Uid)
-		c := startCluster(ctx, cluster.Spec{Shards: 1})
+		c := drilltest.StartCluster(ctx, provider, cluster.Spec{Shards: 1})
 		rec, err := provider.Store().Load(c.RunID())
 		Expect(err).NotTo(HaveOccurred())
 		for _, s := range rec.Servers {

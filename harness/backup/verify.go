@@ -1,0 +1,135 @@
+package backup
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/pgdrill/pgdrill/harness/cluster"
+)
+
+// archiveWait bounds how long VerifyChain waits for the archiver to catch up.
+const archiveWait = time.Minute
+
+// ChainReport says whether one shard's restore chain is whole: its base backup verifies, and
+// every WAL segment from the backup's start to the segment just switched away from is archived.
+type ChainReport struct {
+	Shard  string `json:"shard"`
+	Backup string `json:"backup"`
+	// First and Last name the segments the chain must hold, inclusive.
+	First string `json:"first_segment"`
+	Last  string `json:"last_segment"`
+	// Missing names every segment of First..Last absent from the archive.
+	Missing []string `json:"missing,omitempty"`
+	// BackupProblem is pg_verifybackup's complaint; empty when the backup verified.
+	BackupProblem string `json:"backup_problem,omitempty"`
+	// ArchiveProblem says why the archiver did not catch up; empty when it did.
+	ArchiveProblem string `json:"archive_problem,omitempty"`
+}
+
+// Whole reports whether a restore from this chain can reach the present.
+func (r ChainReport) Whole() bool {
+	return len(r.Missing) == 0 && r.BackupProblem == "" && r.ArchiveProblem == ""
+}
+
+// Problem describes what is broken, in words for a report; empty when the chain is whole.
+func (r ChainReport) Problem() string {
+	var p []string
+	if len(r.Missing) > 0 {
+		p = append(p, fmt.Sprintf("WAL archive is missing %d segment(s): %s", len(r.Missing), strings.Join(r.Missing, ", ")))
+	}
+	if r.ArchiveProblem != "" {
+		p = append(p, r.ArchiveProblem)
+	}
+	if r.BackupProblem != "" {
+		p = append(p, "base backup "+r.Backup+" does not verify: "+r.BackupProblem)
+	}
+	return strings.Join(p, "; ")
+}
+
+// VerifyChain checks every shard's chain in parallel. It forces a WAL switch on each shard so
+// that everything written so far must be in the archive, waits for the archiver, lists the
+// archive and names the gaps, and runs pg_verifybackup. A broken chain is reported, not
+// returned as an error: errors are for a verification that could not run.
+func VerifyChain(ctx context.Context, c cluster.Cluster, p Protection) ([]ChainReport, error) {
+	shards := c.Shards()
+	if len(p.Backups) != len(shards) {
+		return nil, fmt.Errorf("verify chain: %d backups for %d shards", len(p.Backups), len(shards))
+	}
+	reports := make([]ChainReport, len(shards))
+	errs := make([]error, len(shards))
+	var wg sync.WaitGroup
+	for i, s := range shards {
+		wg.Go(func() { reports[i], errs[i] = verifyShard(ctx, s, p.Backups[i]) })
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			return reports, err
+		}
+	}
+	return reports, nil
+}
+
+func verifyShard(ctx context.Context, s cluster.Server, b cluster.Backup) (ChainReport, error) {
+	r := ChainReport{Shard: s.Name(), Backup: b.ID}
+	var segSize uint64
+	err := queryRow(ctx, s.DSN(), `SELECT pg_walfile_name($1::pg_lsn), pg_walfile_name(pg_switch_wal()),
+		(SELECT setting::bigint FROM pg_settings WHERE name = 'wal_segment_size')`,
+		[]any{b.StartLSN}, &r.First, &r.Last, &segSize)
+	if err != nil {
+		return r, fmt.Errorf("verify chain of %s: %w", s.Name(), err)
+	}
+	if r.ArchiveProblem, err = waitArchived(ctx, s, r.Last); err != nil {
+		return r, err
+	}
+	archived, err := s.ArchivedWAL(ctx)
+	if err != nil {
+		return r, err
+	}
+	first, err := ParseSegment(r.First, segSize)
+	if err != nil {
+		return r, err
+	}
+	last, err := ParseSegment(r.Last, segSize)
+	if err != nil {
+		return r, err
+	}
+	r.Missing = Missing(archived, first, last, segSize)
+	if err := s.VerifyBackup(ctx, b); err != nil {
+		r.BackupProblem = err.Error()
+	}
+	return r, nil
+}
+
+// waitArchived waits until the server's archiver has archived segment (or later). It returns a
+// problem, not an error, when archiving fails or stalls: that is a finding about the chain.
+func waitArchived(ctx context.Context, s cluster.Server, segment string) (string, error) {
+	deadline := time.Now().Add(archiveWait)
+	for {
+		var archived, failed string
+		err := queryRow(ctx, s.DSN(), `SELECT coalesce(last_archived_wal, ''), coalesce(last_failed_wal, '')
+			FROM pg_stat_archiver`, nil, &archived, &failed)
+		if err != nil {
+			return "", fmt.Errorf("read archiver state of %s: %w", s.Name(), err)
+		}
+		// Segment names of one timeline sort in WAL order.
+		if archived >= segment {
+			return "", nil
+		}
+		if time.Now().After(deadline) {
+			msg := fmt.Sprintf("archiver of %s has not archived %s after %s (last archived %q", s.Name(), segment, archiveWait, archived)
+			if failed != "" {
+				msg += fmt.Sprintf(", last failed %q", failed)
+			}
+			return msg + ")", nil
+		}
+		select {
+		case <-ctx.Done():
+			return "", fmt.Errorf("wait for archiver of %s: %w", s.Name(), ctx.Err())
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+}
