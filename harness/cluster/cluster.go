@@ -86,9 +86,11 @@ type Cluster interface {
 	Catalog() Server
 	// Shards are the shard servers, index i at position i.
 	Shards() []Server
-	// StartSidecar starts a new server from a base backup, recovered through the WAL archive to
-	// the given target. The sidecar belongs to the cluster and is destroyed with it.
-	StartSidecar(ctx context.Context, spec SidecarSpec) (Server, error)
+	// PrepareSidecar lays out a new server from a base backup, set to recover through the WAL
+	// archive to the given target, without starting it: Start then replays the WAL and returns
+	// once recovery reached the target and the server promoted (the two phases a restore times
+	// apart). The sidecar belongs to the cluster and is destroyed with it.
+	PrepareSidecar(ctx context.Context, spec SidecarSpec) (Server, error)
 	// Detach lets the cluster outlive the process that created it (`pgdrill up --detach`): no
 	// automatic reaping; only an explicit `pgdrill down` removes it.
 	Detach() error
@@ -116,7 +118,8 @@ type Server interface {
 
 	// Stop shuts the server down cleanly (fast shutdown). A stopped server can be started again.
 	Stop(ctx context.Context) error
-	// Start starts a stopped or killed server again, with crash recovery if it was killed.
+	// Start starts a stopped or killed server again, with crash recovery if it was killed; a
+	// prepared sidecar replays WAL to its target and promotes before Start returns.
 	Start(ctx context.Context) error
 	// Kill ends the server and its backends at once (kill -9), as a crash would.
 	Kill(ctx context.Context) error
@@ -125,7 +128,7 @@ type Server interface {
 	// Resume undoes Pause.
 	Resume(ctx context.Context) error
 
-	// BaseBackup takes a base backup of the running server, usable with StartSidecar together
+	// BaseBackup takes a base backup of the running server, usable with PrepareSidecar together
 	// with the server's WAL archive.
 	BaseBackup(ctx context.Context, label string) (Backup, error)
 	// VerifyBackup checks a backup of this server against its manifest and the WAL it carries
@@ -140,7 +143,8 @@ type Server interface {
 type ServerInfo struct {
 	Name string `json:"name"`
 	Role Role   `json:"role"`
-	// Index is the shard index; -1 for servers that are not shards.
+	// Index is the shard index; for a sidecar, the index of the shard it was restored from; -1
+	// for the catalog.
 	Index int    `json:"index"`
 	Host  string `json:"host"`
 	Port  int    `json:"port"`
@@ -189,7 +193,7 @@ type RecoveryTarget struct {
 	Inclusive bool `json:"inclusive,omitempty"`
 }
 
-// SidecarSpec describes a sidecar server to start from a backup.
+// SidecarSpec describes a sidecar server to recover from a backup.
 type SidecarSpec struct {
 	// From is the base backup to start from.
 	From Backup

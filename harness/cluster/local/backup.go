@@ -68,12 +68,11 @@ func manifestWALRange(dir string) (start, end string, err error) {
 	return m.WALRanges[0].Start, m.WALRanges[len(m.WALRanges)-1].End, nil
 }
 
-// StartSidecar copies a backup into a new server directory, points its restore_command at the
-// backed-up server's WAL archive, and starts it in targeted recovery; it is ready once recovery
-// reached the target and the sidecar promoted. If the archive runs out before the target (a
-// missing segment, say), Postgres stops with "recovery ended before configured recovery target
-// was reached", and the error quotes that log.
-func (c *localCluster) StartSidecar(ctx context.Context, spec cluster.SidecarSpec) (cluster.Server, error) {
+// PrepareSidecar copies a backup into a new server directory, points its restore_command at the
+// backed-up server's WAL archive and writes recovery.signal; Start then recovers it. If the
+// archive runs out before the target (a missing segment, say), Postgres stops with "recovery
+// ended before configured recovery target was reached", and Start's error quotes that log.
+func (c *localCluster) PrepareSidecar(ctx context.Context, spec cluster.SidecarSpec) (cluster.Server, error) {
 	var origin *server
 	for _, s := range c.servers() {
 		if s.name == spec.From.Server {
@@ -81,7 +80,7 @@ func (c *localCluster) StartSidecar(ctx context.Context, spec cluster.SidecarSpe
 		}
 	}
 	if origin == nil || origin.archive == "" {
-		return nil, fmt.Errorf("start sidecar: backup %s is of server %q, which has no WAL archive in run %s",
+		return nil, fmt.Errorf("prepare sidecar: backup %s is of server %q, which has no WAL archive in run %s",
 			spec.From.ID, spec.From.Server, c.runID)
 	}
 	recovery, err := recoverySettings(spec.Target, origin.archive)
@@ -91,7 +90,7 @@ func (c *localCluster) StartSidecar(ctx context.Context, spec cluster.SidecarSpe
 	c.mu.Lock()
 	c.backups++
 	name := "sidecar-" + spec.From.Server + "-" + strconv.Itoa(c.backups)
-	s := c.newServer(name, cluster.RoleSidecar, -1, false)
+	s := c.newServer(name, cluster.RoleSidecar, origin.index, false)
 	s.recovery = recovery
 	c.sidecars = append(c.sidecars, s)
 	c.mu.Unlock()
@@ -105,16 +104,7 @@ func (c *localCluster) StartSidecar(ctx context.Context, spec cluster.SidecarSpe
 	if err := os.WriteFile(signal, nil, 0o600); err != nil {
 		return s, fmt.Errorf("write recovery.signal: %w", err)
 	}
-	if err := c.p.user.own(signal); err != nil {
-		return s, err
-	}
-	if err := s.Start(ctx); err != nil {
-		return s, fmt.Errorf("recover sidecar from %s: %w", spec.From.ID, err)
-	}
-	if err := s.waitPromoted(ctx); err != nil {
-		return s, fmt.Errorf("recover sidecar from %s: %w", spec.From.ID, err)
-	}
-	return s, nil
+	return s, c.p.user.own(signal)
 }
 
 // waitPromoted waits until recovery has ended and the server promoted. A server accepts
@@ -180,7 +170,7 @@ func recoverySettings(t cluster.RecoveryTarget, archive string) (map[string]stri
 		n++
 	}
 	if n > 1 {
-		return nil, fmt.Errorf("start sidecar: recovery target sets %d of xid, lsn, name, time; set one", n)
+		return nil, fmt.Errorf("prepare sidecar: recovery target sets %d of xid, lsn, name, time; set one", n)
 	}
 	if n == 1 {
 		set["recovery_target_inclusive"] = strconv.FormatBool(t.Inclusive)

@@ -137,8 +137,9 @@ var _ = Describe("a local cluster", func() {
 		drilltest.Exec(ctx, shard.DSN(), "SELECT pg_switch_wal()")
 		Eventually(filepath.Join(shard.Info().WALArchive, segment)).Should(BeAnExistingFile(), "the harm's segment is archived")
 
-		sidecar, err := c.StartSidecar(ctx, cluster.SidecarSpec{From: backup, Target: cluster.RecoveryTarget{Name: "good"}})
+		sidecar, err := c.PrepareSidecar(ctx, cluster.SidecarSpec{From: backup, Target: cluster.RecoveryTarget{Name: "good"}})
 		Expect(err).NotTo(HaveOccurred())
+		Expect(sidecar.Start(ctx)).To(Succeed())
 		Expect(sidecar.Role()).To(Equal(cluster.RoleSidecar))
 		Expect(drilltest.QueryInt(ctx, sidecar.DSN(), "SELECT count(*) FROM t")).To(BeEquivalentTo(20))
 		Expect(drilltest.QueryInt(ctx, shard.DSN(), "SELECT count(*) FROM t")).To(BeEquivalentTo(0))
@@ -149,7 +150,9 @@ var _ = Describe("a local cluster", func() {
 		shard := c.Shards()[0]
 		backup, err := shard.BaseBackup(ctx, "b")
 		Expect(err).NotTo(HaveOccurred())
-		_, err = c.StartSidecar(ctx, cluster.SidecarSpec{From: backup, Target: cluster.RecoveryTarget{Name: "never-created"}})
+		sidecar, err := c.PrepareSidecar(ctx, cluster.SidecarSpec{From: backup, Target: cluster.RecoveryTarget{Name: "never-created"}})
+		Expect(err).NotTo(HaveOccurred())
+		err = sidecar.Start(ctx)
 		Expect(err).To(MatchError(ContainSubstring("recovery ended before configured recovery target was reached")))
 	})
 })

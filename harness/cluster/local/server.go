@@ -190,7 +190,16 @@ func (s *server) startOnce(ctx context.Context, port int) error {
 	if err := s.c.saveRecord(); err != nil {
 		return err
 	}
-	return s.waitReady(ctx, offset)
+	if err := s.waitReady(ctx, offset); err != nil {
+		return err
+	}
+	if s.recovery != nil {
+		if err := s.waitPromoted(ctx); err != nil {
+			return fmt.Errorf("recover %s: %w", s.name, err)
+		}
+		s.recovery = nil // recovered: a restart is an ordinary start
+	}
+	return nil
 }
 
 // waitReady polls postmaster.pid until the server says "ready" (recovery done, accepting
