@@ -107,4 +107,3 @@ func segmentAfter(name string) string {
 	s.Number++
 	return s.Name(segSize)
 }
-

@@ -2,6 +2,7 @@ package backup
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"sync"
@@ -76,13 +77,17 @@ func VerifyChain(ctx context.Context, c cluster.Cluster, p Protection) ([]ChainR
 func verifyShard(ctx context.Context, s cluster.Server, b cluster.Backup) (ChainReport, error) {
 	r := ChainReport{Shard: s.Name(), Backup: b.ID}
 	var segSize uint64
-	err := queryRow(ctx, s.DSN(), `SELECT pg_walfile_name($1::pg_lsn), pg_walfile_name(pg_switch_wal()),
+	err := queryRow(ctx, s.DSN(), `SELECT pg_walfile_name($1::pg_lsn),
 		(SELECT setting::bigint FROM pg_settings WHERE name = 'wal_segment_size')`,
-		[]any{b.StartLSN}, &r.First, &r.Last, &segSize)
+		[]any{b.StartLSN}, &r.First, &segSize)
 	if err != nil {
 		return r, fmt.Errorf("verify chain of %s: %w", s.Name(), err)
 	}
-	if r.ArchiveProblem, err = waitArchived(ctx, s, r.Last); err != nil {
+	r.Last, err = ArchiveNow(ctx, s)
+	switch {
+	case errors.Is(err, ErrArchiveStalled):
+		r.ArchiveProblem = err.Error()
+	case err != nil:
 		return r, err
 	}
 	archived, err := s.ArchivedWAL(ctx)
@@ -104,31 +109,45 @@ func verifyShard(ctx context.Context, s cluster.Server, b cluster.Backup) (Chain
 	return r, nil
 }
 
-// waitArchived waits until the server's archiver has archived segment (or later). It returns a
-// problem, not an error, when archiving fails or stalls: that is a finding about the chain.
-func waitArchived(ctx context.Context, s cluster.Server, segment string) (string, error) {
+// ErrArchiveStalled means the archiver did not archive a segment in time: the WAL a restore
+// needs is not where restores look for it.
+var ErrArchiveStalled = errors.New("WAL archiving stalled")
+
+// ArchiveNow closes the server's current WAL segment (pg_switch_wal) and waits until the archiver
+// has archived it, so that everything committed so far can be replayed from the archive. It
+// returns the segment's name.
+func ArchiveNow(ctx context.Context, s cluster.Server) (string, error) {
+	var segment string
+	if err := queryRow(ctx, s.DSN(), `SELECT pg_walfile_name(pg_switch_wal())`, nil, &segment); err != nil {
+		return "", fmt.Errorf("switch WAL on %s: %w", s.Name(), err)
+	}
+	return segment, waitArchived(ctx, s, segment)
+}
+
+// waitArchived waits until the server's archiver has archived segment (or a later one).
+func waitArchived(ctx context.Context, s cluster.Server, segment string) error {
 	deadline := time.Now().Add(archiveWait)
 	for {
 		var archived, failed string
 		err := queryRow(ctx, s.DSN(), `SELECT coalesce(last_archived_wal, ''), coalesce(last_failed_wal, '')
 			FROM pg_stat_archiver`, nil, &archived, &failed)
 		if err != nil {
-			return "", fmt.Errorf("read archiver state of %s: %w", s.Name(), err)
+			return fmt.Errorf("read archiver state of %s: %w", s.Name(), err)
 		}
 		// Segment names of one timeline sort in WAL order.
 		if archived >= segment {
-			return "", nil
+			return nil
 		}
 		if time.Now().After(deadline) {
 			msg := fmt.Sprintf("archiver of %s has not archived %s after %s (last archived %q", s.Name(), segment, archiveWait, archived)
 			if failed != "" {
 				msg += fmt.Sprintf(", last failed %q", failed)
 			}
-			return msg + ")", nil
+			return fmt.Errorf("%w: %s)", ErrArchiveStalled, msg)
 		}
 		select {
 		case <-ctx.Done():
-			return "", fmt.Errorf("wait for archiver of %s: %w", s.Name(), ctx.Err())
+			return fmt.Errorf("wait for archiver of %s: %w", s.Name(), ctx.Err())
 		case <-time.After(10 * time.Millisecond):
 		}
 	}

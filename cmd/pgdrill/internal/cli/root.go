@@ -87,7 +87,7 @@ Data goes to stdout, logs and progress to stderr.
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error {
 		return exitcode.With(err, exitcode.InvalidInput)
 	})
-	root.AddCommand(a.upCommand(), a.downCommand(), a.lsCommand(), a.doctorCommand(), a.versionCommand())
+	root.AddCommand(a.upCommand(), a.downCommand(), a.lsCommand(), a.scenariosCommand(), a.doctorCommand(), a.versionCommand())
 	return root
 }
 
@@ -160,6 +160,7 @@ func (a *app) print(v any, text func(w io.Writer)) error {
 	if a.output == "json" {
 		enc := json.NewEncoder(a.st.Stdout)
 		enc.SetIndent("", "  ")
+		enc.SetEscapeHTML(false) // objectives like rto<=15m stay readable
 		if err := enc.Encode(v); err != nil {
 			return fmt.Errorf("write output: %w", err)
 		}

@@ -1,0 +1,210 @@
+package incident
+
+import (
+	"cmp"
+	"context"
+	"fmt"
+	"slices"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/pgdrill/pgdrill/fixtures"
+	"github.com/pgdrill/pgdrill/harness/cluster"
+)
+
+// DeleteTenants hard-deletes every row of the given tenants, shard by shard, one transaction
+// per shard — what a cleanup script handed the wrong ids does — and records each harmful
+// transaction. Under the schema layout it drops the tenants' schemas; under the database layout
+// their databases. Every database is checked for the run's marker before anything is deleted.
+func DeleteTenants(ctx context.Context, c cluster.Cluster, kind string, tenants []Tenant) (Record, error) {
+	layout, err := readLayout(ctx, c)
+	if err != nil {
+		return Record{}, err
+	}
+	rec := Record{Kind: kind, RunID: c.RunID(), Layout: layout, Affected: slices.Clone(tenants)}
+	slices.SortFunc(rec.Affected, func(a, b Tenant) int { return cmp.Compare(a.ID, b.ID) })
+	shards := c.Shards()
+	for _, t := range rec.Affected {
+		if t.Shard < 0 || t.Shard >= len(shards) {
+			return Record{}, fmt.Errorf("delete tenant %d: shard %d does not exist", t.ID, t.Shard)
+		}
+	}
+	for i, s := range shards {
+		var ids []int64
+		for _, t := range rec.OnShard(i) {
+			ids = append(ids, t.ID)
+		}
+		if len(ids) == 0 {
+			continue
+		}
+		var harms []Harm
+		if layout == fixtures.LayoutDatabase {
+			harms, err = dropDatabases(ctx, s, c.RunID(), ids)
+		} else {
+			var h Harm
+			h, err = deleteInTransaction(ctx, s.DSN(), c.RunID(), layout, ids)
+			harms = []Harm{h}
+		}
+		if err != nil {
+			return rec, fmt.Errorf("delete tenants on %s: %w", s.Name(), err)
+		}
+		for _, h := range harms {
+			h.Shard = i
+			rec.Harms = append(rec.Harms, h)
+		}
+	}
+	return rec, nil
+}
+
+// readLayout asks the catalog how tenants are stored.
+func readLayout(ctx context.Context, c cluster.Cluster) (fixtures.Layout, error) {
+	conn, err := pgx.Connect(ctx, c.Catalog().DSN())
+	if err != nil {
+		return "", fmt.Errorf("connect to catalog: %w", err)
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	return fixtures.ReadLayout(ctx, conn)
+}
+
+// deleteInTransaction deletes the tenants' rows children first (shared layout) or drops their
+// schemas (schema layout) in one transaction, noting its xid and WAL positions.
+func deleteInTransaction(ctx context.Context, dsn, runID string, layout fixtures.Layout, ids []int64) (Harm, error) {
+	h := Harm{Tenants: ids}
+	conn, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		return h, fmt.Errorf("connect: %w", err)
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	if err := cluster.RequireMarker(ctx, conn, runID); err != nil {
+		return h, err
+	}
+	err = pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
+		if err := tx.QueryRow(ctx, `SELECT pg_current_xact_id()::text, pg_current_wal_lsn()::text`).Scan(&h.XID, &h.LSN); err != nil {
+			return fmt.Errorf("note transaction: %w", err)
+		}
+		tables := fixtures.Tables()
+		for i := len(tables) - 1; i >= 0; i-- { // children first
+			if layout == fixtures.LayoutSchema {
+				break
+			}
+			tag, err := tx.Exec(ctx, "DELETE FROM "+pgx.Identifier{fixtures.SharedSchema, tables[i].Name}.Sanitize()+
+				" WHERE tenant_id = ANY($1)", ids)
+			if err != nil {
+				return fmt.Errorf("delete from %s: %w", tables[i].Name, err)
+			}
+			h.Rows += tag.RowsAffected()
+		}
+		if layout != fixtures.LayoutSchema {
+			return nil
+		}
+		for _, id := range ids {
+			schema := fixtures.TenantContainer(id)
+			n, err := countRows(ctx, tx, schema)
+			if err != nil {
+				return err
+			}
+			h.Rows += n
+			if _, err := tx.Exec(ctx, "DROP SCHEMA "+pgx.Identifier{schema}.Sanitize()+" CASCADE"); err != nil {
+				return fmt.Errorf("drop schema %s: %w", schema, err)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return h, err
+	}
+	h.RecoverTo = cluster.RecoveryTarget{XID: h.XID}
+	return h, noteCommit(ctx, conn, &h)
+}
+
+// dropDatabases drops the tenants' databases, one DROP DATABASE (its own transaction) each, and
+// finds each drop in the WAL with pg_walinspect: DROP DATABASE cannot run in a transaction block,
+// so its id cannot be asked for beforehand, and it damages the database before it commits — it
+// first marks pg_database's row invalid in place, then removes the files — so the restore target
+// is the start of the first of those records, not the transaction.
+func dropDatabases(ctx context.Context, s cluster.Server, runID string, ids []int64) ([]Harm, error) {
+	conn, err := pgx.Connect(ctx, s.DSN())
+	if err != nil {
+		return nil, fmt.Errorf("connect: %w", err)
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	if err := cluster.RequireMarker(ctx, conn, runID); err != nil {
+		return nil, err
+	}
+	// The drop's commit must be flushed for pg_walinspect to read it.
+	if _, err := conn.Exec(ctx, "CREATE EXTENSION IF NOT EXISTS pg_walinspect; SET synchronous_commit = on"); err != nil {
+		return nil, fmt.Errorf("prepare WAL inspection: %w", err)
+	}
+	var harms []Harm
+	for _, id := range ids {
+		name := fixtures.TenantContainer(id)
+		h := Harm{Tenants: []int64{id}}
+		if h.Rows, err = inspectTenantDatabase(ctx, s.DSNFor(name), runID); err != nil {
+			return harms, err
+		}
+		if err := conn.QueryRow(ctx, `SELECT pg_current_wal_lsn()::text`).Scan(&h.LSN); err != nil {
+			return harms, fmt.Errorf("note WAL position: %w", err)
+		}
+		if _, err := conn.Exec(ctx, "DROP DATABASE "+pgx.Identifier{name}.Sanitize()+" WITH (FORCE)"); err != nil {
+			return harms, fmt.Errorf("drop database %s: %w", name, err)
+		}
+		if err := noteCommit(ctx, conn, &h); err != nil {
+			return harms, err
+		}
+		var first string
+		err := conn.QueryRow(ctx, `SELECT
+			(SELECT min(start_lsn)::text FROM pg_get_wal_records_info($1::pg_lsn, pg_current_wal_flush_lsn())
+			  WHERE (resource_manager = 'Heap' AND record_type = 'INPLACE' AND block_ref LIKE '%/'||$2::int::text||' fork %')
+			     OR (resource_manager = 'Database' AND record_type = 'DROP')),
+			(SELECT xid::text FROM pg_get_wal_records_info($1::pg_lsn, pg_current_wal_flush_lsn())
+			  WHERE resource_manager = 'Database' AND record_type = 'DROP' ORDER BY start_lsn LIMIT 1)`,
+			h.LSN, pgDatabaseRelfilenode).Scan(&first, &h.XID)
+		if err != nil {
+			return harms, fmt.Errorf("find the drop of %s in the WAL: %w", name, err)
+		}
+		h.RecoverTo = cluster.RecoveryTarget{LSN: first}
+		harms = append(harms, h)
+	}
+	return harms, nil
+}
+
+// pgDatabaseRelfilenode is pg_database's file number (a shared, mapped catalog: 1262 unless a
+// VACUUM FULL rewrote it, which pgdrill's throwaway servers never do).
+const pgDatabaseRelfilenode int32 = 1262
+
+// inspectTenantDatabase checks a tenant database's marker and counts its rows.
+func inspectTenantDatabase(ctx context.Context, dsn, runID string) (int64, error) {
+	conn, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		return 0, fmt.Errorf("connect: %w", err)
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	if err := cluster.RequireMarker(ctx, conn, runID); err != nil {
+		return 0, err
+	}
+	return countRows(ctx, conn, fixtures.SharedSchema)
+}
+
+// countRows counts the rows of every tenant table in schema.
+func countRows(ctx context.Context, q interface {
+	QueryRow(context.Context, string, ...any) pgx.Row
+}, schema string) (int64, error) {
+	var total int64
+	for _, t := range fixtures.Tables() {
+		var n int64
+		if err := q.QueryRow(ctx, "SELECT count(*) FROM "+pgx.Identifier{schema, t.Name}.Sanitize()).Scan(&n); err != nil {
+			return 0, fmt.Errorf("count %s.%s: %w", schema, t.Name, err)
+		}
+		total += n
+	}
+	return total, nil
+}
+
+// noteCommit records the WAL position and time right after the harm committed.
+func noteCommit(ctx context.Context, conn *pgx.Conn, h *Harm) error {
+	if err := conn.QueryRow(ctx, `SELECT pg_current_wal_lsn()::text, clock_timestamp()`).Scan(&h.CommitLSN, &h.Time); err != nil {
+		return fmt.Errorf("note commit: %w", err)
+	}
+	h.Time = h.Time.UTC()
+	return nil
+}

@@ -1,0 +1,88 @@
+// Package incident breaks a cluster the way real admin scripts do, and records exactly what each
+// harmful transaction did: its shard, transaction id, WAL position and time, and which tenants and
+// how many rows it touched. Restores aim just before those transactions; the score compares the
+// restored state with what the record says was lost.
+package incident
+
+import (
+	"time"
+
+	"github.com/pgdrill/pgdrill/fixtures"
+	"github.com/pgdrill/pgdrill/harness/cluster"
+)
+
+// Record is what an incident harmed: the facts a responder needs, and the ones a restore
+// strategy aims by.
+type Record struct {
+	// Kind names the incident ("wrong-id-deletion", ...).
+	Kind   string          `json:"kind"`
+	RunID  string          `json:"run_id"`
+	Layout fixtures.Layout `json:"layout"`
+	// Affected are the tenants whose data was harmed, ordered by id.
+	Affected []Tenant `json:"affected"`
+	// Harms are the harmful transactions, ordered by shard and, within a shard, by WAL position.
+	Harms []Harm `json:"harms"`
+}
+
+// Tenant is one affected tenant and the shard it lives on.
+type Tenant struct {
+	ID    int64 `json:"id"`
+	Shard int   `json:"shard"`
+}
+
+// Harm is one harmful transaction on one shard.
+type Harm struct {
+	Shard int `json:"shard"`
+	// Tenants are the tenants this transaction harmed.
+	Tenants []int64 `json:"tenants"`
+	// XID is the harmful transaction's id.
+	XID string `json:"xid"`
+	// LSN is the WAL position just before the harm began.
+	LSN string `json:"lsn"`
+	// RecoverTo is the recovery target (exclusive) that brings back the state the harm destroyed,
+	// with every other transaction committed before it: the transaction id, where the harm's
+	// damage happens at its commit; the start of its first WAL record, where Postgres acts before
+	// the commit (DROP DATABASE invalidates the database and removes its files first).
+	RecoverTo cluster.RecoveryTarget `json:"recover_to"`
+	// CommitLSN is the WAL position just after the harm committed.
+	CommitLSN string `json:"commit_lsn"`
+	// Time is when the harm committed.
+	Time time.Time `json:"time"`
+	// Rows counts the rows the harm changed or removed. Under the database layout they are
+	// counted just before DROP DATABASE, which cannot share a transaction with the count, so
+	// writes in between make it approximate.
+	Rows int64 `json:"rows"`
+}
+
+// OnShard returns the affected tenants of one shard.
+func (r Record) OnShard(shard int) []Tenant {
+	var out []Tenant
+	for _, t := range r.Affected {
+		if t.Shard == shard {
+			out = append(out, t)
+		}
+	}
+	return out
+}
+
+// HarmsOn returns the harms on one shard, in WAL order.
+func (r Record) HarmsOn(shard int) []Harm {
+	var out []Harm
+	for _, h := range r.Harms {
+		if h.Shard == shard {
+			out = append(out, h)
+		}
+	}
+	return out
+}
+
+// First is the earliest harm's commit time: where the incident, and so RTO, starts.
+func (r Record) First() time.Time {
+	var first time.Time
+	for _, h := range r.Harms {
+		if first.IsZero() || h.Time.Before(first) {
+			first = h.Time
+		}
+	}
+	return first
+}

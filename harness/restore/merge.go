@@ -1,0 +1,227 @@
+package restore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/pgdrill/pgdrill/fixtures"
+	"github.com/pgdrill/pgdrill/harness/cluster"
+	"github.com/pgdrill/pgdrill/harness/incident"
+)
+
+// ConflictPolicy decides what a merge does with a row that exists both in the source and live
+// with different contents.
+type ConflictPolicy string
+
+const (
+	// KeepLive keeps the live row: it was written after the incident and is newer than the
+	// backup. Right for deletions, where the incident removed rows and changed none.
+	KeepLive ConflictPolicy = "keep-live"
+	// PreferBackup overwrites the live row with the source's: the incident itself changed it.
+	// Right for overwrites (an UPDATE without WHERE), where live contents are the damage.
+	PreferBackup ConflictPolicy = "prefer-backup"
+)
+
+// maxConflictKeys bounds how many conflicting rows a tenant's result names.
+const maxConflictKeys = 20
+
+// merger copies tenants from a source database (a sidecar, a standby, an export) into the same
+// database of a live shard.
+type merger struct {
+	runID  string
+	layout fixtures.Layout
+	policy ConflictPolicy
+}
+
+// mergeTenant copies one tenant's rows from src into dst in one transaction on dst: table by
+// table in foreign-key order, each streamed with binary COPY into a temporary staging table,
+// compared with the live rows by primary key, and inserted (or, under PreferBackup, upserted).
+// Rows the source lacks are left alone and counted as newer. When the tenant's schema is missing
+// on dst (schema layout, dropped) or its database is new (database layout), the tables and their
+// constraints are created in the same transaction.
+func (m merger) mergeTenant(ctx context.Context, src, dst *pgx.Conn, tenantID int64, createTables bool) (TenantResult, error) {
+	res := TenantResult{ID: tenantID}
+	schema := m.layout.Locate(tenantID).Schema
+	if err := cluster.RequireMarker(ctx, dst, m.runID); err != nil {
+		return res, err
+	}
+	err := pgx.BeginFunc(ctx, dst, func(tx pgx.Tx) error {
+		if createTables {
+			ddl := fixtures.CreateTablesSQL(schema)
+			if schema != fixtures.SharedSchema {
+				ddl = "CREATE SCHEMA " + pgx.Identifier{schema}.Sanitize() + ";\n" + ddl
+			}
+			if _, err := tx.Exec(ctx, ddl+fixtures.ConstraintsSQL(schema)); err != nil {
+				return fmt.Errorf("create tables of tenant %d: %w", tenantID, err)
+			}
+		}
+		for _, t := range fixtures.Tables() {
+			if err := m.mergeTable(ctx, src, tx, schema, t, tenantID, &res); err != nil {
+				return fmt.Errorf("merge %s of tenant %d: %w", t.Name, tenantID, err)
+			}
+		}
+		return nil
+	})
+	return res, err
+}
+
+func (m merger) mergeTable(ctx context.Context, src *pgx.Conn, tx pgx.Tx, schema string, t fixtures.Table, tenantID int64, res *TenantResult) error {
+	live := pgx.Identifier{schema, t.Name}.Sanitize()
+	stage := pgx.Identifier{"pgdrill_stage_" + t.Name}.Sanitize()
+	if _, err := tx.Exec(ctx, "CREATE TEMP TABLE "+stage+" (LIKE "+live+") ON COMMIT DROP"); err != nil {
+		return fmt.Errorf("create staging table: %w", err)
+	}
+	read, err := streamCopy(ctx, src,
+		"COPY (SELECT * FROM "+live+" WHERE tenant_id = "+strconv.FormatInt(tenantID, 10)+") TO STDOUT (FORMAT binary)",
+		tx.Conn(), "COPY "+stage+" FROM STDIN (FORMAT binary)")
+	if err != nil {
+		return err
+	}
+	res.RowsRead += read
+
+	pk := fixtures.ColumnList(t.PrimaryKey)
+	join := "(l." + strings.Join(t.PrimaryKey, ", l.") + ") = (s." + strings.Join(t.PrimaryKey, ", s.") + ")"
+	rows, err := tx.Query(ctx, "SELECT ("+pk+")::text FROM (SELECT s.* FROM "+stage+" s JOIN "+live+" l ON "+join+
+		" WHERE l::text IS DISTINCT FROM s::text) c ORDER BY "+pk)
+	if err != nil {
+		return fmt.Errorf("find conflicts: %w", err)
+	}
+	keys, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return fmt.Errorf("find conflicts: %w", err)
+	}
+	res.Conflicts += int64(len(keys))
+	for _, k := range keys {
+		if len(res.ConflictKeys) < maxConflictKeys {
+			res.ConflictKeys = append(res.ConflictKeys, t.Name+k)
+		}
+	}
+
+	var newer int64
+	if err := tx.QueryRow(ctx, "SELECT count(*) FROM "+live+" l WHERE l.tenant_id = $1 AND NOT EXISTS (SELECT 1 FROM "+
+		stage+" s WHERE "+join+")", tenantID).Scan(&newer); err != nil {
+		return fmt.Errorf("count newer rows: %w", err)
+	}
+	res.Newer += newer
+
+	insert := "INSERT INTO " + live + " SELECT * FROM " + stage + " ON CONFLICT (" + pk + ") DO NOTHING"
+	if m.policy == PreferBackup {
+		var set []string
+		for _, c := range t.ColumnNames() {
+			q := pgx.Identifier{c}.Sanitize()
+			set = append(set, q+" = EXCLUDED."+q)
+		}
+		insert = "INSERT INTO " + live + " AS l SELECT * FROM " + stage + " ON CONFLICT (" + pk + ") DO UPDATE SET " +
+			strings.Join(set, ", ") + " WHERE l::text IS DISTINCT FROM EXCLUDED::text"
+	}
+	tag, err := tx.Exec(ctx, insert)
+	if err != nil {
+		return fmt.Errorf("merge into live table: %w", err)
+	}
+	res.RowsWritten += tag.RowsAffected()
+	return nil
+}
+
+// streamCopy pipes a COPY TO STDOUT on src into a COPY FROM STDIN on dst without holding the rows
+// in memory, and returns the number of rows copied.
+func streamCopy(ctx context.Context, src *pgx.Conn, out string, dst *pgx.Conn, in string) (int64, error) {
+	pr, pw := io.Pipe()
+	readErr := make(chan error, 1)
+	go func() {
+		_, err := src.PgConn().CopyTo(ctx, pw, out)
+		pw.CloseWithError(err)
+		readErr <- err
+	}()
+	tag, err := dst.PgConn().CopyFrom(ctx, pr, in)
+	pr.CloseWithError(errors.New("copy into destination ended"))
+	if rerr := <-readErr; rerr != nil && err == nil {
+		err = fmt.Errorf("read from source: %w", rerr)
+	}
+	if err != nil {
+		return 0, fmt.Errorf("copy rows: %w", err)
+	}
+	return tag.RowsAffected(), nil
+}
+
+// mergeFrom merges the given tenants from a source server (a recovered sidecar or standby) into
+// the live shard, one transaction per tenant, in the databases the layout keeps them in.
+func (m merger) mergeFrom(ctx context.Context, src, live cluster.Server, tenants []incident.Tenant) ([]TenantResult, error) {
+	var out []TenantResult
+	if m.layout != fixtures.LayoutDatabase {
+		srcConn, err := pgx.Connect(ctx, src.DSN())
+		if err != nil {
+			return nil, fmt.Errorf("connect to source %s: %w", src.Name(), err)
+		}
+		defer srcConn.Close(context.WithoutCancel(ctx))
+		dstConn, err := pgx.Connect(ctx, live.DSN())
+		if err != nil {
+			return nil, fmt.Errorf("connect to %s: %w", live.Name(), err)
+		}
+		defer dstConn.Close(context.WithoutCancel(ctx))
+		for _, t := range tenants {
+			create := false
+			if m.layout == fixtures.LayoutSchema {
+				if err := dstConn.QueryRow(ctx, "SELECT to_regnamespace($1) IS NULL",
+					fixtures.TenantContainer(t.ID)).Scan(&create); err != nil {
+					return nil, fmt.Errorf("look up schema of tenant %d: %w", t.ID, err)
+				}
+			}
+			r, err := m.mergeTenant(ctx, srcConn, dstConn, t.ID, create)
+			if err != nil {
+				return nil, err
+			}
+			r.Shard = t.Shard
+			out = append(out, r)
+		}
+		return out, nil
+	}
+	for _, t := range tenants {
+		r, err := m.mergeDatabase(ctx, src, live, t)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, r)
+	}
+	return out, nil
+}
+
+// mergeDatabase merges one tenant of the database layout, creating its database (with the
+// run's marker) when the incident dropped it.
+func (m merger) mergeDatabase(ctx context.Context, src, live cluster.Server, t incident.Tenant) (TenantResult, error) {
+	name := fixtures.TenantContainer(t.ID)
+	admin, err := pgx.Connect(ctx, live.DSN())
+	if err != nil {
+		return TenantResult{}, fmt.Errorf("connect to %s: %w", live.Name(), err)
+	}
+	var exists bool
+	err = admin.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)", name).Scan(&exists)
+	admin.Close(context.WithoutCancel(ctx))
+	if err != nil {
+		return TenantResult{}, fmt.Errorf("look up database of tenant %d: %w", t.ID, err)
+	}
+	dstDSN := live.DSNFor(name)
+	if !exists {
+		if dstDSN, err = live.CreateDatabase(ctx, name); err != nil {
+			return TenantResult{}, err
+		}
+	}
+	srcConn, err := pgx.Connect(ctx, src.DSNFor(name))
+	if err != nil {
+		return TenantResult{}, fmt.Errorf("connect to tenant %d on source %s: %w", t.ID, src.Name(), err)
+	}
+	defer srcConn.Close(context.WithoutCancel(ctx))
+	dstConn, err := pgx.Connect(ctx, dstDSN)
+	if err != nil {
+		return TenantResult{}, fmt.Errorf("connect to tenant %d on %s: %w", t.ID, live.Name(), err)
+	}
+	defer dstConn.Close(context.WithoutCancel(ctx))
+	r, err := m.mergeTenant(ctx, srcConn, dstConn, t.ID, !exists)
+	r.Shard = t.Shard
+	return r, err
+}

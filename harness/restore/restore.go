@@ -1,0 +1,162 @@
+// Package restore brings a group of tenants back after an incident, on shards where every other
+// tenant keeps writing. Postgres restores whole clusters; every strategy here ends the same way —
+// the affected tenants' rows, with their whole foreign-key closure, merged back into the live
+// shard in foreign-key order, one transaction per tenant, without touching anyone else — and
+// differs in where the pre-incident rows come from.
+package restore
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/pgdrill/pgdrill/harness/backup"
+	"github.com/pgdrill/pgdrill/harness/cluster"
+	"github.com/pgdrill/pgdrill/harness/incident"
+)
+
+// Strategy restores the affected tenants of an incident.
+type Strategy interface {
+	// Name is how scenarios, flags and reports name the strategy.
+	Name() string
+	// Restore brings the tenants of rec back. Its Result says what was copied and how long each
+	// phase took; an error means the restore could not finish (and says where it stopped).
+	Restore(ctx context.Context, env Env, rec incident.Record) (Result, error)
+}
+
+// Env is what a strategy works with.
+type Env struct {
+	Cluster cluster.Cluster
+	// Protection holds the base backups the protection phase took, one per shard.
+	Protection backup.Protection
+	Log        *slog.Logger
+}
+
+// The phases a restore reports, in the order they happen on a shard.
+const (
+	// PhaseArchive closes the live shard's WAL segment and waits for the archiver, so the WAL up
+	// to the harm can be replayed.
+	PhaseArchive = "archive"
+	// PhaseProvision lays out a sidecar server from a base backup.
+	PhaseProvision = "provision"
+	// PhaseReplay replays archived WAL into the sidecar up to just before the harm.
+	PhaseReplay = "replay"
+	// PhaseMerge copies the tenants out of the source and merges them into the live shard.
+	PhaseMerge = "merge"
+)
+
+// Phase is one timed step of a restore on one shard.
+type Phase struct {
+	Name  string    `json:"name"`
+	Shard int       `json:"shard"`
+	Start time.Time `json:"start"`
+	End   time.Time `json:"end"`
+}
+
+// Duration is how long the phase took.
+func (p Phase) Duration() time.Duration { return p.End.Sub(p.Start) }
+
+// Result is what a restore did.
+type Result struct {
+	Strategy string         `json:"strategy"`
+	Phases   []Phase        `json:"phases"`
+	Tenants  []TenantResult `json:"tenants"`
+}
+
+// Rows is the number of rows the restore wrote into live shards.
+func (r Result) Rows() int64 {
+	var n int64
+	for _, t := range r.Tenants {
+		n += t.RowsWritten
+	}
+	return n
+}
+
+// TenantResult is what the restore did for one tenant.
+type TenantResult struct {
+	ID    int64 `json:"id"`
+	Shard int   `json:"shard"`
+	// RowsRead counts the tenant's rows in the source (the pre-incident state).
+	RowsRead int64 `json:"rows_read"`
+	// RowsWritten counts rows inserted into (or, with PreferBackup, overwritten in) the live
+	// shard.
+	RowsWritten int64 `json:"rows_written"`
+	// Conflicts counts rows present both in the source and live with different contents: newer
+	// writes under KeepLive (kept), incident damage under PreferBackup (overwritten).
+	Conflicts int64 `json:"conflicts"`
+	// Newer counts live rows the source does not have: written after the incident, kept.
+	Newer int64 `json:"newer"`
+	// ConflictKeys names up to maxConflictKeys conflicting rows, as table(key, ...).
+	ConflictKeys []string `json:"conflict_keys,omitempty"`
+}
+
+// timeline collects phases from a strategy's parallel shard workers.
+type timeline struct {
+	mu     sync.Mutex
+	phases []Phase
+}
+
+// time runs f as phase name on shard and records it, whether f fails or not.
+func (t *timeline) time(name string, shard int, f func() error) error {
+	start := time.Now()
+	err := f()
+	t.mu.Lock()
+	t.phases = append(t.phases, Phase{Name: name, Shard: shard, Start: start, End: time.Now()})
+	t.mu.Unlock()
+	if err != nil {
+		return fmt.Errorf("%s on shard %d: %w", name, shard, err)
+	}
+	return nil
+}
+
+// sorted returns the phases ordered by start.
+func (t *timeline) sorted() []Phase {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	out := slices.Clone(t.phases)
+	slices.SortStableFunc(out, func(a, b Phase) int { return a.Start.Compare(b.Start) })
+	return out
+}
+
+// affectedShards returns the shards that hold affected tenants, ascending.
+func affectedShards(rec incident.Record) []int {
+	var out []int
+	for _, t := range rec.Affected {
+		if !slices.Contains(out, t.Shard) {
+			out = append(out, t.Shard)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+// perShard runs f for every affected shard in parallel and collects the tenants' results in
+// tenant order. The first error cancels the other shards.
+func perShard(ctx context.Context, rec incident.Record, f func(ctx context.Context, shard int) ([]TenantResult, error)) ([]TenantResult, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	shards := affectedShards(rec)
+	results := make([][]TenantResult, len(shards))
+	errs := make([]error, len(shards))
+	var wg sync.WaitGroup
+	for i, shard := range shards {
+		wg.Go(func() {
+			if results[i], errs[i] = f(ctx, shard); errs[i] != nil {
+				cancel()
+			}
+		})
+	}
+	wg.Wait()
+	var out []TenantResult
+	for i := range shards {
+		if errs[i] != nil {
+			return nil, errs[i]
+		}
+		out = append(out, results[i]...)
+	}
+	slices.SortFunc(out, func(a, b TenantResult) int { return int(a.ID - b.ID) })
+	return out, nil
+}

@@ -1,0 +1,106 @@
+package truth
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/pgdrill/pgdrill/fixtures"
+)
+
+// Source is a set of servers to read the truth from: a live cluster, or sidecars restored from
+// its backups. Plain connection strings keep truth independent of how servers are started.
+type Source struct {
+	// Layout is how tenants are stored; fixtures.ReadLayout asks the catalog for it.
+	Layout fixtures.Layout
+	// Catalog connects to the catalog's database; only CheckPlacement needs it.
+	Catalog string
+	// Shards connect to each shard's fixtures.SharedDatabase, index i at position i.
+	Shards []string
+}
+
+// sessionParams make a row's text, and so its hash, the same whatever the server's or the
+// user's defaults: timestamps print in UTC, dates in ISO.
+var sessionParams = map[string]string{
+	"timezone":           "UTC",
+	"datestyle":          "ISO, MDY",
+	"intervalstyle":      "postgres",
+	"extra_float_digits": "1",
+	"bytea_output":       "hex",
+}
+
+// ConfigureSession sets the session parameters under which row hashes are comparable; every
+// connection that computes RowHashSQL must use it.
+func ConfigureSession(cfg *pgx.ConnConfig) {
+	for k, v := range sessionParams {
+		cfg.RuntimeParams[k] = v
+	}
+}
+
+// connect opens a connection to database on shard i, or to the shard's own database when
+// database is empty.
+func (s Source) connect(ctx context.Context, shard int, database string) (*pgx.Conn, error) {
+	cfg, err := pgx.ParseConfig(s.Shards[shard])
+	if err != nil {
+		return nil, fmt.Errorf("parse DSN of shard %d: %w", shard, err)
+	}
+	if database != "" {
+		cfg.Database = database
+	}
+	ConfigureSession(cfg)
+	conn, err := pgx.ConnectConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("connect to shard %d database %s: %w", shard, cfg.Database, err)
+	}
+	return conn, nil
+}
+
+// containers lists the tenant schemas (schema layout) or databases (database layout) on a
+// shard, by tenant id.
+func (s Source) containers(ctx context.Context, conn *pgx.Conn) (map[int64]string, error) {
+	q := `SELECT nspname FROM pg_namespace WHERE nspname ~ '^t_[0-9]+$'`
+	if s.Layout == fixtures.LayoutDatabase {
+		q = `SELECT datname FROM pg_database WHERE datname ~ '^t_[0-9]+$'`
+	}
+	names, err := queryStrings(ctx, conn, q)
+	if err != nil {
+		return nil, fmt.Errorf("list tenant %ss: %w", s.Layout, err)
+	}
+	out := make(map[int64]string, len(names))
+	for _, n := range names {
+		if id, ok := fixtures.ParseTenantContainer(n); ok {
+			out[id] = n
+		}
+	}
+	return out, nil
+}
+
+// presentTables lists which of the model's tables exist in schema, in model order: an incident
+// may have dropped some, and a missing table is missing rows, not an error.
+func presentTables(ctx context.Context, conn *pgx.Conn, schema string) ([]fixtures.Table, error) {
+	names, err := queryStrings(ctx, conn, `SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+		WHERE n.nspname = $1 AND c.relkind IN ('r', 'p')`, schema)
+	if err != nil {
+		return nil, fmt.Errorf("list tables of schema %s: %w", schema, err)
+	}
+	have := make(map[string]bool, len(names))
+	for _, n := range names {
+		have[n] = true
+	}
+	var out []fixtures.Table
+	for _, t := range fixtures.Tables() {
+		if have[t.Name] {
+			out = append(out, t)
+		}
+	}
+	return out, nil
+}
+
+func queryStrings(ctx context.Context, conn *pgx.Conn, sql string, args ...any) ([]string, error) {
+	rows, err := conn.Query(ctx, sql, args...)
+	if err != nil {
+		return nil, err
+	}
+	return pgx.CollectRows(rows, pgx.RowTo[string])
+}

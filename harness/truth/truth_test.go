@@ -1,0 +1,204 @@
+package truth_test
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"slices"
+
+	"github.com/jackc/pgx/v5"
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+
+	"github.com/pgdrill/pgdrill/fixtures"
+	"github.com/pgdrill/pgdrill/harness/truth"
+)
+
+var spec = fixtures.PlanSpec{Seed: 42, Tenants: 5, Rows: 3000, Shards: 2, Layout: fixtures.LayoutShared}
+
+func withLayout(l fixtures.Layout) fixtures.PlanSpec { s := spec; s.Layout = l; return s }
+
+func key(tenant int64, id int) []string { return []string{fmt.Sprint(tenant), fmt.Sprint(id)} }
+
+var _ = Describe("fingerprints", Label("slow"), Ordered, func() {
+	var shared, schema, database, otherSeed filled
+	BeforeAll(func(ctx SpecContext) {
+		shared = fill(ctx, spec)
+		schema = fill(ctx, withLayout(fixtures.LayoutSchema))
+		database = fill(ctx, withLayout(fixtures.LayoutDatabase))
+		other := spec
+		other.Seed++
+		otherSeed = fill(ctx, other)
+	})
+
+	It("are identical for the same seed, in every layout", func(ctx SpecContext) {
+		want := shared.snapshot(ctx)
+		Expect(want.Tenants()).To(HaveLen(spec.Tenants))
+		Expect(want.Tables()).To(HaveLen(spec.Tenants * len(fixtures.Tables())))
+		for _, f := range []filled{schema, database} {
+			Expect(truth.Compare(want, f.snapshot(ctx))).To(BeEmpty(), "layout %s", f.plan.Spec.Layout)
+		}
+	})
+
+	It("count every planned row", func(ctx SpecContext) {
+		for tt, fp := range shared.snapshot(ctx).Tables() {
+			t, ok := shared.plan.Tenant(tt.Tenant)
+			Expect(ok).To(BeTrue())
+			Expect(fp.Rows).To(Equal(t.TableRows(tt.Table)))
+		}
+	})
+
+	It("differ for another seed", func(ctx SpecContext) {
+		mismatches := truth.Compare(shared.snapshot(ctx), otherSeed.snapshot(ctx))
+		Expect(len(mismatches)).To(BeNumerically(">", spec.Tenants))
+	})
+
+	It("find every tenant on the shard the catalog names, in every layout", func(ctx SpecContext) {
+		for _, f := range []filled{shared, schema, database} {
+			Expect(truth.CheckPlacement(ctx, f.src, nil)).To(BeEmpty(), "layout %s", f.plan.Spec.Layout)
+		}
+	})
+})
+
+// diffOf fingerprints f, then diffs it against the truth taken before the mutation.
+func diffOf(ctx context.Context, f filled, before *truth.Snapshot, mutate func()) []truth.TableDiff {
+	GinkgoHelper()
+	// The truth's rows, kept before the mutation, serve as the "want" side of the diff.
+	kept := keepRows(ctx, f.src, before)
+	mutate()
+	mismatches := truth.Compare(before, f.snapshot(ctx))
+	diffs, err := truth.Diff(ctx, kept, f.src, mismatches, 10)
+	Expect(err).NotTo(HaveOccurred())
+	return diffs
+}
+
+// keptRows serves per-row hashes read before a mutation.
+type keptRows map[truth.TenantTable][]truth.RowHash
+
+func (k keptRows) RowHashes(_ context.Context, tenant int64, table string) ([]truth.RowHash, error) {
+	return k[truth.TenantTable{Tenant: tenant, Table: table}], nil
+}
+
+func keepRows(ctx context.Context, src truth.Source, snap *truth.Snapshot) keptRows {
+	GinkgoHelper()
+	out := keptRows{}
+	for tt := range snap.Tables() {
+		rows, err := src.RowHashes(ctx, tt.Tenant, tt.Table)
+		Expect(err).NotTo(HaveOccurred())
+		out[tt] = rows
+	}
+	return out
+}
+
+func rowDiff(kind truth.DiffKind, k []string) truth.RowDiff { return truth.RowDiff{Kind: kind, Key: k} }
+
+var _ = Describe("Compare and Diff", Label("slow"), func() {
+	for _, layout := range fixtures.Layouts() {
+		It("name one changed cell by its key in the "+string(layout)+" layout", func(ctx SpecContext) {
+			f := fill(ctx, withLayout(layout))
+			t := f.plan.Tenants[0]
+			diffs := diffOf(ctx, f, f.snapshot(ctx), func() {
+				f.exec(ctx, t, fmt.Sprintf(`UPDATE comments SET body = body || ' (edited)' WHERE tenant_id = %d AND comment_id = 1`, t.ID))
+			})
+			Expect(diffs).To(HaveLen(1))
+			Expect(diffs[0].TenantTable).To(Equal(truth.TenantTable{Tenant: t.ID, Table: fixtures.TableComments}))
+			Expect(diffs[0].Changed).To(Equal(int64(1)))
+			Expect(diffs[0].Rows).To(ConsistOf(rowDiff(truth.Changed, key(t.ID, 1))))
+		})
+	}
+
+	Context("in the shared layout", func() {
+		var f filled
+		var before *truth.Snapshot
+		BeforeEach(func(ctx SpecContext) {
+			f = fill(ctx, spec)
+			before = f.snapshot(ctx)
+		})
+
+		It("names one missing row", func(ctx SpecContext) {
+			t := f.plan.Tenants[1]
+			diffs := diffOf(ctx, f, before, func() {
+				f.exec(ctx, t, fmt.Sprintf(`DELETE FROM comments WHERE tenant_id = %d AND comment_id = 2`, t.ID))
+			})
+			Expect(diffs).To(HaveLen(1))
+			Expect(diffs[0].Missing).To(Equal(int64(1)))
+			Expect(diffs[0].Rows).To(ConsistOf(rowDiff(truth.Missing, key(t.ID, 2))))
+		})
+
+		It("names one extra row", func(ctx SpecContext) {
+			t := f.plan.Tenants[2]
+			diffs := diffOf(ctx, f, before, func() {
+				f.exec(ctx, t, fmt.Sprintf(`INSERT INTO comments SELECT tenant_id, 900000, issue_id, author_id, body, created_at, updated_at, deleted_at
+					FROM comments WHERE tenant_id = %d AND comment_id = 1`, t.ID))
+			})
+			Expect(diffs).To(HaveLen(1))
+			Expect(diffs[0].Extra).To(Equal(int64(1)))
+			Expect(diffs[0].Rows).To(ConsistOf(rowDiff(truth.Extra, key(t.ID, 900000))))
+		})
+
+		It("names one row moved to another tenant on both sides", func(ctx SpecContext) {
+			from, to := f.twoOnOneShard()
+			diffs := diffOf(ctx, f, before, func() {
+				f.exec(ctx, from, fmt.Sprintf(`UPDATE comments SET tenant_id = %d, comment_id = 900003, issue_id = 1, author_id = 1
+					WHERE tenant_id = %d AND comment_id = 3`, to.ID, from.ID))
+			})
+			Expect(diffs).To(HaveLen(2))
+			var rows []truth.RowDiff
+			for _, d := range diffs {
+				rows = append(rows, d.Rows...)
+			}
+			Expect(rows).To(ConsistOf(rowDiff(truth.Missing, key(from.ID, 3)), rowDiff(truth.Extra, key(to.ID, 900003))))
+		})
+
+		It("finds one tenant's rows on the wrong shard, which a fingerprint alone cannot", func(ctx SpecContext) {
+			t := f.plan.Tenants[0]
+			other := 1 - t.Shard
+			moveTenant(ctx, f, t, other)
+			Expect(truth.Compare(before, f.snapshot(ctx))).To(BeEmpty())
+			misplaced, err := truth.CheckPlacement(ctx, f.src, nil)
+			Expect(err).NotTo(HaveOccurred())
+			Expect(misplaced).To(ConsistOf(truth.Misplacement{Tenant: t.ID, Shard: other, CatalogShard: t.Shard, Rows: t.Rows}))
+		})
+	})
+})
+
+// moveTenant copies the tenant's rows to another shard, parents first, then deletes them from
+// its own, children first: a botched rebalance.
+func moveTenant(ctx context.Context, f filled, t fixtures.Tenant, to int) {
+	GinkgoHelper()
+	src, err := pgx.Connect(ctx, f.src.Shards[t.Shard])
+	Expect(err).NotTo(HaveOccurred())
+	defer src.Close(ctx)
+	dst, err := pgx.Connect(ctx, f.src.Shards[to])
+	Expect(err).NotTo(HaveOccurred())
+	defer dst.Close(ctx)
+	tables := fixtures.Tables()
+	for _, tb := range tables {
+		var buf bytes.Buffer
+		_, err := src.PgConn().CopyTo(ctx, &buf, fmt.Sprintf("COPY (SELECT * FROM %s WHERE tenant_id = %d) TO STDOUT", tb.Name, t.ID))
+		Expect(err).NotTo(HaveOccurred())
+		_, err = dst.PgConn().CopyFrom(ctx, &buf, "COPY "+tb.Name+" FROM STDIN")
+		Expect(err).NotTo(HaveOccurred())
+	}
+	slices.Reverse(tables)
+	for _, tb := range tables {
+		_, err := src.Exec(ctx, "DELETE FROM "+tb.Name+" WHERE tenant_id = $1", t.ID)
+		Expect(err).NotTo(HaveOccurred())
+	}
+}
+
+var _ = Describe("Diff", func() {
+	It("counts duplicated keys and lists rows up to the limit", func(ctx SpecContext) {
+		tt := truth.TenantTable{Tenant: 7, Table: fixtures.TableComments}
+		want := keptRows{tt: {{Key: key(7, 1), Hash: 10}, {Key: key(7, 2), Hash: 20}, {Key: key(7, 3), Hash: 30}}}
+		got := keptRows{tt: {{Key: key(7, 1), Hash: 10}, {Key: key(7, 1), Hash: 10}, {Key: key(7, 3), Hash: 31}, {Key: key(7, 10), Hash: 1}}}
+		diffs, err := truth.Diff(ctx, want, got, []truth.Mismatch{{TenantTable: tt}}, 3)
+		Expect(err).NotTo(HaveOccurred())
+		Expect(diffs).To(HaveLen(1))
+		d := diffs[0]
+		Expect([]int64{d.Missing, d.Extra, d.Changed, d.Duplicated}).To(Equal([]int64{1, 1, 1, 1}))
+		Expect(d.Rows).To(Equal([]truth.RowDiff{
+			rowDiff(truth.Changed, key(7, 3)), rowDiff(truth.Duplicated, key(7, 1)), rowDiff(truth.Extra, key(7, 10)),
+		}))
+	})
+})

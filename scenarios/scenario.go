@@ -1,0 +1,304 @@
+package scenarios
+
+import (
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/pgdrill/pgdrill/fixtures"
+	"github.com/pgdrill/pgdrill/harness/objective"
+)
+
+// APIVersion is the version of the scenario format this pgdrill reads. A change that would make
+// an old file mean something else gets a new version, so old files fail loudly instead.
+const APIVersion = "pgdrill.dev/v1alpha1"
+
+// KindScenario is the only kind of document in the format today; the field exists so that other
+// kinds (a suite of scenarios, say) can share the format later.
+const KindScenario = "Scenario"
+
+// Scenario is one drill, as written in a scenario file, with the defaults applied. Field names
+// are the YAML keys; JSON uses the same names, so `pgdrill scenarios show -o json` mirrors the
+// file.
+type Scenario struct {
+	APIVersion string   `yaml:"apiVersion" json:"apiVersion"`
+	Kind       string   `yaml:"kind" json:"kind"`
+	Metadata   Metadata `yaml:"metadata" json:"metadata"`
+	Spec       Spec     `yaml:"spec" json:"spec"`
+	// File is where the scenario was read from: the path given to Load, or
+	// "scenarios/NAME.yaml" for a built-in. Problems are reported against it.
+	File string `yaml:"-" json:"file"`
+
+	objectives objective.Objectives
+}
+
+// Objectives are the scenario's objectives, parsed: the spec's own, or its tier's preset when it
+// writes none.
+func (s *Scenario) Objectives() objective.Objectives { return s.objectives }
+
+// Metadata says what a scenario is and who answers for it, for listings and scorecards.
+type Metadata struct {
+	// ID names the scenario on the command line (`pgdrill run wrong-id-deletion`): lower-case
+	// letters, digits and dashes. Required.
+	ID string `yaml:"id" json:"id"`
+	// Title is the one-line headline of the scorecard. Required.
+	Title string `yaml:"title" json:"title"`
+	// Owner is the team that answers for the restore path the scenario drills.
+	Owner string `yaml:"owner,omitempty" json:"owner,omitempty"`
+	// Tags group scenarios in listings and trend pages.
+	Tags []string `yaml:"tags,omitempty" json:"tags,omitempty"`
+	// Tier picks the objectives when spec.objectives is absent. Default: standard.
+	Tier objective.Tier `yaml:"tier" json:"tier"`
+}
+
+// Spec is what the drill does, phase by phase.
+type Spec struct {
+	// Hypothesis is what the team expects to be true, in words (e.g. "we can bring back the
+	// deleted tenants within 15 minutes without harming anyone else"); the scorecard quotes it
+	// next to the verdict. Required.
+	Hypothesis string `yaml:"hypothesis" json:"hypothesis"`
+	// Seed drives every random choice of the drill, so a run can be replayed. Default: 1.
+	Seed       uint64     `yaml:"seed" json:"seed"`
+	Cluster    Cluster    `yaml:"cluster" json:"cluster"`
+	Dataset    Dataset    `yaml:"dataset" json:"dataset"`
+	Workload   Workload   `yaml:"workload" json:"workload"`
+	Protection Protection `yaml:"protection" json:"protection"`
+	// Incident is required: a drill without one restores nothing.
+	Incident  Incident  `yaml:"incident" json:"incident"`
+	Detection Detection `yaml:"detection" json:"detection"`
+	Restore   Restore   `yaml:"restore" json:"restore"`
+	// Faults are chaos injected on top of the incident, each at one phase. Default: none.
+	Faults []Fault `yaml:"faults,omitempty" json:"faults,omitempty"`
+	// Objectives are written like rto<=15m (see package objective). Default: the tier's preset.
+	Objectives []string `yaml:"objectives" json:"objectives"`
+}
+
+// Cluster is the throwaway cluster the drill runs on.
+type Cluster struct {
+	// Shards is the number of shard servers. Default: 4.
+	Shards int `yaml:"shards" json:"shards"`
+	// Layout is how tenants are stored. Default: shared.
+	Layout fixtures.Layout `yaml:"layout" json:"layout"`
+	// Provider is where the servers run. Default: local.
+	Provider Provider `yaml:"provider" json:"provider"`
+	// Durable keeps fsync and full-page writes on, for scenarios whose subject is a crash.
+	// Default: false (throwaway settings that load data fast).
+	Durable bool `yaml:"durable" json:"durable"`
+}
+
+// Provider names where a cluster's servers run.
+type Provider string
+
+// The providers.
+const (
+	// ProviderLocal runs the host's Postgres binaries as local processes; needs no Docker.
+	ProviderLocal Provider = "local"
+	// ProviderContainer runs each server in a container.
+	ProviderContainer Provider = "container"
+)
+
+// Providers lists the providers, default first.
+func Providers() []Provider { return []Provider{ProviderLocal, ProviderContainer} }
+
+// Dataset is the synthetic SaaS the cluster is filled with.
+type Dataset struct {
+	// Tenants is the number of tenants. Default: 200.
+	Tenants int `yaml:"tenants" json:"tenants"`
+	// Rows is the total number of rows over all tenants. Default: 1,000,000.
+	Rows int64 `yaml:"rows" json:"rows"`
+	// Distribution shapes tenant sizes. Default: skewed.
+	Distribution Distribution `yaml:"distribution" json:"distribution"`
+}
+
+// Distribution is how rows are spread over tenants.
+type Distribution string
+
+// The distributions.
+const (
+	// Skewed follows a Zipf law: a few whales and a long tail, as in a real SaaS.
+	Skewed Distribution = "skewed"
+	// Uniform gives every tenant about the same number of rows, to isolate per-tenant costs.
+	Uniform Distribution = "uniform"
+)
+
+// Distributions lists the distributions, default first.
+func Distributions() []Distribution { return []Distribution{Skewed, Uniform} }
+
+// Workload is the background writing that goes on during the incident and the restore, with a
+// ledger of acknowledged writes: it is what makes collateral and RPO measurable.
+type Workload struct {
+	// Writers is the number of concurrent writer connections; 0 turns the workload off.
+	// Default: 4.
+	Writers int `yaml:"writers" json:"writers"`
+	// Rate is the total number of writes per second over all writers. Default: 200.
+	Rate int `yaml:"rate" json:"rate"`
+	// Mix is the share of each operation, in percent. Default: 60/30/10.
+	Mix Mix `yaml:"mix" json:"mix"`
+}
+
+// Mix splits the workload's writes by operation; the shares add up to 100.
+type Mix struct {
+	Insert int `yaml:"insert" json:"insert"`
+	Update int `yaml:"update" json:"update"`
+	Delete int `yaml:"delete" json:"delete"`
+}
+
+// Protection is what the team has in place before the incident; each restore strategy needs
+// some of it.
+type Protection struct {
+	// BaseBackup takes a base backup of every shard before the workload. Default: true.
+	BaseBackup bool `yaml:"baseBackup" json:"baseBackup"`
+	// WALArchive archives every shard's WAL, for point-in-time recovery. Default: true.
+	WALArchive bool `yaml:"walArchive" json:"walArchive"`
+	// LogicalExportInterval is how often every tenant is exported logically; 0s: never.
+	// Default: 0s.
+	LogicalExportInterval Duration `yaml:"logicalExportInterval" json:"logicalExportInterval"`
+	// PgBackRest backs shards up with pgBackRest as well (one stanza per shard). Default: false.
+	PgBackRest bool `yaml:"pgbackrest" json:"pgbackrest"`
+	// StandbyApplyDelay runs a delayed streaming standby per shard that applies WAL this long
+	// after it was written; 0s: no standby. Default: 0s.
+	StandbyApplyDelay Duration `yaml:"standbyApplyDelay" json:"standbyApplyDelay"`
+}
+
+// Detection is how the incident is noticed; its time is part of RTO.
+type Detection struct {
+	// Delay detects the incident this long after it happened. Default: 30s, unless Probe is set.
+	Delay Duration `yaml:"delay,omitempty" json:"delay,omitempty"`
+	// Probe detects the incident by checking the steady state repeatedly instead.
+	Probe *Probe `yaml:"probe,omitempty" json:"probe,omitempty"`
+}
+
+// Probe is a steady-state check run until it notices the harm.
+type Probe struct {
+	// Interval is the time between checks. Default: 5s.
+	Interval Duration `yaml:"interval" json:"interval"`
+	// Timeout gives up (the drill is INCONCLUSIVE) when nothing was noticed. Default: 10m.
+	Timeout Duration `yaml:"timeout" json:"timeout"`
+}
+
+// Restore is how the harmed tenants are brought back.
+type Restore struct {
+	// Strategy is a built-in strategy, or runbook for the team's own command.
+	// Default: pitr-sidecar.
+	Strategy Strategy `yaml:"strategy" json:"strategy"`
+	// Runbook is the command run by the runbook strategy; only with it.
+	Runbook *Runbook `yaml:"runbook,omitempty" json:"runbook,omitempty"`
+}
+
+// Strategy names a restore strategy (see DESIGN.md, Restore strategies).
+type Strategy string
+
+// The strategies.
+const (
+	// PITRSidecar recovers a sidecar from base backup + WAL to just before the harm, and copies
+	// the affected tenants back.
+	PITRSidecar Strategy = "pitr-sidecar"
+	// DelayedStandby extracts the tenants from a standby stopped short of the harm.
+	DelayedStandby Strategy = "delayed-standby"
+	// LogicalExport loads the tenants' latest logical export; its RPO is the export's age.
+	LogicalExport Strategy = "logical-export"
+	// FullShardPITR rolls whole shards back, with collateral on other tenants' later writes.
+	FullShardPITR Strategy = "full-shard-pitr"
+	// SoftDeleteUndo clears deletion marks, where the harm only marked rows deleted.
+	SoftDeleteUndo Strategy = "soft-delete-undo"
+	// PgBackRestSidecar is PITRSidecar with pgBackRest restoring the sidecar.
+	PgBackRestSidecar Strategy = "pgbackrest-sidecar"
+	// RunbookStrategy runs the team's own command (Restore.Runbook).
+	RunbookStrategy Strategy = "runbook"
+)
+
+// Strategies lists the strategies, default first.
+func Strategies() []Strategy {
+	return []Strategy{PITRSidecar, DelayedStandby, LogicalExport, FullShardPITR, SoftDeleteUndo,
+		PgBackRestSidecar, RunbookStrategy}
+}
+
+// Runbook is an external restore command: the team's own procedure, drilled like a built-in.
+type Runbook struct {
+	// Command is run with `sh -c`, with the incident's facts in its environment. Required.
+	Command string `yaml:"command" json:"command"`
+	// Timeout stops the command (and fails the restore) when it runs longer. Default: 30m.
+	Timeout Duration `yaml:"timeout" json:"timeout"`
+}
+
+// Fault is chaos injected at one phase of the drill.
+type Fault struct {
+	// Kind is what breaks. Required.
+	Kind FaultKind `yaml:"kind" json:"kind"`
+	// Phase is the drill phase during which the fault is injected. Required.
+	Phase Phase `yaml:"phase" json:"phase"`
+	// Params are the kind's parameters (e.g. shard, latency); the fault package checks them.
+	Params map[string]any `yaml:"params,omitempty" json:"params,omitempty"`
+}
+
+// FaultKind names a fault.
+type FaultKind string
+
+// The faults (DESIGN.md, Chaos).
+const (
+	KillShard         FaultKind = "kill-shard"
+	PauseShard        FaultKind = "pause-shard"
+	NetworkLatency    FaultKind = "network-latency"
+	NetworkCut        FaultKind = "network-cut"
+	MissingWALSegment FaultKind = "missing-wal-segment"
+	CorruptBackupFile FaultKind = "corrupt-backup-file"
+	CrashRestore      FaultKind = "crash-restore"
+)
+
+// FaultKinds lists the faults.
+func FaultKinds() []FaultKind {
+	return []FaultKind{KillShard, PauseShard, NetworkLatency, NetworkCut, MissingWALSegment,
+		CorruptBackupFile, CrashRestore}
+}
+
+// Phase names a phase of the drill's timeline that a fault can be attached to.
+type Phase string
+
+// The phases a fault can be attached to, in timeline order. Provisioning is not one: there is
+// nothing to break yet.
+const (
+	PhaseFill     Phase = "fill"
+	PhaseProtect  Phase = "protect"
+	PhaseWorkload Phase = "workload"
+	PhaseIncident Phase = "incident"
+	PhaseDetect   Phase = "detect"
+	PhaseRestore  Phase = "restore"
+	PhaseVerify   Phase = "verify"
+)
+
+// Phases lists the phases faults can be attached to, in timeline order.
+func Phases() []Phase {
+	return []Phase{PhaseFill, PhaseProtect, PhaseWorkload, PhaseIncident, PhaseDetect, PhaseRestore, PhaseVerify}
+}
+
+// Duration is a time.Duration written as text ("30s", "15m"; a bare 0 is 0s) in YAML and JSON.
+type Duration time.Duration
+
+// Std returns d as a time.Duration.
+func (d Duration) Std() time.Duration { return time.Duration(d) }
+
+// String writes d like time.Duration does.
+func (d Duration) String() string { return time.Duration(d).String() }
+
+// MarshalText writes d as text, so YAML and JSON show "30s" instead of nanoseconds.
+func (d Duration) MarshalText() ([]byte, error) { return []byte(d.String()), nil }
+
+// names turns enum values into strings for messages.
+func names[T ~string](vs []T) []string {
+	out := make([]string, len(vs))
+	for i, v := range vs {
+		out[i] = string(v)
+	}
+	return out
+}
+
+// oneOf says what is wrong with v when it is not one of choices, or "" when it is.
+func oneOf[T ~string](v T, choices []T) string {
+	for _, c := range choices {
+		if v == c {
+			return ""
+		}
+	}
+	all := names(choices)
+	return fmt.Sprintf("%q is not one of %s%s", v, strings.Join(all, ", "), objective.DidYouMean(string(v), all))
+}

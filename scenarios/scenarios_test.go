@@ -1,0 +1,320 @@
+package scenarios_test
+
+import (
+	"encoding/json"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/goccy/go-yaml"
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+
+	"github.com/pgdrill/pgdrill/fixtures"
+	"github.com/pgdrill/pgdrill/harness/objective"
+	"github.com/pgdrill/pgdrill/scenarios"
+)
+
+// problemsOf returns the problems of err, which must be a *scenarios.ValidationError.
+func problemsOf(err error) []scenarios.Problem {
+	GinkgoHelper()
+	var ve *scenarios.ValidationError
+	Expect(errors.As(err, &ve)).To(BeTrue(), "want *scenarios.ValidationError, got %v", err)
+	return ve.Problems
+}
+
+// lines returns the problems as FILE:LINE:COL: FIELD: MESSAGE lines.
+func lines(err error) []string {
+	GinkgoHelper()
+	var out []string
+	for _, p := range problemsOf(err) {
+		out = append(out, p.String())
+	}
+	return out
+}
+
+// minimal is the smallest valid scenario; tests append to it.
+const minimal = `apiVersion: pgdrill.dev/v1alpha1
+kind: Scenario
+metadata: {id: t, title: T}
+spec:
+  hypothesis: H.
+  incident: {kind: wrong-id-deletion}
+`
+
+var _ = Describe("built-in scenarios", func() {
+	It("has one valid scenario per incident kind, named after it", func() {
+		var kinds []scenarios.IncidentKind
+		for _, s := range scenarios.Builtin() {
+			Expect(s.File).To(Equal("scenarios/" + s.Metadata.ID + ".yaml"))
+			Expect(s.Metadata.ID).To(Equal(string(s.Spec.Incident.Kind)))
+			Expect(s.Objectives()).NotTo(BeEmpty())
+			again, err := scenarios.Load(filepath.Base(s.File)) // the file on disk is the embedded one
+			Expect(err).NotTo(HaveOccurred())
+			again.File = s.File
+			Expect(again).To(Equal(s))
+			kinds = append(kinds, s.Spec.Incident.Kind)
+		}
+		Expect(kinds).To(ConsistOf(scenarios.IncidentKinds()))
+	})
+
+	It("makes wrong-id-deletion the default drill of issue 5, after Atlassian's 2022 outage", func() {
+		s, err := scenarios.Lookup("wrong-id-deletion")
+		Expect(err).NotTo(HaveOccurred())
+		Expect(s.Spec.Cluster).To(Equal(scenarios.Cluster{Shards: 4, Layout: fixtures.LayoutShared, Provider: scenarios.ProviderLocal}))
+		Expect(s.Spec.Dataset.Tenants).To(Equal(200))
+		Expect(s.Spec.Dataset.Rows).To(BeEquivalentTo(1_000_000))
+		Expect(s.Spec.Restore.Strategy).To(Equal(scenarios.PITRSidecar))
+		Expect(s.Spec.Hypothesis).To(HavePrefix("In April 2022 a script meant to delete legacy app installations was handed site ids and permanently"),
+			"a folded block scalar reads as one line of text")
+		Expect(s.Spec.Hypothesis).To(ContainSubstring("Atlassian"))
+		Expect(s.Objectives().Strings()).To(ContainElement("rto<=15m"))
+	})
+})
+
+var _ = Describe("decoding and validating", func() {
+	It("reports every problem of a malformed file at once, with file, line, column and field", func() {
+		_, err := scenarios.Load("testdata/malformed.yaml")
+		Expect(lines(err)).To(Equal([]string{
+			"testdata/malformed.yaml:3:1: metadata.title: required: the scorecard's headline",
+			`testdata/malformed.yaml:4:3: metadata.id: "Wrong_ID" must be 1-63 lower-case letters, digits and dashes, starting and ending with a letter or digit`,
+			`testdata/malformed.yaml:6:3: metadata.tier: "critcal" is not one of critical, standard, best-effort (did you mean critical?)`,
+			`testdata/malformed.yaml:10:13: spec.cluster.shards: must be a whole number, got the string "four"`,
+			`testdata/malformed.yaml:11:5: spec.cluster.layout: "sharded" is not one of shared, schema, database (did you mean shared?)`,
+			"testdata/malformed.yaml:15:5: spec.dataset.colour: unknown field; fields here: tenants, rows, distribution",
+			"testdata/malformed.yaml:18:5: spec.incident.fraction: must be between 0 and 1 (a share), got 1.5",
+			"testdata/malformed.yaml:19:5: spec.incident.shard: not a parameter of wrong-id-deletion, which takes: fraction",
+			"testdata/malformed.yaml:24:7: spec.objectives[1]: completeness>=120% can never pass: completeness cannot exceed 100%",
+			`testdata/malformed.yaml:25:7: spec.objectives[2]: unknown metric "rot" (did you mean rto?); metrics: rto, rpo, detect, completeness, collateral, lost_rows, integrity, phase.{archive,provision,replay,extract,merge,verify}`,
+		}))
+		p := problemsOf(err)[6]
+		Expect(p).To(Equal(scenarios.Problem{File: "testdata/malformed.yaml", Line: 18, Column: 5,
+			Field: "spec.incident.fraction", Message: "must be between 0 and 1 (a share), got 1.5"}))
+	})
+
+	It("refuses combinations that cannot work", func() {
+		_, err := scenarios.Load("testdata/incompatible.yaml")
+		Expect(lines(err)).To(Equal([]string{
+			"testdata/incompatible.yaml:9:26: spec.dataset.rows: must be at least 80 (8 per tenant for 10 tenants), got 50",
+			"testdata/incompatible.yaml:11:5: spec.workload.mix: insert, update and delete are percentages and must add up to 100, got 90",
+			"testdata/incompatible.yaml:13:5: spec.protection.standbyApplyDelay: the standby applies the incident after 1m0s, but it may go undetected for 5m0s: the standby would hold the harm too; make the delay longer than the detection",
+			"testdata/incompatible.yaml:16:5: spec.incident.shard: must be a shard index between 0 and 1 (the cluster has 2 shards), got 2",
+			"testdata/incompatible.yaml:17:5: spec.incident.fraction: not a parameter of shard-loss, which takes: shard",
+			"testdata/incompatible.yaml:22:5: spec.restore.runbook: only used with strategy runbook, not delayed-standby",
+			"testdata/incompatible.yaml:24:29: spec.faults[0].phase: crash-restore can only be injected in phase restore",
+			"testdata/incompatible.yaml:25:7: spec.faults[1].phase: required: one of fill, protect, workload, incident, detect, restore, verify",
+			"testdata/incompatible.yaml:26:3: spec.objectives: empty: a drill needs at least one objective; remove the key to use the tier's preset",
+		}))
+	})
+
+	It("checks a ring rollout's rings together", func() {
+		_, err := scenarios.Load("testdata/rings.yaml")
+		Expect(lines(err)).To(Equal([]string{
+			"testdata/rings.yaml:9:5: spec.incident.rings: the rings' fractions are shares of the targeted tenants and must add up to 1, got 0.9",
+			"testdata/rings.yaml:10:47: spec.incident.rings[0].guard.maxRows: must be at least 1, got 0",
+			`testdata/rings.yaml:11:10: spec.incident.rings[1].name: "canary" is also rings[0]`,
+			"testdata/rings.yaml:12:37: spec.incident.rings[2].guard: the last ring's guard never runs: nothing is left to halt",
+		}))
+	})
+
+	It("reports a YAML syntax error with its position", func() {
+		_, err := scenarios.Load("testdata/syntax.yaml")
+		Expect(lines(err)).To(Equal([]string{"testdata/syntax.yaml:4:9: invalid YAML: sequence end token ']' not found"}))
+	})
+
+	DescribeTable("refuses what YAML would convert or ignore silently",
+		func(extra, want string) {
+			_, err := scenarios.Parse("x.yaml", []byte(minimal+extra))
+			Expect(lines(err)).To(ConsistOf(want))
+		},
+		Entry("a repeated key", "  seed: 1\n  seed: 2\n", "x.yaml:8:3: spec.seed: given twice (first on line 7); keep one"),
+		Entry("a negative seed", "  seed: -1\n", "x.yaml:7:9: spec.seed: must not be negative, got -1"),
+		Entry("a fractional count", "  dataset: {tenants: 2.5}\n", "x.yaml:7:22: spec.dataset.tenants: must be a whole number, got the number 2.5"),
+		Entry("a number for a string", "  restore: {strategy: runbook, runbook: {command: 42}}\n", "x.yaml:7:51: spec.restore.runbook.command: must be a string, got the number 42 (quote it if it is meant as text)"),
+		Entry("a string for a boolean", "  cluster: {durable: yes}\n", `x.yaml:7:22: spec.cluster.durable: must be true or false, got the string "yes"`),
+		Entry("a duration without unit", "  detection: {delay: 30}\n", "x.yaml:7:22: spec.detection.delay: a duration needs a unit: write e.g. 30s"),
+		Entry("a bad duration", "  detection: {delay: soon}\n", `x.yaml:7:22: spec.detection.delay: must be a duration like 500ms, 30s, 15m or 1h30m, got the string "soon"`),
+		Entry("a mapping for a list", "  faults: {kind: kill-shard}\n", "x.yaml:7:11: spec.faults: must be a list, got a mapping"),
+		Entry("a scalar for a section", "  cluster: big\n", `x.yaml:7:12: spec.cluster: must be a mapping of fields, got the string "big"`),
+		Entry("a key without value", "  seed:\n", "x.yaml:7:9: spec.seed: has no value; give one or remove the key"),
+		Entry("an anchor", "  seed: &s 1\n", "x.yaml:7:9: spec.seed: anchors, aliases, tags and merge keys are not supported in scenario files; write the value out"),
+		Entry("a misspelt key", "  worklaod: {}\n", "x.yaml:7:3: spec.worklaod: unknown field (did you mean workload?); fields here: hypothesis, seed, cluster, dataset, workload, protection, incident, detection, restore, faults, objectives"),
+		Entry("a second document", "---\nkind: Scenario\n", "x.yaml:7:1: 2 YAML documents; a scenario file holds exactly one"),
+	)
+
+	It("reports missing required fields at the section that lacks them", func() {
+		_, err := scenarios.Parse("x.yaml", []byte("metadata: {}\nspec:\n  incident: {}\n"))
+		Expect(lines(err)).To(Equal([]string{
+			"x.yaml:1:1: apiVersion: must be pgdrill.dev/v1alpha1",
+			"x.yaml:1:1: kind: must be Scenario",
+			"x.yaml:1:1: metadata.id: required: lower-case letters, digits and dashes, e.g. wrong-id-deletion",
+			"x.yaml:1:1: metadata.title: required: the scorecard's headline",
+			`x.yaml:2:1: spec.hypothesis: required: say what you expect the drill to show, e.g. "we bring the deleted tenants back within 15 minutes without harming anyone else"`,
+			"x.yaml:3:3: spec.incident.kind: required: one of wrong-id-deletion, purge-not-soft-delete, update-without-where, bad-migration, shard-loss, ring-rollout",
+		}))
+		_, err = scenarios.Parse("x.yaml", []byte("apiVersion: pgdrill.dev/v2\n"))
+		Expect(lines(err)).To(ContainElement(`x.yaml:1:1: apiVersion: "pgdrill.dev/v2" is not a version this pgdrill reads; must be pgdrill.dev/v1alpha1`))
+		_, err = scenarios.Parse("x.yaml", []byte("# nothing\n"))
+		Expect(lines(err)).To(Equal([]string{"x.yaml:1: empty file; a scenario starts with apiVersion: pgdrill.dev/v1alpha1"}))
+	})
+
+	DescribeTable("refuses impossible incident parameters",
+		func(incident, want string) {
+			src := strings.Replace(minimal, "  incident: {kind: wrong-id-deletion}\n", "  incident: "+incident+"\n", 1)
+			_, err := scenarios.Parse("x.yaml", []byte(src))
+			Expect(lines(err)).To(ConsistOf(ContainSubstring(want)))
+		},
+		Entry("a fraction of no tenant", "{kind: wrong-id-deletion, fraction: 0.001}", "0.001 of 200 tenants is 0.2 tenants, fewer than one; raise it to at least 0.005"),
+		Entry("an unknown kind", "{kind: wrong-ids}", `"wrong-ids" is not one of`),
+		Entry("more tenants than exist", "{kind: update-without-where, tenants: 201}", "must be between 1 and the dataset's 200 tenants, got 201"),
+		Entry("an unknown table", "{kind: bad-migration, table: issue}", `"issue" is not one of sites, users, app_installations, projects, issues, comments, attachments (did you mean issues?)`),
+		Entry("an unknown column", "{kind: bad-migration, column: sumary}", `table issues has no column "sumary" (did you mean summary?)`),
+		Entry("a key column", "{kind: update-without-where, table: users, column: tenant_id}", "tenant_id is part of users's primary key; pick a data column"),
+		Entry("an unknown migration", "{kind: bad-migration, migration: truncate}", `"truncate" is not one of drop-column, rewrite-column`),
+		Entry("a negative wait", "{kind: shard-loss, after: -1s}", "spec.incident.after: must not be negative, got -1s"),
+		Entry("a unit slip", "{kind: shard-loss, after: 2400h}", "must be at most 24h0m0s, got 2400h0m0s"),
+		Entry("one ring", "{kind: ring-rollout, rings: [{name: all, fraction: 1}]}", "a rollout needs at least 2 rings, got 1"),
+	)
+
+	DescribeTable("refuses a strategy without the protection it restores from",
+		func(spec, want string) {
+			_, err := scenarios.Parse("x.yaml", []byte(minimal+spec))
+			Expect(lines(err)).To(ConsistOf(ContainSubstring(want)))
+		},
+		Entry(nil, "  protection: {walArchive: false}\n", "pitr-sidecar needs spec.protection.baseBackup and walArchive"),
+		Entry(nil, "  restore: {strategy: delayed-standby}\n", "delayed-standby needs spec.protection.standbyApplyDelay"),
+		Entry(nil, "  restore: {strategy: logical-export}\n", "logical-export needs spec.protection.logicalExportInterval"),
+		Entry(nil, "  restore: {strategy: pgbackrest-sidecar}\n", "pgbackrest-sidecar needs spec.protection.pgbackrest: true"),
+		Entry(nil, "  restore: {strategy: runbook}\n", "spec.restore.runbook.command: required with strategy runbook"),
+		Entry(nil, "  restore: {strategy: pitr}\n", `"pitr" is not one of pitr-sidecar`),
+		Entry(nil, "  protection: {baseBackup: false, logicalExportInterval: 1m}\n  restore: {strategy: logical-export}\n"+
+			"  faults: [{kind: corrupt-backup-file, phase: restore}]\n", "corrupt-backup-file breaks backups, but spec.protection takes none"),
+		Entry(nil, "  faults: [{kind: kill-shard, phase: provision}]\n", `spec.faults[0].phase: "provision" is not one of fill, protect`),
+		Entry(nil, "  faults: [{kind: oom, phase: restore}]\n", `spec.faults[0].kind: "oom" is not one of kill-shard`),
+		Entry(nil, "  detection: {delay: 1s, probe: {}}\n", "spec.detection.delay: give a delay or a probe, not both"),
+		Entry(nil, "  detection: {probe: {interval: 1m, timeout: 30s}}\n", "30s is shorter than the interval 1m0s: the probe would never run"),
+		Entry(nil, "  workload: {writers: 65}\n", "must be between 0 (no workload) and 64, got 65"),
+		Entry(nil, "  workload: {rate: 0}\n", "must be between 1 and 100000 writes per second, got 0"),
+		Entry(nil, "  workload: {mix: {insert: 110, update: -10}}\n", "spec.workload.mix.update: must not be negative, got -10"),
+		Entry(nil, "  cluster: {shards: 0}\n", "spec.cluster.shards: must be between 1 and 64, got 0"),
+		Entry(nil, "  dataset: {rows: 2000000000}\n", "must be at most 1000000000"),
+		Entry(nil, "  dataset: {distribution: zipf}\n", `"zipf" is not one of skewed, uniform`),
+		Entry(nil, "  cluster: {provider: docker}\n", `"docker" is not one of local, container`),
+	)
+})
+
+var _ = Describe("defaults", func() {
+	It("fills in every field a file leaves out, from one place", func() {
+		s, err := scenarios.Parse("x.yaml", []byte(minimal))
+		Expect(err).NotTo(HaveOccurred())
+		Expect(s.Metadata.Tier).To(Equal(objective.Standard))
+		sp := s.Spec
+		Expect(sp.Seed).To(BeEquivalentTo(scenarios.DefaultSeed))
+		Expect(sp.Cluster).To(Equal(scenarios.Cluster{Shards: 4, Layout: fixtures.LayoutShared, Provider: scenarios.ProviderLocal}))
+		Expect(sp.Dataset).To(Equal(scenarios.Dataset{Tenants: 200, Rows: 1_000_000, Distribution: scenarios.Skewed}))
+		Expect(sp.Workload).To(Equal(scenarios.Workload{Writers: 4, Rate: 200, Mix: scenarios.DefaultMix}))
+		Expect(sp.Protection).To(Equal(scenarios.Protection{BaseBackup: true, WALArchive: true}))
+		Expect(sp.Incident).To(Equal(scenarios.Incident{Kind: scenarios.WrongIDDeletion,
+			After: scenarios.Duration(10 * time.Second), Fraction: 0.03}))
+		Expect(sp.Detection).To(Equal(scenarios.Detection{Delay: scenarios.Duration(30 * time.Second)}))
+		Expect(sp.Restore).To(Equal(scenarios.Restore{Strategy: scenarios.PITRSidecar}))
+		Expect(sp.Faults).To(BeEmpty())
+		preset, err := objective.Preset(objective.Standard)
+		Expect(err).NotTo(HaveOccurred())
+		Expect(s.Objectives()).To(Equal(preset))
+		Expect(sp.Objectives).To(Equal(preset.Strings()))
+	})
+
+	It("keeps a zero written on purpose", func() {
+		s, err := scenarios.Parse("x.yaml", []byte(strings.Replace(minimal, "{kind: wrong-id-deletion}",
+			"{kind: shard-loss, after: 0}", 1)+"  protection: {walArchive: false}\n  restore: {strategy: logical-export}\n"+
+			"  workload: {writers: 0}\n  protection2: x\n"))
+		Expect(lines(err)).To(ConsistOf(
+			ContainSubstring("protection2: unknown field"),
+			ContainSubstring("logical-export needs spec.protection.logicalExportInterval"),
+		))
+		s, err = scenarios.Parse("x.yaml", []byte(strings.Replace(minimal, "{kind: wrong-id-deletion}",
+			"{kind: shard-loss, after: 0}", 1)+"  protection: {walArchive: false, logicalExportInterval: 1m}\n"+
+			"  restore: {strategy: logical-export}\n  workload: {writers: 0}\n"))
+		Expect(err).NotTo(HaveOccurred())
+		Expect(s.Spec.Incident.After).To(BeZero())
+		Expect(s.Spec.Incident.Shard).To(BeZero())
+		Expect(s.Spec.Protection.WALArchive).To(BeFalse())
+		Expect(s.Spec.Protection.BaseBackup).To(BeTrue())
+		Expect(s.Spec.Workload.Writers).To(BeZero())
+	})
+
+	It("defaults a probe's and a runbook's settings, and keeps faults and objectives as written", func() {
+		s, err := scenarios.Load("testdata/valid-runbook.yaml")
+		Expect(err).NotTo(HaveOccurred())
+		Expect(s.Spec.Restore.Runbook).To(Equal(&scenarios.Runbook{Command: "./restore.sh --all",
+			Timeout: scenarios.Duration(scenarios.DefaultRunbookTimeout)}))
+		Expect(s.Spec.Faults).To(Equal([]scenarios.Fault{
+			{Kind: scenarios.KillShard, Phase: scenarios.PhaseRestore, Params: map[string]any{"shard": uint64(1)}},
+			{Kind: scenarios.MissingWALSegment, Phase: scenarios.PhaseWorkload},
+		}))
+		Expect(s.Objectives().Strings()).To(Equal([]string{"rto<=1h", "lost_rows==0"}))
+
+		s, err = scenarios.Parse("x.yaml", []byte(minimal+"  detection: {probe: {}}\n"))
+		Expect(err).NotTo(HaveOccurred())
+		Expect(s.Spec.Detection).To(Equal(scenarios.Detection{Probe: &scenarios.Probe{
+			Interval: scenarios.Duration(5 * time.Second), Timeout: scenarios.Duration(10 * time.Minute)}}))
+	})
+})
+
+var _ = Describe("finding scenarios", func() {
+	It("looks up a built-in by id, else a file by path", func() {
+		s, err := scenarios.Lookup("shard-loss")
+		Expect(err).NotTo(HaveOccurred())
+		Expect(s.File).To(Equal("scenarios/shard-loss.yaml"))
+		s, err = scenarios.Lookup("testdata/valid-runbook.yaml")
+		Expect(err).NotTo(HaveOccurred())
+		Expect(s.Metadata.ID).To(Equal("our-runbook"))
+		_, err = scenarios.Lookup("testdata/malformed.yaml")
+		Expect(problemsOf(err)).NotTo(BeEmpty())
+	})
+
+	It("says what it could not find, with a hint", func() {
+		_, err := scenarios.Lookup("shard-los")
+		Expect(err).To(MatchError(scenarios.ErrNotFound))
+		Expect(err).To(MatchError(ContainSubstring("(did you mean shard-loss?)")))
+		_, err = scenarios.Load(filepath.Join(GinkgoT().TempDir(), "none.yaml"))
+		Expect(err).To(MatchError(os.ErrNotExist))
+	})
+})
+
+var _ = Describe("showing scenarios", func() {
+	It("writes an incident with its kind's parameters only, zeros included", func() {
+		s, err := scenarios.Lookup("shard-loss")
+		Expect(err).NotTo(HaveOccurred())
+		s.Spec.Incident.Shard = 0
+		b, err := yaml.Marshal(s.Spec.Incident)
+		Expect(err).NotTo(HaveOccurred())
+		Expect(string(b)).To(Equal("kind: shard-loss\nafter: 10s\nshard: 0\n"))
+		j, err := json.Marshal(s.Spec.Incident)
+		Expect(err).NotTo(HaveOccurred())
+		Expect(string(j)).To(Equal(`{"kind":"shard-loss","after":"10s","shard":0}`))
+	})
+
+	It("writes what `pgdrill scenarios show` prints, every default spelled out", func() {
+		s, err := scenarios.Lookup("shard-loss")
+		Expect(err).NotTo(HaveOccurred())
+		b, err := yaml.Marshal(s)
+		Expect(err).NotTo(HaveOccurred())
+		golden, err := os.ReadFile("testdata/shard-loss.show.golden")
+		Expect(err).NotTo(HaveOccurred())
+		Expect(string(b)).To(Equal(string(golden)))
+	})
+
+	It("writes a scenario that reads back as the same scenario", func() {
+		for _, s := range scenarios.Builtin() {
+			b, err := yaml.Marshal(s)
+			Expect(err).NotTo(HaveOccurred())
+			again, err := scenarios.Parse(s.File, b)
+			Expect(err).NotTo(HaveOccurred(), string(b))
+			Expect(again).To(Equal(s))
+		}
+	})
+})
