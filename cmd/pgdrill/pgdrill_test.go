@@ -52,6 +52,18 @@ func servers(d cluster.Description) []cluster.ServerInfo {
 	return append([]cluster.ServerInfo{d.Catalog}, d.Shards...)
 }
 
+// count runs a counting query on a fresh connection.
+func count(dsn, sql string) int64 {
+	GinkgoHelper()
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, dsn)
+	Expect(err).NotTo(HaveOccurred())
+	defer conn.Close(ctx)
+	var n int64
+	Expect(conn.QueryRow(ctx, sql).Scan(&n)).To(Succeed())
+	return n
+}
+
 func expectReachable(d cluster.Description) {
 	GinkgoHelper()
 	ctx := context.Background()
@@ -100,7 +112,7 @@ var _ = Describe("pgdrill", func() {
 		Expect(s.Out).To(gbytes.Say("Examples:"))
 		Expect(string(s.Out.Contents())).To(And(ContainSubstring("Exit codes:"),
 			ContainSubstring("missed its objectives"), ContainSubstring("harness"), ContainSubstring("invalid input")))
-		for _, sub := range []string{"up", "down", "ls", "doctor", "version"} {
+		for _, sub := range []string{"up", "down", "ls", "scenarios", "doctor", "version"} {
 			h := finish(sub, "--help")
 			Expect(h).To(gexec.Exit(0))
 			Expect(h.Out).To(gbytes.Say("Examples:"), sub)
@@ -108,7 +120,7 @@ var _ = Describe("pgdrill", func() {
 	})
 
 	It("exits 2 on invalid input and starts nothing", func() {
-		for _, args := range [][]string{{"up", "--shards", "0"}, {"up", "--no-such-flag"}, {"up", "extra"},
+		for _, args := range [][]string{{"up", "--shards", "0"}, {"up", "--layout", "sideways"}, {"up", "--tenants", "5", "--rows", "3"}, {"up", "--no-such-flag"}, {"up", "extra"},
 			{"--output", "yaml", "ls"}, {"up", "--set", "bad name=1"}, {"down"}, {"down", "rnosuchrun"}} {
 			s := finish(args...)
 			Expect(s).To(gexec.Exit(2), "%v", args)
@@ -134,15 +146,43 @@ var _ = Describe("pgdrill", func() {
 		Expect(checks).To(ContainElement(And(HaveField("Name", "postgres binaries"), HaveField("Status", "ok"))))
 	})
 
+	It("lists, shows and validates scenarios, naming file, line and field of every problem", func() {
+		list := finish("scenarios", "list")
+		Expect(list).To(gexec.Exit(0))
+		Expect(list.Out).To(gbytes.Say("wrong-id-deletion"))
+
+		show := finish("scenarios", "show", "wrong-id-deletion")
+		Expect(show).To(gexec.Exit(0))
+		file := filepath.Join(GinkgoT().TempDir(), "mine.yaml")
+		Expect(os.WriteFile(file, show.Out.Contents(), 0o600)).To(Succeed())
+		Expect(finish("scenarios", "validate", file)).To(gexec.Exit(0), "what show prints is a valid scenario")
+
+		bad := finish("scenarios", "validate", "../../scenarios/testdata/malformed.yaml")
+		Expect(bad).To(gexec.Exit(2))
+		Expect(bad.Err).To(gbytes.Say(`malformed\.yaml:10:13: spec\.cluster\.shards: `))
+		Expect(bad.Err).To(gbytes.Say(`malformed\.yaml:15:5: spec\.dataset\.colour: unknown field`))
+	})
+
 	It("prints its version", func() {
 		Expect(finish("version").Out).To(gbytes.Say(`pgdrill \S+ go1\.`))
 	})
 
 	It("leaves a detached cluster running until `pgdrill down` removes all of it", func() {
-		up := finish("up", "--detach", "--shards", "2", "-o", "json")
+		up := finish("up", "--detach", "--shards", "2", "-o", "json", "--tenants", "12", "--rows", "3000", "--seed", "7")
 		Expect(up).To(gexec.Exit(0))
 		d := describeFrom(up)
 		Expect(d.Shards).To(HaveLen(2))
+		var filled struct {
+			Dataset struct{ Seed, Tenants, Rows int64 }
+		}
+		Expect(json.Unmarshal(up.Out.Contents(), &filled)).To(Succeed())
+		Expect(filled.Dataset.Seed).To(BeEquivalentTo(7))
+		Expect(count(d.Catalog.DSN, "SELECT count(*) FROM tenants")).To(BeEquivalentTo(12))
+		var rows int64
+		for _, s := range d.Shards {
+			rows += count(s.DSN, "SELECT (SELECT count(*) FROM sites) + (SELECT count(*) FROM users) + (SELECT count(*) FROM app_installations) + (SELECT count(*) FROM projects) + (SELECT count(*) FROM issues) + (SELECT count(*) FROM comments) + (SELECT count(*) FROM attachments)")
+		}
+		Expect(rows).To(BeEquivalentTo(3000))
 		expectReachable(d)
 		Expect(finish("ls").Out).To(gbytes.Say(d.RunID + `\s+local\s+detached`))
 
@@ -154,7 +194,7 @@ var _ = Describe("pgdrill", func() {
 
 	DescribeTable("tears everything down when a foreground up is stopped",
 		func(extra []string, stop func(*gexec.Session)) {
-			up := pgdrill(append([]string{"up", "--shards", "1", "-o", "json"}, extra...)...)
+			up := pgdrill(append([]string{"up", "--shards", "1", "-o", "json", "--tenants", "0"}, extra...)...)
 			d := describeFrom(up)
 			expectReachable(d)
 			stop(up)
@@ -169,9 +209,9 @@ var _ = Describe("pgdrill", func() {
 	It("reaps what a SIGKILLed pgdrill up left, with down --all or at the next start", func() {
 		for _, reap := range []func(){
 			func() { Expect(finish("down", "--all")).To(gexec.Exit(0)) },
-			func() { Expect(finish("up", "--shards", "1", "--for", "10ms")).To(gexec.Exit(0)) },
+			func() { Expect(finish("up", "--shards", "1", "--for", "10ms", "--tenants", "0")).To(gexec.Exit(0)) },
 		} {
-			up := pgdrill("up", "--shards", "2", "-o", "json")
+			up := pgdrill("up", "--shards", "2", "-o", "json", "--tenants", "0")
 			d := describeFrom(up)
 			up.Kill().Wait(10 * time.Second)
 			expectReachable(d) // the servers outlive their killed owner...

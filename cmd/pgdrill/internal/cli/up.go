@@ -8,7 +8,9 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/pgdrill/pgdrill/fixtures"
 	"github.com/pgdrill/pgdrill/harness/cluster"
+	"github.com/pgdrill/pgdrill/harness/dataset"
 	"github.com/pgdrill/pgdrill/harness/exitcode"
 )
 
@@ -22,6 +24,7 @@ func (a *app) upCommand() *cobra.Command {
 		detach   bool
 		stayFor  time.Duration
 		settings []string
+		data     datasetFlags
 	)
 	cmd := &cobra.Command{
 		Use:   "up",
@@ -33,7 +36,9 @@ out), then remove everything. With --detach, return at once and leave the cluste
 
 Every database pgdrill creates carries a pgdrill_meta marker with the run id; destructive
 operations refuse any database without it.`,
-		Example: `  pgdrill up                         # catalog + 4 shards until Ctrl-C
+		Example: `  pgdrill up                         # catalog + 4 shards, 200 tenants, 1M rows, until Ctrl-C
+  pgdrill up --tenants 200 --rows 1000000 --layout shared --seed 42
+  pgdrill up --tenants 0             # empty servers, no tenants
   pgdrill up --shards 8 --for 10m    # tear down after 10 minutes
   pgdrill up --detach -o json        # run id and DSNs as JSON; keeps running
   pgdrill up --durable               # fsync on, for crash scenarios
@@ -51,7 +56,11 @@ operations refuse any database without it.`,
 			if stayFor < 0 || (detach && stayFor != 0) {
 				return invalid("--for must be positive and cannot be combined with --detach")
 			}
-			return a.up(cmd.Context(), spec, detach, stayFor)
+			plan, err := data.spec(shards)
+			if err != nil {
+				return err
+			}
+			return a.up(cmd.Context(), spec, plan, detach, stayFor)
 		},
 	}
 	f := cmd.Flags()
@@ -60,10 +69,11 @@ operations refuse any database without it.`,
 	f.BoolVar(&detach, "detach", false, "return after printing and leave the cluster running until `pgdrill down`")
 	f.DurationVar(&stayFor, "for", 0, "tear down after this long (default: until Ctrl-C)")
 	f.StringArrayVar(&settings, "set", nil, "extra server setting name=value for every server (repeatable)")
+	data.register(f)
 	return cmd
 }
 
-func (a *app) up(ctx context.Context, spec cluster.Spec, detach bool, stayFor time.Duration) (err error) {
+func (a *app) up(ctx context.Context, spec cluster.Spec, plan *fixtures.Plan, detach bool, stayFor time.Duration) (err error) {
 	p, err := a.localProvider(ctx)
 	if err != nil {
 		return err
@@ -86,6 +96,9 @@ func (a *app) up(ctx context.Context, spec cluster.Spec, detach bool, stayFor ti
 				}
 			}
 		}()
+		if err == nil && plan != nil {
+			err = a.fill(ctx, c, plan)
+		}
 		if err == nil && detach {
 			if err = c.Detach(); err == nil {
 				detached = true
@@ -95,8 +108,11 @@ func (a *app) up(ctx context.Context, spec cluster.Spec, detach bool, stayFor ti
 	if err != nil {
 		return exitcode.With(err, exitcode.HarnessError)
 	}
-	desc := cluster.Describe(c)
-	if err := a.print(desc, func(w io.Writer) { printDescription(w, desc, detach) }); err != nil {
+	out := upOutput{Description: cluster.Describe(c)}
+	if plan != nil {
+		out.Dataset = &plan.Spec
+	}
+	if err := a.print(out, func(w io.Writer) { printDescription(w, out, detach) }); err != nil {
 		return err
 	}
 	if detach {
@@ -114,11 +130,35 @@ func (a *app) up(ctx context.Context, spec cluster.Spec, detach bool, stayFor ti
 	return nil
 }
 
-func printDescription(w io.Writer, d cluster.Description, detached bool) {
+// upOutput is what `pgdrill up` prints: the cluster, and the dataset it was filled with.
+type upOutput struct {
+	cluster.Description
+	Dataset *fixtures.PlanSpec `json:"dataset,omitempty"`
+}
+
+// fill loads the plan into the cluster with a progress bar.
+func (a *app) fill(ctx context.Context, c cluster.Cluster, plan *fixtures.Plan) error {
+	update, done := a.fillProgress(plan.Spec.Rows)
+	a.log.Info("filling", "tenants", plan.Spec.Tenants, "rows", plan.Spec.Rows, "layout", plan.Spec.Layout, "seed", plan.Spec.Seed)
+	res, err := fixtures.Fill(ctx, plan, dataset.Target(c), fixtures.FillOptions{OnProgress: update})
+	done()
+	if err != nil {
+		return fmt.Errorf("fill cluster %s: %w", c.RunID(), err)
+	}
+	a.log.Info("filled", "rows", res.Rows, "elapsed", res.Elapsed.Round(time.Millisecond),
+		"rows_per_s", int(float64(res.Rows)/res.Elapsed.Seconds()))
+	return nil
+}
+
+func printDescription(w io.Writer, out upOutput, detached bool) {
+	d := out.Description
 	fmt.Fprintf(w, "run id:   %s (%s provider)\n", d.RunID, d.Provider)
 	fmt.Fprintf(w, "catalog:  %s\n", d.Catalog.DSN)
 	for _, s := range d.Shards {
 		fmt.Fprintf(w, "shard %-2d  %s\n", s.Index, s.DSN)
+	}
+	if ds := out.Dataset; ds != nil {
+		fmt.Fprintf(w, "dataset:  %d tenants, %d rows, %s layout, seed %d\n", ds.Tenants, ds.Rows, ds.Layout, ds.Seed)
 	}
 	if detached {
 		fmt.Fprintf(w, "left running; remove with: pgdrill down %s\n", d.RunID)
