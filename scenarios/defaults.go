@@ -18,8 +18,8 @@ const (
 	DefaultWriters          = 4
 	DefaultRate             = 200 // writes per second over all writers
 	DefaultSeed             = 1
-	DefaultIncidentAfter    = 10 * time.Second
-	DefaultDetectionDelay   = 30 * time.Second
+	DefaultIncidentAfter    = 5 * time.Second
+	DefaultDetectionDelay   = 10 * time.Second
 	DefaultProbeInterval    = 5 * time.Second
 	DefaultProbeTimeout     = 10 * time.Minute
 	DefaultRunbookTimeout   = 30 * time.Minute

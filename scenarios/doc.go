@@ -47,10 +47,10 @@
 //	    standbyApplyDelay: 0s        # 0s: no delayed standby
 //	  incident:
 //	    kind: wrong-id-deletion      # required; see IncidentKinds
-//	    after: 10s                   # after the workload starts
+//	    after: 5s                    # after the workload starts
 //	    fraction: 0.03               # kind-specific parameters: see Incident
 //	  detection:
-//	    delay: 30s                   # or: probe: {interval: 5s, timeout: 10m}
+//	    delay: 10s                   # or: probe: {interval: 5s, timeout: 10m}
 //	  restore:
 //	    strategy: pitr-sidecar       # or runbook, with runbook: {command: ./restore.sh, timeout: 30m}
 //	  faults:                        # default: none

@@ -217,8 +217,8 @@ var _ = Describe("defaults", func() {
 		Expect(sp.Workload).To(Equal(scenarios.Workload{Writers: 4, Rate: 200, Mix: scenarios.DefaultMix}))
 		Expect(sp.Protection).To(Equal(scenarios.Protection{BaseBackup: true, WALArchive: true}))
 		Expect(sp.Incident).To(Equal(scenarios.Incident{Kind: scenarios.WrongIDDeletion,
-			After: scenarios.Duration(10 * time.Second), Fraction: 0.03}))
-		Expect(sp.Detection).To(Equal(scenarios.Detection{Delay: scenarios.Duration(30 * time.Second)}))
+			After: scenarios.Duration(scenarios.DefaultIncidentAfter), Fraction: 0.03}))
+		Expect(sp.Detection).To(Equal(scenarios.Detection{Delay: scenarios.Duration(scenarios.DefaultDetectionDelay)}))
 		Expect(sp.Restore).To(Equal(scenarios.Restore{Strategy: scenarios.PITRSidecar}))
 		Expect(sp.Faults).To(BeEmpty())
 		preset, err := objective.Preset(objective.Standard)
@@ -292,10 +292,10 @@ var _ = Describe("showing scenarios", func() {
 		s.Spec.Incident.Shard = 0
 		b, err := yaml.Marshal(s.Spec.Incident)
 		Expect(err).NotTo(HaveOccurred())
-		Expect(string(b)).To(Equal("kind: shard-loss\nafter: 10s\nshard: 0\n"))
+		Expect(string(b)).To(Equal("kind: shard-loss\nafter: 5s\nshard: 0\n"))
 		j, err := json.Marshal(s.Spec.Incident)
 		Expect(err).NotTo(HaveOccurred())
-		Expect(string(j)).To(Equal(`{"kind":"shard-loss","after":"10s","shard":0}`))
+		Expect(string(j)).To(Equal(`{"kind":"shard-loss","after":"5s","shard":0}`))
 	})
 
 	It("writes what `pgdrill scenarios show` prints, every default spelled out", func() {

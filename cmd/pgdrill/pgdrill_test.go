@@ -21,6 +21,21 @@ import (
 	"github.com/pgdrill/pgdrill/harness/cluster"
 )
 
+// smallDrill is a quick wrong-id-deletion drill.
+const smallDrill = `apiVersion: pgdrill.dev/v1alpha1
+kind: Scenario
+metadata: {id: small, title: A small wrong-id deletion}
+spec:
+  hypothesis: The sidecar brings every deleted tenant back.
+  seed: 4
+  cluster: {shards: 2}
+  dataset: {tenants: 12, rows: 5000}
+  workload: {rate: 100}
+  incident: {kind: wrong-id-deletion, after: 300ms, fraction: 0.25}
+  detection: {delay: 200ms}
+  objectives: [rto<=2m, rpo<=1s, completeness>=100%, collateral==0]
+`
+
 // pgdrill starts the binary with the suite's state dir.
 func pgdrill(args ...string) *gexec.Session {
 	GinkgoHelper()
@@ -161,6 +176,33 @@ var _ = Describe("pgdrill", func() {
 		Expect(bad).To(gexec.Exit(2))
 		Expect(bad.Err).To(gbytes.Say(`malformed\.yaml:10:13: spec\.cluster\.shards: `))
 		Expect(bad.Err).To(gbytes.Say(`malformed\.yaml:15:5: spec\.dataset\.colour: unknown field`))
+	})
+
+	It("runs a drill end to end, writes its report and exits by its verdict", func() {
+		dir := GinkgoT().TempDir()
+		file := filepath.Join(dir, "small.yaml")
+		Expect(os.WriteFile(file, []byte(smallDrill), 0o600)).To(Succeed())
+		out := filepath.Join(dir, "reports")
+		s := pgdrill("run", file, "--out", out, "-o", "json").Wait(3 * time.Minute)
+		Expect(s).To(gexec.Exit(0), string(s.Out.Contents()))
+		var outcomes []struct {
+			RunID   string `json:"run_id"`
+			Verdict string
+			Seed    uint64
+		}
+		Expect(json.Unmarshal(s.Out.Contents(), &outcomes)).To(Succeed())
+		Expect(outcomes).To(HaveLen(1))
+		Expect(outcomes[0].Verdict).To(BeElementOf("PASS", "PASS_WITH_CONDITIONS"))
+		Expect(outcomes[0].Seed).To(BeEquivalentTo(4))
+		Expect(filepath.Join(out, outcomes[0].RunID, "report.json")).To(BeAnExistingFile())
+
+		By("exiting 3, not 1, when the harness cannot inject the incident")
+		broken := strings.Replace(smallDrill, "kind: wrong-id-deletion, after: 300ms, fraction: 0.25", "kind: shard-loss, after: 300ms, shard: 1", 1)
+		Expect(os.WriteFile(file, []byte(broken), 0o600)).To(Succeed())
+		Expect(pgdrill("run", file, "--out", out).Wait(3 * time.Minute)).To(gexec.Exit(3))
+
+		By("exiting 2 for a scenario that does not exist")
+		Expect(finish("run", "no-such-scenario")).To(gexec.Exit(2))
 	})
 
 	It("prints its version", func() {

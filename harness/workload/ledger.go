@@ -15,8 +15,9 @@ type Entry struct {
 	Tenant int64  `json:"tenant"`
 	Shard  int    `json:"shard"`
 	Table  string `json:"table"`
-	// Key is the row's primary key, as Postgres prints a row: (tenant_id,id).
-	Key string `json:"key"`
+	// Key holds the row's primary-key values as text, in fixtures.Table.PrimaryKey order (as
+	// truth.RowHash does).
+	Key []string `json:"key"`
 	Op  Op     `json:"op"`
 	// Sent and Acked bound the write in time; Acked is when the server confirmed the commit.
 	Sent  time.Time `json:"sent"`

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"strconv"
 	"sync"
 	"time"
 
@@ -221,7 +222,7 @@ func (w *writer) pick() Op {
 // statement returns one autocommitted statement for op on tenant t that returns the new row's
 // hash and the old row's hash (either NULL where there is none), with the table and primary key
 // it touches. Inserts add comments; updates move an issue's status; deletes remove a comment.
-func (w *writer) statement(op Op, t fixtures.Tenant) (sql, table, key string, args []any) {
+func (w *writer) statement(op Op, t fixtures.Tenant) (sql, table string, pk []string, args []any) {
 	schema := w.layout.Locate(t.ID).Schema
 	comments := pgx.Identifier{schema, fixtures.TableComments}.Sanitize()
 	issues := pgx.Identifier{schema, fixtures.TableIssues}.Sanitize()
@@ -235,7 +236,7 @@ func (w *writer) statement(op Op, t fixtures.Tenant) (sql, table, key string, ar
 		body := fmt.Sprintf("workload comment %d on issue %d", id, issue)
 		return "INSERT INTO " + comments + " AS t (tenant_id, comment_id, issue_id, author_id, body, created_at, updated_at) " +
 				"VALUES ($1, $2, $3, $4, $5, now(), now()) RETURNING " + hash("t") + ", NULL::bigint",
-			fixtures.TableComments, fmt.Sprintf("(%d,%d)", t.ID, id), []any{t.ID, id, issue, author, body}
+			fixtures.TableComments, key(t.ID, id), []any{t.ID, id, issue, author, body}
 	case OpUpdate:
 		issue := 1 + w.rng.Int64N(max(t.TableRows(fixtures.TableIssues), 1))
 		status := []string{"To Do", "In Progress", "In Review", "Done"}[w.rng.IntN(4)]
@@ -243,10 +244,15 @@ func (w *writer) statement(op Op, t fixtures.Tenant) (sql, table, key string, ar
 		return "WITH old AS (SELECT tenant_id, issue_id, " + hash("o") + " AS h FROM " + issues + " o WHERE tenant_id = $1 AND issue_id = $2) " +
 				"UPDATE " + issues + " AS t SET status = $3, updated_at = clock_timestamp() FROM old " +
 				"WHERE t.tenant_id = old.tenant_id AND t.issue_id = old.issue_id RETURNING " + hash("t") + ", old.h",
-			fixtures.TableIssues, fmt.Sprintf("(%d,%d)", t.ID, issue), []any{t.ID, issue, status}
+			fixtures.TableIssues, key(t.ID, issue), []any{t.ID, issue, status}
 	default:
 		comment := 1 + w.rng.Int64N(max(t.TableRows(fixtures.TableComments), 1))
 		return "DELETE FROM " + comments + " AS t WHERE tenant_id = $1 AND comment_id = $2 RETURNING NULL::bigint, " + hash("t"),
-			fixtures.TableComments, fmt.Sprintf("(%d,%d)", t.ID, comment), []any{t.ID, comment}
+			fixtures.TableComments, key(t.ID, comment), []any{t.ID, comment}
 	}
+}
+
+// key is a (tenant_id, id) primary key as text values.
+func key(tenant, id int64) []string {
+	return []string{strconv.FormatInt(tenant, 10), strconv.FormatInt(id, 10)}
 }

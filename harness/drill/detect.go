@@ -1,0 +1,110 @@
+package drill
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/pgdrill/pgdrill/fixtures"
+	"github.com/pgdrill/pgdrill/harness/objective"
+)
+
+// detect waits until the incident is noticed: after a fixed delay, or when a probe of the
+// steady state first fails. Detection time counts from the first harm's commit.
+func (r *run) detect(ctx context.Context) error {
+	d := r.cfg.Scenario.Spec.Detection
+	first := r.out.Incident.First()
+	if d.Probe == nil {
+		if err := sleep(ctx, time.Until(first.Add(d.Delay.Std()))); err != nil {
+			return err
+		}
+	} else if err := r.probe(ctx, d.Probe.Interval.Std(), d.Probe.Timeout.Std()); err != nil {
+		return err
+	}
+	r.out.Measures[objective.Detect] = objective.Duration(time.Since(first))
+	return nil
+}
+
+// probe checks the steady state every interval — every tenant in the catalog has a site on its
+// shard — and returns once it does not hold.
+func (r *run) probe(ctx context.Context, interval, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		missing, err := r.tenantsWithoutSites(ctx)
+		if err != nil {
+			return err
+		}
+		if missing > 0 {
+			r.log.Info("probe fired", "tenants_without_sites", missing)
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("probe: the steady state still held after %s; the incident went unnoticed", timeout)
+		}
+		if err := sleep(ctx, interval); err != nil {
+			return err
+		}
+	}
+}
+
+// tenantsWithoutSites counts the catalog's tenants whose shard holds no site of theirs.
+func (r *run) tenantsWithoutSites(ctx context.Context) (int, error) {
+	var tenants []fixtures.CatalogTenant
+	if err := queryCatalog(ctx, r.c, func(conn *pgx.Conn) error {
+		var err error
+		tenants, err = fixtures.ReadTenants(ctx, conn)
+		return err
+	}); err != nil {
+		return 0, err
+	}
+	have := map[int64]bool{}
+	for i, s := range r.c.Shards() {
+		ids, err := tenantsWithSites(ctx, s.DSN(), r.plan.Spec.Layout, r.plan.OnShard(i))
+		if err != nil {
+			return 0, fmt.Errorf("probe shard %d: %w", i, err)
+		}
+		for _, id := range ids {
+			have[id] = true
+		}
+	}
+	missing := 0
+	for _, t := range tenants {
+		if !have[t.ID] {
+			missing++
+		}
+	}
+	return missing, nil
+}
+
+// tenantsWithSites lists the tenants on a shard that have at least one site.
+func tenantsWithSites(ctx context.Context, dsn string, layout fixtures.Layout, tenants []fixtures.Tenant) ([]int64, error) {
+	conn, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		return nil, err
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	if layout == fixtures.LayoutShared {
+		rows, err := conn.Query(ctx, "SELECT DISTINCT tenant_id FROM "+pgx.Identifier{fixtures.SharedSchema, fixtures.TableSites}.Sanitize())
+		if err != nil {
+			return nil, err
+		}
+		return pgx.CollectRows(rows, pgx.RowTo[int64])
+	}
+	var out []int64
+	for _, t := range tenants {
+		q := "SELECT to_regnamespace($1) IS NOT NULL"
+		if layout == fixtures.LayoutDatabase {
+			q = "SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)"
+		}
+		var ok bool
+		if err := conn.QueryRow(ctx, q, fixtures.TenantContainer(t.ID)).Scan(&ok); err != nil {
+			return nil, err
+		}
+		if ok {
+			out = append(out, t.ID)
+		}
+	}
+	return out, nil
+}

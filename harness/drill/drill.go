@@ -1,0 +1,248 @@
+// Package drill runs one drill end to end and owns its timeline: provision a cluster, fill it
+// with synthetic tenants, protect it, start a workload that records every acknowledged write,
+// break it the way the scenario says, detect, restore, verify every tenant against what its own
+// writes say it must hold, and score the result against the scenario's objectives.
+//
+// Every step is an event on one timeline of monotonic offsets from the drill's start; RTO, RPO and
+// the phase breakdown are computed from those events and from the data, never from guesses.
+package drill
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/pgdrill/pgdrill/fixtures"
+	"github.com/pgdrill/pgdrill/harness/backup"
+	"github.com/pgdrill/pgdrill/harness/cluster"
+	"github.com/pgdrill/pgdrill/harness/dataset"
+	"github.com/pgdrill/pgdrill/harness/objective"
+	"github.com/pgdrill/pgdrill/harness/restore"
+	"github.com/pgdrill/pgdrill/harness/truth"
+	"github.com/pgdrill/pgdrill/harness/workload"
+	"github.com/pgdrill/pgdrill/scenarios"
+)
+
+// Config is one drill to run.
+type Config struct {
+	Scenario *scenarios.Scenario
+	Provider cluster.Provider
+	// Strategy overrides the scenario's restore strategy when set.
+	Strategy restore.Strategy
+	// Seed overrides the scenario's seed when not 0.
+	Seed uint64
+	Log  *slog.Logger
+	// OnStep, when set, is told the name of each step as it starts (the CLI shows progress).
+	OnStep func(step string)
+}
+
+// The drill's own steps, as they appear on the timeline.
+const (
+	StepProvision = "provision"
+	StepFill      = "fill"
+	StepProtect   = "protect"
+	StepBaseline  = "baseline"
+	StepWorkload  = "workload"
+	StepIncident  = "incident"
+	StepDetect    = "detect"
+	StepRestore   = "restore"
+	StepVerify    = "verify"
+	StepTeardown  = "teardown"
+)
+
+// errRestore marks a failure of the restore under test, as opposed to the harness: a FAIL, not
+// an ERROR.
+var errRestore = errors.New("restore failed")
+
+// run is the state of one drill while it runs.
+type run struct {
+	cfg     Config
+	log     *slog.Logger
+	out     *Outcome
+	start   time.Time
+	c       cluster.Cluster
+	plan    *fixtures.Plan
+	prot    backup.Protection
+	src     truth.Source
+	before  *truth.Snapshot
+	base    baseline
+	runner  *workload.Runner
+	ledger  *workload.Ledger
+	victims []fixtures.Tenant
+	// workloadStart is when the workload began: the baseline's moment.
+	workloadStart time.Time
+}
+
+// Run runs the drill and returns its outcome, whose Verdict says how it went. Everything it
+// starts is torn down before it returns, whatever happened. The error is nil unless the outcome
+// could not even be assembled; failures of the drill are in the outcome.
+func Run(ctx context.Context, cfg Config) *Outcome {
+	sc := cfg.Scenario
+	strategy := cfg.Strategy
+	r := &run{cfg: cfg, log: cfg.Log, start: time.Now()}
+	if r.log == nil {
+		r.log = slog.Default()
+	}
+	seed := sc.Spec.Seed
+	if cfg.Seed != 0 {
+		seed = cfg.Seed
+	}
+	r.out = &Outcome{ScenarioID: sc.Metadata.ID, Seed: seed, Provider: cfg.Provider.Name(),
+		Layout: sc.Spec.Cluster.Layout, Shards: sc.Spec.Cluster.Shards, Tenants: sc.Spec.Dataset.Tenants,
+		Rows: sc.Spec.Dataset.Rows, Started: r.start.UTC(), Measures: objective.Measures{}}
+	if strategy == nil {
+		var err error
+		if strategy, err = restore.Lookup(string(sc.Spec.Restore.Strategy)); err != nil {
+			r.finish(ctx, fmt.Errorf("choose strategy: %w", err))
+			return r.out
+		}
+	}
+	r.out.Strategy = strategy.Name()
+	r.log.Info("drill starting", "scenario", sc.Metadata.ID, "seed", seed, "strategy", strategy.Name())
+	err := r.execute(ctx, strategy, seed)
+	r.finish(ctx, err)
+	return r.out
+}
+
+// execute runs the steps in order; the first error ends the drill.
+func (r *run) execute(ctx context.Context, strategy restore.Strategy, seed uint64) error {
+	sc := r.cfg.Scenario.Spec
+	defer r.teardown(ctx)
+	if err := r.step(ctx, StepProvision, func() error {
+		c, err := r.cfg.Provider.Create(ctx, cluster.Spec{Shards: sc.Cluster.Shards, Durable: sc.Cluster.Durable})
+		r.c = c // set before err is checked: teardown destroys a partial cluster too
+		if err == nil {
+			r.out.RunID = c.RunID()
+		}
+		return err
+	}); err != nil {
+		return err
+	}
+	if err := r.step(ctx, StepFill, func() error {
+		var err error
+		r.plan, _, err = dataset.Fill(ctx, r.c, fixtures.PlanSpec{Seed: seed, Tenants: sc.Dataset.Tenants,
+			Rows: sc.Dataset.Rows, Layout: sc.Cluster.Layout}, fixtures.FillOptions{})
+		r.src = dataset.Source(r.c, sc.Cluster.Layout)
+		return err
+	}); err != nil {
+		return err
+	}
+	if err := r.step(ctx, StepProtect, func() error {
+		var err error
+		r.prot, err = backup.Protect(ctx, r.c, "pgdrill-"+r.c.RunID())
+		return err
+	}); err != nil {
+		return err
+	}
+	r.victims = chooseVictims(r.plan, sc.Incident.Fraction, seed)
+	if err := r.step(ctx, StepBaseline, func() error {
+		var err error
+		if r.before, err = truth.Take(ctx, r.src); err != nil {
+			return err
+		}
+		r.base, err = takeBaseline(ctx, r.src, r.victims)
+		return err
+	}); err != nil {
+		return err
+	}
+	if err := r.step(ctx, StepWorkload, func() error {
+		var err error
+		r.workloadStart = time.Now()
+		r.runner, err = workload.Start(ctx, r.c, r.plan, workload.Config{Rate: sc.Workload.Rate, Seed: seed,
+			Mix: workload.Mix{Insert: sc.Workload.Mix.Insert, Update: sc.Workload.Mix.Update, Delete: sc.Workload.Mix.Delete}})
+		return err
+	}); err != nil {
+		return err
+	}
+	if err := sleep(ctx, sc.Incident.After.Std()); err != nil {
+		return err
+	}
+	if err := r.step(ctx, StepIncident, func() error { return r.inject(ctx) }); err != nil {
+		return err
+	}
+	if err := r.step(ctx, StepDetect, func() error { return r.detect(ctx) }); err != nil {
+		return err
+	}
+	if err := r.step(ctx, StepRestore, func() error {
+		res, err := strategy.Restore(ctx, restore.Env{Cluster: r.c, Protection: r.prot, Log: r.log}, *r.out.Incident)
+		r.out.Restore = &res
+		for _, p := range res.Phases {
+			r.out.Events = append(r.out.Events, Event{Name: StepRestore + "." + p.Name, Shard: p.Shard,
+				Start: p.Start.Sub(r.start), End: p.End.Sub(r.start), At: p.Start.UTC()})
+		}
+		if err != nil && ctx.Err() == nil {
+			return fmt.Errorf("%w: %w", errRestore, err)
+		}
+		return err
+	}); err != nil {
+		return err
+	}
+	return r.step(ctx, StepVerify, func() error { return r.verify(ctx) })
+}
+
+// step runs f as a timeline event.
+func (r *run) step(ctx context.Context, name string, f func() error) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if r.cfg.OnStep != nil {
+		r.cfg.OnStep(name)
+	}
+	start := time.Now()
+	err := f()
+	e := Event{Name: name, Shard: -1, Start: start.Sub(r.start), End: time.Since(r.start), At: start.UTC()}
+	if err != nil {
+		e.Error = err.Error()
+		err = fmt.Errorf("%s: %w", name, err)
+	}
+	r.out.Events = append(r.out.Events, e)
+	r.log.Info("step", "name", name, "took", time.Duration(e.End-e.Start).Round(time.Millisecond), "err", e.Error)
+	return err
+}
+
+// teardown stops the workload and destroys the cluster, whatever happened.
+func (r *run) teardown(ctx context.Context) {
+	ctx = context.WithoutCancel(ctx)
+	if r.runner != nil && r.ledger == nil {
+		r.ledger, _ = r.runner.Stop()
+	}
+	if r.c == nil {
+		return
+	}
+	start := time.Now()
+	tctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	defer cancel()
+	e := Event{Name: StepTeardown, Shard: -1, Start: start.Sub(r.start), At: start.UTC()}
+	if err := r.c.Destroy(tctx); err != nil {
+		e.Error = err.Error()
+		r.out.Problems = append(r.out.Problems, "teardown failed; run `pgdrill down "+r.c.RunID()+"`: "+err.Error())
+	}
+	e.End = time.Since(r.start)
+	r.out.Events = append(r.out.Events, e)
+}
+
+// sleep waits d or until ctx ends.
+func sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
+
+// queryCatalog runs f on a connection to the cluster's catalog.
+func queryCatalog(ctx context.Context, c cluster.Cluster, f func(*pgx.Conn) error) error {
+	conn, err := pgx.Connect(ctx, c.Catalog().DSN())
+	if err != nil {
+		return fmt.Errorf("connect to catalog: %w", err)
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	return f(conn)
+}

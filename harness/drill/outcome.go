@@ -1,0 +1,113 @@
+package drill
+
+import (
+	"time"
+
+	"github.com/pgdrill/pgdrill/fixtures"
+	"github.com/pgdrill/pgdrill/harness/backup"
+	"github.com/pgdrill/pgdrill/harness/incident"
+	"github.com/pgdrill/pgdrill/harness/objective"
+	"github.com/pgdrill/pgdrill/harness/restore"
+	"github.com/pgdrill/pgdrill/harness/workload"
+)
+
+// Verdict is a drill's one-word answer. A broken harness must never look like a pass, and a
+// failing restore must never look like a broken harness: each has its own verdict and exit code.
+type Verdict string
+
+// The verdicts, from best to worst.
+const (
+	// Pass: every objective met, nothing lost, nobody else harmed.
+	Pass Verdict = "PASS"
+	// PassWithConditions: every objective met, with something a human should look at (rows the
+	// restore kept or overwrote as conflicts, writes whose outcome is unknown).
+	PassWithConditions Verdict = "PASS_WITH_CONDITIONS"
+	// Fail: the restore failed, missed an objective, lost data or harmed other tenants.
+	Fail Verdict = "FAIL"
+	// Inconclusive: the drill ran but could not decide (an objective could not be measured).
+	Inconclusive Verdict = "INCONCLUSIVE"
+	// Aborted: interrupted by a signal or a timeout.
+	Aborted Verdict = "ABORTED"
+	// Error: the harness or its environment broke; the drill says nothing about the restore.
+	Error Verdict = "ERROR"
+)
+
+// Event is one timed step on the drill's timeline. Offsets are from the drill's start, measured
+// on the monotonic clock.
+type Event struct {
+	Name string `json:"name"`
+	// Shard is the shard a restore phase ran on; -1 for drill-wide events.
+	Shard int           `json:"shard"`
+	Start time.Duration `json:"start"`
+	End   time.Duration `json:"end"`
+	// At is the wall-clock start, for people matching the timeline with their logs.
+	At time.Time `json:"at"`
+	// Error says why the step failed; empty when it succeeded.
+	Error string `json:"error,omitempty"`
+}
+
+// TenantScore is how completely one affected tenant came back.
+type TenantScore struct {
+	ID    int64 `json:"id"`
+	Shard int   `json:"shard"`
+	// Expected counts the rows the tenant must hold: its rows before the incident plus its
+	// acknowledged writes.
+	Expected int64 `json:"expected"`
+	// Lost are expected rows that are missing; Wrong are present with other contents.
+	Lost  int64 `json:"lost"`
+	Wrong int64 `json:"wrong"`
+	// Duplicated rows are second copies of a key; Resurrected rows were deleted before the
+	// incident and are back; Unexpected rows exist but were never written.
+	Duplicated  int64 `json:"duplicated"`
+	Resurrected int64 `json:"resurrected"`
+	Unexpected  int64 `json:"unexpected"`
+	// Indeterminate rows differ only where a write's outcome is unknown.
+	Indeterminate int64 `json:"indeterminate"`
+	// Examples names a few differing rows, as table(key).
+	Examples []string `json:"examples,omitempty"`
+}
+
+// Complete reports whether the tenant is exactly as it must be.
+func (t TenantScore) Complete() bool {
+	return t.Lost+t.Wrong+t.Duplicated+t.Resurrected+t.Unexpected == 0
+}
+
+// Check is one integrity check after the restore.
+type Check struct {
+	Name   string `json:"name"`
+	Passed bool   `json:"passed"`
+	Detail string `json:"detail"`
+}
+
+// Outcome is everything a drill found, the facts every report is rendered from.
+type Outcome struct {
+	RunID      string          `json:"run_id"`
+	ScenarioID string          `json:"scenario_id"`
+	Strategy   string          `json:"strategy"`
+	Seed       uint64          `json:"seed"`
+	Provider   string          `json:"provider"`
+	Layout     fixtures.Layout `json:"layout"`
+	Shards     int             `json:"shards"`
+	Tenants    int             `json:"tenants"`
+	Rows       int64           `json:"rows"`
+	Started    time.Time       `json:"started"`
+	Finished   time.Time       `json:"finished"`
+
+	Events     []Event               `json:"events"`
+	Chain      []backup.ChainReport  `json:"chain,omitempty"`
+	Incident   *incident.Record      `json:"incident,omitempty"`
+	Restore    *restore.Result       `json:"restore,omitempty"`
+	Writes     int                   `json:"writes"`
+	Affected   []TenantScore         `json:"affected,omitempty"`
+	Collateral []workload.Difference `json:"collateral,omitempty"`
+	Unresolved []workload.Difference `json:"unresolved,omitempty"`
+	Integrity  []Check               `json:"integrity,omitempty"`
+	Measures   objective.Measures    `json:"measures"`
+	Results    []objective.Result    `json:"results"`
+
+	Verdict Verdict `json:"verdict"`
+	// Reason says why, in plain words.
+	Reason string `json:"reason"`
+	// Problems lists what went wrong, for the "what went wrong" part of reports.
+	Problems []string `json:"problems,omitempty"`
+}
