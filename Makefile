@@ -15,8 +15,8 @@ help: ## list the targets
 build: ## build bin/pgdrill
 	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/pgdrill
 
-run: build ## the main job: start a cluster on the local provider (Ctrl-C tears it down)
-	./$(BIN) up
+run: build ## the main job: the default drill (wrong-id-deletion) on the local provider
+	./$(BIN) run
 
 test: ## the whole suite against real Postgres servers, race detector on (what CI runs)
 	$(GO) test -race -count=1 -timeout $(TEST_TIMEOUT) ./...
