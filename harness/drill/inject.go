@@ -3,7 +3,9 @@ package drill
 import (
 	"context"
 	"fmt"
+	"slices"
 
+	"github.com/pgdrill/pgdrill/fixtures"
 	"github.com/pgdrill/pgdrill/harness/incident"
 	"github.com/pgdrill/pgdrill/scenarios"
 )
@@ -22,7 +24,45 @@ func (r *run) inject(ctx context.Context) error {
 		}
 		r.out.Incident = &rec
 		return nil
+	case scenarios.RingRollout:
+		var rings []incident.Ring
+		for _, r := range r.cfg.Scenario.Spec.Incident.Rings {
+			ring := incident.Ring{Name: r.Name, Fraction: r.Fraction}
+			if r.Guard != nil {
+				ring.MaxRows = r.Guard.MaxRows
+			}
+			rings = append(rings, ring)
+		}
+		rec, results, err := incident.Rollout(ctx, r.c, string(kind), incidentTenants(r.victims), rings, incident.DeleteTenants)
+		r.out.Rings = results
+		if err != nil {
+			return err
+		}
+		r.out.Incident = &rec
+		r.out.BlastRadius = r.blastRadius(rec)
+		r.victims = harmedOnly(r.victims, rec)
+		return nil
 	default:
-		return fmt.Errorf("inject %s: this incident kind is not implemented yet; wrong-id-deletion and purge-not-soft-delete are", kind)
+		return fmt.Errorf("inject %s: this incident kind is not implemented yet; wrong-id-deletion, purge-not-soft-delete and ring-rollout are", kind)
 	}
+}
+
+// blastRadius compares what the rollout harmed with what the script targeted: the damage without
+// rings.
+func (r *run) blastRadius(rec incident.Record) *BlastRadius {
+	b := &BlastRadius{TargetedTenants: len(r.victims), HarmedTenants: len(rec.Affected)}
+	for _, v := range r.victims {
+		b.TargetedRows += v.Rows // the plan's size: what deleting every target would have removed
+	}
+	for _, h := range rec.Harms {
+		b.HarmedRows += h.Rows
+	}
+	return b
+}
+
+// harmedOnly keeps the targets the incident actually harmed.
+func harmedOnly(targets []fixtures.Tenant, rec incident.Record) []fixtures.Tenant {
+	return slices.DeleteFunc(slices.Clone(targets), func(t fixtures.Tenant) bool {
+		return !slices.ContainsFunc(rec.Affected, func(a incident.Tenant) bool { return a.ID == t.ID })
+	})
 }

@@ -72,6 +72,15 @@ func (t TenantScore) Complete() bool {
 	return t.Lost+t.Wrong+t.Duplicated+t.Resurrected+t.Unexpected == 0
 }
 
+// BlastRadius compares a rollout's damage with the damage the same script would have done
+// without rings.
+type BlastRadius struct {
+	TargetedTenants int   `json:"targeted_tenants"`
+	TargetedRows    int64 `json:"targeted_rows"`
+	HarmedTenants   int   `json:"harmed_tenants"`
+	HarmedRows      int64 `json:"harmed_rows"`
+}
+
 // Check is one integrity check after the restore.
 type Check struct {
 	Name   string `json:"name"`
@@ -93,17 +102,21 @@ type Outcome struct {
 	Started    time.Time       `json:"started"`
 	Finished   time.Time       `json:"finished"`
 
-	Events     []Event               `json:"events"`
-	Chain      []backup.ChainReport  `json:"chain,omitempty"`
-	Incident   *incident.Record      `json:"incident,omitempty"`
-	Restore    *restore.Result       `json:"restore,omitempty"`
-	Writes     int                   `json:"writes"`
-	Affected   []TenantScore         `json:"affected,omitempty"`
-	Collateral []workload.Difference `json:"collateral,omitempty"`
-	Unresolved []workload.Difference `json:"unresolved,omitempty"`
-	Integrity  []Check               `json:"integrity,omitempty"`
-	Measures   objective.Measures    `json:"measures"`
-	Results    []objective.Result    `json:"results"`
+	Events   []Event              `json:"events"`
+	Chain    []backup.ChainReport `json:"chain,omitempty"`
+	Incident *incident.Record     `json:"incident,omitempty"`
+	// Rings and BlastRadius are set for rollouts: where the guards contained the damage, and
+	// how much a rollout without rings would have harmed.
+	Rings       []incident.RingResult `json:"rings,omitempty"`
+	BlastRadius *BlastRadius          `json:"blast_radius,omitempty"`
+	Restore     *restore.Result       `json:"restore,omitempty"`
+	Writes      int                   `json:"writes"`
+	Affected    []TenantScore         `json:"affected,omitempty"`
+	Collateral  []workload.Difference `json:"collateral,omitempty"`
+	Unresolved  []workload.Difference `json:"unresolved,omitempty"`
+	Integrity   []Check               `json:"integrity,omitempty"`
+	Measures    objective.Measures    `json:"measures"`
+	Results     []objective.Result    `json:"results"`
 
 	Verdict Verdict `json:"verdict"`
 	// Reason says why, in plain words.
