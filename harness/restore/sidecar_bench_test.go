@@ -1,0 +1,209 @@
+package restore_test
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/pgdrill/pgdrill/fixtures"
+	"github.com/pgdrill/pgdrill/harness/backup"
+	"github.com/pgdrill/pgdrill/harness/cluster"
+	"github.com/pgdrill/pgdrill/harness/cluster/local"
+	"github.com/pgdrill/pgdrill/harness/dataset"
+	"github.com/pgdrill/pgdrill/harness/drilltest"
+	"github.com/pgdrill/pgdrill/harness/incident"
+	"github.com/pgdrill/pgdrill/harness/restore"
+)
+
+// benchRows sizes the shard: about 1 GB of table and index data on one shard.
+const benchRows = 3_000_000
+
+// BenchmarkPITRSidecar restores groups of 1, 10 and 100 deleted tenants from a ~1 GB shard with
+// pitr-sidecar, and does the same work with the raw tools a person would use, in the same run:
+// cp -a of the base backup, a bare postgres replaying the WAL archive to the same target, and
+// psql \copy of the same rows out of it into the live shard's server. It reports both, per phase,
+// and the ratio (goal ≤ 1.25×), plus seconds per tenant.
+func BenchmarkPITRSidecar(b *testing.B) {
+	for _, group := range []int{1, 10, 100} {
+		b.Run(fmt.Sprintf("tenants=%d", group), func(b *testing.B) { benchSidecar(b, group) })
+	}
+}
+
+func benchSidecar(b *testing.B, group int) {
+	ctx := context.Background()
+	p, err := local.New(ctx, local.WithStateDir(b.TempDir()), local.WithLogger(drilltest.DiscardLogger()))
+	if err != nil {
+		b.Fatal(err)
+	}
+	var ours, raw, rows, merge, replay time.Duration
+	var moved int64
+	b.StopTimer()
+	for range b.N {
+		c, err := p.Create(ctx, cluster.Spec{Shards: 1})
+		if c != nil {
+			defer c.Destroy(context.WithoutCancel(ctx))
+		}
+		if err != nil {
+			b.Fatal(err)
+		}
+		plan, _, err := dataset.Fill(ctx, c, fixtures.PlanSpec{Seed: 3, Tenants: 400, Rows: benchRows}, fixtures.FillOptions{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		prot, err := backup.Protect(ctx, c, "bench")
+		if err != nil {
+			b.Fatal(err)
+		}
+		var victims []incident.Tenant
+		for _, t := range plan.Tenants[:group] {
+			victims = append(victims, incident.Tenant{ID: t.ID, Shard: t.Shard})
+		}
+		rec, err := incident.DeleteTenants(ctx, c, "bench", victims)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := backup.ArchiveNow(ctx, c.Shards()[0]); err != nil {
+			b.Fatal(err)
+		}
+
+		start := time.Now()
+		rawReplay, rawCopy := rawRestore(b, p, c, prot.Backups[0], rec)
+		raw += time.Since(start)
+		replay += rawReplay
+		rows += rawCopy
+
+		b.StartTimer()
+		start = time.Now()
+		res, err := restore.PITRSidecar{}.Restore(ctx, restore.Env{Cluster: c, Protection: prot, Log: drilltest.DiscardLogger()}, rec)
+		ours += time.Since(start)
+		b.StopTimer()
+		if err != nil {
+			b.Fatal(err)
+		}
+		moved += res.Rows()
+		for _, ph := range res.Phases {
+			if ph.Name == restore.PhaseMerge {
+				merge += ph.Duration()
+			}
+		}
+		if err := c.Destroy(ctx); err != nil {
+			b.Fatal(err)
+		}
+	}
+	n := float64(b.N)
+	b.ReportMetric(ours.Seconds()/n, "pgdrill-s")
+	b.ReportMetric(raw.Seconds()/n, "raw-s")
+	b.ReportMetric(ours.Seconds()/raw.Seconds(), "x-raw")
+	b.ReportMetric(replay.Seconds()/n, "raw-replay-s")
+	b.ReportMetric(rows.Seconds()/n, "raw-copy-s")
+	b.ReportMetric(merge.Seconds()/n, "pgdrill-merge-s")
+	b.ReportMetric(float64(moved)/n, "rows")
+	b.ReportMetric((ours.Seconds()-raw.Seconds())/n/float64(group), "extra-s/tenant")
+}
+
+// rawRestore does by hand what pitr-sidecar does: copy the base backup, replay the archive with a
+// bare postgres to just before the harm, and move the same rows with psql \copy into scratch
+// tables next to the live ones (the live tables are left for pgdrill to restore). It returns the
+// time of the copy+replay and of the row copy.
+func rawRestore(b *testing.B, p *local.Provider, c cluster.Cluster, bk cluster.Backup, rec incident.Record) (time.Duration, time.Duration) {
+	ctx := context.Background()
+	bins, user := p.Binaries(), p.RunUser()
+	runAs := func(cmd *exec.Cmd) *exec.Cmd {
+		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+		if user.Switch {
+			cmd.SysProcAttr.Credential = &syscall.Credential{Uid: user.UID, Gid: user.GID}
+		}
+		return cmd
+	}
+	dir := filepath.Join(filepath.Dir(bk.Location), "raw")
+	start := time.Now()
+	if out, err := exec.Command("cp", "-a", bk.Location, dir).CombinedOutput(); err != nil {
+		b.Fatalf("cp: %v: %s", err, out)
+	}
+	port, err := freePort()
+	if err != nil {
+		b.Fatal(err)
+	}
+	conf := fmt.Sprintf("port = %d\nlisten_addresses = '127.0.0.1'\nunix_socket_directories = '%s'\narchive_mode = off\n"+
+		"restore_command = 'cp %s/%%f %%p'\nrecovery_target_xid = '%s'\nrecovery_target_inclusive = false\n"+
+		"recovery_target_action = promote\nfsync = off\n", port, dir, c.Shards()[0].Info().WALArchive, rec.Harms[0].XID)
+	if err := os.WriteFile(filepath.Join(dir, "pgdrill.conf"), []byte(conf), 0o644); err != nil {
+		b.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "recovery.signal"), nil, 0o644); err != nil {
+		b.Fatal(err)
+	}
+	pg := runAs(exec.Command(bins.Path("postgres"), "-D", dir))
+	if err := pg.Start(); err != nil {
+		b.Fatal(err)
+	}
+	defer func() { _ = pg.Process.Signal(syscall.SIGINT); _ = pg.Wait() }()
+	dsn := fmt.Sprintf("postgres://postgres@127.0.0.1:%d/%s?sslmode=disable", port, cluster.DefaultDatabase)
+	for {
+		conn, err := pgx.Connect(ctx, dsn)
+		if err == nil {
+			var inRecovery bool
+			err = conn.QueryRow(ctx, "SELECT pg_is_in_recovery()").Scan(&inRecovery)
+			conn.Close(ctx)
+			if err == nil && !inRecovery {
+				break
+			}
+		}
+		if time.Since(start) > 5*time.Minute {
+			b.Fatal("raw replay did not finish")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	replayed := time.Since(start)
+
+	start = time.Now()
+	live := c.Shards()[0].DSN()
+	var ids []string
+	for _, t := range rec.Affected {
+		ids = append(ids, fmt.Sprint(t.ID))
+	}
+	for _, t := range fixtures.Tables() {
+		scratch := "raw_" + t.Name
+		psql := func(dsn, command string) *exec.Cmd {
+			return exec.Command(bins.Path("psql"), "-X", "-q", "-v", "ON_ERROR_STOP=1", dsn, "-c", command)
+		}
+		if out, err := psql(live, "CREATE TABLE "+scratch+" (LIKE "+t.Name+")").CombinedOutput(); err != nil {
+			b.Fatalf("psql: %v: %s", err, out)
+		}
+		out := psql(dsn, `\copy (SELECT * FROM `+t.Name+` WHERE tenant_id IN (`+strings.Join(ids, ",")+`)) TO STDOUT`)
+		in := psql(live, `\copy `+scratch+` FROM STDIN`)
+		pipe, err := out.StdoutPipe()
+		if err != nil {
+			b.Fatal(err)
+		}
+		in.Stdin = pipe
+		if err := out.Start(); err != nil {
+			b.Fatal(err)
+		}
+		if msg, err := in.CombinedOutput(); err != nil {
+			b.Fatalf("psql \\copy in: %v: %s", err, msg)
+		}
+		if err := out.Wait(); err != nil {
+			b.Fatalf("psql \\copy out: %v", err)
+		}
+	}
+	return replayed, time.Since(start)
+}
+
+func freePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
