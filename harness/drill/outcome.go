@@ -9,27 +9,7 @@ import (
 	"github.com/pgdrill/pgdrill/harness/objective"
 	"github.com/pgdrill/pgdrill/harness/restore"
 	"github.com/pgdrill/pgdrill/harness/workload"
-)
-
-// Verdict is a drill's one-word answer. A broken harness must never look like a pass, and a
-// failing restore must never look like a broken harness: each has its own verdict and exit code.
-type Verdict string
-
-// The verdicts, from best to worst.
-const (
-	// Pass: every objective met, nothing lost, nobody else harmed.
-	Pass Verdict = "PASS"
-	// PassWithConditions: every objective met, with something a human should look at (rows the
-	// restore kept or overwrote as conflicts, writes whose outcome is unknown).
-	PassWithConditions Verdict = "PASS_WITH_CONDITIONS"
-	// Fail: the restore failed, missed an objective, lost data or harmed other tenants.
-	Fail Verdict = "FAIL"
-	// Inconclusive: the drill ran but could not decide (an objective could not be measured).
-	Inconclusive Verdict = "INCONCLUSIVE"
-	// Aborted: interrupted by a signal or a timeout.
-	Aborted Verdict = "ABORTED"
-	// Error: the harness or its environment broke; the drill says nothing about the restore.
-	Error Verdict = "ERROR"
+	"github.com/pgdrill/pgdrill/reports"
 )
 
 // Event is one timed step on the drill's timeline. Offsets are from the drill's start, measured
@@ -72,6 +52,13 @@ func (t TenantScore) Complete() bool {
 	return t.Lost+t.Wrong+t.Duplicated+t.Resurrected+t.Unexpected == 0
 }
 
+// Harmed is a table of an unaffected tenant that differs from what its own acknowledged writes
+// say it must hold: collateral damage.
+type Harmed struct {
+	workload.Difference
+	Shard int `json:"shard"`
+}
+
 // BlastRadius compares a rollout's damage with the damage the same script would have done
 // without rings.
 type BlastRadius struct {
@@ -112,13 +99,13 @@ type Outcome struct {
 	Restore     *restore.Result       `json:"restore,omitempty"`
 	Writes      int                   `json:"writes"`
 	Affected    []TenantScore         `json:"affected,omitempty"`
-	Collateral  []workload.Difference `json:"collateral,omitempty"`
+	Collateral  []Harmed              `json:"collateral,omitempty"`
 	Unresolved  []workload.Difference `json:"unresolved,omitempty"`
 	Integrity   []Check               `json:"integrity,omitempty"`
 	Measures    objective.Measures    `json:"measures"`
 	Results     []objective.Result    `json:"results"`
 
-	Verdict Verdict `json:"verdict"`
+	Verdict reports.Verdict `json:"verdict"`
 	// Reason says why, in plain words.
 	Reason string `json:"reason"`
 	// Problems lists what went wrong, for the "what went wrong" part of reports.

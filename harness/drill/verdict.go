@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
+	"github.com/pgdrill/pgdrill/reports"
 )
 
 // finish evaluates the objectives and decides the verdict. The order of the cases is the
@@ -17,12 +19,12 @@ func (r *run) finish(ctx context.Context, err error) {
 	o.Results = r.cfg.Scenario.Objectives().Evaluate(o.Measures)
 	switch {
 	case ctx.Err() != nil:
-		o.Verdict, o.Reason = Aborted, "the drill was interrupted ("+context.Cause(ctx).Error()+"); everything it started was torn down"
+		o.Verdict, o.Reason = reports.Aborted, "the drill was interrupted ("+context.Cause(ctx).Error()+"); everything it started was torn down"
 	case errors.Is(err, errRestore):
-		o.Verdict, o.Reason = Fail, "the restore did not complete: "+err.Error()
+		o.Verdict, o.Reason = reports.Fail, "the restore did not complete: "+err.Error()
 		o.Problems = append(o.Problems, err.Error())
 	case err != nil:
-		o.Verdict, o.Reason = Error, "the harness broke, so this drill says nothing about the restore: "+err.Error()
+		o.Verdict, o.Reason = reports.Error, "the harness broke, so this drill says nothing about the restore: "+err.Error()
 		o.Problems = append(o.Problems, err.Error())
 	default:
 		o.Verdict, o.Reason = r.judge()
@@ -31,7 +33,7 @@ func (r *run) finish(ctx context.Context, err error) {
 }
 
 // judge decides the verdict of a drill that ran to the end.
-func (r *run) judge() (Verdict, string) {
+func (r *run) judge() (reports.Verdict, string) {
 	o := r.out
 	var failures, doubts, conditions []string
 	var lost, incomplete int64
@@ -90,12 +92,12 @@ func (r *run) judge() (Verdict, string) {
 	o.Problems = append(o.Problems, doubts...)
 	switch {
 	case len(failures) > 0:
-		return Fail, strings.Join(failures, "; ")
+		return reports.Fail, strings.Join(failures, "; ")
 	case len(doubts) > 0:
-		return Inconclusive, strings.Join(doubts, "; ")
+		return reports.Inconclusive, strings.Join(doubts, "; ")
 	case len(conditions) > 0:
-		return PassWithConditions, "every objective was met, with conditions: " + strings.Join(conditions, "; ")
+		return reports.PassWithConditions, "every objective was met, with conditions: " + strings.Join(conditions, "; ")
 	}
-	return Pass, fmt.Sprintf("all %d affected tenants were restored exactly, every objective was met and no other tenant was touched",
+	return reports.Pass, fmt.Sprintf("all %d affected tenants were restored exactly, every objective was met and no other tenant was touched",
 		len(o.Affected))
 }

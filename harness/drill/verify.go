@@ -42,7 +42,8 @@ func (r *run) verify(ctx context.Context) error {
 		if affected[d.Tenant] {
 			mismatches = append(mismatches, truth.Mismatch{TenantTable: d.TenantTable})
 		} else {
-			r.out.Collateral = append(r.out.Collateral, d)
+			t, _ := r.plan.Tenant(d.Tenant)
+			r.out.Collateral = append(r.out.Collateral, Harmed{Difference: d, Shard: t.Shard})
 		}
 	}
 	r.out.Unresolved = unresolved

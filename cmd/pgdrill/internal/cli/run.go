@@ -2,22 +2,19 @@ package cli
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"path/filepath"
 	"slices"
 	"strings"
-	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/pgdrill/pgdrill/harness/drill"
 	"github.com/pgdrill/pgdrill/harness/exitcode"
-	"github.com/pgdrill/pgdrill/harness/objective"
 	"github.com/pgdrill/pgdrill/harness/restore"
+	"github.com/pgdrill/pgdrill/reports"
 	"github.com/pgdrill/pgdrill/scenarios"
 )
 
@@ -79,58 +76,58 @@ func (a *app) runDrills(ctx context.Context, scs []*scenarios.Scenario, strategy
 	if err != nil {
 		return err
 	}
-	var outcomes []*drill.Outcome
+	var reps []*reports.Report
 	for _, sc := range scs {
 		out := drill.Run(ctx, drill.Config{Scenario: sc, Provider: p, Strategy: strategy, Seed: seed, Log: a.log,
 			OnStep: func(step string) { a.log.Info("drill step", "scenario", sc.Metadata.ID, "step", step) }})
-		outcomes = append(outcomes, out)
-		if err := writeOutcome(outDir, out); err != nil {
-			return exitcode.With(err, exitcode.HarnessError)
+		rep := drill.Report(out, sc)
+		if err := a.writeReports(outDir, rep); err != nil {
+			return err
 		}
+		reps = append(reps, rep)
 		if ctx.Err() != nil {
 			break
 		}
 	}
-	if err := a.print(outcomes, func(w io.Writer) {
-		for _, o := range outcomes {
-			printScorecard(w, o)
+	if err := a.print(reps, func(w io.Writer) {
+		for _, r := range reps {
+			printScorecard(w, r)
 		}
 	}); err != nil {
 		return err
 	}
-	return verdictError(outcomes)
+	return verdictError(reps)
 }
 
-// writeOutcome writes the drill's report.json under dir/RUN_ID (dir/SCENARIO-TIME when the
-// drill never got a cluster).
-func writeOutcome(dir string, o *drill.Outcome) error {
-	name := o.RunID
+// writeReports writes every rendering of a drill's report under dir/RUN_ID (dir/SCENARIO-TIME
+// when the drill never got a cluster), and appends the summary to $GITHUB_STEP_SUMMARY when set.
+func (a *app) writeReports(dir string, r *reports.Report) error {
+	name := r.RunID
 	if name == "" {
-		name = o.ScenarioID + "-" + o.Started.Format("20060102T150405")
+		name = r.Scenario.ID + "-" + r.Started.Format("20060102T150405")
 	}
 	path := filepath.Join(dir, name)
-	if err := os.MkdirAll(path, 0o755); err != nil {
-		return fmt.Errorf("create report dir: %w", err)
-	}
-	data, err := json.MarshalIndent(o, "", "  ")
+	r.Artifacts = append(r.Artifacts, reports.Artifact{Name: "reports", Path: path})
+	files, err := reports.WriteAll(path, r)
 	if err != nil {
-		return fmt.Errorf("encode report: %w", err)
+		return exitcode.With(fmt.Errorf("write reports: %w", err), exitcode.HarnessError)
 	}
-	if err := os.WriteFile(filepath.Join(path, "report.json"), data, 0o644); err != nil {
-		return fmt.Errorf("write report: %w", err)
+	a.log.Info("reports written", "dir", path, "files", len(files))
+	if _, err := reports.AppendStepSummary(a.env, r); err != nil {
+		a.log.Warn("could not append to the CI step summary", "err", err)
 	}
 	return nil
 }
 
 // verdictError turns the worst verdict into the process's exit code.
-func verdictError(outcomes []*drill.Outcome) error {
-	order := []drill.Verdict{drill.Pass, drill.PassWithConditions, drill.Inconclusive, drill.Fail, drill.Aborted, drill.Error}
-	codes := map[drill.Verdict]exitcode.Code{drill.Inconclusive: exitcode.Inconclusive, drill.Fail: exitcode.ObjectivesMissed,
-		drill.Aborted: exitcode.Aborted, drill.Error: exitcode.HarnessError}
-	worst := drill.Pass
-	for _, o := range outcomes {
-		if slices.Index(order, o.Verdict) > slices.Index(order, worst) {
-			worst = o.Verdict
+func verdictError(reps []*reports.Report) error {
+	order := []reports.Verdict{reports.Pass, reports.PassWithConditions, reports.Inconclusive, reports.Fail, reports.Aborted, reports.Error}
+	codes := map[reports.Verdict]exitcode.Code{reports.Inconclusive: exitcode.Inconclusive, reports.Fail: exitcode.ObjectivesMissed,
+		reports.Aborted: exitcode.Aborted, reports.Error: exitcode.HarnessError}
+	worst := reports.Pass
+	for _, r := range reps {
+		if slices.Index(order, r.Verdict) > slices.Index(order, worst) {
+			worst = r.Verdict
 		}
 	}
 	if code, bad := codes[worst]; bad {
@@ -139,32 +136,29 @@ func verdictError(outcomes []*drill.Outcome) error {
 	return nil
 }
 
-// printScorecard prints a drill's verdict and figures for a terminal.
-func printScorecard(w io.Writer, o *drill.Outcome) {
-	fmt.Fprintf(w, "\n%s  %s  (run %s, seed %d, strategy %s)\n", o.Verdict, o.ScenarioID, o.RunID, o.Seed, o.Strategy)
-	fmt.Fprintf(w, "  %s\n", o.Reason)
-	if o.Incident != nil {
-		var rows int64
-		for _, h := range o.Incident.Harms {
-			rows += h.Rows
-		}
-		fmt.Fprintf(w, "  incident: %s harmed %d tenant(s), %d row(s), in %d transaction(s)\n",
-			o.Incident.Kind, len(o.Incident.Affected), rows, len(o.Incident.Harms))
-	}
-	for _, r := range o.Results {
+// printScorecard prints a drill's verdict and figures for a terminal: the verdict in words and a
+// symbol (never colour alone), the headline, then each objective.
+func printScorecard(w io.Writer, r *reports.Report) {
+	fmt.Fprintf(w, "\n%s %s  %s  (run %s, seed %d, strategy %s)\n", r.Verdict.Symbol(), r.Verdict, r.Scenario.ID, r.RunID, r.Seed, r.Strategy)
+	fmt.Fprintf(w, "  %s\n", r.Headline())
+	fmt.Fprintf(w, "  %s\n", r.Reason)
+	for _, o := range r.Objectives {
 		mark := "ok  "
 		switch {
-		case r.Inconclusive:
+		case o.Inconclusive:
 			mark = "??  "
-		case !r.Passed:
+		case !o.Passed:
 			mark = "FAIL"
 		}
-		fmt.Fprintf(w, "  [%s] %-22s %s\n", mark, r.Objective.String(), r.Reason)
+		fmt.Fprintf(w, "  [%s] %-22s %s\n", mark, o.Expression, o.Reason)
 	}
-	for _, m := range []objective.Metric{objective.Detect, objective.Phase(restore.PhaseReplay), objective.Phase(restore.PhaseMerge)} {
-		if v, ok := o.Measures[m]; ok {
-			fmt.Fprintf(w, "  %-29s %s\n", string(m)+":", v)
-		}
+	for _, p := range r.Measures.Phases {
+		fmt.Fprintf(w, "  %-28s %s\n", "phase "+p.Name+":", reports.MS(&p.MS))
 	}
-	fmt.Fprintf(w, "  writes acknowledged during the drill: %d; took %s\n", o.Writes, o.Finished.Sub(o.Started).Round(time.Millisecond))
+	for _, a := range r.NextActions {
+		fmt.Fprintf(w, "  next: %s\n", a)
+	}
+	if len(r.Artifacts) > 0 {
+		fmt.Fprintf(w, "  reports: %s\n", r.Artifacts[0].Path)
+	}
 }

@@ -1,0 +1,151 @@
+package drill
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/pgdrill/pgdrill/harness/objective"
+	"github.com/pgdrill/pgdrill/reports"
+	"github.com/pgdrill/pgdrill/scenarios"
+)
+
+// Report converts the outcome into the versioned report model every renderer reads.
+func Report(o *Outcome, sc *scenarios.Scenario) *reports.Report {
+	r := &reports.Report{
+		SchemaVersion: reports.SchemaVersion, RunID: o.RunID, Seed: o.Seed, Started: o.Started, Finished: o.Finished,
+		Provider: o.Provider, Strategy: o.Strategy, Verdict: o.Verdict, Reason: o.Reason,
+		Scenario: reports.Scenario{ID: sc.Metadata.ID, Title: sc.Metadata.Title, Hypothesis: sc.Spec.Hypothesis,
+			Owner: sc.Metadata.Owner, Tier: string(sc.Metadata.Tier), Tags: sc.Metadata.Tags},
+		Cluster:  reports.Cluster{Shards: o.Shards, Layout: string(o.Layout)},
+		Dataset:  reports.Dataset{Tenants: o.Tenants, Rows: o.Rows},
+		Timeline: []reports.Span{}, Objectives: []reports.ObjectiveResult{}, Tenants: []reports.TenantResult{},
+		Collateral: []reports.Collateral{}, Checks: []reports.Check{}, Problems: []reports.Problem{},
+		NextActions: nextActions(o), Artifacts: []reports.Artifact{},
+	}
+	ms := func(d time.Duration) int64 { return d.Milliseconds() }
+	for _, e := range o.Events {
+		r.Timeline = append(r.Timeline, reports.Span{Name: e.Name, Kind: reports.KindPhase, Shard: e.Shard,
+			StartMS: ms(e.Start), EndMS: ms(e.End), Start: e.At, End: e.At.Add(e.End - e.Start), Error: e.Error})
+	}
+	if inc := o.Incident; inc != nil {
+		r.Incident = reports.Incident{Kind: inc.Kind, At: inc.First(), AtMS: ms(inc.First().Sub(o.Started))}
+		for _, t := range inc.Affected {
+			r.Incident.Affected = append(r.Incident.Affected, reports.TenantRef{ID: t.ID, Shard: t.Shard})
+		}
+		for _, h := range inc.Harms {
+			r.Incident.HarmedRows += h.Rows
+			r.Incident.Harms = append(r.Incident.Harms, reports.Harm{Shard: h.Shard, Tenants: h.Tenants, XID: h.XID,
+				LSN: h.LSN, Time: h.Time, OffsetMS: ms(h.Time.Sub(o.Started)), Rows: h.Rows})
+			r.Timeline = append(r.Timeline, reports.Span{Name: "harm", Kind: reports.KindEvent, Shard: h.Shard,
+				StartMS: ms(h.Time.Sub(o.Started)), EndMS: ms(h.Time.Sub(o.Started)), Start: h.Time, End: h.Time})
+		}
+		if br := o.BlastRadius; br != nil {
+			r.Incident.Summary = fmt.Sprintf("a rollout in %d rings harmed %d of the %d tenants it targeted (%d of %d rows)",
+				len(o.Rings), br.HarmedTenants, br.TargetedTenants, br.HarmedRows, br.TargetedRows)
+		}
+	}
+	r.Measures = measures(o)
+	for _, res := range o.Results {
+		or := reports.ObjectiveResult{Expression: res.Objective.String(), Metric: string(res.Objective.Metric),
+			Passed: res.Passed, Inconclusive: res.Inconclusive, Threshold: quantity(res.Threshold), Reason: res.Reason}
+		if res.Measured != nil {
+			q := quantity(*res.Measured)
+			or.Measured = &q
+		}
+		r.Objectives = append(r.Objectives, or)
+	}
+	for _, t := range o.Affected {
+		bad := t.Lost + t.Wrong
+		r.Tenants = append(r.Tenants, reports.TenantResult{ID: t.ID, Shard: t.Shard, Expected: t.Expected,
+			Restored: max(0, t.Expected-bad), Lost: t.Lost, Wrong: t.Wrong, Duplicated: t.Duplicated,
+			Resurrected: t.Resurrected, Unexpected: t.Unexpected, Complete: t.Complete()})
+	}
+	for _, d := range o.Collateral {
+		r.Collateral = append(r.Collateral, reports.Collateral{Tenant: d.Tenant, Shard: d.Shard, Table: d.Table,
+			Rows:    max(1, abs(d.Want.Rows-d.Got.Rows)),
+			Differs: fmt.Sprintf("holds %d rows where its writes say %d (fingerprint %s, want %s)", d.Got.Rows, d.Want.Rows, d.Got.Sum, d.Want.Sum)})
+	}
+	for _, c := range o.Integrity {
+		r.Checks = append(r.Checks, reports.Check{Name: c.Name, Passed: c.Passed, Detail: c.Detail})
+	}
+	if n := len(o.Unresolved); n > 0 {
+		r.Checks = append(r.Checks, reports.Check{Name: "writes of unknown outcome", Inconclusive: true,
+			Detail: fmt.Sprintf("%d tenant table(s) differ only where writes of unknown outcome landed", n)})
+	}
+	for _, p := range o.Problems {
+		r.Problems = append(r.Problems, reports.Problem{Phase: failedStep(o, p), Message: p})
+	}
+	return r
+}
+
+// measures gathers the report's figures from the outcome's measures.
+func measures(o *Outcome) reports.Measures {
+	var m reports.Measures
+	at := func(metric objective.Metric) *int64 {
+		v, ok := o.Measures[metric]
+		if !ok {
+			return nil
+		}
+		n := int64(v.Number * 1000)
+		return &n
+	}
+	m.RTOMS, m.RPOMS, m.DetectMS = at(objective.RTO), at(objective.RPO), at(objective.Detect)
+	for _, name := range objective.Phases() {
+		if v := at(objective.Phase(name)); v != nil {
+			m.Phases = append(m.Phases, reports.PhaseDuration{Name: name, MS: *v})
+		}
+	}
+	for _, t := range o.Affected {
+		m.RowsExpected += t.Expected
+		m.RowsRestored += max(0, t.Expected-t.Lost-t.Wrong)
+	}
+	return m
+}
+
+func quantity(v objective.Value) reports.Quantity {
+	return reports.Quantity{Unit: reports.Unit(v.Unit), Value: v.Number}
+}
+
+// failedStep names the step a problem came from, when its text says so.
+func failedStep(o *Outcome, problem string) string {
+	i := slices.IndexFunc(o.Events, func(e Event) bool { return e.Error != "" && strings.Contains(problem, e.Error) })
+	if i < 0 {
+		return ""
+	}
+	return o.Events[i].Name
+}
+
+// nextActions says what a reader should do next, from what the drill found.
+func nextActions(o *Outcome) []string {
+	var out []string
+	switch o.Verdict {
+	case reports.Error:
+		out = append(out, "Fix the harness problem above (see `pgdrill doctor`), then rerun with the same seed: "+
+			fmt.Sprintf("pgdrill run %s --seed %d", o.ScenarioID, o.Seed))
+	case reports.Aborted:
+		out = append(out, fmt.Sprintf("Rerun the drill to the end: pgdrill run %s --seed %d", o.ScenarioID, o.Seed))
+	case reports.Pass:
+		out = append(out, "Keep this drill in the nightly schedule; raise the dataset or tighten the objectives when it stays green.")
+	}
+	if len(o.Collateral) > 0 {
+		out = append(out, "Restore only the affected tenants (pitr-sidecar or delayed-standby) instead of rolling whole shards back: other tenants lost writes.")
+	}
+	for _, t := range o.Affected {
+		if !t.Complete() {
+			out = append(out, "Find why affected rows did not come back: report.json lists them by key under affected[].examples.")
+			break
+		}
+	}
+	for _, res := range o.Results {
+		if !res.Passed && !res.Inconclusive && (res.Objective.Metric == objective.RTO || res.Objective.Metric == objective.Detect) {
+			out = append(out, "Shorten time to restore: detect sooner (a probe instead of waiting), take base backups more often, or keep a delayed standby.")
+			break
+		}
+	}
+	if o.Verdict == reports.Fail && len(o.Affected) == 0 {
+		out = append(out, "The restore itself failed: check the backup chain and the WAL archive (`pgdrill` names missing segments).")
+	}
+	return out
+}
