@@ -205,6 +205,48 @@ var _ = Describe("pgdrill", func() {
 		Expect(finish("run", "no-such-scenario")).To(gexec.Exit(2))
 	})
 
+	It("runs a game day: up from a scenario, incident, restore by hand, score, down", func() {
+		dir := GinkgoT().TempDir()
+		file := filepath.Join(dir, "small.yaml")
+		Expect(os.WriteFile(file, []byte(smallDrill), 0o600)).To(Succeed())
+		up := pgdrill("up", "--scenario", file, "-o", "json")
+		d := describeFrom(up)
+
+		By("paging the team")
+		inc := finish("incident", d.RunID, "-o", "json")
+		Expect(inc).To(gexec.Exit(0))
+		var page struct{ Tenants []int64 }
+		Expect(json.Unmarshal(inc.Out.Contents(), &page)).To(Succeed())
+		Expect(page.Tenants).To(HaveLen(3))
+		Expect(finish("incident", d.RunID)).To(gexec.Exit(2), "an incident happens once")
+
+		By("restoring with a built-in step, then scoring")
+		Expect(finish("restore", "--strategy", "pitr-sidecar", d.RunID)).To(gexec.Exit(0))
+		score := finish("score", d.RunID, "--out", filepath.Join(dir, "reports"))
+		Expect(score).To(gexec.Exit(0), string(score.Out.Contents()))
+		Expect(score.Out).To(gbytes.Say("PASS"))
+
+		By("tearing it down through pgdrill down, which asks the game day's up to stop")
+		Expect(finish("down", d.RunID)).To(gexec.Exit(0))
+		Eventually(up, time.Minute).Should(gexec.Exit(0))
+		expectGone(d)
+	})
+
+	It("scores an unrestored game day as FAIL", func() {
+		dir := GinkgoT().TempDir()
+		file := filepath.Join(dir, "small.yaml")
+		Expect(os.WriteFile(file, []byte(smallDrill), 0o600)).To(Succeed())
+		up := pgdrill("up", "--scenario", file, "-o", "json")
+		d := describeFrom(up)
+		Expect(finish("incident", d.RunID)).To(gexec.Exit(0))
+		score := finish("score", d.RunID, "--out", filepath.Join(dir, "reports"))
+		Expect(score).To(gexec.Exit(1))
+		Expect(score.Out).To(gbytes.Say("FAIL"))
+		up.Signal(syscall.SIGINT)
+		Eventually(up, time.Minute).Should(gexec.Exit(0))
+		expectGone(d)
+	})
+
 	It("prints its version", func() {
 		Expect(finish("version").Out).To(gbytes.Say(`pgdrill \S+ go1\.`))
 	})

@@ -1,6 +1,6 @@
 // Package backup is a drill's protection phase: base backups of every shard, named restore
-// points, and the verification that the chain a restore will need — backup, then every WAL
-// segment from the backup to now — is really there, with any gap named.
+// points, per-tenant logical exports, and the verification that the chain a restore will need —
+// backup, then every WAL segment from the backup to now — is really there, with any gap named.
 package backup
 
 import (

@@ -29,6 +29,9 @@ const (
 	RoleShard Role = "shard"
 	// RoleSidecar is a server recovered from a backup, used to extract data during a restore.
 	RoleSidecar Role = "sidecar"
+	// RoleStandby is a streaming replica of another server of the cluster, usually held behind
+	// it by an apply delay so that a harmful transaction can be stopped short of.
+	RoleStandby Role = "standby"
 )
 
 // DefaultDatabase is the database pgdrill creates on every server it starts and works in.
@@ -45,7 +48,25 @@ type Spec struct {
 	// Settings are extra server settings (GUCs) applied to the catalog and every shard, after
 	// pgdrill's own. Default: none.
 	Settings map[string]string
+	// Engine is the backup tool of the shards: what BaseBackup runs, where WAL is archived and
+	// what a sidecar is restored with. Default (""): EngineBaseBackup.
+	Engine Engine
 }
+
+// Engine names a backup tool a cluster's shards are protected with.
+type Engine string
+
+// The backup engines.
+const (
+	// EngineBaseBackup is Postgres's own: pg_basebackup for base backups, a plain directory of
+	// archived WAL segments, and a sidecar restored by copying the backup. The default: nothing
+	// to install beyond Postgres.
+	EngineBaseBackup Engine = "pg_basebackup"
+	// EnginePgBackRest is pgBackRest: one stanza per shard, full backups compressed with lz4,
+	// WAL archived with archive-push, and sidecars restored with `pgbackrest restore` to a
+	// target. Choose it to drill the backup tool a team really runs.
+	EnginePgBackRest Engine = "pgbackrest"
+)
 
 // MaxShards bounds Spec.Shards: a drill on one 2-core machine gains nothing beyond it.
 const MaxShards = 64
@@ -57,6 +78,11 @@ func (s Spec) Validate() error {
 	var errs []error
 	if s.Shards < 1 || s.Shards > MaxShards {
 		errs = append(errs, fmt.Errorf("shards must be 1..%d, got %d", MaxShards, s.Shards))
+	}
+	switch s.Engine {
+	case "", EngineBaseBackup, EnginePgBackRest:
+	default:
+		errs = append(errs, fmt.Errorf("backup engine %q is not one of %s, %s", s.Engine, EngineBaseBackup, EnginePgBackRest))
 	}
 	for _, name := range slices.Sorted(maps.Keys(s.Settings)) {
 		if !settingName.MatchString(name) {
@@ -91,6 +117,16 @@ type Cluster interface {
 	// once recovery reached the target and the server promoted (the two phases a restore times
 	// apart). The sidecar belongs to the cluster and is destroyed with it.
 	PrepareSidecar(ctx context.Context, spec SidecarSpec) (Server, error)
+	// StartStandby starts a streaming replica of one of the cluster's servers from a fresh base
+	// backup of it, applying each transaction spec.ApplyDelay after its commit, and returns once
+	// the standby accepts read-only connections. The standby belongs to the cluster and is
+	// destroyed with it. On error it returns whatever it started (possibly nil).
+	StartStandby(ctx context.Context, of Server, spec StandbySpec) (Standby, error)
+	// ReplaceData rolls a server back to a recovered sidecar of it, as restoring a whole server
+	// from its backup does: both stop, the server's data is replaced by the sidecar's (which is
+	// used up), and the server starts again at the same address. Everything the server took
+	// after the sidecar's recovery target is gone; that is the point, and its cost.
+	ReplaceData(ctx context.Context, s Server, sidecar Server) error
 	// Detach lets the cluster outlive the process that created it (`pgdrill up --detach`): no
 	// automatic reaping; only an explicit `pgdrill down` removes it.
 	Detach() error
@@ -139,12 +175,46 @@ type Server interface {
 	ArchivedWAL(ctx context.Context) ([]string, error)
 }
 
+// Standby is a streaming replica that a restore can stop short of a harmful transaction and read
+// the pre-incident rows from, without waiting for a backup to be copied and WAL replayed.
+type Standby interface {
+	Server
+	// PauseReplay stops applying WAL: at once while the standby replays, or, while it holds a
+	// transaction back for its delay, before that transaction. WAL keeps streaming in. It is the
+	// first thing a responder does, so that the delay cannot run out during the restore.
+	PauseReplay(ctx context.Context) error
+	// ReplayTo replays, without delay, up to target (exclusive unless target.Inclusive) and
+	// holds the standby there: read-only, still a standby, so that ReplayTo can be called again
+	// with a later target (one per harmful transaction); a restart keeps it held. It fails with
+	// ErrPastTarget, before changing anything, when the standby already applied the target.
+	// While it holds before a transaction, what that transaction locked exclusively (the tables
+	// of a DROP or TRUNCATE) stays locked on the standby: reading them waits for Promote.
+	ReplayTo(ctx context.Context, target RecoveryTarget) error
+	// Promote ends recovery where the standby holds: the transaction in progress at the target
+	// is rolled back, its locks released, and the standby becomes a writable server that no
+	// longer follows its primary.
+	Promote(ctx context.Context) error
+}
+
+// StandbySpec describes a standby to start.
+type StandbySpec struct {
+	// ApplyDelay is how long after its commit each transaction is applied
+	// (recovery_min_apply_delay): the time a responder has to stop the standby short of harm.
+	// Postgres delays only commits, so harm that acts before its commit (DROP DATABASE removes
+	// files first) is held back only while an earlier commit is. Default: 0, a plain replica.
+	ApplyDelay time.Duration
+}
+
+// ErrPastTarget means a standby already applied the recovery target it was asked to stop at: its
+// delay ran out before the restore began.
+var ErrPastTarget = errors.New("standby already replayed past the recovery target")
+
 // ServerInfo is what a person or a runbook needs to find a server.
 type ServerInfo struct {
 	Name string `json:"name"`
 	Role Role   `json:"role"`
-	// Index is the shard index; for a sidecar, the index of the shard it was restored from; -1
-	// for the catalog.
+	// Index is the shard index; for a sidecar or a standby, the index of the shard it was
+	// restored from or replicates; -1 for the catalog.
 	Index int    `json:"index"`
 	Host  string `json:"host"`
 	Port  int    `json:"port"`
@@ -158,6 +228,8 @@ type ServerInfo struct {
 	WALArchive string `json:"wal_archive,omitempty"`
 	// Paused reports whether the server is frozen by Pause.
 	Paused bool `json:"paused,omitempty"`
+	// Upstream names the server a sidecar was restored from or a standby replicates.
+	Upstream string `json:"upstream,omitempty"`
 }
 
 // Backup is a base backup of one server, in the provider's terms.
@@ -170,6 +242,11 @@ type Backup struct {
 	Label string `json:"label"`
 	// Location is where the provider keeps the backup.
 	Location string `json:"location"`
+	// Engine is the tool that took the backup; "" is EngineBaseBackup.
+	Engine Engine `json:"engine,omitempty"`
+	// Set is the engine's own name of the backup, where it has one (pgBackRest's backup set
+	// label, e.g. 20240101-120000F).
+	Set string `json:"set,omitempty"`
 	// StartLSN and EndLSN bound the WAL needed to make the backup consistent.
 	StartLSN string `json:"start_lsn"`
 	EndLSN   string `json:"end_lsn"`

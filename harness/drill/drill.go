@@ -78,11 +78,39 @@ type run struct {
 }
 
 // Run runs the drill and returns its outcome, whose Verdict says how it went. Everything it
-// starts is torn down before it returns, whatever happened. The error is nil unless the outcome
-// could not even be assembled; failures of the drill are in the outcome.
+// starts is torn down before it returns, whatever happened.
 func Run(ctx context.Context, cfg Config) *Outcome {
-	sc := cfg.Scenario
+	r := newRun(cfg)
 	strategy := cfg.Strategy
+	if strategy == nil {
+		var err error
+		if strategy, err = StrategyOf(cfg.Scenario); err != nil {
+			r.finish(ctx, err)
+			return r.out
+		}
+	}
+	r.out.Strategy = strategy.Name()
+	r.log.Info("drill starting", "scenario", cfg.Scenario.Metadata.ID, "seed", r.out.Seed, "strategy", strategy.Name())
+	err := r.execute(ctx, strategy, r.out.Seed)
+	r.finish(ctx, err)
+	return r.out
+}
+
+// StrategyOf returns the restore strategy a scenario names: a built-in, or its runbook.
+func StrategyOf(sc *scenarios.Scenario) (restore.Strategy, error) {
+	if rb := sc.Spec.Restore.Runbook; sc.Spec.Restore.Strategy == scenarios.RunbookStrategy && rb != nil {
+		return restore.Runbook{Command: rb.Command, Timeout: rb.Timeout.Std()}, nil
+	}
+	s, err := restore.Lookup(string(sc.Spec.Restore.Strategy))
+	if err != nil {
+		return nil, fmt.Errorf("choose strategy: %w", err)
+	}
+	return s, nil
+}
+
+// newRun starts the state and outcome of a drill of cfg.
+func newRun(cfg Config) *run {
+	sc := cfg.Scenario
 	r := &run{cfg: cfg, log: cfg.Log, start: time.Now()}
 	if r.log == nil {
 		r.log = slog.Default()
@@ -91,27 +119,45 @@ func Run(ctx context.Context, cfg Config) *Outcome {
 	if cfg.Seed != 0 {
 		seed = cfg.Seed
 	}
-	r.out = &Outcome{ScenarioID: sc.Metadata.ID, Seed: seed, Provider: cfg.Provider.Name(),
-		Layout: sc.Spec.Cluster.Layout, Shards: sc.Spec.Cluster.Shards, Tenants: sc.Spec.Dataset.Tenants,
-		Rows: sc.Spec.Dataset.Rows, Started: r.start.UTC(), Measures: objective.Measures{}}
-	if strategy == nil {
-		var err error
-		if strategy, err = restore.Lookup(string(sc.Spec.Restore.Strategy)); err != nil {
-			r.finish(ctx, fmt.Errorf("choose strategy: %w", err))
-			return r.out
-		}
+	r.out = &Outcome{ScenarioID: sc.Metadata.ID, Seed: seed, Layout: sc.Spec.Cluster.Layout,
+		Shards: sc.Spec.Cluster.Shards, Tenants: sc.Spec.Dataset.Tenants, Rows: sc.Spec.Dataset.Rows,
+		Started: r.start.UTC(), Measures: objective.Measures{}}
+	if cfg.Provider != nil {
+		r.out.Provider = cfg.Provider.Name()
 	}
-	r.out.Strategy = strategy.Name()
-	r.log.Info("drill starting", "scenario", sc.Metadata.ID, "seed", seed, "strategy", strategy.Name())
-	err := r.execute(ctx, strategy, seed)
-	r.finish(ctx, err)
-	return r.out
+	return r
 }
 
 // execute runs the steps in order; the first error ends the drill.
 func (r *run) execute(ctx context.Context, strategy restore.Strategy, seed uint64) error {
-	sc := r.cfg.Scenario.Spec
 	defer r.teardown(ctx)
+	if err := r.prepare(ctx, seed); err != nil {
+		return err
+	}
+	if err := sleep(ctx, r.cfg.Scenario.Spec.Incident.After.Std()); err != nil {
+		return err
+	}
+	if err := r.step(ctx, StepIncident, func() error { return r.inject(ctx) }); err != nil {
+		return err
+	}
+	if err := r.step(ctx, StepDetect, func() error { return r.detect(ctx) }); err != nil {
+		return err
+	}
+	if err := r.step(ctx, StepRestore, func() error { return r.restore(ctx, strategy) }); err != nil {
+		return err
+	}
+	return r.step(ctx, StepVerify, func() error {
+		if err := r.stopWorkload(); err != nil {
+			return err
+		}
+		return r.verify(ctx)
+	})
+}
+
+// prepare provisions the cluster, fills it, protects it, takes the baseline and starts the
+// workload: everything before the incident.
+func (r *run) prepare(ctx context.Context, seed uint64) error {
+	sc := r.cfg.Scenario.Spec
 	if err := r.step(ctx, StepProvision, func() error {
 		c, err := r.cfg.Provider.Create(ctx, cluster.Spec{Shards: sc.Cluster.Shards, Durable: sc.Cluster.Durable})
 		r.c = c // set before err is checked: teardown destroys a partial cluster too
@@ -158,30 +204,43 @@ func (r *run) execute(ctx context.Context, strategy restore.Strategy, seed uint6
 	}); err != nil {
 		return err
 	}
-	if err := sleep(ctx, sc.Incident.After.Std()); err != nil {
-		return err
+	return nil
+}
+
+// restore runs the strategy against the recorded incident and puts its phases on the timeline.
+// A failure of the strategy is the restore's (a FAIL), unless the drill was interrupted.
+func (r *run) restore(ctx context.Context, strategy restore.Strategy) error {
+	res, err := strategy.Restore(ctx, restore.Env{Cluster: r.c, Protection: r.prot, Log: r.log}, *r.out.Incident)
+	r.addRestore(res)
+	if err != nil && ctx.Err() == nil {
+		return fmt.Errorf("%w: %w", errRestore, err)
 	}
-	if err := r.step(ctx, StepIncident, func() error { return r.inject(ctx) }); err != nil {
-		return err
+	return err
+}
+
+// addRestore keeps a restore's result and puts its phases on the timeline. A game day may run
+// several restores; their tenants and phases add up.
+func (r *run) addRestore(res restore.Result) {
+	if r.out.Restore == nil {
+		r.out.Restore = &restore.Result{Strategy: res.Strategy}
 	}
-	if err := r.step(ctx, StepDetect, func() error { return r.detect(ctx) }); err != nil {
-		return err
+	r.out.Restore.Phases = append(r.out.Restore.Phases, res.Phases...)
+	r.out.Restore.Tenants = append(r.out.Restore.Tenants, res.Tenants...)
+	r.out.Restore.Output += res.Output
+	for _, p := range res.Phases {
+		r.out.Events = append(r.out.Events, Event{Name: StepRestore + "." + p.Name, Shard: p.Shard,
+			Start: p.Start.Sub(r.start), End: p.End.Sub(r.start), At: p.Start.UTC()})
 	}
-	if err := r.step(ctx, StepRestore, func() error {
-		res, err := strategy.Restore(ctx, restore.Env{Cluster: r.c, Protection: r.prot, Log: r.log}, *r.out.Incident)
-		r.out.Restore = &res
-		for _, p := range res.Phases {
-			r.out.Events = append(r.out.Events, Event{Name: StepRestore + "." + p.Name, Shard: p.Shard,
-				Start: p.Start.Sub(r.start), End: p.End.Sub(r.start), At: p.Start.UTC()})
-		}
-		if err != nil && ctx.Err() == nil {
-			return fmt.Errorf("%w: %w", errRestore, err)
-		}
-		return err
-	}); err != nil {
-		return err
+}
+
+// stopWorkload stops the writers and keeps their ledger.
+func (r *run) stopWorkload() error {
+	ledger, err := r.runner.Stop()
+	r.ledger = ledger
+	if err != nil {
+		return fmt.Errorf("stop workload: %w", err)
 	}
-	return r.step(ctx, StepVerify, func() error { return r.verify(ctx) })
+	return nil
 }
 
 // step runs f as a timeline event.

@@ -5,6 +5,8 @@ import (
 	"testing"
 
 	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+	"github.com/onsi/gomega/gexec"
 
 	"github.com/pgdrill/pgdrill/harness/cluster/local"
 	"github.com/pgdrill/pgdrill/harness/drilltest"
@@ -14,4 +16,13 @@ func TestDrill(t *testing.T) { drilltest.RunSpecs(t, "drill") }
 
 var provider *local.Provider
 
-var _ = BeforeSuite(func(ctx context.Context) { provider = drilltest.NewLocalProvider(ctx) })
+// pgdrillBin is the pgdrill binary the sabotage runbooks call.
+var pgdrillBin string
+
+var _ = BeforeSuite(func(ctx context.Context) {
+	provider = drilltest.NewLocalProvider(ctx)
+	var err error
+	pgdrillBin, err = gexec.Build("github.com/pgdrill/pgdrill/cmd/pgdrill")
+	Expect(err).NotTo(HaveOccurred())
+	DeferCleanup(gexec.CleanupBuildArtifacts)
+})

@@ -17,6 +17,20 @@ import (
 // transaction. Under the schema layout it drops the tenants' schemas; under the database layout
 // their databases. Every database is checked for the run's marker before anything is deleted.
 func DeleteTenants(ctx context.Context, c cluster.Cluster, kind string, tenants []Tenant) (Record, error) {
+	return harmTenants(ctx, c, kind, tenants, "delete", func(s cluster.Server, layout fixtures.Layout, ids []int64) ([]Harm, error) {
+		if layout == fixtures.LayoutDatabase {
+			return dropDatabases(ctx, s, c.RunID(), ids)
+		}
+		h, err := deleteInTransaction(ctx, s.DSN(), c.RunID(), layout, ids)
+		return []Harm{h}, err
+	})
+}
+
+// harmTenants records an incident of the given tenants: it reads the layout from the catalog,
+// checks every tenant's shard exists, then runs harm on every shard holding some of them, in
+// shard order, and collects the harms it reports. verb names what harm does, for errors.
+func harmTenants(ctx context.Context, c cluster.Cluster, kind string, tenants []Tenant, verb string,
+	harm func(s cluster.Server, layout fixtures.Layout, ids []int64) ([]Harm, error)) (Record, error) {
 	layout, err := readLayout(ctx, c)
 	if err != nil {
 		return Record{}, err
@@ -26,7 +40,7 @@ func DeleteTenants(ctx context.Context, c cluster.Cluster, kind string, tenants 
 	shards := c.Shards()
 	for _, t := range rec.Affected {
 		if t.Shard < 0 || t.Shard >= len(shards) {
-			return Record{}, fmt.Errorf("delete tenant %d: shard %d does not exist", t.ID, t.Shard)
+			return Record{}, fmt.Errorf("%s tenant %d: shard %d does not exist", verb, t.ID, t.Shard)
 		}
 	}
 	for i, s := range shards {
@@ -37,16 +51,9 @@ func DeleteTenants(ctx context.Context, c cluster.Cluster, kind string, tenants 
 		if len(ids) == 0 {
 			continue
 		}
-		var harms []Harm
-		if layout == fixtures.LayoutDatabase {
-			harms, err = dropDatabases(ctx, s, c.RunID(), ids)
-		} else {
-			var h Harm
-			h, err = deleteInTransaction(ctx, s.DSN(), c.RunID(), layout, ids)
-			harms = []Harm{h}
-		}
+		harms, err := harm(s, layout, ids)
 		if err != nil {
-			return rec, fmt.Errorf("delete tenants on %s: %w", s.Name(), err)
+			return rec, fmt.Errorf("%s tenants on %s: %w", verb, s.Name(), err)
 		}
 		for _, h := range harms {
 			h.Shard = i
@@ -79,10 +86,15 @@ func deleteInTransaction(ctx context.Context, dsn, runID string, layout fixtures
 		return h, err
 	}
 	err = pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
-		if err := tx.QueryRow(ctx, `SELECT pg_current_xact_id()::text, pg_current_wal_lsn()::text`).Scan(&h.XID, &h.LSN); err != nil {
+		if err := tx.QueryRow(ctx, `SELECT pg_current_xact_id()::text, pg_current_wal_insert_lsn()::text`).Scan(&h.XID, &h.LSN); err != nil {
 			return fmt.Errorf("note transaction: %w", err)
 		}
 		tables := fixtures.Tables()
+		if layout == fixtures.LayoutShared {
+			if err := lockParents(ctx, tx, ids); err != nil {
+				return err
+			}
+		}
 		for i := len(tables) - 1; i >= 0; i-- { // children first
 			if layout == fixtures.LayoutSchema {
 				break
@@ -117,6 +129,30 @@ func deleteInTransaction(ctx context.Context, dsn, runID string, layout fixtures
 	return h, noteCommit(ctx, conn, &h)
 }
 
+// lockParents locks the tenants' rows of every table another table references, parents first.
+// A concurrent insert of a child row takes a key-share lock on its parent for its foreign-key
+// check; once the parents are locked it waits for the deletion and then fails, instead of
+// committing between the delete of the children and the delete of its parent (which would then
+// violate the foreign key and abort the whole deletion).
+func lockParents(ctx context.Context, tx pgx.Tx, ids []int64) error {
+	referenced := map[string]bool{}
+	for _, t := range fixtures.Tables() {
+		for _, fk := range t.ForeignKeys {
+			referenced[fk.RefTable] = true
+		}
+	}
+	for _, t := range fixtures.Tables() {
+		if !referenced[t.Name] {
+			continue
+		}
+		if _, err := tx.Exec(ctx, "SELECT FROM "+pgx.Identifier{fixtures.SharedSchema, t.Name}.Sanitize()+
+			" WHERE tenant_id = ANY($1) FOR UPDATE", ids); err != nil {
+			return fmt.Errorf("lock %s: %w", t.Name, err)
+		}
+	}
+	return nil
+}
+
 // dropDatabases drops the tenants' databases, one DROP DATABASE (its own transaction) each, and
 // finds each drop in the WAL with pg_walinspect: DROP DATABASE cannot run in a transaction block,
 // so its id cannot be asked for beforehand, and it damages the database before it commits — it
@@ -142,7 +178,7 @@ func dropDatabases(ctx context.Context, s cluster.Server, runID string, ids []in
 		if h.Rows, err = inspectTenantDatabase(ctx, s.DSNFor(name), runID); err != nil {
 			return harms, err
 		}
-		if err := conn.QueryRow(ctx, `SELECT pg_current_wal_lsn()::text`).Scan(&h.LSN); err != nil {
+		if err := conn.QueryRow(ctx, `SELECT pg_current_wal_insert_lsn()::text`).Scan(&h.LSN); err != nil {
 			return harms, fmt.Errorf("note WAL position: %w", err)
 		}
 		if _, err := conn.Exec(ctx, "DROP DATABASE "+pgx.Identifier{name}.Sanitize()+" WITH (FORCE)"); err != nil {
@@ -202,7 +238,7 @@ func countRows(ctx context.Context, q interface {
 
 // noteCommit records the WAL position and time right after the harm committed.
 func noteCommit(ctx context.Context, conn *pgx.Conn, h *Harm) error {
-	if err := conn.QueryRow(ctx, `SELECT pg_current_wal_lsn()::text, clock_timestamp()`).Scan(&h.CommitLSN, &h.Time); err != nil {
+	if err := conn.QueryRow(ctx, `SELECT pg_current_wal_insert_lsn()::text, clock_timestamp()`).Scan(&h.CommitLSN, &h.Time); err != nil {
 		return fmt.Errorf("note commit: %w", err)
 	}
 	h.Time = h.Time.UTC()

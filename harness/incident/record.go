@@ -37,17 +37,23 @@ type Harm struct {
 	Tenants []int64 `json:"tenants"`
 	// XID is the harmful transaction's id.
 	XID string `json:"xid"`
-	// LSN is the WAL position just before the harm began.
+	// LSN is the WAL insert position just before the harm began (pg_current_wal_insert_lsn: the
+	// write position, pg_current_wal_lsn, lags behind asynchronous commits, so WAL written
+	// before a later reading could still be missing from it).
 	LSN string `json:"lsn"`
 	// RecoverTo is the recovery target (exclusive) that brings back the state the harm destroyed,
 	// with every other transaction committed before it: the transaction id, where the harm's
 	// damage happens at its commit; the start of its first WAL record, where Postgres acts before
 	// the commit (DROP DATABASE invalidates the database and removes its files first).
 	RecoverTo cluster.RecoveryTarget `json:"recover_to"`
-	// CommitLSN is the WAL position just after the harm committed.
+	// CommitLSN is the WAL insert position just after the harm committed.
 	CommitLSN string `json:"commit_lsn"`
 	// Time is when the harm committed.
 	Time time.Time `json:"time"`
+	// SoftDeleteMark is the deleted_at value a soft delete wrote, zero for other harms: the
+	// harm's tenants' rows holding exactly this value are the ones it marked, so an undo clears
+	// them and leaves every row deleted before (or after) it deleted.
+	SoftDeleteMark time.Time `json:"soft_delete_mark,omitzero"`
 	// Rows counts the rows the harm changed or removed. Under the database layout they are
 	// counted just before DROP DATABASE, which cannot share a transaction with the count, so
 	// writes in between make it approximate.

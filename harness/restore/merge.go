@@ -31,12 +31,51 @@ const (
 // maxConflictKeys bounds how many conflicting rows a tenant's result names.
 const maxConflictKeys = 20
 
-// merger copies tenants from a source database (a sidecar, a standby, an export) into the same
+// merger copies tenants from a source (a sidecar, a standby, an export) into the same
 // database of a live shard.
 type merger struct {
 	runID  string
 	layout fixtures.Layout
 	policy ConflictPolicy
+}
+
+// source is where a merge reads the affected tenants' pre-incident rows: a server recovered to
+// before the harm, or a logical export on disk. Every source hands out the same binary COPY
+// stream, so the merge SQL is written once whatever the rows come from.
+type source interface {
+	// copyOut writes the tenant's rows of table t, kept at loc on the live shard, to w in
+	// binary COPY format.
+	copyOut(ctx context.Context, w io.Writer, loc fixtures.Location, t fixtures.Table, tenantID int64) error
+}
+
+// serverSource reads rows from a server recovered to before the harm. It keeps one connection,
+// to the database it last read, so that the database layout's tenants do not hold one each.
+type serverSource struct {
+	server cluster.Server
+	db     string
+	conn   *pgx.Conn
+}
+
+func (s *serverSource) copyOut(ctx context.Context, w io.Writer, loc fixtures.Location, t fixtures.Table, tenantID int64) error {
+	if s.conn == nil || s.conn.IsClosed() || s.db != loc.Database {
+		s.close(ctx)
+		conn, err := pgx.Connect(ctx, s.server.DSNFor(loc.Database))
+		if err != nil {
+			return fmt.Errorf("connect to %s on source %s: %w", loc.Database, s.server.Name(), err)
+		}
+		s.conn, s.db = conn, loc.Database
+	}
+	_, err := s.conn.PgConn().CopyTo(ctx, w, "COPY (SELECT * FROM "+pgx.Identifier{loc.Schema, t.Name}.Sanitize()+
+		" WHERE tenant_id = "+strconv.FormatInt(tenantID, 10)+") TO STDOUT (FORMAT binary)")
+	return err
+}
+
+// close closes the connection, if one is open.
+func (s *serverSource) close(ctx context.Context) {
+	if s.conn != nil {
+		_ = s.conn.Close(context.WithoutCancel(ctx))
+		s.conn = nil
+	}
 }
 
 // mergeTenant copies one tenant's rows from src into dst in one transaction on dst: table by
@@ -45,24 +84,24 @@ type merger struct {
 // Rows the source lacks are left alone and counted as newer. When the tenant's schema is missing
 // on dst (schema layout, dropped) or its database is new (database layout), the tables and their
 // constraints are created in the same transaction.
-func (m merger) mergeTenant(ctx context.Context, src, dst *pgx.Conn, tenantID int64, createTables bool) (TenantResult, error) {
+func (m merger) mergeTenant(ctx context.Context, src source, dst *pgx.Conn, tenantID int64, createTables bool) (TenantResult, error) {
 	res := TenantResult{ID: tenantID}
-	schema := m.layout.Locate(tenantID).Schema
+	loc := m.layout.Locate(tenantID)
 	if err := cluster.RequireMarker(ctx, dst, m.runID); err != nil {
 		return res, err
 	}
 	err := pgx.BeginFunc(ctx, dst, func(tx pgx.Tx) error {
 		if createTables {
-			ddl := fixtures.CreateTablesSQL(schema)
-			if schema != fixtures.SharedSchema {
-				ddl = "CREATE SCHEMA " + pgx.Identifier{schema}.Sanitize() + ";\n" + ddl
+			ddl := fixtures.CreateTablesSQL(loc.Schema)
+			if loc.Schema != fixtures.SharedSchema {
+				ddl = "CREATE SCHEMA " + pgx.Identifier{loc.Schema}.Sanitize() + ";\n" + ddl
 			}
-			if _, err := tx.Exec(ctx, ddl+fixtures.ConstraintsSQL(schema)); err != nil {
+			if _, err := tx.Exec(ctx, ddl+fixtures.ConstraintsSQL(loc.Schema)); err != nil {
 				return fmt.Errorf("create tables of tenant %d: %w", tenantID, err)
 			}
 		}
 		for _, t := range fixtures.Tables() {
-			if err := m.mergeTable(ctx, src, tx, schema, t, tenantID, &res); err != nil {
+			if err := m.mergeTable(ctx, src, tx, loc, t, tenantID, &res); err != nil {
 				return fmt.Errorf("merge %s of tenant %d: %w", t.Name, tenantID, err)
 			}
 		}
@@ -71,14 +110,13 @@ func (m merger) mergeTenant(ctx context.Context, src, dst *pgx.Conn, tenantID in
 	return res, err
 }
 
-func (m merger) mergeTable(ctx context.Context, src *pgx.Conn, tx pgx.Tx, schema string, t fixtures.Table, tenantID int64, res *TenantResult) error {
-	live := pgx.Identifier{schema, t.Name}.Sanitize()
+func (m merger) mergeTable(ctx context.Context, src source, tx pgx.Tx, loc fixtures.Location, t fixtures.Table, tenantID int64, res *TenantResult) error {
+	live := pgx.Identifier{loc.Schema, t.Name}.Sanitize()
 	stage := pgx.Identifier{"pgdrill_stage_" + t.Name}.Sanitize()
 	if _, err := tx.Exec(ctx, "CREATE TEMP TABLE "+stage+" (LIKE "+live+") ON COMMIT DROP"); err != nil {
 		return fmt.Errorf("create staging table: %w", err)
 	}
-	read, err := streamCopy(ctx, src,
-		"COPY (SELECT * FROM "+live+" WHERE tenant_id = "+strconv.FormatInt(tenantID, 10)+") TO STDOUT (FORMAT binary)",
+	read, err := streamCopy(ctx, func(w io.Writer) error { return src.copyOut(ctx, w, loc, t, tenantID) },
 		tx.Conn(), "COPY "+stage+" FROM STDIN (FORMAT binary)")
 	if err != nil {
 		return err
@@ -128,13 +166,13 @@ func (m merger) mergeTable(ctx context.Context, src *pgx.Conn, tx pgx.Tx, schema
 	return nil
 }
 
-// streamCopy pipes a COPY TO STDOUT on src into a COPY FROM STDIN on dst without holding the rows
-// in memory, and returns the number of rows copied.
-func streamCopy(ctx context.Context, src *pgx.Conn, out string, dst *pgx.Conn, in string) (int64, error) {
+// streamCopy pipes the binary COPY data that out writes into a COPY FROM STDIN on dst without
+// holding the rows in memory, and returns the number of rows copied.
+func streamCopy(ctx context.Context, out func(io.Writer) error, dst *pgx.Conn, in string) (int64, error) {
 	pr, pw := io.Pipe()
 	readErr := make(chan error, 1)
 	go func() {
-		_, err := src.PgConn().CopyTo(ctx, pw, out)
+		err := out(pw)
 		pw.CloseWithError(err)
 		readErr <- err
 	}()
@@ -152,13 +190,16 @@ func streamCopy(ctx context.Context, src *pgx.Conn, out string, dst *pgx.Conn, i
 // mergeFrom merges the given tenants from a source server (a recovered sidecar or standby) into
 // the live shard, one transaction per tenant, in the databases the layout keeps them in.
 func (m merger) mergeFrom(ctx context.Context, src, live cluster.Server, tenants []incident.Tenant) ([]TenantResult, error) {
+	s := &serverSource{server: src}
+	defer s.close(ctx)
+	return m.merge(ctx, s, live, tenants)
+}
+
+// merge merges the given tenants from src into the live shard, one transaction per tenant, in
+// the databases the layout keeps them in.
+func (m merger) merge(ctx context.Context, src source, live cluster.Server, tenants []incident.Tenant) ([]TenantResult, error) {
 	var out []TenantResult
 	if m.layout != fixtures.LayoutDatabase {
-		srcConn, err := pgx.Connect(ctx, src.DSN())
-		if err != nil {
-			return nil, fmt.Errorf("connect to source %s: %w", src.Name(), err)
-		}
-		defer srcConn.Close(context.WithoutCancel(ctx))
 		dstConn, err := pgx.Connect(ctx, live.DSN())
 		if err != nil {
 			return nil, fmt.Errorf("connect to %s: %w", live.Name(), err)
@@ -172,7 +213,7 @@ func (m merger) mergeFrom(ctx context.Context, src, live cluster.Server, tenants
 					return nil, fmt.Errorf("look up schema of tenant %d: %w", t.ID, err)
 				}
 			}
-			r, err := m.mergeTenant(ctx, srcConn, dstConn, t.ID, create)
+			r, err := m.mergeTenant(ctx, src, dstConn, t.ID, create)
 			if err != nil {
 				return nil, err
 			}
@@ -193,7 +234,7 @@ func (m merger) mergeFrom(ctx context.Context, src, live cluster.Server, tenants
 
 // mergeDatabase merges one tenant of the database layout, creating its database (with the
 // run's marker) when the incident dropped it.
-func (m merger) mergeDatabase(ctx context.Context, src, live cluster.Server, t incident.Tenant) (TenantResult, error) {
+func (m merger) mergeDatabase(ctx context.Context, src source, live cluster.Server, t incident.Tenant) (TenantResult, error) {
 	name := fixtures.TenantContainer(t.ID)
 	admin, err := pgx.Connect(ctx, live.DSN())
 	if err != nil {
@@ -211,17 +252,12 @@ func (m merger) mergeDatabase(ctx context.Context, src, live cluster.Server, t i
 			return TenantResult{}, err
 		}
 	}
-	srcConn, err := pgx.Connect(ctx, src.DSNFor(name))
-	if err != nil {
-		return TenantResult{}, fmt.Errorf("connect to tenant %d on source %s: %w", t.ID, src.Name(), err)
-	}
-	defer srcConn.Close(context.WithoutCancel(ctx))
 	dstConn, err := pgx.Connect(ctx, dstDSN)
 	if err != nil {
 		return TenantResult{}, fmt.Errorf("connect to tenant %d on %s: %w", t.ID, live.Name(), err)
 	}
 	defer dstConn.Close(context.WithoutCancel(ctx))
-	r, err := m.mergeTenant(ctx, srcConn, dstConn, t.ID, !exists)
+	r, err := m.mergeTenant(ctx, src, dstConn, t.ID, !exists)
 	r.Shard = t.Shard
 	return r, err
 }

@@ -1,8 +1,9 @@
 // Package restore brings a group of tenants back after an incident, on shards where every other
-// tenant keeps writing. Postgres restores whole clusters; every strategy here ends the same way —
+// tenant keeps writing. Postgres restores whole clusters; most strategies here end the same way —
 // the affected tenants' rows, with their whole foreign-key closure, merged back into the live
 // shard in foreign-key order, one transaction per tenant, without touching anyone else — and
-// differs in where the pre-incident rows come from.
+// differ in where the pre-incident rows come from (a sidecar, a standby, an export). The others
+// need no copy (soft-delete-undo), or hand the work to the team's own command (runbook).
 package restore
 
 import (
@@ -33,6 +34,9 @@ type Env struct {
 	// Protection holds the base backups the protection phase took, one per shard.
 	Protection backup.Protection
 	Log        *slog.Logger
+	// Standbys are the delayed standbys the protection phase started (StartStandbys), index i
+	// for shard i; none when it started none.
+	Standbys []cluster.Standby
 }
 
 // The phases a restore reports, in the order they happen on a shard.
@@ -46,11 +50,20 @@ const (
 	PhaseReplay = "replay"
 	// PhaseMerge copies the tenants out of the source and merges them into the live shard.
 	PhaseMerge = "merge"
+	// PhaseUndo clears the deletion marks a soft delete wrote.
+	PhaseUndo = "undo"
+	// PhaseRunbook runs a team's own restore command, on every shard at once (AllShards).
+	PhaseRunbook = "runbook"
 )
+
+// AllShards is the Shard of a phase that is not one shard's: a runbook's, which does whatever it
+// does wherever it must.
+const AllShards = -1
 
 // Phase is one timed step of a restore on one shard.
 type Phase struct {
-	Name  string    `json:"name"`
+	Name string `json:"name"`
+	// Shard is the shard's index, or AllShards.
 	Shard int       `json:"shard"`
 	Start time.Time `json:"start"`
 	End   time.Time `json:"end"`
@@ -64,6 +77,9 @@ type Result struct {
 	Strategy string         `json:"strategy"`
 	Phases   []Phase        `json:"phases"`
 	Tenants  []TenantResult `json:"tenants"`
+	// Output is what an external command (a runbook) printed, stdout and stderr together, its
+	// last MaxOutput bytes: what a person reads first when a drill's runbook failed.
+	Output string `json:"output,omitempty"`
 }
 
 // Rows is the number of rows the restore wrote into live shards.
@@ -106,10 +122,14 @@ func (t *timeline) time(name string, shard int, f func() error) error {
 	t.mu.Lock()
 	t.phases = append(t.phases, Phase{Name: name, Shard: shard, Start: start, End: time.Now()})
 	t.mu.Unlock()
-	if err != nil {
+	switch {
+	case err == nil:
+		return nil
+	case shard == AllShards:
+		return fmt.Errorf("%s: %w", name, err)
+	default:
 		return fmt.Errorf("%s on shard %d: %w", name, shard, err)
 	}
-	return nil
 }
 
 // sorted returns the phases ordered by start.

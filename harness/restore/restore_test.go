@@ -2,59 +2,16 @@ package restore_test
 
 import (
 	"context"
-	"log/slog"
-	"slices"
 	"time"
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 
 	"github.com/pgdrill/pgdrill/fixtures"
-	"github.com/pgdrill/pgdrill/harness/backup"
-	"github.com/pgdrill/pgdrill/harness/cluster"
-	"github.com/pgdrill/pgdrill/harness/dataset"
-	"github.com/pgdrill/pgdrill/harness/drilltest"
 	"github.com/pgdrill/pgdrill/harness/incident"
 	"github.com/pgdrill/pgdrill/harness/restore"
-	"github.com/pgdrill/pgdrill/harness/truth"
 	"github.com/pgdrill/pgdrill/harness/workload"
 )
-
-// drill is a filled, protected cluster ready to be harmed.
-type drill struct {
-	c    cluster.Cluster
-	plan *fixtures.Plan
-	prot backup.Protection
-	src  truth.Source
-}
-
-func newDrill(ctx context.Context, layout fixtures.Layout, shards int) drill {
-	GinkgoHelper()
-	c := drilltest.StartCluster(ctx, provider, cluster.Spec{Shards: shards})
-	plan, _, err := dataset.Fill(ctx, c, fixtures.PlanSpec{Seed: 11, Tenants: 16, Rows: 8000, Layout: layout}, fixtures.FillOptions{})
-	Expect(err).NotTo(HaveOccurred())
-	prot, err := backup.Protect(ctx, c, "drill")
-	Expect(err).NotTo(HaveOccurred())
-	return drill{c: c, plan: plan, prot: prot, src: dataset.Source(c, layout)}
-}
-
-func (d drill) snapshot(ctx context.Context) *truth.Snapshot {
-	GinkgoHelper()
-	s, err := truth.Take(ctx, d.src)
-	Expect(err).NotTo(HaveOccurred())
-	return s
-}
-
-// victims picks n tenants on every shard.
-func (d drill) victims(n int) []incident.Tenant {
-	var out []incident.Tenant
-	for shard := range d.c.Shards() {
-		for _, t := range d.plan.OnShard(shard)[:n] {
-			out = append(out, incident.Tenant{ID: t.ID, Shard: t.Shard})
-		}
-	}
-	return out
-}
 
 var _ = Describe("pitr-sidecar", func() {
 	DescribeTable("brings deleted tenants back exactly, touching no one else",
@@ -63,9 +20,7 @@ var _ = Describe("pitr-sidecar", func() {
 			before := d.snapshot(ctx)
 
 			By("writing to every tenant throughout")
-			writer, err := workload.Start(ctx, d.c, d.plan, workload.Config{Rate: 300, Seed: 5})
-			Expect(err).NotTo(HaveOccurred())
-			DeferCleanup(func() { _, _ = writer.Stop() })
+			writer := d.write(ctx, workload.Config{Rate: 300, Seed: 5})
 			time.Sleep(300 * time.Millisecond)
 
 			By("deleting two tenants on each shard")
@@ -79,13 +34,13 @@ var _ = Describe("pitr-sidecar", func() {
 				deleted += h.Rows
 			}
 			for k, f := range d.snapshot(ctx).Tables() {
-				if slices.ContainsFunc(victims, func(v incident.Tenant) bool { return v.ID == k.Tenant }) {
+				if isVictim(victims, k.Tenant) {
 					Expect(f.Rows).To(BeZero(), "%d's %s is gone", k.Tenant, k.Table)
 				}
 			}
 
 			By("restoring them from a sidecar")
-			res, err := restore.PITRSidecar{}.Restore(ctx, restore.Env{Cluster: d.c, Protection: d.prot, Log: slog.Default()}, rec)
+			res, err := restore.PITRSidecar{}.Restore(ctx, d.env(), rec)
 			Expect(err).NotTo(HaveOccurred())
 			Expect(res.Tenants).To(HaveLen(len(victims)))
 			if layout == fixtures.LayoutDatabase {
@@ -105,7 +60,7 @@ var _ = Describe("pitr-sidecar", func() {
 			Expect(ledger.Acknowledged()).To(BeNumerically(">", 100))
 			wroteVictims := 0
 			for _, e := range ledger.Entries() {
-				if e.Acked.Before(rec.First()) && slices.ContainsFunc(victims, func(v incident.Tenant) bool { return v.ID == e.Tenant }) {
+				if e.Acked.Before(rec.First()) && isVictim(victims, e.Tenant) {
 					wroteVictims++
 				}
 			}

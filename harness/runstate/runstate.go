@@ -30,6 +30,9 @@ type Record struct {
 	Servers []ServerRecord `json:"servers"`
 	// Dirs are removed when the cluster is torn down.
 	Dirs []string `json:"dirs"`
+	// Spec is the provider's description of what it started (for the local provider, the
+	// cluster.Spec), so that another process can attach to the run.
+	Spec json.RawMessage `json:"spec,omitempty"`
 	// Info is provider- and caller-specific data (connection strings, layout, ...) kept so that
 	// a later command can attach to the cluster without starting it.
 	Info json.RawMessage `json:"info,omitempty"`

@@ -18,7 +18,7 @@ type Entry struct {
 	// Key holds the row's primary-key values as text, in fixtures.Table.PrimaryKey order (as
 	// truth.RowHash does).
 	Key []string `json:"key"`
-	Op  Op     `json:"op"`
+	Op  Op       `json:"op"`
 	// Sent and Acked bound the write in time; Acked is when the server confirmed the commit.
 	Sent  time.Time `json:"sent"`
 	Acked time.Time `json:"acked"`
@@ -55,10 +55,13 @@ func delta(op Op, newHash, oldHash *int64) Delta {
 
 // Ledger is the record of a workload's writes, in the order they were acknowledged.
 type Ledger struct {
-	start   time.Time
 	mu      sync.Mutex
 	entries []Entry
 }
+
+// LedgerOf returns a ledger holding entries, as written by an earlier process (a game day's
+// `pgdrill up`, read back by `pgdrill score`).
+func LedgerOf(entries []Entry) *Ledger { return &Ledger{entries: slices.Clone(entries)} }
 
 func (l *Ledger) add(e Entry) {
 	l.mu.Lock()

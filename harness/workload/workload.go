@@ -82,7 +82,7 @@ func Start(ctx context.Context, c cluster.Cluster, plan *fixtures.Plan, cfg Conf
 	if plan.Spec.Shards != len(shards) {
 		return nil, fmt.Errorf("start workload: plan has %d shards, cluster %d", plan.Spec.Shards, len(shards))
 	}
-	r := &Runner{stop: make(chan struct{}), ledger: &Ledger{start: time.Now()}}
+	r := &Runner{stop: make(chan struct{}), ledger: &Ledger{}}
 	interval := time.Duration(float64(time.Second) * float64(len(shards)) / float64(cfg.Rate))
 	for i, s := range shards {
 		tenants := plan.OnShard(i)

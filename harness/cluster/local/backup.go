@@ -17,8 +17,12 @@ import (
 )
 
 // BaseBackup runs pg_basebackup (plain format, WAL streamed into the backup, fast checkpoint) as
-// the run user into the run's backups directory.
+// the run user into the run's backups directory; on a shard protected by pgBackRest, a full
+// pgBackRest backup into its stanza.
 func (s *server) BaseBackup(ctx context.Context, label string) (cluster.Backup, error) {
+	if s.pgBackRest() {
+		return s.backupPgBackRest(ctx, label)
+	}
 	c := s.c
 	c.mu.Lock()
 	c.backups++
@@ -43,8 +47,8 @@ func (s *server) BaseBackup(ctx context.Context, label string) (cluster.Backup, 
 	if err != nil {
 		return cluster.Backup{}, err
 	}
-	return cluster.Backup{ID: id, Server: s.name, Label: label, Location: dir, StartLSN: start, EndLSN: end,
-		TakenAt: time.Now().UTC()}, nil
+	return cluster.Backup{ID: id, Server: s.name, Label: label, Location: dir, Engine: cluster.EngineBaseBackup,
+		StartLSN: start, EndLSN: end, TakenAt: time.Now().UTC()}, nil
 }
 
 // manifestWALRange reads the WAL range a backup needs from its backup_manifest.
@@ -73,29 +77,29 @@ func manifestWALRange(dir string) (start, end string, err error) {
 // archive runs out before the target (a missing segment, say), Postgres stops with "recovery
 // ended before configured recovery target was reached", and Start's error quotes that log.
 func (c *localCluster) PrepareSidecar(ctx context.Context, spec cluster.SidecarSpec) (cluster.Server, error) {
-	var origin *server
-	for _, s := range c.servers() {
-		if s.name == spec.From.Server {
-			origin = s
-		}
-	}
+	origin := c.find(spec.From.Server)
 	if origin == nil || origin.archive == "" {
 		return nil, fmt.Errorf("prepare sidecar: backup %s is of server %q, which has no WAL archive in run %s",
 			spec.From.ID, spec.From.Server, c.runID)
 	}
-	recovery, err := recoverySettings(spec.Target, origin.archive)
+	recovery, err := targetSettings(spec.Target)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("prepare sidecar: %w", err)
 	}
+	recovery["restore_command"] = origin.restoreCommand()
+	recovery["recovery_target_action"] = "promote"
 	c.mu.Lock()
 	c.backups++
 	name := "sidecar-" + spec.From.Server + "-" + strconv.Itoa(c.backups)
 	s := c.newServer(name, cluster.RoleSidecar, origin.index, false)
-	s.recovery = recovery
+	s.upstream, s.recovery = origin, recovery
 	c.sidecars = append(c.sidecars, s)
 	c.mu.Unlock()
 	if err := c.p.user.mkdir(s.dir, 0o700); err != nil {
 		return s, err
+	}
+	if spec.From.Engine == cluster.EnginePgBackRest {
+		return s, c.restorePgBackRest(ctx, origin, s, spec)
 	}
 	if err := copyTree(ctx, spec.From.Location, s.dataDir()); err != nil {
 		return s, err
@@ -146,12 +150,10 @@ func (s *server) waitPromoted(ctx context.Context) error {
 	}
 }
 
-// recoverySettings translates a target into Postgres 15 recovery settings.
-func recoverySettings(t cluster.RecoveryTarget, archive string) (map[string]string, error) {
-	set := map[string]string{
-		"restore_command":        fmt.Sprintf("cp %s/%%f %%p", archive),
-		"recovery_target_action": "promote",
-	}
+// targetSettings translates a target into Postgres 15 recovery_target settings; where recovery
+// gets its WAL from and what it does at the target are the caller's.
+func targetSettings(t cluster.RecoveryTarget) (map[string]string, error) {
+	set := map[string]string{}
 	n := 0
 	if t.XID != "" {
 		set["recovery_target_xid"] = t.XID
@@ -170,7 +172,7 @@ func recoverySettings(t cluster.RecoveryTarget, archive string) (map[string]stri
 		n++
 	}
 	if n > 1 {
-		return nil, fmt.Errorf("prepare sidecar: recovery target sets %d of xid, lsn, name, time; set one", n)
+		return nil, fmt.Errorf("recovery target sets %d of xid, lsn, name, time; set one", n)
 	}
 	if n == 1 {
 		set["recovery_target_inclusive"] = strconv.FormatBool(t.Inclusive)
@@ -178,10 +180,24 @@ func recoverySettings(t cluster.RecoveryTarget, archive string) (map[string]stri
 	return set, nil
 }
 
+// restoreCommand fetches WAL segments of s from its archive.
+func (s *server) restoreCommand() string {
+	if s.pgBackRest() {
+		return s.c.pgBackRestCommand(s, "archive-get", "%f", `"%p"`)
+	}
+	return fmt.Sprintf("cp %s/%%f %%p", s.archive)
+}
+
 // VerifyBackup runs pg_verifybackup on a backup of this server.
 func (s *server) VerifyBackup(ctx context.Context, b cluster.Backup) error {
 	if b.Server != s.name {
 		return fmt.Errorf("verify backup %s: it is of %s, not %s", b.ID, b.Server, s.name)
+	}
+	if b.Engine == cluster.EnginePgBackRest {
+		if _, err := s.c.runPgBackRest(ctx, s, "verify"); err != nil {
+			return fmt.Errorf("verify backup %s: %w", b.ID, err)
+		}
+		return nil
 	}
 	cmd := s.c.p.user.command(exec.CommandContext(ctx, s.c.p.bins.Path("pg_verifybackup"), "--quiet", b.Location))
 	if out, err := cmd.CombinedOutput(); err != nil {
@@ -197,6 +213,9 @@ var walSegmentName = regexp.MustCompile(`^[0-9A-F]{24}$`)
 func (s *server) ArchivedWAL(context.Context) ([]string, error) {
 	if s.archive == "" {
 		return nil, nil
+	}
+	if s.pgBackRest() {
+		return s.archivedPgBackRest()
 	}
 	entries, err := os.ReadDir(s.archive)
 	if err != nil {

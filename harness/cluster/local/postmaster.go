@@ -135,25 +135,11 @@ func waitGone(ctx context.Context, proc runstate.Process, exited <-chan struct{}
 }
 
 // removeSharedMemory removes the System V segment a killed postmaster leaves behind (a clean
-// shutdown removes it itself). The segment is named on line 7 of postmaster.pid; it is removed
-// only when nothing is attached to it and it was created by that postmaster.
+// shutdown removes it itself). It is removed only when nothing is attached to it and it was
+// created by that postmaster.
 func removeSharedMemory(dataDir string) error {
-	data, err := os.ReadFile(filepath.Join(dataDir, "postmaster.pid"))
-	if err != nil {
-		return nil // clean shutdown: no lock file, nothing left
-	}
-	lines := strings.Split(string(data), "\n")
-	const shmLine = 6
-	if len(lines) <= shmLine {
-		return nil
-	}
-	pid, _ := strconv.Atoi(strings.TrimSpace(lines[0]))
-	fields := strings.Fields(lines[shmLine])
-	if len(fields) != 2 {
-		return nil
-	}
-	id, err := strconv.Atoi(fields[1])
-	if err != nil {
+	id, pid, ok := sharedMemoryOf(dataDir)
+	if !ok {
 		return nil
 	}
 	var desc unix.SysvShmDesc
@@ -167,4 +153,48 @@ func removeSharedMemory(dataDir string) error {
 		return fmt.Errorf("remove shared memory segment %d of %s: %w", id, dataDir, err)
 	}
 	return nil
+}
+
+// waitDetached waits until no process is attached to the System V segment of dataDir's last
+// postmaster: after kill -9 the backends die a little after the postmaster, and a server started
+// while one still holds the segment refuses to run.
+func waitDetached(ctx context.Context, dataDir string) bool {
+	id, _, ok := sharedMemoryOf(dataDir)
+	if !ok {
+		return true
+	}
+	t := time.NewTicker(pollInterval)
+	defer t.Stop()
+	for {
+		var desc unix.SysvShmDesc
+		if _, err := unix.SysvShmCtl(id, unix.IPC_STAT, &desc); err != nil || desc.Nattch == 0 {
+			return true
+		}
+		select {
+		case <-ctx.Done():
+			return false
+		case <-t.C:
+		}
+	}
+}
+
+// sharedMemoryOf reads the System V segment id (line 7) and the postmaster's pid (line 1) from
+// dataDir's postmaster.pid; ok is false when there is no such file or segment.
+func sharedMemoryOf(dataDir string) (id, pid int, ok bool) {
+	data, err := os.ReadFile(filepath.Join(dataDir, "postmaster.pid"))
+	if err != nil {
+		return 0, 0, false // clean shutdown: no lock file, nothing left
+	}
+	lines := strings.Split(string(data), "\n")
+	const shmLine = 6
+	if len(lines) <= shmLine {
+		return 0, 0, false
+	}
+	pid, _ = strconv.Atoi(strings.TrimSpace(lines[0]))
+	fields := strings.Fields(lines[shmLine])
+	if len(fields) != 2 {
+		return 0, 0, false
+	}
+	id, err = strconv.Atoi(fields[1])
+	return id, pid, err == nil
 }

@@ -17,6 +17,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"sync"
 
@@ -183,7 +184,8 @@ func (p *Provider) Create(ctx context.Context, spec cluster.Spec) (cluster.Clust
 	if err != nil {
 		return nil, err
 	}
-	c := &localCluster{p: p, runID: runID, spec: spec, dir: filepath.Join(p.workRoot, runID), owner: self}
+	dir := filepath.Join(p.workRoot, runID)
+	c := &localCluster{p: p, runID: runID, recordID: runID, spec: spec, dir: dir, home: dir, owner: self}
 	if len(filepath.Join(c.dir, "sidecar-shard-"+strconv.Itoa(cluster.MaxShards)+"-999", ".s.PGSQL.65535")) > maxSocketPath {
 		return nil, fmt.Errorf("create cluster: work root %s is too long for unix socket paths (%d bytes max); use --work-root or PGDRILL_WORK_ROOT with a shorter path",
 			p.workRoot, maxSocketPath)
@@ -192,15 +194,17 @@ func (p *Provider) Create(ctx context.Context, spec cluster.Spec) (cluster.Clust
 	if err := c.saveRecord(); err != nil {
 		return nil, err
 	}
-	if err := p.user.mkdir(c.dir, 0o700); err != nil {
+	if err := c.makeDir(); err != nil {
 		return c, err
-	}
-	if err := os.WriteFile(filepath.Join(c.dir, runMarkerFile), []byte(runID), 0o600); err != nil {
-		return c, fmt.Errorf("write run marker: %w", err)
 	}
 	template, err := p.ensureTemplate(ctx)
 	if err != nil {
 		return c, err
+	}
+	if spec.Engine == cluster.EnginePgBackRest {
+		if err := c.writePgBackRestConf(spec.Shards); err != nil {
+			return c, err
+		}
 	}
 	c.catalog = c.newServer("catalog", cluster.RoleCatalog, -1, true)
 	for i := range spec.Shards {
@@ -225,7 +229,7 @@ func (c *localCluster) bootFromTemplate(ctx context.Context, s *server, template
 	if err := c.p.user.mkdir(s.dir, 0o700); err != nil {
 		return err
 	}
-	if s.archive != "" {
+	if s.archive != "" && !s.pgBackRest() {
 		if err := c.p.user.mkdir(s.archive, 0o700); err != nil {
 			return err
 		}
@@ -236,21 +240,46 @@ func (c *localCluster) bootFromTemplate(ctx context.Context, s *server, template
 	if err := s.Start(ctx); err != nil {
 		return err
 	}
+	if s.pgBackRest() {
+		if _, err := c.runPgBackRest(ctx, s, "stanza-create"); err != nil {
+			return err
+		}
+	}
 	return markDatabase(ctx, s.DSN(), c.runID, s.role)
+}
+
+// makeDir creates the directory the cluster's new servers go to, marked with its record's id.
+func (c *localCluster) makeDir() error {
+	if err := c.p.user.mkdir(c.dir, 0o700); err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(c.dir, runMarkerFile), []byte(c.recordID), 0o600); err != nil {
+		return fmt.Errorf("write run marker: %w", err)
+	}
+	return nil
 }
 
 // localCluster is a cluster of local servers.
 type localCluster struct {
 	p     *Provider
 	runID string
-	spec  cluster.Spec
-	dir   string
-	owner runstate.Process
+	// recordID names the state record and directory of what this handle started: the run id for
+	// the cluster's owner, a child id for a handle attached from another process.
+	recordID string
+	spec     cluster.Spec
+	// dir is where this handle's new servers (sidecars, standbys), backups and record live; home
+	// is the run's own directory, where the catalog, the shards and the pgBackRest setup live.
+	// They are the same for the owner.
+	dir, home string
+	owner     runstate.Process
+	// attached handles reach the run's servers but never stop them (see Provider.Attach).
+	attached bool
 
 	mu       sync.Mutex // guards the fields below and record writes
 	catalog  *server
 	shards   []*server
 	sidecars []*server
+	standbys []*server
 	backups  int
 	detached bool
 	info     json.RawMessage
@@ -260,7 +289,10 @@ var _ cluster.Cluster = (*localCluster)(nil)
 
 func (c *localCluster) newServer(name string, role cluster.Role, index int, archive bool) *server {
 	s := &server{c: c, name: name, role: role, index: index, dir: filepath.Join(c.dir, name)}
-	if archive {
+	switch {
+	case archive && s.pgBackRest():
+		s.archive = filepath.Join(c.pgBackRestDir(), "repo", "archive", name)
+	case archive:
 		s.archive = filepath.Join(s.dir, "archive")
 	}
 	return s
@@ -279,7 +311,18 @@ func toServers(ss []*server) []cluster.Server {
 	return out
 }
 
-// servers returns every server the cluster started, sidecars included.
+// owned returns the servers this handle started and must tear down: all of them for the
+// owner; its own sidecars and standbys for an attached handle.
+func (c *localCluster) owned() []*server {
+	if !c.attached {
+		return c.servers()
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append(slices.Clone(c.sidecars), c.standbys...)
+}
+
+// servers returns every server the cluster started, sidecars and standbys included.
 func (c *localCluster) servers() []*server {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -288,7 +331,8 @@ func (c *localCluster) servers() []*server {
 		all = append(all, c.catalog)
 	}
 	all = append(all, c.shards...)
-	return append(all, c.sidecars...)
+	all = append(all, c.sidecars...)
+	return append(all, c.standbys...)
 }
 
 // Detach implements cluster.Cluster: orphan reaping leaves the run alone, and the cluster's
@@ -306,8 +350,12 @@ func (c *localCluster) Detach() error {
 
 // saveRecord writes the run's state record as it is now.
 func (c *localCluster) saveRecord() error {
-	servers := c.servers()
-	rec := runstate.Record{RunID: c.runID, Provider: ProviderName, Owner: c.owner, Dirs: []string{c.dir}}
+	servers := c.owned()
+	spec, err := json.Marshal(c.spec)
+	if err != nil {
+		return fmt.Errorf("encode cluster spec: %w", err)
+	}
+	rec := runstate.Record{RunID: c.recordID, Provider: ProviderName, Owner: c.owner, Dirs: []string{c.dir}, Spec: spec}
 	for _, s := range servers {
 		if sr := s.record(); sr.Process.PID != 0 {
 			rec.Servers = append(rec.Servers, sr)
@@ -316,7 +364,7 @@ func (c *localCluster) saveRecord() error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	rec.Detached, rec.Info = c.detached, c.info
-	if existing, err := c.p.store.Load(c.runID); err == nil {
+	if existing, err := c.p.store.Load(c.recordID); err == nil {
 		rec.Created = existing.Created
 	} else {
 		rec.Created = nowUTC()
@@ -324,10 +372,11 @@ func (c *localCluster) saveRecord() error {
 	return c.p.store.Save(rec)
 }
 
-// Destroy stops every server in parallel and removes the run's directory and record.
+// Destroy stops every server in parallel and removes the run's directory and record. An attached
+// handle stops only what it started, and removes only its own directory and record.
 func (c *localCluster) Destroy(ctx context.Context) error {
 	ctx = context.WithoutCancel(ctx) // teardown must finish even when the run was cancelled
-	servers := c.servers()
+	servers := c.owned()
 	errs := make([]error, len(servers))
 	var wg sync.WaitGroup
 	for i, s := range servers {
@@ -337,13 +386,13 @@ func (c *localCluster) Destroy(ctx context.Context) error {
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("destroy cluster %s: %w", c.runID, err)
 	}
-	if err := removeRunDir(c.dir, c.runID); err != nil {
+	if err := removeRunDir(c.dir, c.recordID); err != nil {
 		return err
 	}
-	if err := c.p.store.Remove(c.runID); err != nil {
+	if err := c.p.store.Remove(c.recordID); err != nil {
 		return err
 	}
-	c.p.log.Info("cluster destroyed", "run_id", c.runID)
+	c.p.log.Info("cluster destroyed", "run_id", c.recordID)
 	return nil
 }
 

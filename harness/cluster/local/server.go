@@ -35,7 +35,15 @@ type server struct {
 	index   int
 	dir     string // holds data/, the socket and postgres.log
 	archive string // WAL archive dir; "" when archiving is off
-	// recovery holds recovery settings for a sidecar's first start.
+	// upstream is the server a sidecar was restored from or a standby replicates.
+	upstream *server
+	// foreign servers belong to the run an attached handle reaches: this process never stops,
+	// starts or signals them.
+	foreign bool
+	// applyDelay is a standby's recovery_min_apply_delay.
+	applyDelay time.Duration
+	// recovery holds recovery settings: a sidecar's for its first start, a standby's for every
+	// start once ReplayTo holds it at a target.
 	recovery map[string]string
 
 	mu     sync.Mutex
@@ -68,11 +76,15 @@ func dsnAt(port int, database string) string {
 }
 
 func (s *server) Info() cluster.ServerInfo {
+	var upstream string
+	if s.upstream != nil {
+		upstream = s.upstream.name
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return cluster.ServerInfo{Name: s.name, Role: s.role, Index: s.index, Host: "127.0.0.1", Port: s.port,
 		DSN:     dsnAt(s.port, cluster.DefaultDatabase),
-		Version: s.c.p.bins.Major, DataDir: s.dataDir(), WALArchive: s.archive, Paused: s.paused}
+		Version: s.c.p.bins.Major, DataDir: s.dataDir(), WALArchive: s.archive, Paused: s.paused, Upstream: upstream}
 }
 
 // record is the server's entry in the run's state record.
@@ -96,9 +108,25 @@ func (s *server) writeConf(port int) error {
 		"log_line_prefix":            "%m [%p] ",
 		"archive_mode":               "off",
 	}
-	if s.archive != "" {
+	switch {
+	case s.pgBackRest():
+		set["archive_mode"] = "on"
+		set["archive_command"] = s.c.pgBackRestCommand(s, "archive-push", "%p")
+	case s.archive != "":
 		set["archive_mode"] = "on"
 		set["archive_command"] = fmt.Sprintf("test ! -f %[1]s/%%f && cp %%p %[1]s/%%f", s.archive)
+	}
+	if s.role == cluster.RoleStandby {
+		// The primary's address is read on every start: it keeps its port across restarts,
+		// but not across a lost port race.
+		set["primary_conninfo"] = fmt.Sprintf("host=127.0.0.1 port=%d user=postgres application_name=%s",
+			s.upstream.Info().Port, s.name)
+		set["recovery_min_apply_delay"] = strconv.FormatInt(s.applyDelay.Milliseconds(), 10)
+		set["hot_standby"] = "on"
+		// A standby that fell behind what the primary keeps catches up from its archive.
+		if s.upstream.archive != "" {
+			set["restore_command"] = s.upstream.restoreCommand()
+		}
 	}
 	if !s.c.spec.Durable {
 		set["fsync"] = "off"
@@ -123,11 +151,15 @@ func (s *server) writeConf(port int) error {
 	return s.c.p.user.own(path)
 }
 
-// Start starts the postmaster and waits until it accepts connections. A port lost to another
-// process is retried on a new one.
+// Start starts the postmaster and waits until it accepts connections. A restarted server asks
+// for its previous port first, so that connection strings handed out stay valid; a port lost to
+// another process is retried on a new one.
 func (s *server) Start(ctx context.Context) error {
+	if s.foreign {
+		return fmt.Errorf("start %s: %w", s.name, cluster.ErrNotOwned)
+	}
 	s.mu.Lock()
-	running := s.exited != nil
+	running, port := s.exited != nil, s.port
 	s.mu.Unlock()
 	if running {
 		select {
@@ -138,9 +170,10 @@ func (s *server) Start(ctx context.Context) error {
 	}
 	var err error
 	for attempt := 0; attempt < maxBindRetries; attempt++ {
-		var port int
-		if port, err = freePort(); err != nil {
-			return err
+		if attempt > 0 || port == 0 {
+			if port, err = freePort(); err != nil {
+				return err
+			}
 		}
 		err = s.startOnce(ctx, port)
 		if !errors.Is(err, errPortTaken) {
@@ -193,7 +226,13 @@ func (s *server) startOnce(ctx context.Context, port int) error {
 	if err := s.waitReady(ctx, offset); err != nil {
 		return err
 	}
-	if s.recovery != nil {
+	switch {
+	case s.recovery == nil:
+	case s.role == cluster.RoleStandby:
+		if err := s.waitHeld(ctx); err != nil {
+			return fmt.Errorf("replay %s to its target: %w", s.name, err)
+		}
+	default:
 		if err := s.waitPromoted(ctx); err != nil {
 			return fmt.Errorf("recover %s: %w", s.name, err)
 		}
@@ -203,12 +242,14 @@ func (s *server) startOnce(ctx context.Context, port int) error {
 }
 
 // waitReady polls postmaster.pid until the server says "ready" (recovery done, accepting
-// connections), the process exits (its log tells why), or ctx ends.
+// connections) or, for a standby, "standby" (consistent, accepting read-only connections), the
+// process exits (its log tells why), or ctx ends.
 func (s *server) waitReady(ctx context.Context, logOffset int64) error {
 	t := time.NewTicker(pollInterval)
 	defer t.Stop()
 	for {
-		if pid, status := postmasterStatus(s.dataDir()); pid == s.proc.PID && status == "ready" {
+		pid, status := postmasterStatus(s.dataDir())
+		if pid == s.proc.PID && (status == "ready" || status == "standby" && s.role == cluster.RoleStandby) {
 			return nil
 		}
 		select {
@@ -240,6 +281,9 @@ func (s *server) Log() string { return s.logSince(0) }
 
 // Stop shuts the server down (fast shutdown, SIGKILL after stopTimeout).
 func (s *server) Stop(ctx context.Context) error {
+	if s.foreign {
+		return fmt.Errorf("stop %s: %w", s.name, cluster.ErrNotOwned)
+	}
 	s.mu.Lock()
 	proc, exited := s.proc, s.exited
 	s.mu.Unlock()
@@ -255,8 +299,12 @@ func (s *server) Stop(ctx context.Context) error {
 	return nil
 }
 
-// Kill sends SIGKILL to the postmaster and all its backends, as a crash of the host would.
+// Kill sends SIGKILL to the postmaster and all its backends, as a crash of the host would, and
+// returns once they are all gone, so that the server can be started again at once.
 func (s *server) Kill(ctx context.Context) error {
+	if s.foreign {
+		return fmt.Errorf("kill %s: %w", s.name, cluster.ErrNotOwned)
+	}
 	s.mu.Lock()
 	proc, exited := s.proc, s.exited
 	s.mu.Unlock()
@@ -264,7 +312,7 @@ func (s *server) Kill(ctx context.Context) error {
 		return fmt.Errorf("kill %s: not running", s.name)
 	}
 	signalServer(proc.PID, syscall.SIGKILL)
-	if !waitGone(ctx, proc, exited) {
+	if !waitGone(ctx, proc, exited) || !waitDetached(ctx, s.dataDir()) {
 		return fmt.Errorf("kill %s: %w", s.name, ctx.Err())
 	}
 	s.mu.Lock()
@@ -280,6 +328,9 @@ func (s *server) Pause(context.Context) error { return s.signalGroup(syscall.SIG
 func (s *server) Resume(context.Context) error { return s.signalGroup(syscall.SIGCONT, false) }
 
 func (s *server) signalGroup(sig syscall.Signal, paused bool) error {
+	if s.foreign {
+		return fmt.Errorf("signal %s: %w", s.name, cluster.ErrNotOwned)
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.exited == nil || !isPostmaster(s.proc, s.dataDir()) {

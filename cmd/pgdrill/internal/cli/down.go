@@ -1,10 +1,15 @@
 package cli
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
+	"os"
+	"path/filepath"
 	"slices"
+	"syscall"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -16,9 +21,15 @@ import (
 // downResult is what `pgdrill down` did.
 type downResult struct {
 	Removed []string `json:"removed"`
-	// Skipped are runs whose pgdrill process still runs them; stop that process instead.
+	// Stopped are runs whose own `pgdrill up` was asked to tear them down (a game day, or an up
+	// in another terminal), and did.
+	Stopped []string `json:"stopped,omitempty"`
+	// Skipped are runs with --all whose `pgdrill up` still runs them; name them to stop them.
 	Skipped []string `json:"skipped,omitempty"`
 }
+
+// ownerStopTimeout bounds the wait for a `pgdrill up` to tear its cluster down when asked.
+const ownerStopTimeout = 2 * time.Minute
 
 func (a *app) downCommand() *cobra.Command {
 	var all bool
@@ -28,7 +39,8 @@ func (a *app) downCommand() *cobra.Command {
 		Long: `Stop the servers of the named runs (or of every recorded run with --all) and remove their
 directories and records. Only processes whose pid, start time and data directory match the run's
 record are signalled; only directories marked with the run's id are removed. Runs still owned by
-a live ` + "`pgdrill up`" + ` (not detached) are skipped: stop that process instead.`,
+a live ` + "`pgdrill up`" + ` (not detached, a game day say) are stopped by asking that process to tear
+down (SIGTERM) when named, and skipped by --all.`,
 		Example: `  pgdrill down r1a2b3c4d
   pgdrill down --all`,
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -46,27 +58,55 @@ a live ` + "`pgdrill up`" + ` (not detached) are skipped: stop that process inst
 			var res downResult
 			var errs []error
 			for _, rec := range recs {
-				if !rec.Detached && rec.Owner.Alive() {
+				switch {
+				case !rec.Detached && rec.Owner.Alive() && all:
 					res.Skipped = append(res.Skipped, rec.RunID)
-					continue
+				case !rec.Detached && rec.Owner.Alive():
+					if err := stopOwner(cmd.Context(), store, rec); err != nil {
+						errs = append(errs, err)
+						continue
+					}
+					res.Stopped = append(res.Stopped, rec.RunID)
+				default:
+					if err := local.Reap(cmd.Context(), store, rec); err != nil {
+						errs = append(errs, err)
+						continue
+					}
+					res.Removed = append(res.Removed, rec.RunID)
 				}
-				if err := local.Reap(cmd.Context(), store, rec); err != nil {
-					errs = append(errs, err)
-					continue
+				if dir, err := a.gameDaysDir(); err == nil {
+					_ = os.RemoveAll(filepath.Join(dir, rec.RunID)) // a game day's files, if it had any
 				}
-				res.Removed = append(res.Removed, rec.RunID)
 			}
 			if err := a.print(res, func(w io.Writer) { printDown(w, res) }); err != nil {
 				return err
-			}
-			if len(res.Skipped) > 0 && !all {
-				errs = append(errs, exitcode.With(fmt.Errorf("runs %v are still run by a live pgdrill up; stop it with Ctrl-C", res.Skipped), exitcode.InvalidInput))
 			}
 			return exitcode.With(errors.Join(errs...), exitcode.HarnessError)
 		},
 	}
 	cmd.Flags().BoolVar(&all, "all", false, "tear down every recorded run that no live pgdrill owns")
 	return cmd
+}
+
+// stopOwner asks the `pgdrill up` that owns a run to tear it down, and waits until it has.
+func stopOwner(ctx context.Context, store *runstate.Store, rec runstate.Record) error {
+	if err := signalOwner(rec.Owner, syscall.SIGTERM); err != nil {
+		return err
+	}
+	deadline := time.Now().Add(ownerStopTimeout)
+	for {
+		if _, err := store.Load(rec.RunID); errors.Is(err, runstate.ErrUnknownRun) {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("stop run %s: its pgdrill up (pid %d) did not tear down within %s", rec.RunID, rec.Owner.PID, ownerStopTimeout)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
 }
 
 // selectRuns returns the records of the named runs, or all records when none is named.
@@ -90,13 +130,16 @@ func selectRuns(store *runstate.Store, ids []string) ([]runstate.Record, error) 
 }
 
 func printDown(w io.Writer, res downResult) {
-	if len(res.Removed) == 0 && len(res.Skipped) == 0 {
+	if len(res.Removed)+len(res.Stopped)+len(res.Skipped) == 0 {
 		fmt.Fprintln(w, "nothing to tear down")
 	}
 	for _, id := range res.Removed {
 		fmt.Fprintf(w, "removed %s\n", id)
 	}
+	for _, id := range res.Stopped {
+		fmt.Fprintf(w, "stopped %s: its pgdrill up tore it down\n", id)
+	}
 	for _, id := range res.Skipped {
-		fmt.Fprintf(w, "skipped %s: its pgdrill up is still running\n", id)
+		fmt.Fprintf(w, "skipped %s: its pgdrill up is still running (name it to stop it)\n", id)
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -24,6 +25,8 @@ const defaultScenario = "wrong-id-deletion"
 func (a *app) runCommand() *cobra.Command {
 	var (
 		strategy string
+		runbook  string
+		timeout  time.Duration
 		seed     uint64
 		outDir   string
 	)
@@ -40,7 +43,8 @@ verdict's: 0 PASS or PASS_WITH_CONDITIONS, 1 FAIL, 3 ERROR, 4 ABORTED, 5 INCONCL
 		Example: `  pgdrill run                                   # the default drill: wrong-id-deletion
   pgdrill run wrong-id-deletion --seed 7        # the same drill with other victims
   pgdrill run my-scenario.yaml -o json          # a scenario file of your own; scorecards as JSON
-  pgdrill run wrong-id-deletion --strategy pitr-sidecar --out ./reports`,
+  pgdrill run wrong-id-deletion --strategy pitr-sidecar --out ./reports
+  pgdrill run --runbook ./our-restore.sh --runbook-timeout 20m   # drill your own procedure`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if len(args) == 0 {
 				args = []string{defaultScenario}
@@ -54,6 +58,12 @@ verdict's: 0 PASS or PASS_WITH_CONDITIONS, 1 FAIL, 3 ERROR, 4 ABORTED, 5 INCONCL
 				scs = append(scs, sc)
 			}
 			var override restore.Strategy
+			if runbook != "" && strategy != "" {
+				return invalid("--runbook and --strategy both choose the restore: give one")
+			}
+			if runbook != "" {
+				override = restore.Runbook{Command: runbook, Timeout: timeout}
+			}
 			if strategy != "" {
 				s, err := restore.Lookup(strategy)
 				if err != nil {
@@ -66,6 +76,9 @@ verdict's: 0 PASS or PASS_WITH_CONDITIONS, 1 FAIL, 3 ERROR, 4 ABORTED, 5 INCONCL
 	}
 	f := cmd.Flags()
 	f.StringVar(&strategy, "strategy", "", "restore strategy instead of the scenario's: "+strings.Join(restore.Names(), ", "))
+	f.StringVar(&runbook, "runbook", "", "restore with this command (run by /bin/sh -c) instead of the scenario's strategy; it gets $"+
+		restore.IncidentFileEnv+" and may call `pgdrill restore`")
+	f.DurationVar(&timeout, "runbook-timeout", restore.DefaultRunbookTimeout, "how long --runbook may run before it is stopped and the drill fails")
 	f.Uint64Var(&seed, "seed", 0, "seed of every random choice instead of the scenario's")
 	f.StringVar(&outDir, "out", "pgdrill-reports", "directory the reports are written under, one subdirectory per run")
 	return cmd

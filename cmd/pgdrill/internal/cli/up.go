@@ -12,6 +12,7 @@ import (
 	"github.com/pgdrill/pgdrill/harness/cluster"
 	"github.com/pgdrill/pgdrill/harness/dataset"
 	"github.com/pgdrill/pgdrill/harness/exitcode"
+	"github.com/pgdrill/pgdrill/scenarios"
 )
 
 // teardownTimeout bounds the teardown after a run ends, however it ended.
@@ -25,6 +26,7 @@ func (a *app) upCommand() *cobra.Command {
 		stayFor  time.Duration
 		settings []string
 		data     datasetFlags
+		scenario string
 	)
 	cmd := &cobra.Command{
 		Use:   "up",
@@ -42,9 +44,20 @@ operations refuse any database without it.`,
   pgdrill up --shards 8 --for 10m    # tear down after 10 minutes
   pgdrill up --detach -o json        # run id and DSNs as JSON; keeps running
   pgdrill up --durable               # fsync on, for crash scenarios
-  pgdrill up --set shared_buffers=256MB`,
+  pgdrill up --set shared_buffers=256MB
+  pgdrill up --scenario wrong-id-deletion     # a game day: then pgdrill incident, restore, score`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if scenario != "" {
+				if detach {
+					return invalid("--scenario runs the game day's workload in this process: it cannot be combined with --detach")
+				}
+				sc, err := scenarios.Lookup(scenario)
+				if err != nil {
+					return exitcode.With(err, exitcode.InvalidInput)
+				}
+				return a.gameDay(cmd.Context(), sc, data.seed)
+			}
 			set, err := parseSettings(settings)
 			if err != nil {
 				return err
@@ -70,6 +83,7 @@ operations refuse any database without it.`,
 	f.DurationVar(&stayFor, "for", 0, "tear down after this long (default: until Ctrl-C)")
 	f.StringArrayVar(&settings, "set", nil, "extra server setting name=value for every server (repeatable)")
 	data.register(f)
+	f.StringVar(&scenario, "scenario", "", "start a game day from this scenario (id or file): cluster, tenants, backups and workload as it says")
 	return cmd
 }
 

@@ -1,0 +1,85 @@
+package local
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/pgdrill/pgdrill/harness/cluster"
+	"github.com/pgdrill/pgdrill/harness/runstate"
+)
+
+// Attach returns a handle on a run that another pgdrill process owns — a game day's `pgdrill up`,
+// or the drill whose runbook calls `pgdrill restore` — so that this process can restore into it.
+// The handle reaches the run's catalog and shards but never stops, starts or signals them
+// (cluster.ErrNotOwned). The sidecars, standbys and backups it makes are its own: recorded under
+// a child record (RUN_ID-xxxx) in a directory of their own, reaped like any run if this process
+// dies, and removed by its Destroy, which leaves the run itself alone.
+func (p *Provider) Attach(ctx context.Context, runID string) (cluster.Cluster, error) {
+	rec, err := p.store.Load(runID)
+	if err != nil {
+		return nil, fmt.Errorf("attach to run %s: %w", runID, err)
+	}
+	if rec.Provider != ProviderName || len(rec.Dirs) != 1 || filepath.Base(rec.Dirs[0]) != runID {
+		return nil, fmt.Errorf("attach to run %s: not a local run of this provider", runID)
+	}
+	var spec cluster.Spec
+	if err := json.Unmarshal(rec.Spec, &spec); err != nil {
+		return nil, fmt.Errorf("attach to run %s: read its spec: %w", runID, err)
+	}
+	suffix, err := newRunID()
+	if err != nil {
+		return nil, err
+	}
+	self, err := runstate.Self()
+	if err != nil {
+		return nil, err
+	}
+	childID := runID + "-" + suffix[1:5]
+	c := &localCluster{p: p, runID: runID, recordID: childID, spec: spec, dir: filepath.Join(p.workRoot, childID),
+		home: rec.Dirs[0], owner: self, attached: true}
+	for _, sr := range rec.Servers {
+		role, index, ok := primaryRole(sr.Name)
+		if !ok {
+			continue // the owner's own sidecars and standbys are not this handle's business
+		}
+		s := c.newServer(sr.Name, role, index, true)
+		s.dir, s.foreign, s.port, s.proc = filepath.Dir(sr.DataDir), true, sr.Port, sr.Process
+		if !s.pgBackRest() {
+			s.archive = filepath.Join(s.dir, "archive")
+		}
+		if role == cluster.RoleCatalog {
+			c.catalog = s
+		} else {
+			c.shards = append(c.shards, s)
+		}
+	}
+	slices.SortFunc(c.shards, func(a, b *server) int { return a.index - b.index })
+	if c.catalog == nil || len(c.shards) != spec.Shards {
+		return nil, fmt.Errorf("attach to run %s: its record names %d of %d shards and no catalog=%t; is it still starting?",
+			runID, len(c.shards), spec.Shards, c.catalog == nil)
+	}
+	if err := c.saveRecord(); err != nil {
+		return nil, err
+	}
+	if err := c.makeDir(); err != nil {
+		return c, err
+	}
+	return c, nil
+}
+
+// primaryRole tells the catalog and the shards from other servers by their names.
+func primaryRole(name string) (cluster.Role, int, bool) {
+	if name == "catalog" {
+		return cluster.RoleCatalog, -1, true
+	}
+	n, err := strconv.Atoi(strings.TrimPrefix(name, "shard-"))
+	if !strings.HasPrefix(name, "shard-") || err != nil {
+		return "", 0, false
+	}
+	return cluster.RoleShard, n, true
+}

@@ -1,0 +1,131 @@
+package restore
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"slices"
+
+	"github.com/pgdrill/pgdrill/fixtures"
+	"github.com/pgdrill/pgdrill/harness/backup"
+	"github.com/pgdrill/pgdrill/harness/incident"
+)
+
+// LogicalExport brings each affected tenant back from its latest logical export taken before
+// the harm (backup.ExportTenants): no sidecar and no WAL replay, only the export's files merged
+// into the live shard.
+//
+// Choose it when there is no WAL archive to replay, or when restores must be quick and the data
+// a tenant writes between two exports may be lost: its time grows with the size of the affected
+// tenants only, and its RPO is the export's age — every write a tenant made between its export
+// and the harm is gone, which the score shows as lost data. It works for every layout.
+type LogicalExport struct {
+	// Dir holds the exports, one subdirectory each (see backup.ReadExports).
+	Dir string
+	// Policy decides conflicts between exported and live rows. Default: KeepLive.
+	Policy ConflictPolicy
+}
+
+// Name implements Strategy.
+func (LogicalExport) Name() string { return "logical-export" }
+
+// Restore implements Strategy.
+func (s LogicalExport) Restore(ctx context.Context, env Env, rec incident.Record) (Result, error) {
+	res := Result{Strategy: s.Name()}
+	exports, err := backup.ReadExports(s.Dir)
+	if err != nil {
+		return res, err
+	}
+	src, err := chooseExports(exports, rec)
+	if err != nil {
+		return res, err
+	}
+	for _, t := range rec.Affected {
+		e := src[t.ID]
+		env.Log.Info("restoring tenant from export", "tenant", t.ID, "export", e.exp.Dir,
+			"age_at_harm", e.harm.Time.Sub(e.tenant.Time))
+	}
+	tl := &timeline{}
+	m := merger{runID: env.Cluster.RunID(), layout: rec.Layout, policy: s.Policy}
+	if m.policy == "" {
+		m.policy = KeepLive
+	}
+	shards := env.Cluster.Shards()
+	res.Tenants, err = perShard(ctx, rec, func(ctx context.Context, shard int) ([]TenantResult, error) {
+		var out []TenantResult
+		err := tl.time(PhaseMerge, shard, func() error {
+			var err error
+			out, err = m.merge(ctx, src, shards[shard], rec.OnShard(shard))
+			return err
+		})
+		return out, err
+	})
+	res.Phases = tl.sorted()
+	return res, err
+}
+
+// exportSource reads each tenant's rows from the export chosen for it.
+type exportSource map[int64]chosenExport
+
+// chosenExport is the export a tenant is restored from, and the harm it is restored from before.
+type chosenExport struct {
+	exp    backup.Export
+	tenant backup.ExportedTenant
+	harm   incident.Harm
+}
+
+// chooseExports picks, for every affected tenant, the newest export of this run and layout that
+// holds it on its shard and whose snapshot was taken before the tenant's first harm began (its
+// LSN at or before the harm's: a snapshot taken then cannot see the harm's commit).
+func chooseExports(exports []backup.Export, rec incident.Record) (exportSource, error) {
+	out := exportSource{}
+	for _, t := range rec.Affected {
+		harms := rec.HarmsOn(t.Shard)
+		i := slices.IndexFunc(harms, func(h incident.Harm) bool { return slices.Contains(h.Tenants, t.ID) })
+		if i < 0 {
+			return nil, fmt.Errorf("choose export of tenant %d: the incident record has no harm of it", t.ID)
+		}
+		harm := harms[i]
+		harmLSN, err := backup.ParseLSN(harm.LSN)
+		if err != nil {
+			return nil, fmt.Errorf("choose export of tenant %d: %w", t.ID, err)
+		}
+		for _, e := range slices.Backward(exports) {
+			et, ok := e.Tenant(t.ID)
+			if !ok || e.RunID != rec.RunID || e.Layout != rec.Layout || et.Shard != t.Shard {
+				continue
+			}
+			lsn, err := backup.ParseLSN(et.LSN)
+			if err != nil {
+				return nil, fmt.Errorf("choose export of tenant %d in %s: %w", t.ID, e.Dir, err)
+			}
+			if lsn <= harmLSN {
+				out[t.ID] = chosenExport{exp: e, tenant: et, harm: harm}
+				break
+			}
+		}
+		if _, ok := out[t.ID]; !ok {
+			return nil, fmt.Errorf("choose export of tenant %d: no export of it on shard %d before the harm at %s",
+				t.ID, t.Shard, harm.LSN)
+		}
+	}
+	return out, nil
+}
+
+func (s exportSource) copyOut(_ context.Context, w io.Writer, _ fixtures.Location, t fixtures.Table, tenantID int64) error {
+	c := s[tenantID]
+	i := slices.IndexFunc(c.tenant.Tables, func(et backup.ExportedTable) bool { return et.Name == t.Name })
+	if i < 0 {
+		return fmt.Errorf("read export of tenant %d: %s has no table %s", tenantID, c.exp.Dir, t.Name)
+	}
+	f, err := os.Open(c.exp.Path(c.tenant.Tables[i]))
+	if err != nil {
+		return fmt.Errorf("read export of tenant %d: %w", tenantID, err)
+	}
+	defer f.Close()
+	if _, err := io.Copy(w, f); err != nil {
+		return fmt.Errorf("read export of tenant %d: %w", tenantID, err)
+	}
+	return nil
+}

@@ -1,0 +1,103 @@
+package restore
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/pgdrill/pgdrill/fixtures"
+	"github.com/pgdrill/pgdrill/harness/backup"
+	"github.com/pgdrill/pgdrill/harness/cluster"
+	"github.com/pgdrill/pgdrill/harness/incident"
+)
+
+// PhaseSwap replaces a live shard's data with a recovered sidecar's and restarts the shard.
+const PhaseSwap = "swap"
+
+// FullShardPITR rolls every affected shard back to just before its first harmful transaction:
+// a sidecar is recovered from the base backup and archived WAL, exactly as PITRSidecar does, and
+// then takes the shard's place (cluster.ReplaceData) instead of lending it rows.
+//
+// It is the blunt instrument a team reaches for when it has no tenant-aware tooling: one
+// restart, no merge, every layout alike, and a time independent of how many tenants were harmed.
+// It destroys every write any tenant of those shards made after the harm — the drill's ledger
+// check shows that collateral tenant by tenant — so choose it only where the shard's other
+// tenants can lose those writes, or to show what the alternatives are worth.
+//
+// The swap is a provider operation rather than a copy of every table out of the sidecar in one
+// transaction: it is what a real whole-server restore does (databases, schemas, sequences and
+// catalogs included, which the database layout needs anyway, where one transaction cannot span
+// the tenants' databases), and it costs a restart instead of rewriting the whole shard.
+type FullShardPITR struct{}
+
+// Name implements Strategy.
+func (FullShardPITR) Name() string { return "full-shard-pitr" }
+
+// Restore implements Strategy.
+func (s FullShardPITR) Restore(ctx context.Context, env Env, rec incident.Record) (Result, error) {
+	tl := &timeline{}
+	shards := env.Cluster.Shards()
+	tenants, err := perShard(ctx, rec, func(ctx context.Context, shard int) ([]TenantResult, error) {
+		harms := rec.HarmsOn(shard)
+		if len(harms) == 0 {
+			return nil, fmt.Errorf("restore shard %d: the incident record has no harm on it", shard)
+		}
+		if shard >= len(env.Protection.Backups) {
+			return nil, fmt.Errorf("restore shard %d: no base backup of it", shard)
+		}
+		live := shards[shard]
+		if err := tl.time(PhaseArchive, shard, func() error {
+			_, err := backup.ArchiveNow(ctx, live)
+			return err
+		}); err != nil {
+			return nil, err
+		}
+		var sidecar cluster.Server
+		if err := tl.time(PhaseProvision, shard, func() error {
+			var err error
+			sidecar, err = env.Cluster.PrepareSidecar(ctx, cluster.SidecarSpec{
+				From: env.Protection.Backups[shard], Target: harms[0].RecoverTo}) // the earliest, in WAL order
+			return err
+		}); err != nil {
+			return nil, err
+		}
+		if err := tl.time(PhaseReplay, shard, func() error { return sidecar.Start(ctx) }); err != nil {
+			return nil, err
+		}
+		var out []TenantResult
+		err := tl.time(PhaseSwap, shard, func() error {
+			for _, t := range rec.OnShard(shard) {
+				n, err := countTenant(ctx, sidecar, rec.Layout, t.ID)
+				if err != nil {
+					return err
+				}
+				out = append(out, TenantResult{ID: t.ID, Shard: shard, RowsRead: n, RowsWritten: n})
+			}
+			return env.Cluster.ReplaceData(ctx, live, sidecar)
+		})
+		return out, err
+	})
+	return Result{Strategy: s.Name(), Phases: tl.sorted(), Tenants: tenants}, err
+}
+
+// countTenant counts one tenant's rows on a server.
+func countTenant(ctx context.Context, s cluster.Server, layout fixtures.Layout, tenantID int64) (int64, error) {
+	loc := layout.Locate(tenantID)
+	conn, err := pgx.Connect(ctx, s.DSNFor(loc.Database))
+	if err != nil {
+		return 0, fmt.Errorf("connect to tenant %d on %s: %w", tenantID, s.Name(), err)
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	var total int64
+	for _, t := range fixtures.Tables() {
+		var n int64
+		if err := conn.QueryRow(ctx, "SELECT count(*) FROM "+pgx.Identifier{loc.Schema, t.Name}.Sanitize()+
+			" WHERE tenant_id = "+strconv.FormatInt(tenantID, 10)).Scan(&n); err != nil {
+			return 0, fmt.Errorf("count %s of tenant %d on %s: %w", t.Name, tenantID, s.Name(), err)
+		}
+		total += n
+	}
+	return total, nil
+}

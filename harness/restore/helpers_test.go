@@ -1,0 +1,75 @@
+package restore_test
+
+import (
+	"context"
+	"log/slog"
+	"slices"
+
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+
+	"github.com/pgdrill/pgdrill/fixtures"
+	"github.com/pgdrill/pgdrill/harness/backup"
+	"github.com/pgdrill/pgdrill/harness/cluster"
+	"github.com/pgdrill/pgdrill/harness/dataset"
+	"github.com/pgdrill/pgdrill/harness/drilltest"
+	"github.com/pgdrill/pgdrill/harness/incident"
+	"github.com/pgdrill/pgdrill/harness/restore"
+	"github.com/pgdrill/pgdrill/harness/truth"
+	"github.com/pgdrill/pgdrill/harness/workload"
+)
+
+// drill is a filled, protected cluster ready to be harmed.
+type drill struct {
+	c    cluster.Cluster
+	plan *fixtures.Plan
+	prot backup.Protection
+	src  truth.Source
+}
+
+func newDrill(ctx context.Context, layout fixtures.Layout, shards int) drill {
+	GinkgoHelper()
+	c := drilltest.StartCluster(ctx, provider, cluster.Spec{Shards: shards})
+	plan, _, err := dataset.Fill(ctx, c, fixtures.PlanSpec{Seed: 11, Tenants: 16, Rows: 8000, Layout: layout}, fixtures.FillOptions{})
+	Expect(err).NotTo(HaveOccurred())
+	prot, err := backup.Protect(ctx, c, "drill")
+	Expect(err).NotTo(HaveOccurred())
+	return drill{c: c, plan: plan, prot: prot, src: dataset.Source(c, layout)}
+}
+
+func (d drill) snapshot(ctx context.Context) *truth.Snapshot {
+	GinkgoHelper()
+	s, err := truth.Take(ctx, d.src)
+	Expect(err).NotTo(HaveOccurred())
+	return s
+}
+
+// victims picks n tenants on every shard.
+func (d drill) victims(n int) []incident.Tenant {
+	var out []incident.Tenant
+	for shard := range d.c.Shards() {
+		for _, t := range d.plan.OnShard(shard)[:n] {
+			out = append(out, incident.Tenant{ID: t.ID, Shard: t.Shard})
+		}
+	}
+	return out
+}
+
+// write starts a workload on every tenant, stopped when the spec ends at the latest.
+func (d drill) write(ctx context.Context, cfg workload.Config) *workload.Runner {
+	GinkgoHelper()
+	w, err := workload.Start(ctx, d.c, d.plan, cfg)
+	Expect(err).NotTo(HaveOccurred())
+	DeferCleanup(func() { _, _ = w.Stop() })
+	return w
+}
+
+// isVictim reports whether tenant id is one of victims.
+func isVictim(victims []incident.Tenant, id int64) bool {
+	return slices.ContainsFunc(victims, func(v incident.Tenant) bool { return v.ID == id })
+}
+
+// env is what a strategy restoring d works with.
+func (d drill) env() restore.Env {
+	return restore.Env{Cluster: d.c, Protection: d.prot, Log: slog.Default()}
+}

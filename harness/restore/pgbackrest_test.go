@@ -1,0 +1,67 @@
+package restore_test
+
+import (
+	"context"
+	"time"
+
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+
+	"github.com/pgdrill/pgdrill/fixtures"
+	"github.com/pgdrill/pgdrill/harness/backup"
+	"github.com/pgdrill/pgdrill/harness/cluster"
+	"github.com/pgdrill/pgdrill/harness/dataset"
+	"github.com/pgdrill/pgdrill/harness/drilltest"
+	"github.com/pgdrill/pgdrill/harness/incident"
+	"github.com/pgdrill/pgdrill/harness/restore"
+	"github.com/pgdrill/pgdrill/harness/workload"
+)
+
+var _ = Describe("pgbackrest-sidecar", Label(drilltest.Slow), func() {
+	It("brings deleted tenants back exactly from pgBackRest's restore, touching no one else", func(ctx context.Context) {
+		c := drilltest.StartCluster(ctx, provider, cluster.Spec{Shards: 2, Engine: cluster.EnginePgBackRest})
+		plan, _, err := dataset.Fill(ctx, c, fixtures.PlanSpec{Seed: 11, Tenants: 16, Rows: 8000, Layout: fixtures.LayoutShared}, fixtures.FillOptions{})
+		Expect(err).NotTo(HaveOccurred())
+		prot, err := backup.Protect(ctx, c, "drill")
+		Expect(err).NotTo(HaveOccurred())
+		Expect(prot.Backups[0].Engine).To(Equal(cluster.EnginePgBackRest))
+		d := drill{c: c, plan: plan, prot: prot, src: dataset.Source(c, fixtures.LayoutShared)}
+		before := d.snapshot(ctx)
+
+		By("checking the chain through pgBackRest's repository")
+		chain, err := backup.VerifyChain(ctx, c, prot)
+		Expect(err).NotTo(HaveOccurred())
+		for _, r := range chain {
+			Expect(r.Whole()).To(BeTrue(), r.Problem())
+		}
+
+		writer := d.write(ctx, workload.Config{Rate: 300, Seed: 5})
+		time.Sleep(300 * time.Millisecond)
+		victims := d.victims(2)
+		rec, err := incident.DeleteTenants(ctx, c, "wrong-id-deletion", victims)
+		Expect(err).NotTo(HaveOccurred())
+
+		By("restoring them from pgBackRest")
+		res, err := restore.PgBackRestSidecar{}.Restore(ctx, d.env(), rec)
+		Expect(err).NotTo(HaveOccurred())
+		Expect(res.Strategy).To(Equal("pgbackrest-sidecar"))
+		Expect(res.Tenants).To(HaveLen(len(victims)))
+		GinkgoWriter.Printf("provision %s, replay %s, merge %s (summed over shards)\n",
+			phaseTime(res, restore.PhaseProvision), phaseTime(res, restore.PhaseReplay), phaseTime(res, restore.PhaseMerge))
+
+		time.Sleep(200 * time.Millisecond)
+		ledger, err := writer.Stop()
+		Expect(err).NotTo(HaveOccurred())
+		differences, unresolved := ledger.Check(before, d.snapshot(ctx))
+		Expect(differences).To(BeEmpty())
+		Expect(unresolved).To(BeEmpty())
+	})
+
+	It("refuses backups another engine took", func(ctx context.Context) {
+		d := newDrill(ctx, fixtures.LayoutShared, 1)
+		rec, err := incident.DeleteTenants(ctx, d.c, "wrong-id-deletion", d.victims(1))
+		Expect(err).NotTo(HaveOccurred())
+		_, err = restore.PgBackRestSidecar{}.Restore(ctx, d.env(), rec)
+		Expect(err).To(MatchError(ContainSubstring("protect the cluster with the pgbackrest engine")))
+	})
+})
