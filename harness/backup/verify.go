@@ -90,23 +90,45 @@ func verifyShard(ctx context.Context, s cluster.Server, b cluster.Backup) (Chain
 	case err != nil:
 		return r, err
 	}
-	archived, err := s.ArchivedWAL(ctx)
-	if err != nil {
+	if r.Missing, err = missingNames(ctx, s, r.First, r.Last, segSize); err != nil {
 		return r, err
 	}
-	first, err := ParseSegment(r.First, segSize)
-	if err != nil {
-		return r, err
-	}
-	last, err := ParseSegment(r.Last, segSize)
-	if err != nil {
-		return r, err
-	}
-	r.Missing = Missing(archived, first, last, segSize)
 	if err := s.VerifyBackup(ctx, b); err != nil {
 		r.BackupProblem = err.Error()
 	}
 	return r, nil
+}
+
+// MissingSegments names the segments the server's WAL archive lacks between the one holding
+// fromLSN and the one holding toLSN, inclusive: what a replay from a backup starting at fromLSN
+// to a target at toLSN would stop at. A restore that failed to replay says which gap it hit.
+func MissingSegments(ctx context.Context, s cluster.Server, fromLSN, toLSN string) ([]string, error) {
+	var first, last string
+	var segSize uint64
+	err := queryRow(ctx, s.DSN(), `SELECT pg_walfile_name($1::pg_lsn), pg_walfile_name($2::pg_lsn),
+		(SELECT setting::bigint FROM pg_settings WHERE name = 'wal_segment_size')`,
+		[]any{fromLSN, toLSN}, &first, &last, &segSize)
+	if err != nil {
+		return nil, fmt.Errorf("name the WAL segments of %s: %w", s.Name(), err)
+	}
+	return missingNames(ctx, s, first, last, segSize)
+}
+
+// missingNames lists the segments first..last absent from the server's archive.
+func missingNames(ctx context.Context, s cluster.Server, first, last string, segSize uint64) ([]string, error) {
+	archived, err := s.ArchivedWAL(ctx)
+	if err != nil {
+		return nil, err
+	}
+	from, err := ParseSegment(first, segSize)
+	if err != nil {
+		return nil, err
+	}
+	to, err := ParseSegment(last, segSize)
+	if err != nil {
+		return nil, err
+	}
+	return Missing(archived, from, to, segSize), nil
 }
 
 // ErrArchiveStalled means the archiver did not archive a segment in time: the WAL a restore

@@ -122,6 +122,11 @@ func (m merger) mergeTable(ctx context.Context, src source, tx pgx.Tx, loc fixtu
 		return err
 	}
 	res.RowsRead += read
+	// Without statistics the planner guesses the staging table large and joins it to the live
+	// table by scanning the whole shard; with them it looks rows up by primary key.
+	if _, err := tx.Exec(ctx, "ANALYZE "+stage); err != nil {
+		return fmt.Errorf("analyze staging table: %w", err)
+	}
 
 	pk := fixtures.ColumnList(t.PrimaryKey)
 	join := "(l." + strings.Join(t.PrimaryKey, ", l.") + ") = (s." + strings.Join(t.PrimaryKey, ", s.") + ")"

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strings"
 
 	"github.com/pgdrill/pgdrill/harness/backup"
 	"github.com/pgdrill/pgdrill/harness/cluster"
@@ -63,6 +64,17 @@ func (s PITRSidecar) Restore(ctx context.Context, env Env, rec incident.Record) 
 	return Result{Strategy: s.Name(), Phases: tl.sorted(), Tenants: tenants}, err
 }
 
+// nameGap turns a failed replay into an error that names the missing WAL segments, when a gap in
+// the archive is why: a drill whose backups are broken must say so plainly.
+func nameGap(ctx context.Context, live cluster.Server, b cluster.Backup, h incident.Harm, err error) error {
+	missing, merr := backup.MissingSegments(ctx, live, b.StartLSN, h.LSN)
+	if merr != nil || len(missing) == 0 {
+		return err
+	}
+	return fmt.Errorf("the WAL archive of %s is missing %s, so replay from backup %s cannot reach the incident: %w",
+		live.Name(), strings.Join(missing, ", "), b.ID, err)
+}
+
 // restoreHarm recovers a sidecar to just before one harm and merges the tenants it harmed.
 func (s PITRSidecar) restoreHarm(ctx context.Context, env Env, tl *timeline, m merger, live cluster.Server,
 	h incident.Harm, affected []incident.Tenant) ([]TenantResult, error) {
@@ -81,7 +93,7 @@ func (s PITRSidecar) restoreHarm(ctx context.Context, env Env, tl *timeline, m m
 		}
 	}()
 	if err := tl.time(PhaseReplay, h.Shard, func() error { return sidecar.Start(ctx) }); err != nil {
-		return nil, err
+		return nil, nameGap(ctx, live, env.Protection.Backups[h.Shard], h, err)
 	}
 	var tenants []incident.Tenant
 	for _, t := range affected {
