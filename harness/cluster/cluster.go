@@ -125,7 +125,8 @@ type Cluster interface {
 	// ReplaceData rolls a server back to a recovered sidecar of it, as restoring a whole server
 	// from its backup does: both stop, the server's data is replaced by the sidecar's (which is
 	// used up), and the server starts again at the same address. Everything the server took
-	// after the sidecar's recovery target is gone; that is the point, and its cost.
+	// after the sidecar's recovery target is gone; that is the point, and its cost. A lost server
+	// (Lose) has no data left to replace: the sidecar's simply takes its place.
 	ReplaceData(ctx context.Context, s Server, sidecar Server) error
 	// Detach lets the cluster outlive the process that created it (`pgdrill up --detach`): no
 	// automatic reaping; only an explicit `pgdrill down` removes it.
@@ -159,6 +160,11 @@ type Server interface {
 	Start(ctx context.Context) error
 	// Kill ends the server and its backends at once (kill -9), as a crash would.
 	Kill(ctx context.Context) error
+	// Lose destroys the server as the loss of its disk would: it is killed (kill -9) and its data
+	// directory, pg_wal included, is removed, while its WAL archive and base backups, kept
+	// elsewhere as real ones are, survive. It cannot Start again; ReplaceData gives it back a
+	// recovered copy at the same address. Drills use it to rehearse rebuilding a lost shard.
+	Lose(ctx context.Context) error
 	// Pause freezes the server (SIGSTOP): connections hang, as on a stalled host.
 	Pause(ctx context.Context) error
 	// Resume undoes Pause.

@@ -100,6 +100,9 @@ func (s remoteServer) Start(context.Context) error {
 func (s remoteServer) Kill(context.Context) error {
 	return fmt.Errorf("kill %s: %w", s.Name(), ErrNotOwned)
 }
+func (s remoteServer) Lose(context.Context) error {
+	return fmt.Errorf("lose %s: %w", s.Name(), ErrNotOwned)
+}
 func (s remoteServer) Pause(context.Context) error {
 	return fmt.Errorf("pause %s: %w", s.Name(), ErrNotOwned)
 }

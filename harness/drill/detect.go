@@ -2,10 +2,12 @@ package drill
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/pgdrill/pgdrill/fixtures"
 	"github.com/pgdrill/pgdrill/harness/objective"
@@ -62,6 +64,13 @@ func (r *run) tenantsWithoutSites(ctx context.Context) (int, error) {
 	have := map[int64]bool{}
 	for i, s := range r.c.Shards() {
 		ids, err := tenantsWithSites(ctx, s.DSN(), r.plan.Spec.Layout, r.plan.OnShard(i))
+		var pgErr *pgconn.PgError
+		if err != nil && !errors.As(err, &pgErr) {
+			// The shard does not answer (lost, down): none of its tenants' sites can be reached,
+			// which is what the probe is there to notice.
+			r.log.Info("probe cannot reach shard", "shard", i, "err", err)
+			continue
+		}
 		if err != nil {
 			return 0, fmt.Errorf("probe shard %d: %w", i, err)
 		}

@@ -73,6 +73,12 @@ type run struct {
 	runner  *workload.Runner
 	ledger  *workload.Ledger
 	victims []fixtures.Tenant
+	// strategy is the restore strategy the drill runs; nil on a game day (the team restores).
+	strategy restore.Strategy
+	// standbys are the delayed standbys the protection phase started, index i for shard i.
+	standbys []cluster.Standby
+	// exportDir holds the logical exports the protection phase took; removed at teardown.
+	exportDir string
 	// workloadStart is when the workload began: the baseline's moment.
 	workloadStart time.Time
 }
@@ -90,6 +96,7 @@ func Run(ctx context.Context, cfg Config) *Outcome {
 		}
 	}
 	r.out.Strategy = strategy.Name()
+	r.strategy = strategy
 	r.log.Info("drill starting", "scenario", cfg.Scenario.Metadata.ID, "seed", r.out.Seed, "strategy", strategy.Name())
 	err := r.execute(ctx, strategy, r.out.Seed)
 	r.finish(ctx, err)
@@ -159,7 +166,7 @@ func (r *run) execute(ctx context.Context, strategy restore.Strategy, seed uint6
 func (r *run) prepare(ctx context.Context, seed uint64) error {
 	sc := r.cfg.Scenario.Spec
 	if err := r.step(ctx, StepProvision, func() error {
-		c, err := r.cfg.Provider.Create(ctx, cluster.Spec{Shards: sc.Cluster.Shards, Durable: sc.Cluster.Durable})
+		c, err := r.cfg.Provider.Create(ctx, cluster.Spec{Shards: sc.Cluster.Shards, Durable: sc.Cluster.Durable, Engine: r.engine()})
 		r.c = c // set before err is checked: teardown destroys a partial cluster too
 		if err == nil {
 			r.out.RunID = c.RunID()
@@ -177,14 +184,10 @@ func (r *run) prepare(ctx context.Context, seed uint64) error {
 	}); err != nil {
 		return err
 	}
-	if err := r.step(ctx, StepProtect, func() error {
-		var err error
-		r.prot, err = backup.Protect(ctx, r.c, "pgdrill-"+r.c.RunID())
-		return err
-	}); err != nil {
+	if err := r.step(ctx, StepProtect, func() error { return r.protect(ctx) }); err != nil {
 		return err
 	}
-	r.victims = chooseVictims(r.plan, sc.Incident.Fraction, seed)
+	r.victims = chooseVictims(r.plan, sc.Incident, seed)
 	if err := r.step(ctx, StepBaseline, func() error {
 		var err error
 		if r.before, err = truth.Take(ctx, r.src); err != nil {
@@ -210,7 +213,8 @@ func (r *run) prepare(ctx context.Context, seed uint64) error {
 // restore runs the strategy against the recorded incident and puts its phases on the timeline.
 // A failure of the strategy is the restore's (a FAIL), unless the drill was interrupted.
 func (r *run) restore(ctx context.Context, strategy restore.Strategy) error {
-	res, err := strategy.Restore(ctx, restore.Env{Cluster: r.c, Protection: r.prot, Log: r.log}, *r.out.Incident)
+	res, err := r.equip(strategy).Restore(ctx, restore.Env{Cluster: r.c, Protection: r.prot, Log: r.log, Standbys: r.standbys},
+		*r.out.Incident)
 	r.addRestore(res)
 	if err != nil && ctx.Err() == nil {
 		return fmt.Errorf("%w: %w", errRestore, err)
@@ -279,6 +283,9 @@ func (r *run) teardown(ctx context.Context) {
 	if err := r.c.Destroy(tctx); err != nil {
 		e.Error = err.Error()
 		r.out.Problems = append(r.out.Problems, "teardown failed; run `pgdrill down "+r.c.RunID()+"`: "+err.Error())
+	}
+	if err := r.removeExports(); err != nil {
+		r.out.Problems = append(r.out.Problems, err.Error())
 	}
 	e.End = time.Since(r.start)
 	r.out.Events = append(r.out.Events, e)

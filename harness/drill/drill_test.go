@@ -77,10 +77,10 @@ var _ = Describe("a drill", func() {
 
 	It("is an ERROR, not a FAIL, when the harness cannot do its part", func(ctx context.Context) {
 		sc := smallScenario("shared", 1)
-		sc.Spec.Incident.Kind = scenarios.ShardLoss // not implemented yet: the harness cannot inject it
+		sc.Spec.Incident.Kind = "meteor-strike" // the harness cannot inject what it does not know
 		out := drill.Run(ctx, drill.Config{Scenario: sc, Provider: provider, Log: drilltest.DiscardLogger()})
 		Expect(out.Verdict).To(Equal(reports.Error))
-		Expect(out.Reason).To(ContainSubstring("not implemented"))
+		Expect(out.Reason).To(ContainSubstring("unknown incident kind"))
 	})
 
 	It("is ABORTED when cancelled, and tears everything down", func(ctx context.Context) {

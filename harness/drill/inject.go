@@ -13,17 +13,26 @@ import (
 // inject breaks the cluster the way the scenario's incident says, and records exactly what it
 // harmed.
 func (r *run) inject(ctx context.Context) error {
-	kind := r.cfg.Scenario.Spec.Incident.Kind
+	in := r.cfg.Scenario.Spec.Incident
+	kind := in.Kind
 	switch kind {
+	case scenarios.ShardLoss:
+		// A disk is lost: the shard's server and data are gone, its archive and backups are not.
+		return r.record(incident.LoseShard(ctx, r.c, string(kind), in.Shard))
+	case scenarios.UpdateWithoutWhere:
+		// A fix meant for one row ran without the rest of its WHERE: every row of the tenants'
+		// table takes the one value.
+		return r.record(incident.OverwriteColumn(ctx, r.c, string(kind), incidentTenants(r.victims), in.Table, in.Column))
+	case scenarios.BadMigration:
+		// A migration runs on every shard and drops the column, or rewrites it with one value.
+		if in.Migration == scenarios.DropColumn {
+			return r.record(incident.DropColumn(ctx, r.c, string(kind), incidentTenants(r.victims), in.Table, in.Column))
+		}
+		return r.record(incident.OverwriteColumn(ctx, r.c, string(kind), incidentTenants(r.victims), in.Table, in.Column))
 	case scenarios.WrongIDDeletion, scenarios.PurgeNotSoftDelete:
 		// A cleanup job handed site ids where it expected app-installation ids (they have the
 		// same shape) hard-deletes those sites' tenants, contact data and all.
-		rec, err := incident.DeleteTenants(ctx, r.c, string(kind), incidentTenants(r.victims))
-		if err != nil {
-			return err
-		}
-		r.out.Incident = &rec
-		return nil
+		return r.record(incident.DeleteTenants(ctx, r.c, string(kind), incidentTenants(r.victims)))
 	case scenarios.RingRollout:
 		var rings []incident.Ring
 		for _, r := range r.cfg.Scenario.Spec.Incident.Rings {
@@ -43,8 +52,18 @@ func (r *run) inject(ctx context.Context) error {
 		r.victims = harmedOnly(r.victims, rec)
 		return nil
 	default:
-		return fmt.Errorf("inject %s: this incident kind is not implemented yet; wrong-id-deletion, purge-not-soft-delete and ring-rollout are", kind)
+		return fmt.Errorf("inject %s: unknown incident kind; want one of %v", kind, scenarios.IncidentKinds())
 	}
+}
+
+// record keeps what an incident harmed, once the incident succeeded: a failed injection is the
+// harness's error, and the drill ends there.
+func (r *run) record(rec incident.Record, err error) error {
+	if err != nil {
+		return err
+	}
+	r.out.Incident = &rec
+	return nil
 }
 
 // blastRadius compares what the rollout harmed with what the script targeted: the damage without

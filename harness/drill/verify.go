@@ -49,6 +49,9 @@ func (r *run) verify(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	if diffs, err = r.reconcileColumns(ctx, exp, diffs); err != nil {
+		return err
+	}
 	r.out.Affected = r.scoreTenants(ctx, exp, diffs, ledger.Entries())
 	if r.out.Integrity, err = r.checkIntegrity(ctx, after); err != nil {
 		return err

@@ -8,15 +8,31 @@ import (
 
 	"github.com/pgdrill/pgdrill/fixtures"
 	"github.com/pgdrill/pgdrill/harness/incident"
+	"github.com/pgdrill/pgdrill/scenarios"
 )
 
 // victimStream separates the victims' random stream from every other use of the seed.
 const victimStream = 0x7669637469 // "victi"
 
-// chooseVictims picks round(fraction × tenants) tenants (at least one) with the drill's seed: the
-// same seed harms the same tenants, whatever else changes.
-func chooseVictims(plan *fixtures.Plan, fraction float64, seed uint64) []fixtures.Tenant {
-	n := max(1, int(math.Round(fraction*float64(len(plan.Tenants)))))
+// chooseVictims picks the tenants the scenario's incident will harm, before it happens (their
+// baseline is taken before the workload): every tenant of the lost shard (shard-loss), every
+// tenant (bad-migration: the DDL runs on every shard), or tenants drawn with the drill's seed —
+// the incident's tenant count (update-without-where), or round(fraction × tenants), at least one.
+// The same seed harms the same tenants, whatever else changes.
+func chooseVictims(plan *fixtures.Plan, in scenarios.Incident, seed uint64) []fixtures.Tenant {
+	switch in.Kind {
+	case scenarios.ShardLoss:
+		return plan.OnShard(in.Shard)
+	case scenarios.BadMigration:
+		return slices.Clone(plan.Tenants)
+	case scenarios.UpdateWithoutWhere:
+		return drawTenants(plan, in.Tenants, seed)
+	}
+	return drawTenants(plan, max(1, int(math.Round(in.Fraction*float64(len(plan.Tenants))))), seed)
+}
+
+// drawTenants picks n tenants with the drill's seed, ordered by id.
+func drawTenants(plan *fixtures.Plan, n int, seed uint64) []fixtures.Tenant {
 	rng := rand.New(rand.NewPCG(seed, victimStream))
 	picked := slices.Clone(plan.Tenants)
 	rng.Shuffle(len(picked), func(i, j int) { picked[i], picked[j] = picked[j], picked[i] })

@@ -65,12 +65,13 @@ func harmTenants(ctx context.Context, c cluster.Cluster, kind string, tenants []
 
 // readLayout asks the catalog how tenants are stored.
 func readLayout(ctx context.Context, c cluster.Cluster) (fixtures.Layout, error) {
-	conn, err := pgx.Connect(ctx, c.Catalog().DSN())
-	if err != nil {
-		return "", fmt.Errorf("connect to catalog: %w", err)
-	}
-	defer conn.Close(context.WithoutCancel(ctx))
-	return fixtures.ReadLayout(ctx, conn)
+	var layout fixtures.Layout
+	err := withCatalog(ctx, c, func(conn *pgx.Conn) error {
+		var err error
+		layout, err = fixtures.ReadLayout(ctx, conn)
+		return err
+	})
+	return layout, err
 }
 
 // deleteInTransaction deletes the tenants' rows children first (shared layout) or drops their

@@ -54,6 +54,14 @@ type Harm struct {
 	// harm's tenants' rows holding exactly this value are the ones it marked, so an undo clears
 	// them and leaves every row deleted before (or after) it deleted.
 	SoftDeleteMark time.Time `json:"soft_delete_mark,omitzero"`
+	// ServerLost says the shard's server and data are gone (shard-loss): no transaction did the
+	// harm, RecoverTo is empty (everything archived) and nothing more can be archived from it.
+	ServerLost bool `json:"server_lost,omitempty"`
+	// LastArchivedWAL is, for a lost server, the newest WAL segment its archive held when it was
+	// lost: writes in later WAL died with it.
+	LastArchivedWAL string `json:"last_archived_wal,omitempty"`
+	// Column is set when the harm overwrote or dropped one column instead of removing rows.
+	Column *ColumnHarm `json:"column,omitempty"`
 	// Rows counts the rows the harm changed or removed. Under the database layout they are
 	// counted just before DROP DATABASE, which cannot share a transaction with the count, so
 	// writes in between make it approximate.

@@ -55,9 +55,14 @@ func (s LogicalExport) Restore(ctx context.Context, env Env, rec incident.Record
 	res.Tenants, err = perShard(ctx, rec, func(ctx context.Context, shard int) ([]TenantResult, error) {
 		var out []TenantResult
 		err := tl.time(PhaseMerge, shard, func() error {
-			var err error
-			out, err = m.merge(ctx, src, shards[shard], rec.OnShard(shard))
-			return err
+			for _, h := range rec.HarmsOn(shard) {
+				r, err := m.restore(ctx, src, shards[shard], harmed(h), h.Column)
+				out = append(out, r...)
+				if err != nil {
+					return err
+				}
+			}
+			return nil
 		})
 		return out, err
 	})

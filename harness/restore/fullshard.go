@@ -26,6 +26,10 @@ const PhaseSwap = "swap"
 // check shows that collateral tenant by tenant — so choose it only where the shard's other
 // tenants can lose those writes, or to show what the alternatives are worth.
 //
+// A shard whose server and data were lost (incident.Harm.ServerLost) is rebuilt the same way: its
+// sidecar replays everything archived (the harm has no target) and takes its place at the same
+// address; writes whose WAL was not archived yet are gone, and the score shows them as lost.
+//
 // The swap is a provider operation rather than a copy of every table out of the sidecar in one
 // transaction: it is what a real whole-server restore does (databases, schemas, sequences and
 // catalogs included, which the database layout needs anyway, where one transaction cannot span
@@ -48,11 +52,14 @@ func (s FullShardPITR) Restore(ctx context.Context, env Env, rec incident.Record
 			return nil, fmt.Errorf("restore shard %d: no base backup of it", shard)
 		}
 		live := shards[shard]
-		if err := tl.time(PhaseArchive, shard, func() error {
-			_, err := backup.ArchiveNow(ctx, live)
-			return err
-		}); err != nil {
-			return nil, err
+		// A lost server has nothing more to archive: the rebuild gets what its archive holds.
+		if !harms[0].ServerLost {
+			if err := tl.time(PhaseArchive, shard, func() error {
+				_, err := backup.ArchiveNow(ctx, live)
+				return err
+			}); err != nil {
+				return nil, err
+			}
 		}
 		var sidecar cluster.Server
 		if err := tl.time(PhaseProvision, shard, func() error {

@@ -6,9 +6,16 @@ import (
 )
 
 // strategies is every built-in strategy, in the order help texts list them: one explicit list,
-// so that what pgdrill can do is written down in one place.
+// so that what pgdrill can do is written down in one place. Each works from its zero value; what
+// one needs beyond Env (LogicalExport's Dir, the standbys in Env.Standbys) a drill fills in from
+// its protection phase. The runbook strategy is not here: it needs a command.
 var strategies = []Strategy{
 	PITRSidecar{},
+	DelayedStandby{},
+	LogicalExport{},
+	FullShardPITR{},
+	SoftDeleteUndo{},
+	PgBackRestSidecar{},
 }
 
 // Names lists the built-in strategies.

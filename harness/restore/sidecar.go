@@ -42,6 +42,9 @@ func (s PITRSidecar) Restore(ctx context.Context, env Env, rec incident.Record) 
 		if shard >= len(env.Protection.Backups) {
 			return nil, fmt.Errorf("restore shard %d: no base backup of it", shard)
 		}
+		if harms[0].ServerLost {
+			return nil, fmt.Errorf("restore shard %d: its server and data were lost, so there is no live shard to merge into; rebuild it with full-shard-pitr", shard)
+		}
 		live := shards[shard]
 		if err := tl.time(PhaseArchive, shard, func() error {
 			_, err := backup.ArchiveNow(ctx, live)
@@ -104,7 +107,7 @@ func (s PITRSidecar) restoreHarm(ctx context.Context, env Env, tl *timeline, m m
 	var out []TenantResult
 	err := tl.time(PhaseMerge, h.Shard, func() error {
 		var err error
-		out, err = m.mergeFrom(ctx, sidecar, live, tenants)
+		out, err = m.restoreFrom(ctx, sidecar, live, tenants, h.Column)
 		return err
 	})
 	return out, err

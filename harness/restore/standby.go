@@ -91,7 +91,7 @@ func (s DelayedStandby) Restore(ctx context.Context, env Env, rec incident.Recor
 			var r []TenantResult
 			if err := tl.time(PhaseMerge, shard, func() error {
 				var err error
-				r, err = m.mergeFrom(ctx, standby, shards[shard], harmed(h))
+				r, err = m.restoreFrom(ctx, standby, shards[shard], harmed(h), h.Column)
 				return err
 			}); err != nil {
 				return nil, err

@@ -36,12 +36,17 @@ func (c *localCluster) ReplaceData(ctx context.Context, target, sidecar cluster.
 		return fmt.Errorf("replace data of %s: %w", dst.name, err)
 	}
 	old := dst.dataDir() + ".replaced"
-	if err := os.Rename(dst.dataDir(), old); err != nil {
+	lost := false // a lost server (Lose) has no data to move aside
+	if err := os.Rename(dst.dataDir(), old); errors.Is(err, os.ErrNotExist) {
+		lost = true
+	} else if err != nil {
 		return fmt.Errorf("replace data of %s: %w", dst.name, err)
 	}
 	if err := os.Rename(src.dataDir(), dst.dataDir()); err != nil {
-		if rerr := os.Rename(old, dst.dataDir()); rerr != nil {
-			err = errors.Join(err, rerr)
+		if !lost {
+			if rerr := os.Rename(old, dst.dataDir()); rerr != nil {
+				err = errors.Join(err, rerr)
+			}
 		}
 		return fmt.Errorf("replace data of %s: %w", dst.name, err)
 	}

@@ -321,6 +321,21 @@ func (s *server) Kill(ctx context.Context) error {
 	return nil
 }
 
+// Lose kills the server like Kill, then removes its data directory (pg_wal included) as a lost
+// disk would; its archive and the run's backups live outside it and survive.
+func (s *server) Lose(ctx context.Context) error {
+	if err := s.Kill(ctx); err != nil {
+		return fmt.Errorf("lose %s: %w", s.name, err)
+	}
+	if err := removeSharedMemory(s.dataDir()); err != nil {
+		return fmt.Errorf("lose %s: %w", s.name, err)
+	}
+	if err := os.RemoveAll(s.dataDir()); err != nil {
+		return fmt.Errorf("lose %s: remove its data: %w", s.name, err)
+	}
+	return nil
+}
+
 // Pause freezes the postmaster and its backends with SIGSTOP.
 func (s *server) Pause(context.Context) error { return s.signalGroup(syscall.SIGSTOP, true) }
 

@@ -1,0 +1,195 @@
+package incident
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/pgdrill/pgdrill/fixtures"
+	"github.com/pgdrill/pgdrill/harness/cluster"
+	"github.com/pgdrill/pgdrill/harness/truth"
+)
+
+// ColumnHarm is what a harm did to one column of one table: overwrote every harmed row's value
+// with one value (an UPDATE without its WHERE, a bad backfill) or dropped the column (a bad
+// migration). Rows are not removed, so a repair puts the column's old values back by primary key
+// rather than re-inserting rows, and keeps whatever else was written to those rows since.
+type ColumnHarm struct {
+	Table  string `json:"table"`
+	Column string `json:"column"`
+	// Dropped says the column itself is gone; otherwise it was overwritten with Value.
+	Dropped bool `json:"dropped,omitempty"`
+	// Value is what the harm wrote into every row, as text; nil is NULL. Unused when Dropped.
+	Value *string `json:"value,omitempty"`
+	// Before maps each harmed row's key (RowKey) to the ColumnHashSQL of its value just before the
+	// harm, read in the harmful transaction: what a repair must bring back, row by row, and what
+	// a drill checks a repaired row against when the row was written again after the harm.
+	Before map[string]int64 `json:"before"`
+}
+
+// RowKey joins a row's primary-key values (as text, in fixtures.Table.PrimaryKey order, as
+// truth.RowHash.Key holds them) into the key of ColumnHarm.Before.
+func RowKey(key []string) string { return strings.Join(key, ",") }
+
+// ColumnHashSQL returns the SQL of the hash of one column's value of the row alias: the hash of
+// the one-column record, so that NULL and the empty string differ. Sessions computing it must be
+// configured with truth.ConfigureSession, as for row hashes.
+func ColumnHashSQL(alias, column string) string {
+	return "hashtextextended(ROW(" + alias + "." + pgx.Identifier{column}.Sanitize() + ")::text, 0)"
+}
+
+// OverwriteColumn sets column of table, in every row of the given tenants, to one value — the
+// value of the first of those rows, as a fix meant for one row that ran without the rest of its
+// WHERE would — in one transaction per shard (per tenant database under the database layout),
+// recording each row's value before it (ColumnHarm.Before). update-without-where harms one
+// tenant this way; a bad backfill (bad-migration rewrite-column) every tenant.
+func OverwriteColumn(ctx context.Context, c cluster.Cluster, kind string, tenants []Tenant, table, column string) (Record, error) {
+	return harmColumn(ctx, c, kind, tenants, table, column, false)
+}
+
+// DropColumn drops column of table (bad-migration drop-column) — once per shard under the shared
+// layout, in each tenant's schema or database otherwise — in one transaction per shard (per
+// tenant database), recording the value every row of the given tenants held (ColumnHarm.Before).
+// Under the shared layout the DDL harms every tenant of a shard; pass them all.
+func DropColumn(ctx context.Context, c cluster.Cluster, kind string, tenants []Tenant, table, column string) (Record, error) {
+	return harmColumn(ctx, c, kind, tenants, table, column, true)
+}
+
+// harmColumn overwrites or drops the column on every shard holding some of the tenants.
+func harmColumn(ctx context.Context, c cluster.Cluster, kind string, tenants []Tenant, table, column string, drop bool) (Record, error) {
+	t, ok := fixtures.LookupTable(table)
+	if !ok {
+		return Record{}, fmt.Errorf("harm column %s.%s: no such table", table, column)
+	}
+	if _, ok := t.Column(column); !ok || slices.Contains(t.PrimaryKey, column) {
+		return Record{}, fmt.Errorf("harm column %s.%s: not a non-key column of the table", table, column)
+	}
+	verb := "overwrite " + table + "." + column
+	if drop {
+		verb = "drop " + table + "." + column
+	}
+	return harmTenants(ctx, c, kind, tenants, verb, func(s cluster.Server, layout fixtures.Layout, ids []int64) ([]Harm, error) {
+		if layout != fixtures.LayoutDatabase {
+			h, err := columnInTransaction(ctx, s.DSN(), c.RunID(), layout, ids, t, column, drop)
+			return []Harm{h}, err
+		}
+		var harms []Harm
+		for _, id := range ids {
+			h, err := columnInTransaction(ctx, s.DSNFor(fixtures.TenantContainer(id)), c.RunID(), layout, []int64{id}, t, column, drop)
+			if err != nil {
+				return harms, err
+			}
+			harms = append(harms, h)
+		}
+		return harms, nil
+	})
+}
+
+// columnInTransaction harms the column of the tenants kept in one database, in one transaction,
+// noting its xid, WAL positions, the value it wrote and every row's value before.
+func columnInTransaction(ctx context.Context, dsn, runID string, layout fixtures.Layout, ids []int64, t fixtures.Table,
+	column string, drop bool) (Harm, error) {
+	col := &ColumnHarm{Table: t.Name, Column: column, Dropped: drop, Before: map[string]int64{}}
+	h := Harm{Tenants: ids, Column: col}
+	cfg, err := pgx.ParseConfig(dsn)
+	if err != nil {
+		return h, fmt.Errorf("parse DSN: %w", err)
+	}
+	truth.ConfigureSession(cfg) // Before's hashes must compare with later sessions'
+	conn, err := pgx.ConnectConfig(ctx, cfg)
+	if err != nil {
+		return h, fmt.Errorf("connect: %w", err)
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	if err := cluster.RequireMarker(ctx, conn, runID); err != nil {
+		return h, err
+	}
+	// The tables to harm, with the tenants each holds: one shared table, or one per schema.
+	places := map[string][]int64{}
+	for _, id := range ids {
+		schema := layout.Locate(id).Schema
+		places[schema] = append(places[schema], id)
+	}
+	err = pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
+		if err := tx.QueryRow(ctx, `SELECT pg_current_xact_id()::text, pg_current_wal_insert_lsn()::text`).Scan(&h.XID, &h.LSN); err != nil {
+			return fmt.Errorf("note transaction: %w", err)
+		}
+		if !drop {
+			first := pgx.Identifier{layout.Locate(ids[0]).Schema, t.Name}.Sanitize()
+			err := tx.QueryRow(ctx, "SELECT "+pgx.Identifier{column}.Sanitize()+"::text FROM "+first+
+				" WHERE tenant_id = $1 ORDER BY "+fixtures.ColumnList(t.PrimaryKey)+" LIMIT 1", ids[0]).Scan(&col.Value)
+			if err != nil && !errors.Is(err, pgx.ErrNoRows) {
+				return fmt.Errorf("read the value to write: %w", err)
+			}
+		}
+		for _, schema := range slices.Sorted(maps.Keys(places)) {
+			n, err := harmColumnIn(ctx, tx, pgx.Identifier{schema, t.Name}.Sanitize(), places[schema], t, col)
+			if err != nil {
+				return err
+			}
+			h.Rows += n
+		}
+		return nil
+	})
+	if err != nil {
+		return h, err
+	}
+	h.RecoverTo = cluster.RecoveryTarget{XID: h.XID}
+	return h, noteCommit(ctx, conn, &h)
+}
+
+// harmColumnIn overwrites or drops the column of one table for the tenants ids, adding each row's
+// old value's hash to col.Before, and returns the number of rows harmed.
+func harmColumnIn(ctx context.Context, tx pgx.Tx, table string, ids []int64, t fixtures.Table, col *ColumnHarm) (int64, error) {
+	key := "concat_ws(','"
+	for _, k := range t.PrimaryKey {
+		key += ", o." + pgx.Identifier{k}.Sanitize()
+	}
+	key += ")"
+	name := pgx.Identifier{col.Column}.Sanitize()
+	c, _ := t.Column(col.Column)
+	typ := c.Type
+	var query string
+	args := []any{ids}
+	if col.Dropped {
+		if _, err := tx.Exec(ctx, "LOCK TABLE "+table+" IN ACCESS EXCLUSIVE MODE"); err != nil {
+			return 0, fmt.Errorf("lock %s: %w", table, err)
+		}
+		query = "SELECT " + key + ", " + ColumnHashSQL("o", col.Column) + " FROM " + table + " o WHERE o.tenant_id = ANY($1)"
+	} else {
+		// The old values are read in the same statement, locked, before the update.
+		join := "(t." + strings.Join(t.PrimaryKey, ", t.") + ") = (o." + strings.Join(t.PrimaryKey, ", o.") + ")"
+		query = "WITH o AS (SELECT *, " + ColumnHashSQL("o", col.Column) + " AS pgdrill_h FROM " + table +
+			" o WHERE o.tenant_id = ANY($1) FOR UPDATE) UPDATE " + table + " AS t SET " + name + " = $2::" + typ +
+			" FROM o WHERE " + join + " RETURNING " + key + ", o.pgdrill_h"
+		args = append(args, col.Value)
+	}
+	rows, err := tx.Query(ctx, query, args...)
+	if err != nil {
+		return 0, fmt.Errorf("harm %s.%s: %w", table, col.Column, err)
+	}
+	var n int64
+	for rows.Next() {
+		var k string
+		var h int64
+		if err := rows.Scan(&k, &h); err != nil {
+			return 0, fmt.Errorf("harm %s.%s: %w", table, col.Column, err)
+		}
+		col.Before[k] = h
+		n++
+	}
+	if err := rows.Err(); err != nil {
+		return 0, fmt.Errorf("harm %s.%s: %w", table, col.Column, err)
+	}
+	if col.Dropped {
+		if _, err := tx.Exec(ctx, "ALTER TABLE "+table+" DROP COLUMN "+name); err != nil {
+			return 0, fmt.Errorf("drop column %s of %s: %w", col.Column, table, err)
+		}
+	}
+	return n, nil
+}
