@@ -373,6 +373,17 @@ func (s *server) CreateDatabase(ctx context.Context, name string) (string, error
 	return dsn, nil
 }
 
+// exec runs one statement in the server's database over a short-lived connection.
+func (s *server) exec(ctx context.Context, sql string) error {
+	conn, err := pgx.Connect(ctx, s.DSN())
+	if err != nil {
+		return fmt.Errorf("connect to %s: %w", s.name, err)
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	_, err = conn.Exec(ctx, sql)
+	return err
+}
+
 // markDatabase connects to dsn and stamps the database with the run's marker.
 func markDatabase(ctx context.Context, dsn, runID string, role cluster.Role) error {
 	conn, err := pgx.Connect(ctx, dsn)

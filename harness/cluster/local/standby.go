@@ -120,6 +120,11 @@ func (s *server) ReplayTo(ctx context.Context, target cluster.RecoveryTarget) er
 	if err := s.requireBefore(ctx, target); err != nil {
 		return err
 	}
+	// A standby restarts replay from its last restartpoint: make one where it stands (at the
+	// last checkpoint record it replayed), so the restart does not replay since the base backup.
+	if err := s.exec(ctx, "CHECKPOINT"); err != nil {
+		return fmt.Errorf("replay %s: make a restartpoint: %w", s.name, err)
+	}
 	set["recovery_target_action"] = "pause"
 	set["recovery_min_apply_delay"] = "0"
 	// Killed, not shut down: a paused startup process looks at a shutdown request only once a
@@ -170,16 +175,11 @@ func (s *server) Promote(ctx context.Context) error {
 	if s.role != cluster.RoleStandby {
 		return fmt.Errorf("promote %s: not a standby", s.name)
 	}
-	conn, err := pgx.Connect(ctx, s.DSN())
-	if err != nil {
-		return fmt.Errorf("promote %s: connect: %w", s.name, err)
-	}
-	defer conn.Close(context.WithoutCancel(ctx))
 	query := "SELECT pg_promote(wait => false)"
 	if s.recovery != nil {
 		query = "SELECT pg_wal_replay_resume()"
 	}
-	if _, err := conn.Exec(ctx, query); err != nil {
+	if err := s.exec(ctx, query); err != nil {
 		return fmt.Errorf("promote %s: %w", s.name, err)
 	}
 	if err := s.waitPromoted(ctx); err != nil {
