@@ -154,9 +154,7 @@ func (r *run) execute(ctx context.Context, strategy restore.Strategy, seed uint6
 		return err
 	}
 	return r.step(ctx, StepVerify, func() error {
-		if err := r.stopWorkload(); err != nil {
-			return err
-		}
+		r.stopWorkload()
 		return r.verify(ctx)
 	})
 }
@@ -201,7 +199,10 @@ func (r *run) prepare(ctx context.Context, seed uint64) error {
 	if err := r.step(ctx, StepWorkload, func() error {
 		var err error
 		r.workloadStart = time.Now()
-		r.runner, err = workload.Start(ctx, r.c, r.plan, workload.Config{Rate: sc.Workload.Rate, Seed: seed,
+		if sc.Workload.Writers == 0 {
+			return nil // the scenario asks for no workload
+		}
+		r.runner, err = workload.Start(ctx, r.c, r.plan, workload.Config{Rate: sc.Workload.Rate, Writers: sc.Workload.Writers, Seed: seed,
 			Mix: workload.Mix{Insert: sc.Workload.Mix.Insert, Update: sc.Workload.Mix.Update, Delete: sc.Workload.Mix.Delete}})
 		return err
 	}); err != nil {
@@ -237,14 +238,14 @@ func (r *run) addRestore(res restore.Result) {
 	}
 }
 
-// stopWorkload stops the writers and keeps their ledger.
-func (r *run) stopWorkload() error {
-	ledger, err := r.runner.Stop()
-	r.ledger = ledger
-	if err != nil {
-		return fmt.Errorf("stop workload: %w", err)
+// stopWorkload stops the writers and keeps their ledger; a drill without a workload has an empty
+// one.
+func (r *run) stopWorkload() {
+	if r.runner == nil {
+		r.ledger = workload.LedgerOf(nil)
+		return
 	}
-	return nil
+	r.ledger = r.runner.Stop()
 }
 
 // step runs f as a timeline event.
@@ -270,8 +271,8 @@ func (r *run) step(ctx context.Context, name string, f func() error) error {
 // teardown stops the workload and destroys the cluster, whatever happened.
 func (r *run) teardown(ctx context.Context) {
 	ctx = context.WithoutCancel(ctx)
-	if r.runner != nil && r.ledger == nil {
-		r.ledger, _ = r.runner.Stop()
+	if r.ledger == nil {
+		r.stopWorkload()
 	}
 	if r.c == nil {
 		return

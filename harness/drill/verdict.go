@@ -67,6 +67,9 @@ func (r *run) judge() (reports.Verdict, string) {
 			failures = append(failures, res.Reason)
 		}
 	}
+	if sc := r.cfg.Scenario.Spec.Workload; sc.Writers > 0 && sc.Rate > 0 && o.Writes == 0 {
+		doubts = append(doubts, "the workload acknowledged no write, so whether other tenants kept their writes went untested")
+	}
 	if n := len(o.Unresolved); n > 0 {
 		doubts = append(doubts, fmt.Sprintf("%d tenant table(s) differ only where writes of unknown outcome landed", n))
 	}

@@ -60,7 +60,7 @@ func (d drill) write(ctx context.Context, cfg workload.Config) *workload.Runner 
 	GinkgoHelper()
 	w, err := workload.Start(ctx, d.c, d.plan, cfg)
 	Expect(err).NotTo(HaveOccurred())
-	DeferCleanup(func() { _, _ = w.Stop() })
+	DeferCleanup(func() { w.Stop() })
 	return w
 }
 

@@ -50,8 +50,7 @@ var _ = Describe("pgbackrest-sidecar", Label(drilltest.Slow), func() {
 			phaseTime(res, restore.PhaseProvision), phaseTime(res, restore.PhaseReplay), phaseTime(res, restore.PhaseMerge))
 
 		time.Sleep(200 * time.Millisecond)
-		ledger, err := writer.Stop()
-		Expect(err).NotTo(HaveOccurred())
+		ledger := writer.Stop()
 		differences, unresolved := ledger.Check(before, d.snapshot(ctx))
 		Expect(differences).To(BeEmpty())
 		Expect(unresolved).To(BeEmpty())

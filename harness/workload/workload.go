@@ -26,6 +26,9 @@ import (
 type Config struct {
 	// Rate is the number of writes per second over the whole cluster. Default: 100.
 	Rate int
+	// Writers is the number of concurrent writers, spread over the shards (at least one per
+	// shard). Default: one per shard.
+	Writers int
 	// Seed drives the choice of tenants, rows and operations. Default: 1.
 	Seed uint64
 	// Mix weighs inserts, updates and deletes. Default: 6:3:1.
@@ -69,8 +72,6 @@ type Runner struct {
 	ledger *Ledger
 	// stopOnce guards closing stop.
 	stopOnce sync.Once
-	errMu    sync.Mutex
-	err      error
 }
 
 // Start starts one writer per shard, each writing to the tenants the plan put on its shard.
@@ -83,40 +84,42 @@ func Start(ctx context.Context, c cluster.Cluster, plan *fixtures.Plan, cfg Conf
 		return nil, fmt.Errorf("start workload: plan has %d shards, cluster %d", plan.Spec.Shards, len(shards))
 	}
 	r := &Runner{stop: make(chan struct{}), ledger: &Ledger{}}
-	interval := time.Duration(float64(time.Second) * float64(len(shards)) / float64(cfg.Rate))
+	// Each tenant belongs to exactly one writer, so that its writes are acknowledged in the order
+	// they were made and the ledger can replay them; a shard's tenants are dealt out among its
+	// writers.
+	perShard := max(1, (cfg.Writers+len(shards)-1)/len(shards))
+	var writers []*writer
 	for i, s := range shards {
-		tenants := plan.OnShard(i)
-		if len(tenants) == 0 {
-			continue
-		}
-		w := &writer{shard: s, index: i, layout: plan.Spec.Layout, tenants: tenants, cfg: cfg,
-			rng:    rand.New(rand.NewPCG(cfg.Seed, uint64(i)+1)),
-			nextID: map[int64]int64{}, conns: map[string]*pgx.Conn{}, ledger: r.ledger}
-		r.wg.Go(func() {
-			if err := w.run(ctx, r.stop, interval); err != nil {
-				r.errMu.Lock()
-				r.err = errors.Join(r.err, err)
-				r.errMu.Unlock()
+		for k := range perShard {
+			var tenants []fixtures.Tenant
+			for j, t := range plan.OnShard(i) {
+				if j%perShard == k {
+					tenants = append(tenants, t)
+				}
 			}
-		})
+			if len(tenants) == 0 {
+				continue
+			}
+			writers = append(writers, &writer{shard: s, index: i, layout: plan.Spec.Layout, tenants: tenants, cfg: cfg,
+				rng:    rand.New(rand.NewPCG(cfg.Seed, uint64(i*perShard+k)+1)),
+				nextID: map[int64]int64{}, conns: map[string]*pgx.Conn{}, ledger: r.ledger})
+		}
+	}
+	interval := time.Duration(float64(time.Second) * float64(len(writers)) / float64(cfg.Rate))
+	for _, w := range writers {
+		r.wg.Go(func() { w.run(ctx, r.stop, interval) })
 	}
 	return r, nil
 }
 
 // Stop stops the writers once their statements in flight have finished (so that every write
 // that reached the database is in the ledger), waits for them and returns the ledger. It is safe
-// to call more than once. The error reports a writer that could not run at all, not writes that
-// failed.
-func (r *Runner) Stop() (*Ledger, error) {
+// to call more than once.
+func (r *Runner) Stop() *Ledger {
 	r.stopOnce.Do(func() { close(r.stop) })
 	r.wg.Wait()
-	r.errMu.Lock()
-	defer r.errMu.Unlock()
-	return r.ledger, r.err
+	return r.ledger
 }
-
-// Ledger returns the ledger so far; it keeps growing until Stop.
-func (r *Runner) Ledger() *Ledger { return r.ledger }
 
 // writer writes to the tenants of one shard over one connection per database.
 type writer struct {
@@ -133,7 +136,7 @@ type writer struct {
 
 // run writes until stop is closed or ctx ends; ctx also bounds each statement, so cancelling it
 // (a drill aborted) may leave the last write indeterminate, which the ledger records.
-func (w *writer) run(ctx context.Context, stop <-chan struct{}, interval time.Duration) error {
+func (w *writer) run(ctx context.Context, stop <-chan struct{}, interval time.Duration) {
 	defer func() {
 		for _, c := range w.conns {
 			_ = c.Close(context.WithoutCancel(ctx))
@@ -144,9 +147,9 @@ func (w *writer) run(ctx context.Context, stop <-chan struct{}, interval time.Du
 	for {
 		select {
 		case <-ctx.Done():
-			return nil
+			return
 		case <-stop:
-			return nil
+			return
 		case <-t.C:
 		}
 		w.write(ctx)
