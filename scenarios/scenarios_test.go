@@ -102,6 +102,7 @@ var _ = Describe("decoding and validating", func() {
 			"testdata/incompatible.yaml:13:5: spec.protection.standbyApplyDelay: the standby applies the incident after 1m0s, but it may go undetected for 5m0s: the standby would hold the harm too; make the delay longer than the detection",
 			"testdata/incompatible.yaml:16:5: spec.incident.shard: must be a shard index between 0 and 1 (the cluster has 2 shards), got 2",
 			"testdata/incompatible.yaml:17:5: spec.incident.fraction: not a parameter of shard-loss, which takes: shard",
+			"testdata/incompatible.yaml:21:5: spec.restore.strategy: delayed-standby merges tenants into a live shard, and shard-loss leaves none: use full-shard-pitr (or a runbook)",
 			"testdata/incompatible.yaml:22:5: spec.restore.runbook: only used with strategy runbook, not delayed-standby",
 			"testdata/incompatible.yaml:24:29: spec.faults[0].phase: crash-restore can only be injected in phase restore",
 			"testdata/incompatible.yaml:25:7: spec.faults[1].phase: required: one of fill, protect, workload, incident, detect, restore, verify",
@@ -173,10 +174,30 @@ var _ = Describe("decoding and validating", func() {
 		Entry("an unknown column", "{kind: bad-migration, column: sumary}", `table issues has no column "sumary" (did you mean summary?)`),
 		Entry("a key column", "{kind: update-without-where, table: users, column: tenant_id}", "tenant_id is part of users's primary key; pick a data column"),
 		Entry("an unknown migration", "{kind: bad-migration, migration: truncate}", `"truncate" is not one of drop-column, rewrite-column`),
-		Entry("a negative wait", "{kind: shard-loss, after: -1s}", "spec.incident.after: must not be negative, got -1s"),
-		Entry("a unit slip", "{kind: shard-loss, after: 2400h}", "must be at most 24h0m0s, got 2400h0m0s"),
+		Entry("a negative wait", "{kind: wrong-id-deletion, after: -1s}", "spec.incident.after: must not be negative, got -1s"),
+		Entry("a unit slip", "{kind: wrong-id-deletion, after: 2400h}", "must be at most 24h0m0s, got 2400h0m0s"),
 		Entry("one ring", "{kind: ring-rollout, rings: [{name: all, fraction: 1}]}", "a rollout needs at least 2 rings, got 1"),
 	)
+
+	It("refuses what is not implemented yet rather than running without it", func() {
+		_, err := scenarios.Parse("x.yaml", []byte(minimal+"  faults: [{kind: kill-shard, phase: restore}]\n"+
+			"  dataset: {distribution: uniform}\n  cluster: {provider: container}\n"))
+		Expect(lines(err)).To(ConsistOf(
+			ContainSubstring("spec.faults[0]: fault kill-shard is not injected yet"),
+			ContainSubstring("spec.dataset.distribution: uniform sizes are not implemented yet"),
+			ContainSubstring("spec.cluster.provider: the container provider is not implemented yet"),
+		))
+	})
+
+	It("refuses a strategy that cannot restore the incident, also when chosen instead of the file's", func() {
+		_, err := scenarios.Parse("x.yaml", []byte(strings.Replace(minimal, "{kind: wrong-id-deletion}", "{kind: shard-loss}", 1)))
+		Expect(lines(err)).To(ConsistOf(ContainSubstring("shard-loss leaves none: use full-shard-pitr")))
+		sc, err := scenarios.Lookup("wrong-id-deletion")
+		Expect(err).NotTo(HaveOccurred())
+		Expect(scenarios.CheckStrategy(scenarios.DelayedStandby, sc)).To(MatchError(ContainSubstring("needs spec.protection.standbyApplyDelay")))
+		Expect(scenarios.CheckStrategy(scenarios.SoftDeleteUndo, sc)).To(MatchError(ContainSubstring("no built-in incident soft-deletes")))
+		Expect(scenarios.CheckStrategy(scenarios.FullShardPITR, sc)).To(Succeed(), "allowed: its collateral is what the drill shows")
+	})
 
 	DescribeTable("refuses a strategy without the protection it restores from",
 		func(spec, want string) {
@@ -229,32 +250,27 @@ var _ = Describe("defaults", func() {
 
 	It("keeps a zero written on purpose", func() {
 		s, err := scenarios.Parse("x.yaml", []byte(strings.Replace(minimal, "{kind: wrong-id-deletion}",
-			"{kind: shard-loss, after: 0}", 1)+"  protection: {walArchive: false}\n  restore: {strategy: logical-export}\n"+
+			"{kind: wrong-id-deletion, after: 0}", 1)+"  protection: {walArchive: false}\n  restore: {strategy: logical-export}\n"+
 			"  workload: {writers: 0}\n  protection2: x\n"))
 		Expect(lines(err)).To(ConsistOf(
 			ContainSubstring("protection2: unknown field"),
 			ContainSubstring("logical-export needs spec.protection.logicalExportInterval"),
 		))
 		s, err = scenarios.Parse("x.yaml", []byte(strings.Replace(minimal, "{kind: wrong-id-deletion}",
-			"{kind: shard-loss, after: 0}", 1)+"  protection: {walArchive: false, logicalExportInterval: 1m}\n"+
+			"{kind: wrong-id-deletion, after: 0}", 1)+"  protection: {walArchive: false, logicalExportInterval: 1m}\n"+
 			"  restore: {strategy: logical-export}\n  workload: {writers: 0}\n"))
 		Expect(err).NotTo(HaveOccurred())
 		Expect(s.Spec.Incident.After).To(BeZero())
-		Expect(s.Spec.Incident.Shard).To(BeZero())
 		Expect(s.Spec.Protection.WALArchive).To(BeFalse())
 		Expect(s.Spec.Protection.BaseBackup).To(BeTrue())
 		Expect(s.Spec.Workload.Writers).To(BeZero())
 	})
 
-	It("defaults a probe's and a runbook's settings, and keeps faults and objectives as written", func() {
+	It("defaults a probe's and a runbook's settings, and keeps objectives as written", func() {
 		s, err := scenarios.Load("testdata/valid-runbook.yaml")
 		Expect(err).NotTo(HaveOccurred())
 		Expect(s.Spec.Restore.Runbook).To(Equal(&scenarios.Runbook{Command: "./restore.sh --all",
 			Timeout: scenarios.Duration(scenarios.DefaultRunbookTimeout)}))
-		Expect(s.Spec.Faults).To(Equal([]scenarios.Fault{
-			{Kind: scenarios.KillShard, Phase: scenarios.PhaseRestore, Params: map[string]any{"shard": uint64(1)}},
-			{Kind: scenarios.MissingWALSegment, Phase: scenarios.PhaseWorkload},
-		}))
 		Expect(s.Objectives().Strings()).To(Equal([]string{"rto<=1h", "lost_rows==0"}))
 
 		s, err = scenarios.Parse("x.yaml", []byte(minimal+"  detection: {probe: {}}\n"))

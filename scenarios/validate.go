@@ -50,7 +50,7 @@ func validate(s *Scenario, d *decoder) {
 	validateWorkload(&sp.Workload, d)
 	validateProtection(&sp.Protection, d)
 	validateIncident(sp, d)
-	validateDetection(&sp.Detection, d)
+	validateDetection(&sp.Detection, sp.Incident.Kind, d)
 	validateRestore(sp, d)
 	validateFaults(sp, d)
 	s.objectives = validateObjectives(sp.Objectives, d)
@@ -91,6 +91,8 @@ func validateCluster(sp *Spec, d *decoder) {
 	}
 	if msg := oneOf(c.Provider, Providers()); msg != "" {
 		d.invalid("spec.cluster.provider", "%s", msg)
+	} else if c.Provider == ProviderContainer {
+		d.invalid("spec.cluster.provider", "the container provider is not implemented yet; use local")
 	}
 	tenantsOK := ds.Tenants >= 1 && ds.Tenants <= fixtures.MaxTenants
 	if !tenantsOK {
@@ -105,6 +107,8 @@ func validateCluster(sp *Spec, d *decoder) {
 	}
 	if msg := oneOf(ds.Distribution, Distributions()); msg != "" {
 		d.invalid("spec.dataset.distribution", "%s", msg)
+	} else if ds.Distribution == Uniform {
+		d.invalid("spec.dataset.distribution", "uniform sizes are not implemented yet; use skewed")
 	}
 }
 
@@ -256,13 +260,17 @@ func validateRings(in *Incident, targeted float64, d *decoder) {
 	}
 }
 
-func validateDetection(det *Detection, d *decoder) {
+func validateDetection(det *Detection, kind IncidentKind, d *decoder) {
 	if det.Probe == nil {
 		wait(d, "spec.detection.delay", det.Delay, true)
 		return
 	}
 	if d.has("spec.detection.delay") {
 		d.invalid("spec.detection.delay", "give a delay or a probe, not both")
+	}
+	switch kind {
+	case UpdateWithoutWhere, BadMigration:
+		d.invalid("spec.detection.probe", "the probe notices tenants whose data is gone; %s leaves every tenant in place, so it would go unnoticed: use a delay", kind)
 	}
 	wait(d, "spec.detection.probe.interval", det.Probe.Interval, false)
 	wait(d, "spec.detection.probe.timeout", det.Probe.Timeout, false)
@@ -281,7 +289,7 @@ func (det Detection) worstDetection() Duration {
 }
 
 func validateRestore(sp *Spec, d *decoder) {
-	r, p := &sp.Restore, &sp.Protection
+	r := &sp.Restore
 	const base = "spec.restore"
 	if msg := oneOf(r.Strategy, Strategies()); msg != "" {
 		d.invalid(base+".strategy", "%s", msg)
@@ -299,12 +307,25 @@ func validateRestore(sp *Spec, d *decoder) {
 			wait(d, base+".runbook.timeout", r.Runbook.Timeout, false)
 		}
 	}
+	for _, pr := range strategyProblems(r.Strategy, sp) {
+		d.invalid(pr.field, "%s", pr.msg)
+	}
+}
+
+// fieldProblem is a problem with one field, before it is placed in the file.
+type fieldProblem struct{ field, msg string }
+
+// strategyProblems says why a strategy cannot restore the scenario's incident with the
+// protection it takes, field by field; none when it can.
+func strategyProblems(s Strategy, sp *Spec) []fieldProblem {
+	var out []fieldProblem
+	p := &sp.Protection
 	needs := func(ok bool, what string) {
 		if !ok {
-			d.invalid(base+".strategy", "%s needs %s", r.Strategy, what)
+			out = append(out, fieldProblem{"spec.restore.strategy", fmt.Sprintf("%s needs %s", s, what)})
 		}
 	}
-	switch r.Strategy {
+	switch s {
 	case PITRSidecar, FullShardPITR:
 		needs(p.BaseBackup && p.WALArchive, "spec.protection.baseBackup and walArchive")
 	case PgBackRestSidecar:
@@ -314,11 +335,33 @@ func validateRestore(sp *Spec, d *decoder) {
 	case DelayedStandby:
 		needs(p.StandbyApplyDelay > 0, "spec.protection.standbyApplyDelay")
 		if worst := sp.Detection.worstDetection(); p.StandbyApplyDelay > 0 && worst >= p.StandbyApplyDelay {
-			d.invalid("spec.protection.standbyApplyDelay",
+			out = append(out, fieldProblem{"spec.protection.standbyApplyDelay", fmt.Sprintf(
 				"the standby applies the incident after %s, but it may go undetected for %s: the standby would hold the harm too; make the delay longer than the detection",
-				p.StandbyApplyDelay, worst)
+				p.StandbyApplyDelay, worst)})
 		}
+	case SoftDeleteUndo:
+		out = append(out, fieldProblem{"spec.restore.strategy",
+			"soft-delete-undo undoes rows an incident only marked deleted, and no built-in incident soft-deletes yet; use it with `pgdrill restore` on such an incident"})
 	}
+	if sp.Incident.Kind == ShardLoss && s != FullShardPITR && s != RunbookStrategy {
+		out = append(out, fieldProblem{"spec.restore.strategy", fmt.Sprintf(
+			"%s merges tenants into a live shard, and shard-loss leaves none: use full-shard-pitr (or a runbook)", s)})
+	}
+	return out
+}
+
+// CheckStrategy reports whether a strategy chosen instead of the scenario's (`pgdrill run
+// --strategy`) can restore its incident with the protection it takes: the same checks as the
+// file's own strategy gets, so an override cannot turn invalid input into a failed drill.
+func CheckStrategy(s Strategy, sc *Scenario) error {
+	var msgs []string
+	for _, pr := range strategyProblems(s, &sc.Spec) {
+		msgs = append(msgs, pr.field+": "+pr.msg)
+	}
+	if len(msgs) > 0 {
+		return fmt.Errorf("strategy %s cannot restore scenario %s: %s", s, sc.Metadata.ID, strings.Join(msgs, "; "))
+	}
+	return nil
 }
 
 // faultPhases are the phases a fault kind can be injected in, when it cannot be all of them.
@@ -331,25 +374,34 @@ var faultPhases = map[FaultKind][]Phase{
 func validateFaults(sp *Spec, d *decoder) {
 	for i, f := range sp.Faults {
 		path := fmt.Sprintf("spec.faults[%d]", i)
+		ok := true
+		invalid := func(field, format string, args ...any) {
+			ok = false
+			d.invalid(field, format, args...)
+		}
 		kindOK := f.Kind != "" && oneOf(f.Kind, FaultKinds()) == ""
 		switch {
 		case f.Kind == "":
-			d.invalid(path+".kind", "required: one of %s", strings.Join(names(FaultKinds()), ", "))
+			invalid(path+".kind", "required: one of %s", strings.Join(names(FaultKinds()), ", "))
 		case !kindOK:
-			d.invalid(path+".kind", "%s", oneOf(f.Kind, FaultKinds()))
+			invalid(path+".kind", "%s", oneOf(f.Kind, FaultKinds()))
 		}
 		switch {
 		case f.Phase == "":
-			d.invalid(path+".phase", "required: one of %s", strings.Join(names(Phases()), ", "))
+			invalid(path+".phase", "required: one of %s", strings.Join(names(Phases()), ", "))
 		case oneOf(f.Phase, Phases()) != "":
-			d.invalid(path+".phase", "%s", oneOf(f.Phase, Phases()))
+			invalid(path+".phase", "%s", oneOf(f.Phase, Phases()))
 		case kindOK && faultPhases[f.Kind] != nil && !slices.Contains(faultPhases[f.Kind], f.Phase):
-			d.invalid(path+".phase", "%s can only be injected in phase %s", f.Kind,
+			invalid(path+".phase", "%s can only be injected in phase %s", f.Kind,
 				strings.Join(names(faultPhases[f.Kind]), ", "))
 		}
 		backups := sp.Protection.BaseBackup || sp.Protection.PgBackRest
 		if (f.Kind == MissingWALSegment || f.Kind == CorruptBackupFile) && !backups {
-			d.invalid(path+".kind", "%s breaks backups, but spec.protection takes none", f.Kind)
+			invalid(path+".kind", "%s breaks backups, but spec.protection takes none", f.Kind)
+		}
+		if ok {
+			// Refused rather than ignored: a drill must not pass without the fault it was asked for.
+			d.invalid(path, "fault %s is not injected yet (faults come in a later release); remove it", f.Kind)
 		}
 	}
 }

@@ -196,10 +196,18 @@ var _ = Describe("pgdrill", func() {
 		Expect(outcomes[0].Seed).To(BeEquivalentTo(4))
 		Expect(filepath.Join(out, outcomes[0].RunID, "report.json")).To(BeAnExistingFile())
 
-		By("exiting 1, not 3, when the restore cannot do its part: a sidecar cannot merge into a lost shard")
+		By("exiting 2 before anything starts when the strategy cannot restore the incident")
 		broken := strings.Replace(smallDrill, "kind: wrong-id-deletion, after: 300ms, fraction: 0.25", "kind: shard-loss, after: 300ms, shard: 1", 1)
 		Expect(os.WriteFile(file, []byte(broken), 0o600)).To(Succeed())
-		Expect(pgdrill("run", file, "--out", out).Wait(3 * time.Minute)).To(gexec.Exit(1))
+		s = finish("run", file, "--out", out)
+		Expect(s).To(gexec.Exit(2))
+		Expect(s.Err).To(gbytes.Say("use full-shard-pitr"))
+		Expect(finish("run", "wrong-id-deletion", "--strategy", "delayed-standby")).To(gexec.Exit(2),
+			"an override gets the same checks as the file's own strategy")
+
+		By("exiting 3, not 1, when the harness or its environment breaks")
+		Expect(os.WriteFile(file, []byte(smallDrill), 0o600)).To(Succeed())
+		Expect(finish("run", file, "--out", out, "--pg-bin", GinkgoT().TempDir())).To(gexec.Exit(3))
 
 		By("exiting 2 for a scenario that does not exist")
 		Expect(finish("run", "no-such-scenario")).To(gexec.Exit(2))

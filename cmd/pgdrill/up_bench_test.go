@@ -3,7 +3,6 @@ package main_test
 import (
 	"encoding/json"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -117,7 +116,7 @@ func (r *rawCluster) start(b *testing.B) {
 	errs := make([]error, len(r.dirs))
 	for i, dir := range r.dirs {
 		wg.Go(func() {
-			port, err := freePort()
+			port, err := local.FreePort()
 			if err != nil {
 				errs[i] = err
 				return
@@ -146,13 +145,4 @@ func (r *rawCluster) stop(b *testing.B) {
 		os.RemoveAll(dir)
 		os.Remove(dir + ".log")
 	}
-}
-
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
 }

@@ -81,7 +81,7 @@ func (e Export) Path(t ExportedTable) string { return filepath.Join(e.Dir, t.Fil
 func ExportTenants(ctx context.Context, c cluster.Cluster, tenants []int64, dir string) (Export, error) {
 	exp := Export{Dir: dir, RunID: c.RunID()}
 	var directory []fixtures.CatalogTenant
-	err := withConn(ctx, c.Catalog().DSN(), func(conn *pgx.Conn) error {
+	err := cluster.WithConn(ctx, c.Catalog().DSN(), func(conn *pgx.Conn) error {
 		var err error
 		if exp.Layout, err = fixtures.ReadLayout(ctx, conn); err != nil {
 			return err
@@ -164,7 +164,7 @@ func exportShard(ctx context.Context, s cluster.Server, layout fixtures.Layout, 
 // repeatable-read transaction, one file per tenant and table.
 func exportSnapshot(ctx context.Context, dsn string, layout fixtures.Layout, shard int, ids []int64, dir string) ([]ExportedTenant, error) {
 	var out []ExportedTenant
-	err := withConn(ctx, dsn, func(conn *pgx.Conn) error {
+	err := cluster.WithConn(ctx, dsn, func(conn *pgx.Conn) error {
 		return pgx.BeginTxFunc(ctx, conn, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly}, func(tx pgx.Tx) error {
 			var lsn string
 			var at time.Time

@@ -57,15 +57,5 @@ func RestorePoint(ctx context.Context, c cluster.Cluster, name string) ([]LSN, e
 
 // queryRow runs one query on a short-lived connection and scans its single row.
 func queryRow(ctx context.Context, dsn, sql string, args []any, dest ...any) error {
-	return withConn(ctx, dsn, func(conn *pgx.Conn) error { return conn.QueryRow(ctx, sql, args...).Scan(dest...) })
-}
-
-// withConn runs f on a short-lived connection.
-func withConn(ctx context.Context, dsn string, f func(*pgx.Conn) error) error {
-	conn, err := pgx.Connect(ctx, dsn)
-	if err != nil {
-		return fmt.Errorf("connect: %w", err)
-	}
-	defer conn.Close(context.WithoutCancel(ctx))
-	return f(conn)
+	return cluster.WithConn(ctx, dsn, func(conn *pgx.Conn) error { return conn.QueryRow(ctx, sql, args...).Scan(dest...) })
 }

@@ -8,6 +8,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/pgdrill/pgdrill/harness/cluster"
 )
 
@@ -146,31 +148,38 @@ func ArchiveNow(ctx context.Context, s cluster.Server) (string, error) {
 	return segment, waitArchived(ctx, s, segment)
 }
 
-// waitArchived waits until the server's archiver has archived segment (or a later one).
+// waitArchived waits until the server's archiver has archived segment (or a later one), polling
+// its state over one connection.
 func waitArchived(ctx context.Context, s cluster.Server, segment string) error {
-	deadline := time.Now().Add(archiveWait)
-	for {
-		var archived, failed string
-		err := queryRow(ctx, s.DSN(), `SELECT coalesce(last_archived_wal, ''), coalesce(last_failed_wal, '')
-			FROM pg_stat_archiver`, nil, &archived, &failed)
-		if err != nil {
-			return fmt.Errorf("read archiver state of %s: %w", s.Name(), err)
-		}
-		// Segment names of one timeline sort in WAL order.
-		if archived >= segment {
-			return nil
-		}
-		if time.Now().After(deadline) {
-			msg := fmt.Sprintf("archiver of %s has not archived %s after %s (last archived %q", s.Name(), segment, archiveWait, archived)
-			if failed != "" {
-				msg += fmt.Sprintf(", last failed %q", failed)
+	var archived, failed string
+	err := cluster.WithConn(ctx, s.DSN(), func(conn *pgx.Conn) error {
+		deadline := time.Now().Add(archiveWait)
+		for {
+			// Each query is a transaction of its own, so it sees fresh statistics.
+			if err := conn.QueryRow(ctx, `SELECT coalesce(last_archived_wal, ''), coalesce(last_failed_wal, '')
+				FROM pg_stat_archiver`).Scan(&archived, &failed); err != nil {
+				return fmt.Errorf("read archiver state: %w", err)
 			}
-			return fmt.Errorf("%w: %s)", ErrArchiveStalled, msg)
+			// Segment names of one timeline sort in WAL order.
+			if archived >= segment || time.Now().After(deadline) {
+				return nil
+			}
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-time.After(10 * time.Millisecond):
+			}
 		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("wait for archiver of %s: %w", s.Name(), ctx.Err())
-		case <-time.After(10 * time.Millisecond):
-		}
+	})
+	if err != nil {
+		return fmt.Errorf("wait for archiver of %s: %w", s.Name(), err)
 	}
+	if archived >= segment {
+		return nil
+	}
+	msg := fmt.Sprintf("archiver of %s has not archived %s after %s (last archived %q", s.Name(), segment, archiveWait, archived)
+	if failed != "" {
+		msg += fmt.Sprintf(", last failed %q", failed)
+	}
+	return fmt.Errorf("%w: %s)", ErrArchiveStalled, msg)
 }

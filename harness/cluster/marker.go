@@ -52,6 +52,24 @@ func Mark(ctx context.Context, conn Conn, runID string, role Role) error {
 	return nil
 }
 
+// CreateMarkedDatabase creates database name on s and stamps it with runID's marker, returning
+// its connection string. Every database pgdrill creates must carry the marker before anything
+// else can harm it (RequireMarker), and every provider creates databases the same way, over SQL.
+func CreateMarkedDatabase(ctx context.Context, s Server, runID, name string) (string, error) {
+	err := WithConn(ctx, s.DSN(), func(conn *pgx.Conn) error {
+		_, err := conn.Exec(ctx, "CREATE DATABASE "+pgx.Identifier{name}.Sanitize())
+		return err
+	})
+	if err != nil {
+		return "", fmt.Errorf("create database %s on %s: %w", name, s.Name(), err)
+	}
+	dsn := s.DSNFor(name)
+	if err := WithConn(ctx, dsn, func(conn *pgx.Conn) error { return Mark(ctx, conn, runID, s.Role()) }); err != nil {
+		return "", fmt.Errorf("mark database %s on %s: %w", name, s.Name(), err)
+	}
+	return dsn, nil
+}
+
 // RequireMarker returns nil only when the connected database carries runID's marker and no other.
 // Call it before anything destructive: deleting rows, dropping objects, restoring over data.
 func RequireMarker(ctx context.Context, conn Conn, runID string) error {

@@ -5,8 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
-
-	"github.com/jackc/pgx/v5"
 )
 
 // ErrNotOwned is returned by a Remote cluster for operations only the process that started the
@@ -74,21 +72,7 @@ func (s remoteServer) DSNFor(database string) string {
 
 // CreateDatabase creates a database stamped with the run's marker, over SQL.
 func (s remoteServer) CreateDatabase(ctx context.Context, name string) (string, error) {
-	conn, err := pgx.Connect(ctx, s.DSN())
-	if err != nil {
-		return "", fmt.Errorf("connect to %s: %w", s.Name(), err)
-	}
-	defer conn.Close(context.WithoutCancel(ctx))
-	if _, err := conn.Exec(ctx, "CREATE DATABASE "+pgx.Identifier{name}.Sanitize()); err != nil {
-		return "", fmt.Errorf("create database %s on %s: %w", name, s.Name(), err)
-	}
-	dsn := s.DSNFor(name)
-	db, err := pgx.Connect(ctx, dsn)
-	if err != nil {
-		return "", fmt.Errorf("connect to mark database %s: %w", name, err)
-	}
-	defer db.Close(context.WithoutCancel(ctx))
-	return dsn, Mark(ctx, db, s.runID, s.Role())
+	return CreateMarkedDatabase(ctx, s, s.runID, name)
 }
 
 func (s remoteServer) Stop(context.Context) error {

@@ -10,6 +10,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/pgdrill/pgdrill/fixtures"
+	"github.com/pgdrill/pgdrill/harness/cluster"
 	"github.com/pgdrill/pgdrill/harness/objective"
 )
 
@@ -29,8 +30,10 @@ func (r *run) detect(ctx context.Context) error {
 	return nil
 }
 
-// probe checks the steady state every interval — every tenant in the catalog has a site on its
-// shard — and returns once it does not hold.
+// probe checks the steady state every interval — every tenant in the catalog has its data on its
+// shard: sites under the shared layout, its schema or database otherwise — and returns once it
+// does not hold. It notices tenants whose data is gone, not damaged data (scenario validation
+// refuses a probe for those incidents).
 func (r *run) probe(ctx context.Context, interval, timeout time.Duration) error {
 	deadline := time.Now().Add(timeout)
 	for {
@@ -54,7 +57,7 @@ func (r *run) probe(ctx context.Context, interval, timeout time.Duration) error 
 // tenantsWithoutSites counts the catalog's tenants whose shard holds no site of theirs.
 func (r *run) tenantsWithoutSites(ctx context.Context) (int, error) {
 	var tenants []fixtures.CatalogTenant
-	if err := queryCatalog(ctx, r.c, func(conn *pgx.Conn) error {
+	if err := cluster.WithConn(ctx, r.c.Catalog().DSN(), func(conn *pgx.Conn) error {
 		var err error
 		tenants, err = fixtures.ReadTenants(ctx, conn)
 		return err
@@ -91,15 +94,19 @@ func (r *run) tenantsWithoutSites(ctx context.Context) (int, error) {
 func tenantsWithSites(ctx context.Context, dsn string, layout fixtures.Layout, tenants []fixtures.Tenant) ([]int64, error) {
 	conn, err := pgx.Connect(ctx, dsn)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("connect: %w", err)
 	}
 	defer conn.Close(context.WithoutCancel(ctx))
 	if layout == fixtures.LayoutShared {
 		rows, err := conn.Query(ctx, "SELECT DISTINCT tenant_id FROM "+pgx.Identifier{fixtures.SharedSchema, fixtures.TableSites}.Sanitize())
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("list tenants with sites: %w", err)
 		}
-		return pgx.CollectRows(rows, pgx.RowTo[int64])
+		ids, err := pgx.CollectRows(rows, pgx.RowTo[int64])
+		if err != nil {
+			return nil, fmt.Errorf("list tenants with sites: %w", err)
+		}
+		return ids, nil
 	}
 	var out []int64
 	for _, t := range tenants {
@@ -109,7 +116,7 @@ func tenantsWithSites(ctx context.Context, dsn string, layout fixtures.Layout, t
 		}
 		var ok bool
 		if err := conn.QueryRow(ctx, q, fixtures.TenantContainer(t.ID)).Scan(&ok); err != nil {
-			return nil, err
+			return nil, fmt.Errorf("look up tenant %d: %w", t.ID, err)
 		}
 		if ok {
 			out = append(out, t.ID)

@@ -14,8 +14,6 @@ import (
 	"log/slog"
 	"time"
 
-	"github.com/jackc/pgx/v5"
-
 	"github.com/pgdrill/pgdrill/fixtures"
 	"github.com/pgdrill/pgdrill/harness/backup"
 	"github.com/pgdrill/pgdrill/harness/cluster"
@@ -302,14 +300,4 @@ func sleep(ctx context.Context, d time.Duration) error {
 	case <-t.C:
 		return nil
 	}
-}
-
-// queryCatalog runs f on a connection to the cluster's catalog.
-func queryCatalog(ctx context.Context, c cluster.Cluster, f func(*pgx.Conn) error) error {
-	conn, err := pgx.Connect(ctx, c.Catalog().DSN())
-	if err != nil {
-		return fmt.Errorf("connect to catalog: %w", err)
-	}
-	defer conn.Close(context.WithoutCancel(ctx))
-	return f(conn)
 }

@@ -72,7 +72,6 @@ var _ = Describe("a drill", func() {
 		c := drill.Run(ctx, drill.Config{Scenario: smallScenario("shared", 9), Provider: provider, Log: drilltest.DiscardLogger()})
 		Expect(a.Incident.Affected).To(Equal(b.Incident.Affected))
 		Expect(a.Incident.Affected).NotTo(Equal(c.Incident.Affected))
-		Expect(a.Incident.Harms[0].Rows).To(Equal(b.Incident.Harms[0].Rows), "same seed, same rows")
 	})
 
 	It("is an ERROR, not a FAIL, when the harness cannot do its part", func(ctx context.Context) {

@@ -35,10 +35,10 @@ func (r *run) inject(ctx context.Context) error {
 		return r.record(incident.DeleteTenants(ctx, r.c, string(kind), incidentTenants(r.victims)))
 	case scenarios.RingRollout:
 		var rings []incident.Ring
-		for _, r := range r.cfg.Scenario.Spec.Incident.Rings {
-			ring := incident.Ring{Name: r.Name, Fraction: r.Fraction}
-			if r.Guard != nil {
-				ring.MaxRows = r.Guard.MaxRows
+		for _, in := range r.cfg.Scenario.Spec.Incident.Rings {
+			ring := incident.Ring{Name: in.Name, Fraction: in.Fraction}
+			if in.Guard != nil {
+				ring.MaxRows = in.Guard.MaxRows
 			}
 			rings = append(rings, ring)
 		}

@@ -4,7 +4,6 @@ import (
 	"time"
 
 	"github.com/pgdrill/pgdrill/fixtures"
-	"github.com/pgdrill/pgdrill/harness/backup"
 	"github.com/pgdrill/pgdrill/harness/incident"
 	"github.com/pgdrill/pgdrill/harness/objective"
 	"github.com/pgdrill/pgdrill/harness/restore"
@@ -47,10 +46,13 @@ type TenantScore struct {
 	Examples []string `json:"examples,omitempty"`
 }
 
-// Complete reports whether the tenant is exactly as it must be.
-func (t TenantScore) Complete() bool {
-	return t.Lost+t.Wrong+t.Duplicated+t.Resurrected+t.Unexpected == 0
+// Bad counts the tenant's rows that are not as they must be.
+func (t TenantScore) Bad() int64 {
+	return t.Lost + t.Wrong + t.Duplicated + t.Resurrected + t.Unexpected
 }
+
+// Complete reports whether the tenant is exactly as it must be.
+func (t TenantScore) Complete() bool { return t.Bad() == 0 }
 
 // Harmed is a table of an unaffected tenant that differs from what its own acknowledged writes
 // say it must hold: collateral damage.
@@ -58,6 +60,10 @@ type Harmed struct {
 	workload.Difference
 	Shard int `json:"shard"`
 }
+
+// Rows is how many rows of the table differ, at least: a changed row among unchanged counts
+// cannot be told from the fingerprint alone, so it counts once.
+func (h Harmed) Rows() int64 { return max(1, abs(h.Want.Rows-h.Got.Rows)) }
 
 // BlastRadius compares a rollout's damage with the damage the same script would have done
 // without rings.
@@ -89,9 +95,8 @@ type Outcome struct {
 	Started    time.Time       `json:"started"`
 	Finished   time.Time       `json:"finished"`
 
-	Events   []Event              `json:"events"`
-	Chain    []backup.ChainReport `json:"chain,omitempty"`
-	Incident *incident.Record     `json:"incident,omitempty"`
+	Events   []Event          `json:"events"`
+	Incident *incident.Record `json:"incident,omitempty"`
 	// Rings and BlastRadius are set for rollouts: where the guards contained the damage, and
 	// how much a rollout without rings would have harmed.
 	Rings       []incident.RingResult `json:"rings,omitempty"`

@@ -64,7 +64,7 @@ func Report(o *Outcome, sc *scenarios.Scenario) *reports.Report {
 	}
 	for _, d := range o.Collateral {
 		r.Collateral = append(r.Collateral, reports.Collateral{Tenant: d.Tenant, Shard: d.Shard, Table: d.Table,
-			Rows:    max(1, abs(d.Want.Rows-d.Got.Rows)),
+			Rows:    d.Rows(),
 			Differs: fmt.Sprintf("holds %d rows where its writes say %d (fingerprint %s, want %s)", d.Got.Rows, d.Want.Rows, d.Got.Sum, d.Want.Sum)})
 	}
 	for _, c := range o.Integrity {

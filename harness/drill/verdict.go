@@ -40,7 +40,7 @@ func (r *run) judge() (reports.Verdict, string) {
 	for _, t := range o.Affected {
 		if !t.Complete() {
 			incomplete++
-			lost += t.Lost + t.Wrong + t.Duplicated + t.Resurrected + t.Unexpected
+			lost += t.Bad()
 		}
 	}
 	if incomplete > 0 {

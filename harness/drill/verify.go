@@ -52,7 +52,9 @@ func (r *run) verify(ctx context.Context) error {
 	if diffs, err = r.reconcileColumns(ctx, exp, diffs); err != nil {
 		return err
 	}
-	r.out.Affected = r.scoreTenants(ctx, exp, diffs, ledger.Entries())
+	if r.out.Affected, err = r.scoreTenants(ctx, exp, diffs, ledger.Entries()); err != nil {
+		return err
+	}
 	if r.out.Integrity, err = r.checkIntegrity(ctx, after); err != nil {
 		return err
 	}
@@ -64,7 +66,7 @@ func (r *run) verify(ctx context.Context) error {
 }
 
 // scoreTenants turns row differences into each affected tenant's completeness.
-func (r *run) scoreTenants(ctx context.Context, exp expected, diffs []truth.TableDiff, entries []workload.Entry) []TenantScore {
+func (r *run) scoreTenants(ctx context.Context, exp expected, diffs []truth.TableDiff, entries []workload.Entry) ([]TenantScore, error) {
 	deleted := map[string]bool{}   // keys the ledger deleted
 	uncertain := map[string]bool{} // keys with a write of unknown outcome
 	for _, e := range entries {
@@ -79,7 +81,10 @@ func (r *run) scoreTenants(ctx context.Context, exp expected, diffs []truth.Tabl
 	for _, v := range r.victims {
 		s := TenantScore{ID: v.ID, Shard: v.Shard}
 		for _, t := range fixtures.TableNames() {
-			rows, _ := exp.RowHashes(ctx, v.ID, t)
+			rows, err := exp.RowHashes(ctx, v.ID, t)
+			if err != nil {
+				return nil, err
+			}
 			s.Expected += int64(len(rows))
 		}
 		for _, d := range diffs {
@@ -110,7 +115,7 @@ func (r *run) scoreTenants(ctx context.Context, exp expected, diffs []truth.Tabl
 		}
 		out = append(out, s)
 	}
-	return out
+	return out, nil
 }
 
 // checkIntegrity checks that every shard's foreign keys and primary keys are in place and
@@ -198,7 +203,7 @@ func (r *run) measure(verified time.Time) {
 	var expectedRows, lost int64
 	for _, t := range r.out.Affected {
 		expectedRows += t.Expected
-		lost += t.Lost + t.Wrong + t.Duplicated + t.Resurrected + t.Unexpected
+		lost += t.Bad()
 	}
 	if expectedRows > 0 {
 		m[objective.Completeness] = objective.Percent(100 * float64(expectedRows-min(lost, expectedRows)) / float64(expectedRows))
@@ -206,7 +211,7 @@ func (r *run) measure(verified time.Time) {
 	m[objective.LostRows] = objective.Rows(lost)
 	var collateral int64
 	for _, d := range r.out.Collateral {
-		collateral += max(1, abs(d.Want.Rows-d.Got.Rows)) // a lower bound: a changed row counts once
+		collateral += d.Rows()
 	}
 	m[objective.Collateral] = objective.Rows(collateral)
 	integrity := true

@@ -12,7 +12,6 @@ import (
 
 	"github.com/pgdrill/pgdrill/fixtures"
 	"github.com/pgdrill/pgdrill/harness/cluster"
-	"github.com/pgdrill/pgdrill/harness/truth"
 )
 
 // ColumnHarm is what a harm did to one column of one table: overwrote every harmed row's value
@@ -74,19 +73,9 @@ func harmColumn(ctx context.Context, c cluster.Cluster, kind string, tenants []T
 		verb = "drop " + table + "." + column
 	}
 	return harmTenants(ctx, c, kind, tenants, verb, func(s cluster.Server, layout fixtures.Layout, ids []int64) ([]Harm, error) {
-		if layout != fixtures.LayoutDatabase {
-			h, err := columnInTransaction(ctx, s.DSN(), c.RunID(), layout, ids, t, column, drop)
-			return []Harm{h}, err
-		}
-		var harms []Harm
-		for _, id := range ids {
-			h, err := columnInTransaction(ctx, s.DSNFor(fixtures.TenantContainer(id)), c.RunID(), layout, []int64{id}, t, column, drop)
-			if err != nil {
-				return harms, err
-			}
-			harms = append(harms, h)
-		}
-		return harms, nil
+		return perDatabase(s, layout, ids, func(dsn string, ids []int64) (Harm, error) {
+			return columnInTransaction(ctx, dsn, c.RunID(), layout, ids, t, column, drop)
+		})
 	})
 }
 
@@ -95,30 +84,14 @@ func harmColumn(ctx context.Context, c cluster.Cluster, kind string, tenants []T
 func columnInTransaction(ctx context.Context, dsn, runID string, layout fixtures.Layout, ids []int64, t fixtures.Table,
 	column string, drop bool) (Harm, error) {
 	col := &ColumnHarm{Table: t.Name, Column: column, Dropped: drop, Before: map[string]int64{}}
-	h := Harm{Tenants: ids, Column: col}
-	cfg, err := pgx.ParseConfig(dsn)
-	if err != nil {
-		return h, fmt.Errorf("parse DSN: %w", err)
-	}
-	truth.ConfigureSession(cfg) // Before's hashes must compare with later sessions'
-	conn, err := pgx.ConnectConfig(ctx, cfg)
-	if err != nil {
-		return h, fmt.Errorf("connect: %w", err)
-	}
-	defer conn.Close(context.WithoutCancel(ctx))
-	if err := cluster.RequireMarker(ctx, conn, runID); err != nil {
-		return h, err
-	}
 	// The tables to harm, with the tenants each holds: one shared table, or one per schema.
 	places := map[string][]int64{}
 	for _, id := range ids {
 		schema := layout.Locate(id).Schema
 		places[schema] = append(places[schema], id)
 	}
-	err = pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
-		if err := tx.QueryRow(ctx, `SELECT pg_current_xact_id()::text, pg_current_wal_insert_lsn()::text`).Scan(&h.XID, &h.LSN); err != nil {
-			return fmt.Errorf("note transaction: %w", err)
-		}
+	// Before's hashes compare with later sessions': harmInTransaction sets the session up for it.
+	return harmInTransaction(ctx, dsn, runID, Harm{Tenants: ids, Column: col}, func(tx pgx.Tx, h *Harm) error {
 		if !drop {
 			first := pgx.Identifier{layout.Locate(ids[0]).Schema, t.Name}.Sanitize()
 			err := tx.QueryRow(ctx, "SELECT "+pgx.Identifier{column}.Sanitize()+"::text FROM "+first+
@@ -136,11 +109,6 @@ func columnInTransaction(ctx context.Context, dsn, runID string, layout fixtures
 		}
 		return nil
 	})
-	if err != nil {
-		return h, err
-	}
-	h.RecoverTo = cluster.RecoveryTarget{XID: h.XID}
-	return h, noteCommit(ctx, conn, &h)
 }
 
 // harmColumnIn overwrites or drops the column of one table for the tenants ids, adding each row's

@@ -10,6 +10,7 @@ import (
 
 	"github.com/pgdrill/pgdrill/fixtures"
 	"github.com/pgdrill/pgdrill/harness/cluster"
+	"github.com/pgdrill/pgdrill/harness/truth"
 )
 
 // DeleteTenants hard-deletes every row of the given tenants, shard by shard, one transaction
@@ -66,30 +67,21 @@ func harmTenants(ctx context.Context, c cluster.Cluster, kind string, tenants []
 // readLayout asks the catalog how tenants are stored.
 func readLayout(ctx context.Context, c cluster.Cluster) (fixtures.Layout, error) {
 	var layout fixtures.Layout
-	err := withCatalog(ctx, c, func(conn *pgx.Conn) error {
+	err := cluster.WithConn(ctx, c.Catalog().DSN(), func(conn *pgx.Conn) error {
 		var err error
 		layout, err = fixtures.ReadLayout(ctx, conn)
 		return err
 	})
-	return layout, err
+	if err != nil {
+		return layout, fmt.Errorf("read layout from catalog: %w", err)
+	}
+	return layout, nil
 }
 
 // deleteInTransaction deletes the tenants' rows children first (shared layout) or drops their
 // schemas (schema layout) in one transaction, noting its xid and WAL positions.
 func deleteInTransaction(ctx context.Context, dsn, runID string, layout fixtures.Layout, ids []int64) (Harm, error) {
-	h := Harm{Tenants: ids}
-	conn, err := pgx.Connect(ctx, dsn)
-	if err != nil {
-		return h, fmt.Errorf("connect: %w", err)
-	}
-	defer conn.Close(context.WithoutCancel(ctx))
-	if err := cluster.RequireMarker(ctx, conn, runID); err != nil {
-		return h, err
-	}
-	err = pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
-		if err := tx.QueryRow(ctx, `SELECT pg_current_xact_id()::text, pg_current_wal_insert_lsn()::text`).Scan(&h.XID, &h.LSN); err != nil {
-			return fmt.Errorf("note transaction: %w", err)
-		}
+	return harmInTransaction(ctx, dsn, runID, Harm{Tenants: ids}, func(tx pgx.Tx, h *Harm) error {
 		tables := fixtures.Tables()
 		if layout == fixtures.LayoutShared {
 			if err := lockParents(ctx, tx, ids); err != nil {
@@ -123,11 +115,59 @@ func deleteInTransaction(ctx context.Context, dsn, runID string, layout fixtures
 		}
 		return nil
 	})
+}
+
+// harmInTransaction checks the database at dsn for runID's marker, then runs do in one
+// transaction there, which harms it and adds what it did to h: the one shape of every harm that
+// is a single transaction. It notes the transaction's id and the WAL insert position before do
+// runs, the transaction as the recovery target (exclusive: the harm lands at its commit) and,
+// once committed, the commit's WAL position and time. The session is set up as truth's
+// (truth.ConfigureSession) so that hashes a harm records compare with later sessions'.
+func harmInTransaction(ctx context.Context, dsn, runID string, h Harm, do func(tx pgx.Tx, h *Harm) error) (Harm, error) {
+	cfg, err := pgx.ParseConfig(dsn)
+	if err != nil {
+		return h, fmt.Errorf("parse DSN: %w", err)
+	}
+	truth.ConfigureSession(cfg)
+	conn, err := pgx.ConnectConfig(ctx, cfg)
+	if err != nil {
+		return h, fmt.Errorf("connect: %w", err)
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	if err := cluster.RequireMarker(ctx, conn, runID); err != nil {
+		return h, err
+	}
+	err = pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
+		if err := tx.QueryRow(ctx, `SELECT pg_current_xact_id()::text, pg_current_wal_insert_lsn()::text`).Scan(&h.XID, &h.LSN); err != nil {
+			return fmt.Errorf("note transaction: %w", err)
+		}
+		return do(tx, &h)
+	})
 	if err != nil {
 		return h, err
 	}
 	h.RecoverTo = cluster.RecoveryTarget{XID: h.XID}
 	return h, noteCommit(ctx, conn, &h)
+}
+
+// perDatabase runs harm on the database of shard s that keeps the tenants ids and returns its
+// one harm — or, under the database layout, where each tenant has a database of its own, runs it
+// once per tenant database with that tenant alone and returns the harms in the order of ids.
+func perDatabase(s cluster.Server, layout fixtures.Layout, ids []int64,
+	harm func(dsn string, ids []int64) (Harm, error)) ([]Harm, error) {
+	if layout != fixtures.LayoutDatabase {
+		h, err := harm(s.DSN(), ids)
+		return []Harm{h}, err
+	}
+	var harms []Harm
+	for _, id := range ids {
+		h, err := harm(s.DSNFor(fixtures.TenantContainer(id)), []int64{id})
+		if err != nil {
+			return harms, err
+		}
+		harms = append(harms, h)
+	}
+	return harms, nil
 }
 
 // lockParents locks the tenants' rows of every table another table references, parents first.

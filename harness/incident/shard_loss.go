@@ -24,7 +24,7 @@ func LoseShard(ctx context.Context, c cluster.Cluster, kind string, shard int) (
 	}
 	var tenants []fixtures.CatalogTenant
 	var layout fixtures.Layout
-	if err := withCatalog(ctx, c, func(conn *pgx.Conn) error {
+	if err := cluster.WithConn(ctx, c.Catalog().DSN(), func(conn *pgx.Conn) error {
 		var err error
 		if layout, err = fixtures.ReadLayout(ctx, conn); err != nil {
 			return err
@@ -32,7 +32,7 @@ func LoseShard(ctx context.Context, c cluster.Cluster, kind string, shard int) (
 		tenants, err = fixtures.ReadTenants(ctx, conn)
 		return err
 	}); err != nil {
-		return Record{}, fmt.Errorf("lose shard %d: %w", shard, err)
+		return Record{}, fmt.Errorf("lose shard %d: read catalog: %w", shard, err)
 	}
 	rec := Record{Kind: kind, RunID: c.RunID(), Layout: layout}
 	h := Harm{Shard: shard, ServerLost: true}
@@ -89,14 +89,4 @@ func noteLoss(ctx context.Context, s cluster.Server, runID string, layout fixtur
 		h.Rows += n
 	}
 	return nil
-}
-
-// withCatalog runs f on a connection to the cluster's catalog.
-func withCatalog(ctx context.Context, c cluster.Cluster, f func(*pgx.Conn) error) error {
-	conn, err := pgx.Connect(ctx, c.Catalog().DSN())
-	if err != nil {
-		return fmt.Errorf("connect to catalog: %w", err)
-	}
-	defer conn.Close(context.WithoutCancel(ctx))
-	return f(conn)
 }

@@ -19,39 +19,19 @@ import (
 // can clear exactly the rows it marked. Every database is checked for the run's marker first.
 func SoftDeleteTenants(ctx context.Context, c cluster.Cluster, kind string, tenants []Tenant) (Record, error) {
 	return harmTenants(ctx, c, kind, tenants, "soft-delete", func(s cluster.Server, layout fixtures.Layout, ids []int64) ([]Harm, error) {
-		if layout != fixtures.LayoutDatabase {
-			h, err := softDeleteInTransaction(ctx, s.DSN(), c.RunID(), layout, ids)
-			return []Harm{h}, err
-		}
-		var harms []Harm
-		for _, id := range ids {
-			h, err := softDeleteInTransaction(ctx, s.DSNFor(fixtures.TenantContainer(id)), c.RunID(), layout, []int64{id})
-			if err != nil {
-				return harms, err
-			}
-			harms = append(harms, h)
-		}
-		return harms, nil
+		return perDatabase(s, layout, ids, func(dsn string, ids []int64) (Harm, error) {
+			return softDeleteInTransaction(ctx, dsn, c.RunID(), layout, ids)
+		})
 	})
 }
 
 // softDeleteInTransaction marks the tenants' live rows deleted in one transaction on one
 // database, noting its xid, WAL positions and the mark it wrote.
 func softDeleteInTransaction(ctx context.Context, dsn, runID string, layout fixtures.Layout, ids []int64) (Harm, error) {
-	h := Harm{Tenants: ids}
-	conn, err := pgx.Connect(ctx, dsn)
-	if err != nil {
-		return h, fmt.Errorf("connect: %w", err)
-	}
-	defer conn.Close(context.WithoutCancel(ctx))
-	if err := cluster.RequireMarker(ctx, conn, runID); err != nil {
-		return h, err
-	}
-	err = pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
+	return harmInTransaction(ctx, dsn, runID, Harm{Tenants: ids}, func(tx pgx.Tx, h *Harm) error {
 		var mark time.Time
-		if err := tx.QueryRow(ctx, `SELECT pg_current_xact_id()::text, pg_current_wal_insert_lsn()::text, clock_timestamp()`).
-			Scan(&h.XID, &h.LSN, &mark); err != nil {
-			return fmt.Errorf("note transaction: %w", err)
+		if err := tx.QueryRow(ctx, `SELECT clock_timestamp()`).Scan(&mark); err != nil {
+			return fmt.Errorf("read the mark to write: %w", err)
 		}
 		h.SoftDeleteMark = mark.UTC()
 		for _, id := range ids {
@@ -70,9 +50,4 @@ func softDeleteInTransaction(ctx context.Context, dsn, runID string, layout fixt
 		}
 		return nil
 	})
-	if err != nil {
-		return h, err
-	}
-	h.RecoverTo = cluster.RecoveryTarget{XID: h.XID}
-	return h, noteCommit(ctx, conn, &h)
 }

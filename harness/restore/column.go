@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"log/slog"
 	"strings"
 
 	"github.com/jackc/pgx/v5"
@@ -14,8 +13,9 @@ import (
 	"github.com/pgdrill/pgdrill/harness/incident"
 )
 
-// restoreFrom brings tenants back from a source server: a merge of their rows (mergeFrom), or,
-// where the harm overwrote or dropped one column, a repair of that column.
+// restoreFrom brings tenants back from a source server (a recovered sidecar or standby), reading
+// it over one connection at a time: a merge of their rows, or, where the harm overwrote or dropped
+// one column, a repair of that column (see restore).
 func (m merger) restoreFrom(ctx context.Context, src, live cluster.Server, tenants []incident.Tenant, col *incident.ColumnHarm) ([]TenantResult, error) {
 	s := &serverSource{server: src}
 	defer s.close(ctx)
@@ -146,6 +146,6 @@ func (m merger) restoreNotNull(ctx context.Context, dsn, table, column string) {
 		conn.Close(context.WithoutCancel(ctx))
 	}
 	if err != nil {
-		slog.Default().Warn("a repaired column stays nullable", "table", table, "column", column, "err", err)
+		m.log.Warn("a repaired column stays nullable", "table", table, "column", column, "err", err)
 	}
 }

@@ -47,15 +47,12 @@ func (s LogicalExport) Restore(ctx context.Context, env Env, rec incident.Record
 			"age_at_harm", e.harm.Time.Sub(e.tenant.Time))
 	}
 	tl := &timeline{}
-	m := merger{runID: env.Cluster.RunID(), layout: rec.Layout, policy: s.Policy}
-	if m.policy == "" {
-		m.policy = KeepLive
-	}
+	m := newMerger(env, rec, s.Policy)
 	shards := env.Cluster.Shards()
-	res.Tenants, err = perShard(ctx, rec, func(ctx context.Context, shard int) ([]TenantResult, error) {
+	res.Tenants, err = perShard(ctx, rec, func(ctx context.Context, shard int, harms []incident.Harm) ([]TenantResult, error) {
 		var out []TenantResult
 		err := tl.time(PhaseMerge, shard, func() error {
-			for _, h := range rec.HarmsOn(shard) {
+			for _, h := range harms {
 				r, err := m.restore(ctx, src, shards[shard], harmed(h), h.Column)
 				out = append(out, r...)
 				if err != nil {

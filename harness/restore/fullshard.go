@@ -8,7 +8,6 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/pgdrill/pgdrill/fixtures"
-	"github.com/pgdrill/pgdrill/harness/backup"
 	"github.com/pgdrill/pgdrill/harness/cluster"
 	"github.com/pgdrill/pgdrill/harness/incident"
 )
@@ -43,38 +42,24 @@ func (FullShardPITR) Name() string { return "full-shard-pitr" }
 func (s FullShardPITR) Restore(ctx context.Context, env Env, rec incident.Record) (Result, error) {
 	tl := &timeline{}
 	shards := env.Cluster.Shards()
-	tenants, err := perShard(ctx, rec, func(ctx context.Context, shard int) ([]TenantResult, error) {
-		harms := rec.HarmsOn(shard)
-		if len(harms) == 0 {
-			return nil, fmt.Errorf("restore shard %d: the incident record has no harm on it", shard)
-		}
-		if shard >= len(env.Protection.Backups) {
-			return nil, fmt.Errorf("restore shard %d: no base backup of it", shard)
+	tenants, err := perShard(ctx, rec, func(ctx context.Context, shard int, harms []incident.Harm) ([]TenantResult, error) {
+		b, err := shardBackup(env, shard)
+		if err != nil {
+			return nil, err
 		}
 		live := shards[shard]
 		// A lost server has nothing more to archive: the rebuild gets what its archive holds.
 		if !harms[0].ServerLost {
-			if err := tl.time(PhaseArchive, shard, func() error {
-				_, err := backup.ArchiveNow(ctx, live)
-				return err
-			}); err != nil {
+			if err := archiveStep(ctx, tl, live, shard); err != nil {
 				return nil, err
 			}
 		}
-		var sidecar cluster.Server
-		if err := tl.time(PhaseProvision, shard, func() error {
-			var err error
-			sidecar, err = env.Cluster.PrepareSidecar(ctx, cluster.SidecarSpec{
-				From: env.Protection.Backups[shard], Target: harms[0].RecoverTo}) // the earliest, in WAL order
-			return err
-		}); err != nil {
-			return nil, err
-		}
-		if err := tl.time(PhaseReplay, shard, func() error { return sidecar.Start(ctx) }); err != nil {
+		sidecar, err := recoverSidecar(ctx, env, tl, live, b, harms[0]) // the earliest, in WAL order
+		if err != nil {
 			return nil, err
 		}
 		var out []TenantResult
-		err := tl.time(PhaseSwap, shard, func() error {
+		if err := tl.time(PhaseSwap, shard, func() error {
 			for _, t := range rec.OnShard(shard) {
 				n, err := countTenant(ctx, sidecar, rec.Layout, t.ID)
 				if err != nil {
@@ -83,8 +68,10 @@ func (s FullShardPITR) Restore(ctx context.Context, env Env, rec incident.Record
 				out = append(out, TenantResult{ID: t.ID, Shard: shard, RowsRead: n, RowsWritten: n})
 			}
 			return env.Cluster.ReplaceData(ctx, live, sidecar)
-		})
-		return out, err
+		}); err != nil {
+			return nil, err // counted, but not swapped in: nothing was restored
+		}
+		return out, nil
 	})
 	return Result{Strategy: s.Name(), Phases: tl.sorted(), Tenants: tenants}, err
 }

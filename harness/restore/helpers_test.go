@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"slices"
+	"time"
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
@@ -72,4 +73,25 @@ func isVictim(victims []incident.Tenant, id int64) bool {
 // env is what a strategy restoring d works with.
 func (d drill) env() restore.Env {
 	return restore.Env{Cluster: d.c, Protection: d.prot, Log: slog.Default()}
+}
+
+// expectLedgerHolds stops w, once the restored tenants have taken writes again, and expects every
+// tenant of d to hold exactly what its acknowledged writes say, starting from before: no
+// difference, nothing unresolved. The victims must first have acknowledged writes that wrote
+// picks (those the restore has to bring back or keep), or the check would prove nothing about
+// them; why says which those are. It returns the ledger, for the spec's own checks.
+func expectLedgerHolds(ctx context.Context, d drill, w *workload.Runner, before *truth.Snapshot,
+	victims []incident.Tenant, wrote func(workload.Entry) bool, why string) *workload.Ledger {
+	GinkgoHelper()
+	time.Sleep(200 * time.Millisecond) // restored tenants take writes again
+	ledger := w.Stop()
+	Expect(slices.ContainsFunc(ledger.Entries(), func(e workload.Entry) bool {
+		return isVictim(victims, e.Tenant) && wrote(e)
+	})).To(BeTrue(), why)
+
+	By("comparing every tenant with what its acknowledged writes say it must hold")
+	differences, unresolved := ledger.Check(before, d.snapshot(ctx))
+	Expect(differences).To(BeEmpty())
+	Expect(unresolved).To(BeEmpty())
+	return ledger
 }

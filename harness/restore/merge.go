@@ -1,10 +1,12 @@
 package restore
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"strconv"
 	"strings"
 
@@ -24,8 +26,13 @@ const (
 	// KeepLive keeps the live row: it was written after the incident and is newer than the
 	// backup. Right for deletions, where the incident removed rows and changed none.
 	KeepLive ConflictPolicy = "keep-live"
-	// PreferBackup overwrites the live row with the source's: the incident itself changed it.
-	// Right for overwrites (an UPDATE without WHERE), where live contents are the damage.
+	// PreferBackup overwrites the whole live row with the source's: the incident itself changed
+	// it. Right when the harm rewrote whole rows in ways the incident record does not pin to one
+	// column (a botched import, a job that corrupted rows), so every live column is damage, and
+	// only when nothing written to those rows since the source was taken must survive: it is
+	// overwritten too. A harm the record pins to one column (an UPDATE without WHERE, a dropped
+	// column: incident.Harm.Column) is repaired column by column whatever the policy, which
+	// keeps later writes.
 	PreferBackup ConflictPolicy = "prefer-backup"
 )
 
@@ -38,6 +45,14 @@ type merger struct {
 	runID  string
 	layout fixtures.Layout
 	policy ConflictPolicy
+	// log takes what a merge leaves undone without failing (a repaired column left nullable).
+	log *slog.Logger
+}
+
+// newMerger returns the merger a strategy restores rec's tenants with in env, under policy p
+// (KeepLive when p is empty: a strategy's zero value must not overwrite newer writes).
+func newMerger(env Env, rec incident.Record, p ConflictPolicy) merger {
+	return merger{runID: env.Cluster.RunID(), layout: rec.Layout, policy: cmp.Or(p, KeepLive), log: env.Log}
 }
 
 // source is where a merge reads the affected tenants' pre-incident rows: a server recovered to
@@ -236,16 +251,9 @@ func streamCopy(ctx context.Context, out func(io.Writer) error, dst *pgx.Conn, i
 	return tag.RowsAffected(), nil
 }
 
-// mergeFrom merges the given tenants from a source server (a recovered sidecar or standby) into
-// the live shard, one transaction per tenant, in the databases the layout keeps them in.
-func (m merger) mergeFrom(ctx context.Context, src, live cluster.Server, tenants []incident.Tenant) ([]TenantResult, error) {
-	s := &serverSource{server: src}
-	defer s.close(ctx)
-	return m.merge(ctx, s, live, tenants)
-}
-
 // merge merges the given tenants from src into the live shard, one transaction per tenant, in
-// the databases the layout keeps them in.
+// the databases the layout keeps them in. With an error it returns the results of the tenants
+// merged before it: their transactions are committed.
 func (m merger) merge(ctx context.Context, src source, live cluster.Server, tenants []incident.Tenant) ([]TenantResult, error) {
 	var out []TenantResult
 	if m.layout != fixtures.LayoutDatabase {
@@ -259,12 +267,12 @@ func (m merger) merge(ctx context.Context, src source, live cluster.Server, tena
 			if m.layout == fixtures.LayoutSchema {
 				if err := dstConn.QueryRow(ctx, "SELECT to_regnamespace($1) IS NULL",
 					fixtures.TenantContainer(t.ID)).Scan(&create); err != nil {
-					return nil, fmt.Errorf("look up schema of tenant %d: %w", t.ID, err)
+					return out, fmt.Errorf("look up schema of tenant %d: %w", t.ID, err)
 				}
 			}
 			r, err := m.mergeTenant(ctx, src, dstConn, t.ID, create)
 			if err != nil {
-				return nil, err
+				return out, err
 			}
 			r.Shard = t.Shard
 			out = append(out, r)
@@ -274,7 +282,7 @@ func (m merger) merge(ctx context.Context, src source, live cluster.Server, tena
 	for _, t := range tenants {
 		r, err := m.mergeDatabase(ctx, src, live, t)
 		if err != nil {
-			return nil, err
+			return out, err
 		}
 		out = append(out, r)
 	}

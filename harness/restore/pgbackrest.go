@@ -27,9 +27,13 @@ func (PgBackRestSidecar) Name() string { return "pgbackrest-sidecar" }
 // Restore implements Strategy.
 func (s PgBackRestSidecar) Restore(ctx context.Context, env Env, rec incident.Record) (Result, error) {
 	for _, shard := range affectedShards(rec) {
-		if shard < len(env.Protection.Backups) && env.Protection.Backups[shard].Engine != cluster.EnginePgBackRest {
+		b, err := shardBackup(env, shard)
+		if err != nil {
+			return Result{Strategy: s.Name()}, err
+		}
+		if b.Engine != cluster.EnginePgBackRest {
 			return Result{Strategy: s.Name()}, fmt.Errorf("restore shard %d with pgbackrest: its backup %s was taken with %q; protect the cluster with the %s engine",
-				shard, env.Protection.Backups[shard].ID, env.Protection.Backups[shard].Engine, cluster.EnginePgBackRest)
+				shard, b.ID, b.Engine, cluster.EnginePgBackRest)
 		}
 	}
 	res, err := PITRSidecar(s).Restore(ctx, env, rec)

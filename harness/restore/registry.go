@@ -6,9 +6,11 @@ import (
 )
 
 // strategies is every built-in strategy, in the order help texts list them: one explicit list,
-// so that what pgdrill can do is written down in one place. Each works from its zero value; what
-// one needs beyond Env (LogicalExport's Dir, the standbys in Env.Standbys) a drill fills in from
-// its protection phase. The runbook strategy is not here: it needs a command.
+// so that what pgdrill can do is written down in one place. Each is listed as its zero value,
+// which takes the default conflict policy; not all of them can restore as they are: LogicalExport
+// needs its Dir and DelayedStandby needs Env.Standbys, both made by the protection phase, and a
+// drill fills them in (the exports' directory into the strategy, the standbys into Env) before
+// it restores. The runbook strategy is not here: it needs a command.
 var strategies = []Strategy{
 	PITRSidecar{},
 	DelayedStandby{},

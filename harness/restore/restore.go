@@ -7,6 +7,7 @@
 package restore
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"log/slog"
@@ -24,7 +25,8 @@ type Strategy interface {
 	// Name is how scenarios, flags and reports name the strategy.
 	Name() string
 	// Restore brings the tenants of rec back. Its Result says what was copied and how long each
-	// phase took; an error means the restore could not finish (and says where it stopped).
+	// phase took; an error means the restore could not finish (and says where it stopped), and
+	// the Result still holds what was restored before it stopped.
 	Restore(ctx context.Context, env Env, rec incident.Record) (Result, error)
 }
 
@@ -153,30 +155,41 @@ func affectedShards(rec incident.Record) []int {
 	return out
 }
 
-// perShard runs f for every affected shard in parallel and collects the tenants' results in
-// tenant order. The first error cancels the other shards.
-func perShard(ctx context.Context, rec incident.Record, f func(ctx context.Context, shard int) ([]TenantResult, error)) ([]TenantResult, error) {
+// perShard runs f for every affected shard in parallel, handing it the shard's harms in WAL
+// order, and collects the tenants' results in tenant order. A record with an affected shard it
+// has no harm on is refused before any shard starts. The first error cancels the other shards
+// and is returned together with the results of every shard: f returns, with its error, the
+// results it committed, and a restore that stopped half-way must still say what it changed.
+func perShard(ctx context.Context, rec incident.Record,
+	f func(ctx context.Context, shard int, harms []incident.Harm) ([]TenantResult, error)) ([]TenantResult, error) {
+	shards := affectedShards(rec)
+	harms := make([][]incident.Harm, len(shards))
+	for i, shard := range shards {
+		if harms[i] = rec.HarmsOn(shard); len(harms[i]) == 0 {
+			return nil, fmt.Errorf("restore shard %d: the incident record has no harm on it", shard)
+		}
+	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	shards := affectedShards(rec)
 	results := make([][]TenantResult, len(shards))
-	errs := make([]error, len(shards))
+	var (
+		mu    sync.Mutex
+		first error // the error that cancelled the others, not one the cancel caused
+	)
 	var wg sync.WaitGroup
 	for i, shard := range shards {
 		wg.Go(func() {
-			if results[i], errs[i] = f(ctx, shard); errs[i] != nil {
+			var err error
+			if results[i], err = f(ctx, shard, harms[i]); err != nil {
+				mu.Lock()
+				first = cmp.Or(first, err)
+				mu.Unlock()
 				cancel()
 			}
 		})
 	}
 	wg.Wait()
-	var out []TenantResult
-	for i := range shards {
-		if errs[i] != nil {
-			return nil, errs[i]
-		}
-		out = append(out, results[i]...)
-	}
-	slices.SortFunc(out, func(a, b TenantResult) int { return int(a.ID - b.ID) })
-	return out, nil
+	out := slices.Concat(results...)
+	slices.SortStableFunc(out, func(a, b TenantResult) int { return cmp.Compare(a.ID, b.ID) })
+	return out, first
 }

@@ -3,7 +3,6 @@ package restore_test
 import (
 	"context"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -148,7 +147,7 @@ func rawRestore(b *testing.B, p *local.Provider, c cluster.Cluster, bk cluster.B
 	if out, err := exec.Command("cp", "-a", bk.Location, dir).CombinedOutput(); err != nil {
 		b.Fatalf("cp: %v: %s", err, out)
 	}
-	port, err := freePort()
+	port, err := local.FreePort()
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -212,15 +211,6 @@ func rawRestore(b *testing.B, p *local.Provider, c cluster.Cluster, bk cluster.B
 		}
 	}
 	return replayed, time.Since(start)
-}
-
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
 // BenchmarkDelayedStandby restores the same 10 deleted tenants of a ~1 GB shard twice: from a

@@ -38,15 +38,15 @@ func (s SoftDeleteUndo) Restore(ctx context.Context, env Env, rec incident.Recor
 	tl := &timeline{}
 	shards := env.Cluster.Shards()
 	var err error
-	res.Tenants, err = perShard(ctx, rec, func(ctx context.Context, shard int) ([]TenantResult, error) {
+	res.Tenants, err = perShard(ctx, rec, func(ctx context.Context, shard int, harms []incident.Harm) ([]TenantResult, error) {
 		var out []TenantResult
-		for _, h := range rec.HarmsOn(shard) {
+		for _, h := range harms {
 			if err := tl.time(PhaseUndo, shard, func() error {
 				r, err := undoHarm(ctx, env, shards[shard], rec, h)
 				out = append(out, r...)
 				return err
 			}); err != nil {
-				return nil, err
+				return out, err
 			}
 		}
 		return out, nil

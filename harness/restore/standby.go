@@ -58,16 +58,9 @@ func (DelayedStandby) Name() string { return "delayed-standby" }
 // Restore implements Strategy.
 func (s DelayedStandby) Restore(ctx context.Context, env Env, rec incident.Record) (Result, error) {
 	tl := &timeline{}
-	m := merger{runID: env.Cluster.RunID(), layout: rec.Layout, policy: s.Policy}
-	if m.policy == "" {
-		m.policy = KeepLive
-	}
+	m := newMerger(env, rec, s.Policy)
 	shards := env.Cluster.Shards()
-	tenants, err := perShard(ctx, rec, func(ctx context.Context, shard int) ([]TenantResult, error) {
-		harms := rec.HarmsOn(shard)
-		if len(harms) == 0 {
-			return nil, fmt.Errorf("restore shard %d: the incident record has no harm on it", shard)
-		}
+	tenants, err := perShard(ctx, rec, func(ctx context.Context, shard int, harms []incident.Harm) ([]TenantResult, error) {
 		if shard >= len(env.Standbys) || env.Standbys[shard] == nil {
 			return nil, fmt.Errorf("restore shard %d: no standby of it", shard)
 		}
@@ -86,28 +79,15 @@ func (s DelayedStandby) Restore(ctx context.Context, env Env, rec incident.Recor
 				}
 				return standby.Promote(ctx)
 			}); err != nil {
-				return nil, err
+				return out, err
 			}
-			var r []TenantResult
-			if err := tl.time(PhaseMerge, shard, func() error {
-				var err error
-				r, err = m.restoreFrom(ctx, standby, shards[shard], harmed(h), h.Column)
-				return err
-			}); err != nil {
-				return nil, err
-			}
+			r, err := mergeStep(ctx, tl, m, standby, shards[shard], h)
 			out = append(out, r...)
+			if err != nil {
+				return out, err
+			}
 		}
 		return out, nil
 	})
 	return Result{Strategy: s.Name(), Phases: tl.sorted(), Tenants: tenants}, err
-}
-
-// harmed returns the tenants one harm touched.
-func harmed(h incident.Harm) []incident.Tenant {
-	out := make([]incident.Tenant, len(h.Tenants))
-	for i, id := range h.Tenants {
-		out[i] = incident.Tenant{ID: id, Shard: h.Shard}
-	}
-	return out
 }

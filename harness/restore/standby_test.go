@@ -2,7 +2,6 @@ package restore_test
 
 import (
 	"context"
-	"slices"
 	"time"
 
 	. "github.com/onsi/ginkgo/v2"
@@ -57,17 +56,9 @@ var _ = Describe("delayed-standby", func() {
 			GinkgoWriter.Printf("%s: pause %s, replay %s, merge %s (summed over shards), %d rows\n", layout,
 				phaseTime(res, restore.PhasePause), phaseTime(res, restore.PhaseReplay), phaseTime(res, restore.PhaseMerge), res.Rows())
 
-			time.Sleep(200 * time.Millisecond) // restored tenants take writes again
-			ledger := writer.Stop()
-			wroteVictims := slices.ContainsFunc(ledger.Entries(), func(e workload.Entry) bool {
-				return e.Acked.Before(rec.First()) && isVictim(victims, e.Tenant)
-			})
-			Expect(wroteVictims).To(BeTrue(), "victims had writes the standby must bring back")
-
-			By("comparing every tenant with what its acknowledged writes say it must hold")
-			differences, unresolved := ledger.Check(before, d.snapshot(ctx))
-			Expect(differences).To(BeEmpty())
-			Expect(unresolved).To(BeEmpty())
+			expectLedgerHolds(ctx, d, writer, before, victims,
+				func(e workload.Entry) bool { return e.Acked.Before(rec.First()) },
+				"victims had writes the standby must bring back")
 		},
 		Entry("shared tables", fixtures.LayoutShared),
 		Entry("schema per tenant", fixtures.LayoutSchema),

@@ -33,11 +33,11 @@ func (p *Provider) Attach(ctx context.Context, runID string) (cluster.Cluster, e
 	}
 	suffix, err := newRunID()
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("attach to run %s: %w", runID, err)
 	}
 	self, err := runstate.Self()
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("attach to run %s: %w", runID, err)
 	}
 	childID := runID + "-" + suffix[1:5]
 	c := &localCluster{p: p, runID: runID, recordID: childID, spec: spec, dir: filepath.Join(p.workRoot, childID),
@@ -60,14 +60,14 @@ func (p *Provider) Attach(ctx context.Context, runID string) (cluster.Cluster, e
 	}
 	slices.SortFunc(c.shards, func(a, b *server) int { return a.index - b.index })
 	if c.catalog == nil || len(c.shards) != spec.Shards {
-		return nil, fmt.Errorf("attach to run %s: its record names %d of %d shards and no catalog=%t; is it still starting?",
-			runID, len(c.shards), spec.Shards, c.catalog == nil)
+		return nil, fmt.Errorf("attach to run %s: its record names %d of %d shards and catalog found=%t; is it still starting?",
+			runID, len(c.shards), spec.Shards, c.catalog != nil)
 	}
 	if err := c.saveRecord(); err != nil {
-		return nil, err
+		return nil, fmt.Errorf("attach to run %s: %w", runID, err)
 	}
 	if err := c.makeDir(); err != nil {
-		return c, err
+		return c, fmt.Errorf("attach to run %s: %w", runID, err)
 	}
 	return c, nil
 }

@@ -25,23 +25,16 @@ func (s *server) BaseBackup(ctx context.Context, label string) (cluster.Backup, 
 	}
 	c := s.c
 	c.mu.Lock()
-	c.backups++
-	id := s.name + "-" + strconv.Itoa(c.backups)
+	c.seq++
+	id := s.name + "-" + strconv.Itoa(c.seq)
 	c.mu.Unlock()
 	parent := filepath.Join(c.dir, "backups")
 	if err := c.p.user.mkdir(parent, 0o700); err != nil {
 		return cluster.Backup{}, err
 	}
 	dir := filepath.Join(parent, id)
-	info := s.Info()
-	args := []string{"-h", info.Host, "-p", strconv.Itoa(info.Port), "-U", "postgres", "-D", dir,
-		"-Fp", "-X", "stream", "-c", "fast", "-l", label, "--no-password"}
-	if !c.spec.Durable {
-		args = append(args, "--no-sync")
-	}
-	cmd := c.p.user.command(exec.CommandContext(ctx, c.p.bins.Path("pg_basebackup"), args...))
-	if out, err := cmd.CombinedOutput(); err != nil {
-		return cluster.Backup{}, fmt.Errorf("back up %s: %w: %s", s.name, err, tail(string(out), 10))
+	if err := c.pgBasebackup(ctx, s, dir, label); err != nil {
+		return cluster.Backup{}, fmt.Errorf("back up %s: %w", s.name, err)
 	}
 	start, end, err := manifestWALRange(dir)
 	if err != nil {
@@ -49,6 +42,25 @@ func (s *server) BaseBackup(ctx context.Context, label string) (cluster.Backup, 
 	}
 	return cluster.Backup{ID: id, Server: s.name, Label: label, Location: dir, Engine: cluster.EngineBaseBackup,
 		StartLSN: start, EndLSN: end, TakenAt: time.Now().UTC()}, nil
+}
+
+// pgBasebackup copies the server of into dir with pg_basebackup, run as the run user: plain
+// format, the WAL the copy needs streamed along, after a fast checkpoint, and without syncing to
+// disk unless the run is durable. Base backups and standbys are both made this way; extra holds
+// the options one of them needs besides (a standby has no use for a manifest).
+func (c *localCluster) pgBasebackup(ctx context.Context, of *server, dir, label string, extra ...string) error {
+	info := of.Info()
+	args := []string{"-h", info.Host, "-p", strconv.Itoa(info.Port), "-U", "postgres", "-D", dir,
+		"-Fp", "-X", "stream", "-c", "fast", "-l", label, "--no-password"}
+	args = append(args, extra...)
+	if !c.spec.Durable {
+		args = append(args, "--no-sync")
+	}
+	cmd := c.p.user.command(exec.CommandContext(ctx, c.p.bins.Path("pg_basebackup"), args...))
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("run pg_basebackup: %w: %s", err, tail(string(out), 10))
+	}
+	return nil
 }
 
 // manifestWALRange reads the WAL range a backup needs from its backup_manifest.
@@ -89,8 +101,8 @@ func (c *localCluster) PrepareSidecar(ctx context.Context, spec cluster.SidecarS
 	recovery["restore_command"] = origin.restoreCommand()
 	recovery["recovery_target_action"] = "promote"
 	c.mu.Lock()
-	c.backups++
-	name := "sidecar-" + spec.From.Server + "-" + strconv.Itoa(c.backups)
+	c.seq++
+	name := "sidecar-" + spec.From.Server + "-" + strconv.Itoa(c.seq)
 	s := c.newServer(name, cluster.RoleSidecar, origin.index, false)
 	s.upstream, s.recovery = origin, recovery
 	c.sidecars = append(c.sidecars, s)

@@ -89,8 +89,8 @@ func (c *localCluster) runPgBackRest(ctx context.Context, s *server, args ...str
 func (s *server) backupPgBackRest(ctx context.Context, label string) (cluster.Backup, error) {
 	c := s.c
 	c.mu.Lock()
-	c.backups++
-	id := s.name + "-" + strconv.Itoa(c.backups)
+	c.seq++
+	id := s.name + "-" + strconv.Itoa(c.seq)
 	c.mu.Unlock()
 	if _, err := c.runPgBackRest(ctx, s, "--type=full", "--annotation=label="+label, "backup"); err != nil {
 		return cluster.Backup{}, fmt.Errorf("back up %s: %w", s.name, err)

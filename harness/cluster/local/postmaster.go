@@ -25,9 +25,10 @@ const pollInterval = 5 * time.Millisecond
 // stopTimeout bounds a fast shutdown before the server is killed.
 const stopTimeout = 30 * time.Second
 
-// freePort asks the kernel for a free loopback port. Another process may take it before
-// Postgres binds it; callers retry on "could not bind".
-func freePort() (int, error) {
+// FreePort asks the kernel for a free loopback port. Another process may take it before
+// Postgres binds it; callers retry on "could not bind". Exported for benchmarks that start a bare
+// Postgres next to pgdrill's.
+func FreePort() (int, error) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return 0, fmt.Errorf("find free port: %w", err)
@@ -36,20 +37,31 @@ func freePort() (int, error) {
 	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
-// postmasterStatus reads the pid and status line ("starting", "ready", "standby", "stopping")
-// that the postmaster keeps in DATADIR/postmaster.pid.
-func postmasterStatus(dataDir string) (pid int, status string) {
+// readPostmasterPID reads what the postmaster keeps in DATADIR/postmaster.pid: its pid (line 1),
+// its System V shared memory segment's id (line 7, "key id"; -1 while that line is not written
+// or names no segment) and its status (line 8: "starting", "ready", "standby", "stopping"; empty
+// while not written). ok is false when there is no such file: no postmaster ran, or it shut
+// down cleanly.
+func readPostmasterPID(dataDir string) (pid, shmID int, status string, ok bool) {
 	data, err := os.ReadFile(filepath.Join(dataDir, "postmaster.pid"))
 	if err != nil {
-		return 0, ""
+		return 0, -1, "", false
 	}
 	lines := strings.Split(string(data), "\n")
 	pid, _ = strconv.Atoi(strings.TrimSpace(lines[0]))
-	const statusLine = 7
+	const shmLine, statusLine = 6, 7
+	shmID = -1
+	if len(lines) > shmLine {
+		if fields := strings.Fields(lines[shmLine]); len(fields) == 2 {
+			if id, err := strconv.Atoi(fields[1]); err == nil {
+				shmID = id
+			}
+		}
+	}
 	if len(lines) > statusLine {
 		status = strings.TrimSpace(lines[statusLine])
 	}
-	return pid, status
+	return pid, shmID, status, true
 }
 
 // isPostmaster reports whether proc is still the postmaster of dataDir: the same process (pid
@@ -138,9 +150,9 @@ func waitGone(ctx context.Context, proc runstate.Process, exited <-chan struct{}
 // shutdown removes it itself). It is removed only when nothing is attached to it and it was
 // created by that postmaster.
 func removeSharedMemory(dataDir string) error {
-	id, pid, ok := sharedMemoryOf(dataDir)
-	if !ok {
-		return nil
+	pid, id, _, ok := readPostmasterPID(dataDir)
+	if !ok || id < 0 {
+		return nil // clean shutdown: no lock file, nothing left
 	}
 	var desc unix.SysvShmDesc
 	if _, err := unix.SysvShmCtl(id, unix.IPC_STAT, &desc); err != nil {
@@ -159,8 +171,8 @@ func removeSharedMemory(dataDir string) error {
 // postmaster: after kill -9 the backends die a little after the postmaster, and a server started
 // while one still holds the segment refuses to run.
 func waitDetached(ctx context.Context, dataDir string) bool {
-	id, _, ok := sharedMemoryOf(dataDir)
-	if !ok {
+	_, id, _, ok := readPostmasterPID(dataDir)
+	if !ok || id < 0 {
 		return true
 	}
 	t := time.NewTicker(pollInterval)
@@ -176,25 +188,4 @@ func waitDetached(ctx context.Context, dataDir string) bool {
 		case <-t.C:
 		}
 	}
-}
-
-// sharedMemoryOf reads the System V segment id (line 7) and the postmaster's pid (line 1) from
-// dataDir's postmaster.pid; ok is false when there is no such file or segment.
-func sharedMemoryOf(dataDir string) (id, pid int, ok bool) {
-	data, err := os.ReadFile(filepath.Join(dataDir, "postmaster.pid"))
-	if err != nil {
-		return 0, 0, false // clean shutdown: no lock file, nothing left
-	}
-	lines := strings.Split(string(data), "\n")
-	const shmLine = 6
-	if len(lines) <= shmLine {
-		return 0, 0, false
-	}
-	pid, _ = strconv.Atoi(strings.TrimSpace(lines[0]))
-	fields := strings.Fields(lines[shmLine])
-	if len(fields) != 2 {
-		return 0, 0, false
-	}
-	id, err = strconv.Atoi(fields[1])
-	return id, pid, err == nil
 }

@@ -21,6 +21,7 @@ import (
 	"strconv"
 	"sync"
 
+	"github.com/jackc/pgx/v5"
 	"golang.org/x/sys/unix"
 
 	"github.com/pgdrill/pgdrill/harness/cluster"
@@ -245,7 +246,11 @@ func (c *localCluster) bootFromTemplate(ctx context.Context, s *server, template
 			return err
 		}
 	}
-	return markDatabase(ctx, s.DSN(), c.runID, s.role)
+	err := cluster.WithConn(ctx, s.DSN(), func(conn *pgx.Conn) error { return cluster.Mark(ctx, conn, c.runID, s.role) })
+	if err != nil {
+		return fmt.Errorf("mark %s: %w", s.name, err)
+	}
+	return nil
 }
 
 // makeDir creates the directory the cluster's new servers go to, marked with its record's id.
@@ -280,7 +285,8 @@ type localCluster struct {
 	shards   []*server
 	sidecars []*server
 	standbys []*server
-	backups  int
+	// seq numbers the backups, sidecars and standbys this handle makes, for unique names.
+	seq      int
 	detached bool
 	info     json.RawMessage
 }

@@ -171,7 +171,7 @@ func (s *server) Start(ctx context.Context) error {
 	var err error
 	for attempt := 0; attempt < maxBindRetries; attempt++ {
 		if attempt > 0 || port == 0 {
-			if port, err = freePort(); err != nil {
+			if port, err = FreePort(); err != nil {
 				return err
 			}
 		}
@@ -248,7 +248,7 @@ func (s *server) waitReady(ctx context.Context, logOffset int64) error {
 	t := time.NewTicker(pollInterval)
 	defer t.Stop()
 	for {
-		pid, status := postmasterStatus(s.dataDir())
+		pid, _, status, _ := readPostmasterPID(s.dataDir())
 		if pid == s.proc.PID && (status == "ready" || status == "standby" && s.role == cluster.RoleStandby) {
 			return nil
 		}
@@ -358,38 +358,14 @@ func (s *server) signalGroup(sig syscall.Signal, paused bool) error {
 
 // CreateDatabase creates a database and stamps it with the run's marker.
 func (s *server) CreateDatabase(ctx context.Context, name string) (string, error) {
-	conn, err := pgx.Connect(ctx, s.DSN())
-	if err != nil {
-		return "", fmt.Errorf("connect to %s: %w", s.name, err)
-	}
-	defer conn.Close(context.WithoutCancel(ctx))
-	if _, err := conn.Exec(ctx, "CREATE DATABASE "+pgx.Identifier{name}.Sanitize()); err != nil {
-		return "", fmt.Errorf("create database %s on %s: %w", name, s.name, err)
-	}
-	dsn := s.DSNFor(name)
-	if err := markDatabase(ctx, dsn, s.c.runID, s.role); err != nil {
-		return "", err
-	}
-	return dsn, nil
+	return cluster.CreateMarkedDatabase(ctx, s, s.c.runID, name)
 }
 
-// exec runs one statement in the server's database over a short-lived connection.
+// exec runs one statement in the server's database over a short-lived connection; callers say
+// what it was for.
 func (s *server) exec(ctx context.Context, sql string) error {
-	conn, err := pgx.Connect(ctx, s.DSN())
-	if err != nil {
-		return fmt.Errorf("connect to %s: %w", s.name, err)
-	}
-	defer conn.Close(context.WithoutCancel(ctx))
-	_, err = conn.Exec(ctx, sql)
-	return err
-}
-
-// markDatabase connects to dsn and stamps the database with the run's marker.
-func markDatabase(ctx context.Context, dsn, runID string, role cluster.Role) error {
-	conn, err := pgx.Connect(ctx, dsn)
-	if err != nil {
-		return fmt.Errorf("connect to mark database: %w", err)
-	}
-	defer conn.Close(context.WithoutCancel(ctx))
-	return cluster.Mark(ctx, conn, runID, role)
+	return cluster.WithConn(ctx, s.DSN(), func(conn *pgx.Conn) error {
+		_, err := conn.Exec(ctx, sql)
+		return err
+	})
 }

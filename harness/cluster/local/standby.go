@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"time"
@@ -31,23 +30,16 @@ func (c *localCluster) StartStandby(ctx context.Context, of cluster.Server, spec
 		return nil, fmt.Errorf("start standby of %s: negative apply delay %s", of.Name(), spec.ApplyDelay)
 	}
 	c.mu.Lock()
-	c.backups++
-	s := c.newServer("standby-"+primary.name+"-"+strconv.Itoa(c.backups), cluster.RoleStandby, primary.index, false)
+	c.seq++
+	s := c.newServer("standby-"+primary.name+"-"+strconv.Itoa(c.seq), cluster.RoleStandby, primary.index, false)
 	s.upstream, s.applyDelay = primary, spec.ApplyDelay
 	c.standbys = append(c.standbys, s)
 	c.mu.Unlock()
 	if err := c.p.user.mkdir(s.dir, 0o700); err != nil {
 		return s, err
 	}
-	info := primary.Info()
-	args := []string{"-h", info.Host, "-p", strconv.Itoa(info.Port), "-U", "postgres", "-D", s.dataDir(),
-		"-Fp", "-X", "stream", "-c", "fast", "-l", s.name, "--no-password", "--no-manifest"}
-	if !c.spec.Durable {
-		args = append(args, "--no-sync")
-	}
-	cmd := c.p.user.command(exec.CommandContext(ctx, c.p.bins.Path("pg_basebackup"), args...))
-	if out, err := cmd.CombinedOutput(); err != nil {
-		return s, fmt.Errorf("start standby of %s: back up: %w: %s", primary.name, err, tail(string(out), 10))
+	if err := c.pgBasebackup(ctx, primary, s.dataDir(), s.name, "--no-manifest"); err != nil {
+		return s, fmt.Errorf("start standby of %s: back up: %w", primary.name, err)
 	}
 	signal := filepath.Join(s.dataDir(), "standby.signal")
 	if err := os.WriteFile(signal, nil, 0o600); err != nil {

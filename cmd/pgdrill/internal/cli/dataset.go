@@ -25,9 +25,9 @@ func (d *datasetFlags) register(f *pflag.FlagSet) {
 	f.Uint64Var(&d.seed, "seed", 0, "seed of every random choice (0: pick one, printed so the run can be repeated)")
 }
 
-// spec validates the flags into a plan for the given shard count; nil when no tenants are asked
+// plan validates the flags into a plan for the given shard count; nil when no tenants are asked
 // for. A seed of 0 is replaced by a random one, which the output shows.
-func (d *datasetFlags) spec(shards int) (*fixtures.Plan, error) {
+func (d *datasetFlags) plan(shards int) (*fixtures.Plan, error) {
 	if d.tenants == 0 {
 		return nil, nil
 	}

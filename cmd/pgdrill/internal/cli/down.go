@@ -61,6 +61,7 @@ down (SIGTERM) when named, and skipped by --all.`,
 				switch {
 				case !rec.Detached && rec.Owner.Alive() && all:
 					res.Skipped = append(res.Skipped, rec.RunID)
+					continue // its game day files are still in use
 				case !rec.Detached && rec.Owner.Alive():
 					if err := stopOwner(cmd.Context(), store, rec); err != nil {
 						errs = append(errs, err)
@@ -75,7 +76,9 @@ down (SIGTERM) when named, and skipped by --all.`,
 					res.Removed = append(res.Removed, rec.RunID)
 				}
 				if dir, err := a.gameDaysDir(); err == nil {
-					_ = os.RemoveAll(filepath.Join(dir, rec.RunID)) // a game day's files, if it had any
+					if err := os.RemoveAll(filepath.Join(dir, rec.RunID)); err != nil { // a game day's files, if any
+						a.log.Warn("could not remove the game day's files", "run_id", rec.RunID, "err", err)
+					}
 				}
 			}
 			if err := a.print(res, func(w io.Writer) { printDown(w, res) }); err != nil {

@@ -92,7 +92,10 @@ func (a *app) findGameDay(args []string) (string, error) {
 		}
 		return dir, nil
 	}
-	entries, _ := os.ReadDir(root)
+	entries, err := os.ReadDir(root)
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return "", exitcode.With(fmt.Errorf("list game days: %w", err), exitcode.HarnessError)
+	}
 	switch len(entries) {
 	case 0:
 		return "", invalid("no game day is running; start one with `pgdrill up --scenario wrong-id-deletion`")
@@ -152,7 +155,7 @@ func pageOf(scenario string, at time.Time, affected []incident.Tenant) page {
 		p.Tenants = append(p.Tenants, t.ID)
 		shards[t.Shard] = true
 	}
-	p.Message = fmt.Sprintf("SEV-1 (%s): support reports %d customer(s) whose sites are gone since about %s — tenants %v. "+
+	p.Message = fmt.Sprintf("SEV-1 (%s): support reports %d customer(s) whose data is missing or wrong since about %s — tenants %v. "+
 		"Everyone else seems fine. Restore them, then run `pgdrill score`.", scenario, len(p.Tenants), at.Local().Format(time.TimeOnly), p.Tenants)
 	return p
 }

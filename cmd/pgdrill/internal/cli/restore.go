@@ -3,7 +3,9 @@ package cli
 import (
 	"fmt"
 	"io"
+	"slices"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -14,6 +16,10 @@ import (
 	"github.com/pgdrill/pgdrill/harness/incident"
 	"github.com/pgdrill/pgdrill/harness/restore"
 )
+
+// fromIncident are the strategies that can work from an incident's facts alone: backups, WAL
+// archives and the live shards.
+var fromIncident = []string{"pitr-sidecar", "pgbackrest-sidecar", "soft-delete-undo"}
 
 func (a *app) restoreCommand() *cobra.Command {
 	var strategy string
@@ -32,11 +38,15 @@ Exit codes: 0 restored, 1 the restore failed, 2 invalid input, 3 the harness bro
 		Args: maxArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if strategy == "" {
-				return invalid("--strategy is required: one of %s", strings.Join(restore.Names(), ", "))
+				return invalid("--strategy is required: one of %s", strings.Join(fromIncident, ", "))
 			}
 			s, err := restore.Lookup(strategy)
 			if err != nil {
 				return exitcode.With(err, exitcode.InvalidInput)
+			}
+			if !slices.Contains(fromIncident, strategy) {
+				return invalid("%s needs what only the drill that protected the cluster has (standbys, exports); from an incident, use one of %s",
+					strategy, strings.Join(fromIncident, ", "))
 			}
 			ctx := cmd.Context()
 			rec, prot, game, err := a.incidentToRestore(args)
@@ -70,7 +80,7 @@ Exit codes: 0 restored, 1 the restore failed, 2 invalid input, 3 the harness bro
 			return exitcode.With(err, exitcode.ObjectivesMissed)
 		},
 	}
-	cmd.Flags().StringVar(&strategy, "strategy", "", "restore strategy: "+strings.Join(restore.Names(), ", "))
+	cmd.Flags().StringVar(&strategy, "strategy", "", "restore strategy: "+strings.Join(fromIncident, ", "))
 	return cmd
 }
 
@@ -101,7 +111,7 @@ func (a *app) incidentToRestore(args []string) (incident.Record, backup.Protecti
 func printRestore(w io.Writer, res restore.Result) {
 	fmt.Fprintf(w, "%s restored %d tenant(s), %d row(s) written\n", res.Strategy, len(res.Tenants), res.Rows())
 	for _, p := range res.Phases {
-		fmt.Fprintf(w, "  %-10s shard %-3d %s\n", p.Name, p.Shard, p.Duration().Round(1e6))
+		fmt.Fprintf(w, "  %-10s shard %-3d %s\n", p.Name, p.Shard, p.Duration().Round(time.Millisecond))
 	}
 	for _, t := range res.Tenants {
 		if t.Conflicts+t.Newer > 0 {

@@ -69,6 +69,11 @@ verdict's: 0 PASS or PASS_WITH_CONDITIONS, 1 FAIL, 3 ERROR, 4 ABORTED, 5 INCONCL
 				if err != nil {
 					return exitcode.With(err, exitcode.InvalidInput)
 				}
+				for _, sc := range scs {
+					if err := scenarios.CheckStrategy(scenarios.Strategy(strategy), sc); err != nil {
+						return exitcode.With(err, exitcode.InvalidInput)
+					}
+				}
 				override = s
 			}
 			return a.runDrills(cmd.Context(), scs, override, seed, outDir)

@@ -56,6 +56,11 @@ operations refuse any database without it.`,
 				if err != nil {
 					return exitcode.With(err, exitcode.InvalidInput)
 				}
+				if sc.Spec.Incident.Kind == scenarios.ShardLoss {
+					// `pgdrill incident` runs in another process, which cannot destroy a server
+					// that this one owns.
+					return invalid("game days cannot rehearse shard-loss yet; run it as a drill: pgdrill run shard-loss")
+				}
 				return a.gameDay(cmd.Context(), sc, data.seed)
 			}
 			set, err := parseSettings(settings)
@@ -69,7 +74,7 @@ operations refuse any database without it.`,
 			if stayFor < 0 || (detach && stayFor != 0) {
 				return invalid("--for must be positive and cannot be combined with --detach")
 			}
-			plan, err := data.spec(shards)
+			plan, err := data.plan(shards)
 			if err != nil {
 				return err
 			}
