@@ -19,6 +19,7 @@ run: build ## the main job: the default drill (wrong-id-deletion) on the local p
 	./$(BIN) run
 
 test: ## the whole suite against real Postgres servers, race detector on (what CI runs)
+	mkdir -p $(CURDIR)/test-artifacts
 	$(GO) test -race -count=1 -timeout $(TEST_TIMEOUT) -artifacts -outputdir $(CURDIR)/test-artifacts ./...
 
 test-fast: ## the suite without slow specs

@@ -30,7 +30,13 @@ type drill struct {
 
 func newDrill(ctx context.Context, layout fixtures.Layout, shards int) drill {
 	GinkgoHelper()
-	c := drilltest.StartCluster(ctx, provider, cluster.Spec{Shards: shards})
+	return newDrillOn(ctx, layout, cluster.Spec{Shards: shards})
+}
+
+// newDrillOn is newDrill on a cluster of the given spec (a backup engine, say).
+func newDrillOn(ctx context.Context, layout fixtures.Layout, spec cluster.Spec) drill {
+	GinkgoHelper()
+	c := drilltest.StartCluster(ctx, provider, spec)
 	plan, _, err := dataset.Fill(ctx, c, fixtures.PlanSpec{Seed: 11, Tenants: 16, Rows: 8000, Layout: layout}, fixtures.FillOptions{})
 	Expect(err).NotTo(HaveOccurred())
 	prot, err := backup.Protect(ctx, c, "drill")

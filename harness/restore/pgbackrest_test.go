@@ -10,7 +10,6 @@ import (
 	"github.com/pgdrill/pgdrill/fixtures"
 	"github.com/pgdrill/pgdrill/harness/backup"
 	"github.com/pgdrill/pgdrill/harness/cluster"
-	"github.com/pgdrill/pgdrill/harness/dataset"
 	"github.com/pgdrill/pgdrill/harness/drilltest"
 	"github.com/pgdrill/pgdrill/harness/incident"
 	"github.com/pgdrill/pgdrill/harness/restore"
@@ -19,13 +18,9 @@ import (
 
 var _ = Describe("pgbackrest-sidecar", Label(drilltest.Slow), func() {
 	It("brings deleted tenants back exactly from pgBackRest's restore, touching no one else", func(ctx context.Context) {
-		c := drilltest.StartCluster(ctx, provider, cluster.Spec{Shards: 2, Engine: cluster.EnginePgBackRest})
-		plan, _, err := dataset.Fill(ctx, c, fixtures.PlanSpec{Seed: 11, Tenants: 16, Rows: 8000, Layout: fixtures.LayoutShared}, fixtures.FillOptions{})
-		Expect(err).NotTo(HaveOccurred())
-		prot, err := backup.Protect(ctx, c, "drill")
-		Expect(err).NotTo(HaveOccurred())
+		d := newDrillOn(ctx, fixtures.LayoutShared, cluster.Spec{Shards: 2, Engine: cluster.EnginePgBackRest})
+		c, prot := d.c, d.prot
 		Expect(prot.Backups[0].Engine).To(Equal(cluster.EnginePgBackRest))
-		d := drill{c: c, plan: plan, prot: prot, src: dataset.Source(c, fixtures.LayoutShared)}
 		before := d.snapshot(ctx)
 
 		By("checking the chain through pgBackRest's repository")
