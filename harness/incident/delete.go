@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strings"
 
 	"github.com/jackc/pgx/v5"
 
@@ -104,6 +105,16 @@ func deleteInTransaction(ctx context.Context, dsn, runID string, layout fixtures
 		}
 		for _, id := range ids {
 			schema := fixtures.TenantContainer(id)
+			// Lock the tables children first, as a writer's insert does (its table, then the
+			// parents its foreign keys check): DROP SCHEMA's own order would deadlock with it.
+			tables := fixtures.Tables()
+			names := make([]string, len(tables))
+			for i, t := range tables {
+				names[len(tables)-1-i] = pgx.Identifier{schema, t.Name}.Sanitize()
+			}
+			if _, err := tx.Exec(ctx, "LOCK TABLE "+strings.Join(names, ", ")+" IN ACCESS EXCLUSIVE MODE"); err != nil {
+				return fmt.Errorf("lock schema %s: %w", schema, err)
+			}
 			n, err := countRows(ctx, tx, schema)
 			if err != nil {
 				return err
