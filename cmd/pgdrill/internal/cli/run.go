@@ -111,6 +111,9 @@ func (a *app) runDrills(ctx context.Context, scs []*scenarios.Scenario, strategy
 		for _, r := range reps {
 			printScorecard(w, r)
 		}
+		if len(reps) > 1 {
+			printComparison(w, reps)
+		}
 	}); err != nil {
 		return err
 	}
@@ -152,6 +155,15 @@ func verdictError(reps []*reports.Report) error {
 		return exitcode.With(errors.New("worst verdict: "+string(worst)), code)
 	}
 	return nil
+}
+
+// printComparison lines several drills up side by side: what `pgdrill run A B ...` is for.
+func printComparison(w io.Writer, reps []*reports.Report) {
+	fmt.Fprintf(w, "\n%-24s %-20s %-22s %-10s %-10s %s\n", "SCENARIO", "STRATEGY", "VERDICT", "RTO", "RPO", "COMPLETENESS")
+	for _, r := range reps {
+		fmt.Fprintf(w, "%-24s %-20s %-22s %-10s %-10s %s\n", r.Scenario.ID, r.Strategy, r.Verdict.Symbol()+" "+string(r.Verdict),
+			reports.MS(r.Measures.RTOMS), reports.MS(r.Measures.RPOMS), reports.Percent(r.Measures.Completeness()))
+	}
 }
 
 // printScorecard prints a drill's verdict and figures for a terminal: the verdict in words and a
