@@ -17,6 +17,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/pgdrill/pgdrill/fixtures"
+	"github.com/pgdrill/pgdrill/harness/atomicfile"
 	"github.com/pgdrill/pgdrill/harness/cluster"
 )
 
@@ -219,11 +220,7 @@ func writeManifest(e Export) error {
 	if err != nil {
 		return fmt.Errorf("encode export manifest: %w", err)
 	}
-	tmp := filepath.Join(e.Dir, ExportManifest+".tmp")
-	if err := os.WriteFile(tmp, data, 0o644); err != nil {
-		return fmt.Errorf("write export manifest: %w", err)
-	}
-	if err := os.Rename(tmp, filepath.Join(e.Dir, ExportManifest)); err != nil {
+	if err := atomicfile.Write(filepath.Join(e.Dir, ExportManifest), data, 0o644); err != nil {
 		return fmt.Errorf("write export manifest: %w", err)
 	}
 	return nil

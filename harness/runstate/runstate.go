@@ -14,6 +14,8 @@ import (
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/pgdrill/pgdrill/harness/atomicfile"
 )
 
 // Record describes one live cluster and everything it created.
@@ -92,19 +94,7 @@ func (s *Store) Save(r Record) error {
 	if err != nil {
 		return fmt.Errorf("encode run record: %w", err)
 	}
-	tmp, err := os.CreateTemp(s.dir, r.RunID+".*.tmp")
-	if err != nil {
-		return fmt.Errorf("save run record: %w", err)
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return fmt.Errorf("save run record: %w", err)
-	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("save run record: %w", err)
-	}
-	if err := os.Rename(tmp.Name(), s.path(r.RunID)); err != nil {
+	if err := atomicfile.Write(s.path(r.RunID), data, 0o600); err != nil {
 		return fmt.Errorf("save run record: %w", err)
 	}
 	return nil
