@@ -7,7 +7,7 @@ import (
 	"github.com/pgdrill/pgdrill/harness/incident"
 	"github.com/pgdrill/pgdrill/harness/objective"
 	"github.com/pgdrill/pgdrill/harness/restore"
-	"github.com/pgdrill/pgdrill/harness/workload"
+	"github.com/pgdrill/pgdrill/harness/truth"
 	"github.com/pgdrill/pgdrill/reports"
 )
 
@@ -57,7 +57,7 @@ func (t TenantScore) Complete() bool { return t.Bad() == 0 }
 // Harmed is a table of an unaffected tenant that differs from what its own acknowledged writes
 // say it must hold: collateral damage.
 type Harmed struct {
-	workload.Difference
+	truth.Mismatch
 	Shard int `json:"shard"`
 }
 
@@ -105,7 +105,7 @@ type Outcome struct {
 	Writes      int                   `json:"writes"`
 	Affected    []TenantScore         `json:"affected,omitempty"`
 	Collateral  []Harmed              `json:"collateral,omitempty"`
-	Unresolved  []workload.Difference `json:"unresolved,omitempty"`
+	Unresolved  []truth.Mismatch      `json:"unresolved,omitempty"`
 	Integrity   []Check               `json:"integrity,omitempty"`
 	Measures    objective.Measures    `json:"measures"`
 	Results     []objective.Result    `json:"results"`

@@ -1,6 +1,7 @@
 package drill
 
 import (
+	"cmp"
 	"fmt"
 	"slices"
 	"strings"
@@ -65,7 +66,7 @@ func Report(o *Outcome, sc *scenarios.Scenario) *reports.Report {
 	for _, d := range o.Collateral {
 		r.Collateral = append(r.Collateral, reports.Collateral{Tenant: d.Tenant, Shard: d.Shard, Table: d.Table,
 			Rows:    d.Rows(),
-			Differs: fmt.Sprintf("holds %d rows where its writes say %d (fingerprint %s, want %s)", d.Got.Rows, d.Want.Rows, d.Got.Sum, d.Want.Sum)})
+			Differs: fmt.Sprintf("holds %d rows where its writes say %d (fingerprint %s, want %s)", d.Got.Rows, d.Want.Rows, cmp.Or(d.Got.Sum, "0"), cmp.Or(d.Want.Sum, "0"))})
 	}
 	for _, c := range o.Integrity {
 		r.Checks = append(r.Checks, reports.Check{Name: c.Name, Passed: c.Passed, Detail: c.Detail})

@@ -36,10 +36,10 @@ func (r *run) verify(ctx context.Context) error {
 	var mismatches []truth.Mismatch
 	for _, d := range differences {
 		if affected[d.Tenant] {
-			mismatches = append(mismatches, truth.Mismatch{TenantTable: d.TenantTable})
+			mismatches = append(mismatches, d)
 		} else {
 			t, _ := r.plan.Tenant(d.Tenant)
-			r.out.Collateral = append(r.out.Collateral, Harmed{Difference: d, Shard: t.Shard})
+			r.out.Collateral = append(r.out.Collateral, Harmed{Mismatch: d, Shard: t.Shard})
 		}
 	}
 	r.out.Unresolved = unresolved

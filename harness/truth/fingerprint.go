@@ -225,8 +225,12 @@ type Mismatch struct {
 
 // Compare returns the tenant tables whose fingerprints differ between want and got, ordered by
 // tenant and table. A table absent from one side counts as empty there.
-func Compare(want, got *Snapshot) []Mismatch {
-	w, g := want.Tables(), got.Tables()
+func Compare(want, got *Snapshot) []Mismatch { return CompareTables(want.Tables(), got.Tables()) }
+
+// CompareTables is Compare on fingerprints by tenant table, for a truth that is computed rather
+// than read (what a workload's ledger says every table must hold). A table missing on one side
+// and an empty one compare equal.
+func CompareTables(w, g map[TenantTable]Fingerprint) []Mismatch {
 	var out []Mismatch
 	seen := make(map[TenantTable]bool)
 	check := func(k TenantTable) {

@@ -3,7 +3,6 @@ package workload
 import (
 	"math/big"
 	"slices"
-	"sort"
 	"sync"
 	"time"
 
@@ -116,62 +115,23 @@ func (l *Ledger) Expected(before *truth.Snapshot) map[truth.TenantTable]truth.Fi
 	return out
 }
 
-// Difference is a tenant table whose state is not what the ledger says it must be.
-type Difference struct {
-	truth.TenantTable
-	Want truth.Fingerprint `json:"want"`
-	Got  truth.Fingerprint `json:"got"`
-}
-
 // Check compares after with what the ledger says every tenant table must hold, and returns the
-// tables that differ, ordered by tenant and table: in Differences when the ledger is certain, in
-// Unresolved when the table had indeterminate writes (their effect is unknown, so the difference
+// tables that differ, ordered by tenant and table: in differences when the ledger is certain, in
+// unresolved when the table had indeterminate writes (their effect is unknown, so the difference
 // is neither counted as loss nor passed). An absent table and an empty one compare equal.
-func (l *Ledger) Check(before, after *truth.Snapshot) (differences, unresolved []Difference) {
-	want := l.Expected(before)
-	got := after.Tables()
-	keys := map[truth.TenantTable]bool{}
-	for k := range want {
-		keys[k] = true
-	}
-	for k := range got {
-		keys[k] = true
-	}
+func (l *Ledger) Check(before, after *truth.Snapshot) (differences, unresolved []truth.Mismatch) {
 	pending := map[truth.TenantTable]bool{}
 	for _, e := range l.Entries() {
 		if e.Indeterminate {
 			pending[truth.TenantTable{Tenant: e.Tenant, Table: e.Table}] = true
 		}
 	}
-	for k := range keys {
-		w, g := normalize(want[k]), normalize(got[k])
-		if w == g {
-			continue
-		}
-		d := Difference{TenantTable: k, Want: w, Got: g}
-		if pending[k] {
-			unresolved = append(unresolved, d)
+	for _, m := range truth.CompareTables(l.Expected(before), after.Tables()) {
+		if pending[m.TenantTable] {
+			unresolved = append(unresolved, m)
 		} else {
-			differences = append(differences, d)
+			differences = append(differences, m)
 		}
 	}
-	return sortDifferences(differences), sortDifferences(unresolved)
-}
-
-func sortDifferences(ds []Difference) []Difference {
-	sort.Slice(ds, func(i, j int) bool {
-		if ds[i].Tenant != ds[j].Tenant {
-			return ds[i].Tenant < ds[j].Tenant
-		}
-		return ds[i].Table < ds[j].Table
-	})
-	return ds
-}
-
-// normalize makes an absent table and an empty one compare equal.
-func normalize(f truth.Fingerprint) truth.Fingerprint {
-	if f.Sum == "" {
-		f.Sum = "0"
-	}
-	return f
+	return differences, unresolved
 }
