@@ -50,10 +50,12 @@ var _ = Describe("the pages in a real headless Chromium", Label(browserLabel), f
 		Entry("PASS", passReport, "✔ Passed (PASS)", "4 min 12 s", "✔ objective 15 min met", "100%",
 			"48,210 of 48,210 rows", "✔ 12 of 12 back complete", "✔ no bystander lost data"),
 		Entry("FAIL with collateral", failReport, "✖ Failed (FAIL)", "18 min", "✖ objective 15 min missed", "99.87%",
-			"✖ 10 of 12 back complete", "✖ 41 rows differ", "30 rows written after the incident are gone",
-			"Do not use full-shard-pitr on shared shards"),
+			"✖ 10 of 12 back complete", "✖ 41 rows differ", "4 missing, 2 changed",
+			"index issues_tenant_id_project_id_idx on shard 1 is gone", "Do not use full-shard-pitr on shared shards"),
 		Entry("ERROR", errorReport, "⚠ Harness error (ERROR)", "not measured", "? not checked", "Not checked: the drill did not get that far",
-			"WAL segment 000000010000000000000039 is missing"),
+			"no space left on /dev/shm"),
+		Entry("FAIL on broken backups", brokenBackupsReport, "✖ Failed (FAIL)", "the restore was not attempted",
+			"✖ shard-1: WAL archive is missing 1 segment(s): 000000010000000000000039", "Not checked: the drill did not get that far"),
 		Entry("INCONCLUSIVE", inconclusiveReport, "? Inconclusive (INCONCLUSIVE)", "? not judged", "No other tenant lost or changed data"),
 	)
 

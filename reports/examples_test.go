@@ -76,12 +76,21 @@ func passReport() *reports.Report {
 			objective("collateral==0", "collateral", true, &reports.Quantity{Unit: reports.UnitRows}, reports.Quantity{Unit: reports.UnitRows},
 				"collateral was 0 rows, meeting the objective collateral==0"),
 			objective("integrity==ok", "integrity", true, &reports.Quantity{Unit: reports.UnitStatus, Value: 1},
-				reports.Quantity{Unit: reports.UnitStatus, Value: 1}, "integrity checks passed: foreign keys, uniqueness and placement hold"),
+				reports.Quantity{Unit: reports.UnitStatus, Value: 1}, "integrity checks passed: the schema is as it was, and every tenant is where the directory puts it"),
+			objective("backups==verified", "backups", true, &reports.Quantity{Unit: reports.UnitStatus, Value: 1},
+				reports.Quantity{Unit: reports.UnitStatus, Value: 1}, "every base backup verified and the WAL archive is unbroken through the incident"),
 		},
 		Checks: []reports.Check{
-			{Name: "foreign keys", Passed: true, Detail: "every child row has its parent on every shard"},
-			{Name: "uniqueness", Passed: true, Detail: "no duplicate primary or unique keys"},
-			{Name: "placement", Passed: true, Detail: "every tenant's rows live on its catalog shard"},
+			{Name: "schema", Passed: true, Detail: "every table, column, constraint, index, sequence, trigger, type and function is as it was before the incident"},
+			{Name: "placement", Passed: true, Detail: "every tenant's rows are on the shard the directory named before the incident"},
+			{Name: "routing", Passed: true, Detail: "the directory routes every tenant to the shard its rows are on"},
+		},
+		Schema: []reports.SchemaChange{},
+		Backups: []reports.BackupChain{
+			{Shard: "shard-0", Backup: "shard-0-1", First: "000000010000000000000003", Last: "00000001000000000000003A", Verified: true},
+			{Shard: "shard-1", Backup: "shard-1-1", First: "000000010000000000000003", Last: "000000010000000000000039", Verified: true},
+			{Shard: "shard-2", Backup: "shard-2-1", First: "000000010000000000000003", Last: "00000001000000000000003B", Verified: true},
+			{Shard: "shard-3", Backup: "shard-3-1", First: "000000010000000000000003", Last: "000000010000000000000038", Verified: true},
 		},
 		NextActions: []string{"Keep the nightly drill; consider lowering the RTO objective to 10 min."},
 		Artifacts:   []reports.Artifact{{Name: "drill log", Path: "drill.log"}},
@@ -130,11 +139,16 @@ func failReport() *reports.Report {
 	r.Objectives[3] = objective("collateral==0", "collateral", false, &reports.Quantity{Unit: reports.UnitRows, Value: 41},
 		reports.Quantity{Unit: reports.UnitRows}, "collateral was 41 rows, not meeting the objective collateral==0")
 	r.Collateral = []reports.Collateral{
-		{Tenant: 12, Shard: 1, Table: "issues", Rows: 30, Differs: "30 rows written after the incident are gone"},
-		{Tenant: 12, Shard: 1, Table: "comments", Rows: 6, Differs: "6 rows changed back to older contents"},
-		{Tenant: 40, Shard: 1, Table: "users", Rows: 4, Differs: "4 rows missing (contact data)"},
-		{Tenant: 171, Shard: 1, Table: "attachments", Rows: 1, Differs: "1 row deleted after the incident is back"},
+		{Tenant: 12, Shard: 1, Table: "issues", Rows: 30, Differs: "30 changed"},
+		{Tenant: 12, Shard: 1, Table: "comments", Rows: 6, Differs: "4 missing, 2 changed"},
+		{Tenant: 40, Shard: 1, Table: "users", Rows: 4, Differs: "4 missing"},
+		{Tenant: 171, Shard: 1, Table: "attachments", Rows: 1, Differs: "1 extra"},
 	}
+	r.Checks[0] = reports.Check{Name: "schema", Detail: "1 difference(s) from the schema before the incident: index issues_tenant_id_project_id_idx on shard 1 is gone"}
+	r.Schema = []reports.SchemaChange{{Place: "shard 1", Kind: "index", Name: "issues_tenant_id_project_id_idx", Change: "gone",
+		Detail: "index issues_tenant_id_project_id_idx on shard 1 is gone"}}
+	r.Objectives[4] = objective("integrity==ok", "integrity", false, &reports.Quantity{Unit: reports.UnitStatus},
+		reports.Quantity{Unit: reports.UnitStatus, Value: 1}, "integrity checks failed: the schema differs from before the incident, or a tenant is not where the directory puts it")
 	r.Problems = []reports.Problem{
 		{Phase: "merge", Message: "rolling shard 1 back to before the harm discarded 41 acknowledged writes of 3 tenants who were never affected"},
 		{Phase: "verify", Message: "tenant 23 is missing 52 rows in issues and comments; 3 rows differ"},
@@ -146,18 +160,18 @@ func failReport() *reports.Report {
 	return r
 }
 
-// errorReport is a harness error: the WAL archive was missing a segment, so the restore
-// could not run and nothing could be judged.
+// errorReport is a harness error: no sidecar could be started, so the restore could not run and
+// nothing could be judged.
 func errorReport() *reports.Report {
 	r := passReport()
 	r.RunID = "20260310-020000-wrong-id-deletion-s42"
 	r.Started, r.Finished = t0.Add(24*time.Hour), t0.Add(24*time.Hour+95*time.Second)
-	r.Verdict, r.Reason = reports.Error, "the sidecar could not replay: WAL segment 000000010000000000000039 is missing from the archive"
+	r.Verdict, r.Reason = reports.Error, "the harness broke, so this drill says nothing about the restore: provision sidecar of shard 1: no space left on /dev/shm"
 	r.Timeline = r.Timeline[:6]
-	r.Timeline = append(r.Timeline, reports.Span{Name: "replay", Kind: reports.KindPhase, Shard: 1, StartMS: 75_000, EndMS: 95_000,
-		Start: at(75_000), End: at(95_000), Error: "WAL segment 000000010000000000000039 missing"})
+	r.Timeline = append(r.Timeline, reports.Span{Name: "provision", Kind: reports.KindPhase, Shard: 1, StartMS: 75_000, EndMS: 95_000,
+		Start: at(75_000), End: at(95_000), Error: "no space left on /dev/shm"})
 	r.Measures = reports.Measures{DetectMS: ptr[int64](30_000), RowsExpected: 48_210}
-	r.Tenants, r.Problems = nil, []reports.Problem{{Phase: "replay", Message: "WAL segment 000000010000000000000039 is missing from the archive of shard 1"}}
+	r.Tenants, r.Problems = nil, []reports.Problem{{Phase: "provision", Message: "provision sidecar of shard 1: no space left on /dev/shm"}}
 	for i := range r.Objectives {
 		o := &r.Objectives[i]
 		o.Passed, o.Inconclusive, o.Measured = false, true, nil
@@ -166,7 +180,25 @@ func errorReport() *reports.Report {
 	for i := range r.Checks {
 		r.Checks[i] = reports.Check{Name: r.Checks[i].Name, Inconclusive: true, Detail: "not run: the restore did not finish"}
 	}
-	r.NextActions = []string{"Check archive_command on shard 1 and run `pgdrill run` again; a real incident would have hit this."}
+	r.NextActions = []string{"Free space under the work root (`pgdrill doctor` says how much there is) and run `pgdrill run` again."}
+	return r
+}
+
+// brokenBackupsReport found a gap in a shard's WAL archive before the restore, so the restore was
+// not attempted: what a drill is for, before a real incident finds it.
+func brokenBackupsReport() *reports.Report {
+	r := errorReport()
+	r.RunID = "20260312-020000-wrong-id-deletion-s42"
+	r.Started, r.Finished = t0.Add(72*time.Hour), t0.Add(72*time.Hour+80*time.Second)
+	r.Verdict = reports.Fail
+	r.Reason = "the backups a restore needs are broken: shard-1: WAL archive is missing 1 segment(s): 000000010000000000000039"
+	r.Timeline = append(r.Timeline[:6], phase("backups", -1, 70_000, 72_000))
+	r.Backups[1] = reports.BackupChain{Shard: "shard-1", Backup: "shard-1-1", First: "000000010000000000000003", Last: "00000001000000000000003C",
+		Problem: "WAL archive is missing 1 segment(s): 000000010000000000000039"}
+	r.Objectives[5] = objective("backups==verified", "backups", false, &reports.Quantity{Unit: reports.UnitStatus},
+		reports.Quantity{Unit: reports.UnitStatus, Value: 1}, "the backups are broken: a base backup does not verify or the WAL archive has a gap")
+	r.Problems = []reports.Problem{{Phase: "backups", Message: r.Reason}}
+	r.NextActions = []string{"Find why shard 1's archive lost a segment (archive_command, retention) and take a new base backup; a real incident would have hit this."}
 	return r
 }
 
@@ -187,4 +219,5 @@ func inconclusiveReport() *reports.Report {
 // examples names the hand-built reports, for golden files.
 var examples = map[string]func() *reports.Report{
 	"pass": passReport, "fail": failReport, "error": errorReport, "inconclusive": inconclusiveReport,
+	"broken-backups": brokenBackupsReport,
 }

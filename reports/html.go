@@ -56,6 +56,11 @@ type scorecardView struct {
 	Collateral   []Collateral
 	CollatMore   int
 	CollatRows   int64
+	// Schema are the schema differences shown, SchemaMore how many more report.json has.
+	Schema     []SchemaChange
+	SchemaMore int
+	// BackupsBroken says a backup chain check failed (Report.BackupsBroken).
+	BackupsBroken bool
 }
 
 // gauge is a one-bar chart of a value against a scale, with an optional objective mark. Label
@@ -79,7 +84,7 @@ const gaugeWidth = 220.0
 func HTML(r *Report) ([]byte, error) {
 	v := scorecardView{
 		R: r, SchemaVersion: SchemaVersion, Headline: r.Headline(),
-		VerdictClass: verdictClass(r.Verdict), Judged: r.Verdict != Error && r.Verdict != Aborted, Took: Words(r.Finished.Sub(r.Started)),
+		VerdictClass: verdictClass(r.Verdict), Judged: r.Judged(), Took: Words(r.Finished.Sub(r.Started)),
 		Timeline: timeline(r), CollatRows: collateralRows(r),
 	}
 	v.RTO = rtoGauge(r)
@@ -107,6 +112,8 @@ func HTML(r *Report) ([]byte, error) {
 	shown := append(incomplete, complete...)
 	v.Tenants, v.TenantsMore = shown[:min(len(shown), htmlMaxTenants)], max(0, len(shown)-htmlMaxTenants)
 	v.Collateral, v.CollatMore = r.Collateral[:min(len(r.Collateral), htmlMaxCollateral)], max(0, len(r.Collateral)-htmlMaxCollateral)
+	v.Schema, v.SchemaMore = r.Schema[:min(len(r.Schema), htmlMaxCollateral)], max(0, len(r.Schema)-htmlMaxCollateral)
+	v.BackupsBroken = r.BackupsBroken()
 	var buf bytes.Buffer
 	if err := scorecardTmpl.Execute(&buf, v); err != nil {
 		return nil, fmt.Errorf("render scorecard: %w", err)

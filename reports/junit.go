@@ -83,7 +83,20 @@ func JUnit(r *Report) ([]byte, error) {
 	}
 	for _, k := range r.Checks {
 		c := junitCase{Name: "check " + k.Name, Classname: class + ".checks", Time: "0"}
-		c.judge(k.Passed, k.Inconclusive, broken, k.Detail, k.Detail)
+		detail := k.Detail
+		if k.Name == "schema" {
+			detail = schemaText(r)
+		}
+		c.judge(k.Passed, k.Inconclusive, broken, k.Detail, detail)
+		suite.Cases = append(suite.Cases, c)
+	}
+	for _, b := range r.Backups {
+		c := junitCase{Name: "backups " + b.Shard, Classname: class + ".backups", Time: "0"}
+		reason := "base backup " + b.Backup + " verified; WAL " + b.First + " … " + b.Last + " is archived"
+		if !b.Verified {
+			reason = b.Problem
+		}
+		c.judge(b.Verified, false, false, reason, reason)
 		suite.Cases = append(suite.Cases, c)
 	}
 	for _, c := range suite.Cases {
@@ -104,6 +117,15 @@ func JUnit(r *Report) ([]byte, error) {
 		return nil, fmt.Errorf("render junit: %w", err)
 	}
 	return append([]byte(xml.Header), append(out, '\n')...), nil
+}
+
+// schemaText lists every schema difference, one per line, for the schema check's failure body.
+func schemaText(r *Report) string {
+	lines := make([]string, len(r.Schema))
+	for i, c := range r.Schema {
+		lines[i] = c.Detail
+	}
+	return strings.Join(lines, "\n")
 }
 
 // verdictCase is the testcase of the drill as a whole, carrying the verdict.

@@ -186,7 +186,7 @@ var _ = Describe("junit.xml", func() {
 		})
 	}
 
-	It("has a testcase per objective and per check, and the verdict's testcase", func() {
+	It("has a testcase per objective, per check and per backup chain, and the verdict's testcase", func() {
 		r := passReport()
 		doc, err := reports.JUnit(r)
 		Expect(err).NotTo(HaveOccurred())
@@ -197,7 +197,8 @@ var _ = Describe("junit.xml", func() {
 			names = append(names, c.Name)
 		}
 		Expect(names).To(Equal([]string{"verdict", "objective rto<=15m", "objective rpo<=5s", "objective completeness>=100%",
-			"objective collateral==0", "objective integrity==ok", "check foreign keys", "check uniqueness", "check placement"}))
+			"objective collateral==0", "objective integrity==ok", "objective backups==verified", "check schema", "check placement",
+			"check routing", "backups shard-0", "backups shard-1", "backups shard-2", "backups shard-3"}))
 		props := map[string]string{}
 		for _, p := range s.Suites[0].Properties {
 			props[p.Name] = p.Value
@@ -225,10 +226,12 @@ var _ = Describe("junit.xml", func() {
 			}
 		},
 		Entry("PASS: nothing failed", passReport, 0, 0, 0, ""),
-		Entry("FAIL: the verdict and each missed objective are failures", failReport, 4, 0, 0,
+		Entry("FAIL: the verdict, each missed objective and each failed check are failures", failReport, 6, 0, 0,
 			"3 other tenants lost 41 rows of acknowledged writes, and tenant 23 came back incomplete"),
-		Entry("ERROR: one error, the unjudged rest skipped", errorReport, 0, 1, 8,
-			"the sidecar could not replay: WAL segment 000000010000000000000039 is missing from the archive"),
+		Entry("FAIL on broken backups: the verdict, the backups objective and the broken chain", brokenBackupsReport, 3, 0, 8,
+			"the backups a restore needs are broken: shard-1: WAL archive is missing 1 segment(s): 000000010000000000000039"),
+		Entry("ERROR: one error, the unjudged rest skipped", errorReport, 0, 1, 9,
+			"the harness broke, so this drill says nothing about the restore: provision sidecar of shard 1: no space left on /dev/shm"),
 		Entry("INCONCLUSIVE: skipped with the reason", inconclusiveReport, 0, 0, 2,
 			"rpo could not be measured: the workload ledger was not written"),
 	)

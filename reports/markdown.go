@@ -53,6 +53,18 @@ func Markdown(r *Report) []byte {
 		}
 		b.WriteString("\n")
 	}
+	mdBackups(&b, r)
+	if len(r.Schema) > 0 {
+		w("### Schema differences from before the incident (%d)\n\n", len(r.Schema))
+		for i, c := range r.Schema {
+			if i == mdMaxTenants {
+				w("- …and %d more in report.json\n", len(r.Schema)-mdMaxTenants)
+				break
+			}
+			w("- %s\n", mdEscape(c.Detail))
+		}
+		b.WriteString("\n")
+	}
 	if len(r.Checks) > 0 {
 		w("Integrity:")
 		for i, c := range r.Checks {
@@ -82,6 +94,33 @@ func Markdown(r *Report) []byte {
 		r.RunID, r.Scenario.ID, r.Seed, r.Strategy, r.Cluster.Shards, r.Cluster.Layout,
 		Count(int64(r.Dataset.Tenants), "tenant"), Count(r.Dataset.Rows, "row"), SchemaVersion)
 	return []byte(b.String())
+}
+
+// mdBackups writes the backup chain checks: one line when every chain verified, a table naming
+// what is broken otherwise.
+func mdBackups(b *strings.Builder, r *Report) {
+	if len(r.Backups) == 0 {
+		return
+	}
+	broken := 0
+	for _, c := range r.Backups {
+		if !c.Verified {
+			broken++
+		}
+	}
+	if broken == 0 {
+		fmt.Fprintf(b, "Backups: ✔ all %d base backups verified and their WAL archives are unbroken through the incident.\n\n", len(r.Backups))
+		return
+	}
+	fmt.Fprintf(b, "### Backups broken (%d of %d)\n\n| Shard | Backup | WAL segments | Result |\n|---|---|---|---|\n", broken, len(r.Backups))
+	for _, c := range r.Backups {
+		result := "✔ verified"
+		if !c.Verified {
+			result = "✖ " + c.Problem
+		}
+		fmt.Fprintf(b, "| %s | %s | %s … %s | %s |\n", mdEscape(c.Shard), mdEscape(c.Backup), c.First, c.Last, mdEscape(result))
+	}
+	b.WriteString("\n")
 }
 
 // mdTenants writes the affected tenants that did not come back complete, or says they all did.

@@ -43,6 +43,11 @@ type Report struct {
 	Collateral []Collateral `json:"collateral"`
 	// Checks are the integrity checks run after the restore.
 	Checks []Check `json:"checks"`
+	// Schema lists every difference of the schema from before the incident, by name; empty is
+	// what every drill wants.
+	Schema []SchemaChange `json:"schema"`
+	// Backups are the checks of every shard's backup chain, made before the restore.
+	Backups []BackupChain `json:"backups"`
 	// Problems say what went wrong, in the order it went wrong.
 	Problems []Problem `json:"problems"`
 	// NextActions say what the team should do about it, most important first.
@@ -261,6 +266,34 @@ type Check struct {
 	// Inconclusive is true when the check could not run (the drill stopped before it).
 	Inconclusive bool   `json:"inconclusive,omitempty"`
 	Detail       string `json:"detail"`
+}
+
+// SchemaChange is one difference of a database's schema from before the incident: an index gone,
+// a column retyped, a function planted.
+type SchemaChange struct {
+	// Place is where: "shard 2", "shard 2, database t_1017", "catalog".
+	Place string `json:"place"`
+	// Kind and Name are the object: "index" "issues_tenant_id_project_id_idx".
+	Kind string `json:"kind"`
+	Name string `json:"name"`
+	// Change is "gone", "new", "changed" or "behind" (a sequence behind its rows).
+	Change string `json:"change"`
+	// Detail says it in words.
+	Detail string `json:"detail"`
+}
+
+// BackupChain is the check of one shard's backup chain: its base backup, and the WAL archive from
+// the backup's start through the incident.
+type BackupChain struct {
+	Shard  string `json:"shard"`
+	Backup string `json:"backup"`
+	// First and Last are the WAL segments the chain must hold, inclusive.
+	First string `json:"first_segment"`
+	Last  string `json:"last_segment"`
+	// Verified is true when the backup verified and no segment is missing.
+	Verified bool `json:"verified"`
+	// Problem says what is broken, naming the file or segment; empty when verified.
+	Problem string `json:"problem,omitempty"`
 }
 
 // Problem is one thing that went wrong, with the phase it went wrong in when known.

@@ -51,6 +51,8 @@ func (r *Report) howItCameBack() string {
 	switch {
 	case r.Verdict == Error || r.Verdict == Aborted:
 		return "the drill stopped before the restore could be judged (" + r.Verdict.Words() + ")"
+	case !r.Judged() && r.BackupsBroken():
+		return "the restore was not attempted: the backups it needs are broken"
 	case r.Measures.RTOMS == nil:
 		return fmt.Sprintf("%d of %d came back complete, but the restore was never verified", complete, affected)
 	}
@@ -72,13 +74,35 @@ func (r *Report) howItCameBack() string {
 
 func (r *Report) bystanders() string {
 	if len(r.Collateral) == 0 {
-		if r.Verdict == Error || r.Verdict == Aborted {
+		if !r.Judged() {
 			return "harm to other tenants was not checked"
 		}
 		return "no other tenant lost data"
 	}
 	return fmt.Sprintf("%s had %s harmed by the restore",
 		Count(int64(r.CollateralTenants()), "other tenant"), Count(collateralRows(r), "row"))
+}
+
+// Judged reports whether the drill verified the restore: whether its integrity checks ran. A
+// drill that broke, was aborted or found its backups broken did not, and figures it never
+// measured must read as unknown, not as zero.
+func (r *Report) Judged() bool {
+	for _, c := range r.Checks {
+		if !c.Inconclusive {
+			return true
+		}
+	}
+	return false
+}
+
+// BackupsBroken reports whether a backup chain check failed.
+func (r *Report) BackupsBroken() bool {
+	for _, b := range r.Backups {
+		if !b.Verified {
+			return true
+		}
+	}
+	return false
 }
 
 // CollateralTenants counts the distinct bystander tenants harmed.

@@ -76,7 +76,7 @@ var _ = Describe("protecting a cluster", func() {
 		Expect(err).NotTo(HaveOccurred())
 		Expect(points).To(HaveLen(2))
 
-		reports, err := backup.VerifyChain(ctx, c, prot)
+		reports, err := backup.VerifyChain(ctx, c, prot, nil)
 		Expect(err).NotTo(HaveOccurred())
 		for _, r := range reports {
 			Expect(r.Whole()).To(BeTrue(), r.Problem())
@@ -89,7 +89,7 @@ var _ = Describe("protecting a cluster", func() {
 		By("corrupting a file of shard-0's backup")
 		Expect(os.WriteFile(filepath.Join(prot.Backups[0].Location, "PG_VERSION"), []byte("99\n"), 0o600)).To(Succeed())
 
-		reports, err = backup.VerifyChain(ctx, c, prot)
+		reports, err = backup.VerifyChain(ctx, c, prot, nil)
 		Expect(err).NotTo(HaveOccurred())
 		Expect(reports[1].Missing).To(Equal([]string{filepath.Base(victim)}))
 		Expect(reports[1].Problem()).To(ContainSubstring(filepath.Base(victim)))

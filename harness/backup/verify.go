@@ -54,9 +54,11 @@ func (r ChainReport) Problem() string {
 
 // VerifyChain checks every shard's chain in parallel. It forces a WAL switch on each shard so
 // that everything written so far must be in the archive, waits for the archiver, lists the
-// archive and names the gaps, and runs pg_verifybackup. A broken chain is reported, not
-// returned as an error: errors are for a verification that could not run.
-func VerifyChain(ctx context.Context, c cluster.Cluster, p Protection) ([]ChainReport, error) {
+// archive and names the gaps, and runs pg_verifybackup. A shard in lost (a server whose data is
+// gone) cannot switch WAL: its chain must reach the segment lost names, the last it archived. A
+// broken chain is reported, not returned as an error: errors are for a verification that could
+// not run.
+func VerifyChain(ctx context.Context, c cluster.Cluster, p Protection, lost map[int]string) ([]ChainReport, error) {
 	shards := c.Shards()
 	if len(p.Backups) != len(shards) {
 		return nil, fmt.Errorf("verify chain: %d backups for %d shards", len(p.Backups), len(shards))
@@ -65,6 +67,10 @@ func VerifyChain(ctx context.Context, c cluster.Cluster, p Protection) ([]ChainR
 	errs := make([]error, len(shards))
 	var wg sync.WaitGroup
 	for i, s := range shards {
+		if last, gone := lost[i]; gone {
+			wg.Go(func() { reports[i], errs[i] = verifyLost(ctx, s, p.Backups[i], last) })
+			continue
+		}
 		wg.Go(func() { reports[i], errs[i] = verifyShard(ctx, s, p.Backups[i]) })
 	}
 	wg.Wait()
@@ -95,6 +101,42 @@ func verifyShard(ctx context.Context, s cluster.Server, b cluster.Backup) (Chain
 	if r.Missing, err = missingNames(ctx, s, r.First, r.Last, segSize); err != nil {
 		return r, err
 	}
+	if err := s.VerifyBackup(ctx, b); err != nil {
+		r.BackupProblem = err.Error()
+	}
+	return r, nil
+}
+
+// segmentNameLen is the length of a WAL segment file's name.
+const segmentNameLen = 24
+
+// defaultSegmentSize is the WAL segment size of every server pgdrill starts (initdb's default):
+// what a lost server's segments are named by, since it cannot be asked.
+const defaultSegmentSize = 16 << 20
+
+// verifyLost checks the chain of a server that is gone: its backup, and its archive from the
+// backup's start through last, the newest file it archived (a segment, or a backup history file
+// named after the segment it follows: 000000010000000000000002.00000028.backup).
+func verifyLost(ctx context.Context, s cluster.Server, b cluster.Backup, last string) (ChainReport, error) {
+	if len(last) > segmentNameLen {
+		last = last[:segmentNameLen]
+	}
+	r := ChainReport{Shard: s.Name(), Backup: b.ID, Last: last}
+	to, err := ParseSegment(last, defaultSegmentSize)
+	if err != nil {
+		return r, fmt.Errorf("verify chain of %s: %w", s.Name(), err)
+	}
+	start, err := ParseLSN(b.StartLSN)
+	if err != nil {
+		return r, fmt.Errorf("verify chain of %s: %w", s.Name(), err)
+	}
+	from := SegmentOf(start, to.Timeline, defaultSegmentSize)
+	r.First = from.Name(defaultSegmentSize)
+	archived, err := s.ArchivedWAL(ctx)
+	if err != nil {
+		return r, err
+	}
+	r.Missing = Missing(archived, from, to, defaultSegmentSize)
 	if err := s.VerifyBackup(ctx, b); err != nil {
 		r.BackupProblem = err.Error()
 	}

@@ -14,6 +14,10 @@ import (
 // never become the next incident.
 const MarkerTable = "pgdrill_meta"
 
+// markerRelation is MarkerTable qualified by the schema pgdrill creates it in, so that marker
+// checks find it whatever the session's search path (the verifier's is pg_catalog alone).
+const markerRelation = "public." + MarkerTable
+
 // ErrNotMarked is returned for a database that carries no pgdrill marker: pgdrill did not create
 // it and will not harm it.
 var ErrNotMarked = errors.New("database carries no pgdrill marker")
@@ -30,7 +34,7 @@ type Conn interface {
 // Mark stamps the connected database with the run's marker. It is idempotent for the same run and
 // refuses to re-stamp a database that another run marked.
 func Mark(ctx context.Context, conn Conn, runID string, role Role) error {
-	ddl := `CREATE TABLE IF NOT EXISTS ` + MarkerTable + ` (
+	ddl := `CREATE TABLE IF NOT EXISTS ` + markerRelation + ` (
 		run_id     text        NOT NULL PRIMARY KEY,
 		role       text        NOT NULL,
 		created_at timestamptz NOT NULL DEFAULT now()
@@ -39,9 +43,9 @@ func Mark(ctx context.Context, conn Conn, runID string, role Role) error {
 		return fmt.Errorf("create marker table: %w", err)
 	}
 	var owner string
-	err := conn.QueryRow(ctx, `INSERT INTO `+MarkerTable+` (run_id, role) VALUES ($1, $2)
+	err := conn.QueryRow(ctx, `INSERT INTO `+markerRelation+` (run_id, role) VALUES ($1, $2)
 		ON CONFLICT (run_id) DO UPDATE SET role = EXCLUDED.role
-		RETURNING (SELECT coalesce(string_agg(run_id, ','), '') FROM `+MarkerTable+` WHERE run_id <> $1)`,
+		RETURNING (SELECT coalesce(string_agg(run_id, ','), '') FROM `+markerRelation+` WHERE run_id <> $1)`,
 		runID, string(role)).Scan(&owner)
 	if err != nil {
 		return fmt.Errorf("write marker: %w", err)
@@ -76,7 +80,7 @@ func RequireMarker(ctx context.Context, conn Conn, runID string) error {
 	var db string
 	var present bool
 	if err := conn.QueryRow(ctx,
-		`SELECT current_database(), to_regclass($1) IS NOT NULL`, MarkerTable).Scan(&db, &present); err != nil {
+		`SELECT current_database(), to_regclass($1) IS NOT NULL`, markerRelation).Scan(&db, &present); err != nil {
 		return fmt.Errorf("look up marker: %w", err)
 	}
 	if !present {
@@ -86,7 +90,7 @@ func RequireMarker(ctx context.Context, conn Conn, runID string) error {
 	var mine bool
 	var others *string
 	if err := conn.QueryRow(ctx,
-		`SELECT coalesce(bool_or(run_id = $1), false), string_agg(run_id, ',') FILTER (WHERE run_id <> $1) FROM `+MarkerTable,
+		`SELECT coalesce(bool_or(run_id = $1), false), string_agg(run_id, ',') FILTER (WHERE run_id <> $1) FROM `+markerRelation,
 		runID).Scan(&mine, &others); err != nil {
 		return fmt.Errorf("read marker of database %q: %w", db, err)
 	}

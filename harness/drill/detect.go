@@ -11,14 +11,14 @@ import (
 
 	"github.com/pgdrill/pgdrill/fixtures"
 	"github.com/pgdrill/pgdrill/harness/cluster"
-	"github.com/pgdrill/pgdrill/harness/objective"
 )
 
 // detect waits until the incident is noticed: after a fixed delay, or when a probe of the
-// steady state first fails. Detection time counts from the first harm's commit.
+// steady state first fails. Detection time counts from the first harm's commit, as the harness
+// saw it.
 func (r *run) detect(ctx context.Context) error {
 	d := r.cfg.Scenario.Spec.Detection
-	first := r.out.Incident.First()
+	first := r.out.Incident.FirstNoted()
 	if d.Probe == nil {
 		if err := sleep(ctx, time.Until(first.Add(d.Delay.Std()))); err != nil {
 			return err
@@ -26,7 +26,7 @@ func (r *run) detect(ctx context.Context) error {
 	} else if err := r.probe(ctx, d.Probe.Interval.Std(), d.Probe.Timeout.Std()); err != nil {
 		return err
 	}
-	r.out.Measures[objective.Detect] = objective.Duration(time.Since(first))
+	r.clock.Detected = time.Now()
 	return nil
 }
 

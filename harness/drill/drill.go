@@ -18,8 +18,8 @@ import (
 	"github.com/pgdrill/pgdrill/harness/backup"
 	"github.com/pgdrill/pgdrill/harness/cluster"
 	"github.com/pgdrill/pgdrill/harness/dataset"
-	"github.com/pgdrill/pgdrill/harness/objective"
 	"github.com/pgdrill/pgdrill/harness/restore"
+	"github.com/pgdrill/pgdrill/harness/score"
 	"github.com/pgdrill/pgdrill/harness/truth"
 	"github.com/pgdrill/pgdrill/harness/workload"
 	"github.com/pgdrill/pgdrill/scenarios"
@@ -47,6 +47,7 @@ const (
 	StepWorkload  = "workload"
 	StepIncident  = "incident"
 	StepDetect    = "detect"
+	StepBackups   = "backups"
 	StepRestore   = "restore"
 	StepVerify    = "verify"
 	StepTeardown  = "teardown"
@@ -66,19 +67,20 @@ type run struct {
 	plan    *fixtures.Plan
 	prot    backup.Protection
 	src     truth.Source
-	before  *truth.Snapshot
-	base    baseline
+	base    score.Baseline
 	runner  *workload.Runner
 	ledger  *workload.Ledger
 	victims []fixtures.Tenant
+	// findings are what the verification found; nil until it ran.
+	findings *score.Findings
+	// clock is the drill's own account of the incident, its detection and the restore's end.
+	clock score.Clock
 	// strategy is the restore strategy the drill runs; nil on a game day (the team restores).
 	strategy restore.Strategy
 	// standbys are the delayed standbys the protection phase started, index i for shard i.
 	standbys []cluster.Standby
 	// exportDir holds the logical exports the protection phase took; removed at teardown.
 	exportDir string
-	// workloadStart is when the workload began: the baseline's moment.
-	workloadStart time.Time
 }
 
 // Run runs the drill and returns its outcome, whose Verdict says how it went. Everything it
@@ -126,7 +128,7 @@ func newRun(cfg Config) *run {
 	}
 	r.out = &Outcome{ScenarioID: sc.Metadata.ID, Seed: seed, Layout: sc.Spec.Cluster.Layout,
 		Shards: sc.Spec.Cluster.Shards, Tenants: sc.Spec.Dataset.Tenants, Rows: sc.Spec.Dataset.Rows,
-		Started: r.start.UTC(), Measures: objective.Measures{}}
+		Started: r.start.UTC()}
 	if cfg.Provider != nil {
 		r.out.Provider = cfg.Provider.Name()
 	}
@@ -148,6 +150,13 @@ func (r *run) execute(ctx context.Context, strategy restore.Strategy, seed uint6
 	if err := r.step(ctx, StepDetect, func() error { return r.detect(ctx) }); err != nil {
 		return err
 	}
+	if err := r.step(ctx, StepBackups, func() error { return r.checkBackups(ctx) }); err != nil {
+		return err
+	}
+	if r.backupsBroken() && restoresFromBackups(strategy) {
+		r.log.Warn("not restoring: the backups the strategy restores from are broken", "strategy", strategy.Name())
+		return nil
+	}
 	if err := r.step(ctx, StepRestore, func() error { return r.restore(ctx, strategy) }); err != nil {
 		return err
 	}
@@ -164,10 +173,11 @@ func (r *run) prepare(ctx context.Context, seed uint64) error {
 	if err := r.step(ctx, StepProvision, func() error {
 		c, err := r.cfg.Provider.Create(ctx, cluster.Spec{Shards: sc.Cluster.Shards, Durable: sc.Cluster.Durable, Engine: r.engine()})
 		r.c = c // set before err is checked: teardown destroys a partial cluster too
-		if err == nil {
-			r.out.RunID = c.RunID()
+		if err != nil {
+			return err
 		}
-		return err
+		r.out.RunID = c.RunID()
+		return installTools(ctx, c)
 	}); err != nil {
 		return err
 	}
@@ -186,17 +196,13 @@ func (r *run) prepare(ctx context.Context, seed uint64) error {
 	r.victims = chooseVictims(r.plan, sc.Incident, seed)
 	if err := r.step(ctx, StepBaseline, func() error {
 		var err error
-		if r.before, err = truth.Take(ctx, r.src); err != nil {
-			return err
-		}
-		r.base, err = takeBaseline(ctx, r.src, r.victims)
+		r.base, err = score.TakeBaseline(ctx, r.src, r.victims)
 		return err
 	}); err != nil {
 		return err
 	}
 	if err := r.step(ctx, StepWorkload, func() error {
 		var err error
-		r.workloadStart = time.Now()
 		if sc.Workload.Writers == 0 {
 			return nil // the scenario asks for no workload
 		}
@@ -210,10 +216,11 @@ func (r *run) prepare(ctx context.Context, seed uint64) error {
 }
 
 // restore runs the strategy against the recorded incident and puts its phases on the timeline.
-// A failure of the strategy is the restore's (a FAIL), unless the drill was interrupted.
+// A failure of the strategy is the restore's (a FAIL), unless the drill was interrupted. What
+// the strategy reports of itself (rows written, conflicts) is kept as reported; the judge never
+// reads it.
 func (r *run) restore(ctx context.Context, strategy restore.Strategy) error {
-	res, err := r.equip(strategy).Restore(ctx, restore.Env{Cluster: r.c, Protection: r.prot, Log: r.log, Standbys: r.standbys},
-		*r.out.Incident)
+	res, err := r.equip(strategy).Restore(ctx, r.env(), *r.out.Incident)
 	r.addRestore(res)
 	if err != nil && ctx.Err() == nil {
 		return fmt.Errorf("%w: %w", errRestore, err)
@@ -233,6 +240,7 @@ func (r *run) addRestore(res restore.Result) {
 	for _, p := range res.Phases {
 		r.out.Events = append(r.out.Events, Event{Name: StepRestore + "." + p.Name, Shard: p.Shard,
 			Start: p.Start.Sub(r.start), End: p.End.Sub(r.start), At: p.Start.UTC()})
+		r.clock.Phases = append(r.clock.Phases, score.Phase{Name: p.Name, Shard: p.Shard, Start: p.Start, End: p.End})
 	}
 }
 
@@ -257,6 +265,9 @@ func (r *run) step(ctx context.Context, name string, f func() error) error {
 	start := time.Now()
 	err := f()
 	e := Event{Name: name, Shard: -1, Start: start.Sub(r.start), End: time.Since(r.start), At: start.UTC()}
+	if name == StepBackups {
+		r.clock.Checks += e.End - e.Start // the harness's check, not the responders' time
+	}
 	if err != nil {
 		e.Error = err.Error()
 		err = fmt.Errorf("%s: %w", name, err)

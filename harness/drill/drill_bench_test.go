@@ -8,7 +8,7 @@ import (
 	"github.com/pgdrill/pgdrill/harness/cluster/local"
 	"github.com/pgdrill/pgdrill/harness/drill"
 	"github.com/pgdrill/pgdrill/harness/drilltest"
-	"github.com/pgdrill/pgdrill/reports"
+	"github.com/pgdrill/pgdrill/harness/score"
 	"github.com/pgdrill/pgdrill/scenarios"
 )
 
@@ -29,7 +29,7 @@ func BenchmarkDefaultDrill(b *testing.B) {
 	var total time.Duration
 	for b.Loop() {
 		out := drill.Run(context.Background(), drill.Config{Scenario: sc, Provider: p, Log: drilltest.DiscardLogger()})
-		if out.Verdict != reports.Pass && out.Verdict != reports.PassWithConditions {
+		if out.Verdict != score.Pass && out.Verdict != score.PassWithConditions {
 			b.Fatalf("default drill: %s: %s", out.Verdict, out.Reason)
 		}
 		total += out.Finished.Sub(out.Started)

@@ -10,7 +10,7 @@ import (
 	"github.com/pgdrill/pgdrill/harness/drill"
 	"github.com/pgdrill/pgdrill/harness/drilltest"
 	"github.com/pgdrill/pgdrill/harness/objective"
-	"github.com/pgdrill/pgdrill/reports"
+	"github.com/pgdrill/pgdrill/harness/score"
 	"github.com/pgdrill/pgdrill/scenarios"
 )
 
@@ -40,7 +40,7 @@ spec:
 var _ = Describe("a drill", func() {
 	It("runs wrong-id-deletion end to end, restores every victim and passes", func(ctx context.Context) {
 		out := drill.Run(ctx, drill.Config{Scenario: smallScenario("shared", 3), Provider: provider, Log: drilltest.DiscardLogger()})
-		Expect(out.Verdict).To(BeElementOf(reports.Pass, reports.PassWithConditions), out.Reason)
+		Expect(out.Verdict).To(BeElementOf(score.Pass, score.PassWithConditions), out.Reason)
 		Expect(out.Incident.Affected).To(HaveLen(4))
 		Expect(out.Affected).To(HaveLen(4))
 		for _, t := range out.Affected {
@@ -78,7 +78,7 @@ var _ = Describe("a drill", func() {
 		sc := smallScenario("shared", 1)
 		sc.Spec.Incident.Kind = "meteor-strike" // the harness cannot inject what it does not know
 		out := drill.Run(ctx, drill.Config{Scenario: sc, Provider: provider, Log: drilltest.DiscardLogger()})
-		Expect(out.Verdict).To(Equal(reports.Error))
+		Expect(out.Verdict).To(Equal(score.Error))
 		Expect(out.Reason).To(ContainSubstring("unknown incident kind"))
 	})
 
@@ -97,7 +97,7 @@ var _ = Describe("a drill", func() {
 		}()
 		var out *drill.Outcome
 		Eventually(done, "60s").Should(Receive(&out))
-		Expect(out.Verdict).To(Equal(reports.Aborted))
+		Expect(out.Verdict).To(Equal(score.Aborted))
 		recs, err := provider.Store().List()
 		Expect(err).NotTo(HaveOccurred())
 		Expect(recs).To(BeEmpty(), "nothing left running")
@@ -133,7 +133,7 @@ spec:
 
 	It("halts at the canary ring when its guard sees abnormal damage, and shows the blast radius avoided", func(ctx context.Context) {
 		out := drill.Run(ctx, drill.Config{Scenario: rollout(1), Provider: provider, Log: drilltest.DiscardLogger()})
-		Expect(out.Verdict).To(BeElementOf(reports.Pass, reports.PassWithConditions), out.Reason)
+		Expect(out.Verdict).To(BeElementOf(score.Pass, score.PassWithConditions), out.Reason)
 		Expect(out.Rings).To(HaveLen(3))
 		Expect(out.Rings[0].Halted).To(BeTrue())
 		Expect(out.Rings[1].Skipped).To(BeTrue())
@@ -147,7 +147,7 @@ spec:
 
 	It("runs every ring when no guard trips", func(ctx context.Context) {
 		out := drill.Run(ctx, drill.Config{Scenario: rollout(100_000_000), Provider: provider, Log: drilltest.DiscardLogger()})
-		Expect(out.Verdict).To(BeElementOf(reports.Pass, reports.PassWithConditions), out.Reason)
+		Expect(out.Verdict).To(BeElementOf(score.Pass, score.PassWithConditions), out.Reason)
 		for _, r := range out.Rings {
 			Expect(r.Halted || r.Skipped).To(BeFalse())
 		}

@@ -2,262 +2,159 @@ package drill
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"log/slog"
-	"os"
-	"path/filepath"
-	"time"
+	"sync"
 
-	"github.com/pgdrill/pgdrill/fixtures"
-	"github.com/pgdrill/pgdrill/harness/atomicfile"
-	"github.com/pgdrill/pgdrill/harness/backup"
 	"github.com/pgdrill/pgdrill/harness/cluster"
-	"github.com/pgdrill/pgdrill/harness/dataset"
 	"github.com/pgdrill/pgdrill/harness/exitcode"
 	"github.com/pgdrill/pgdrill/harness/incident"
 	"github.com/pgdrill/pgdrill/harness/restore"
-	"github.com/pgdrill/pgdrill/harness/truth"
-	"github.com/pgdrill/pgdrill/harness/workload"
 	"github.com/pgdrill/pgdrill/scenarios"
 )
 
-// GameDay is a drill split into the commands people rehearsing a runbook run by hand: `pgdrill up`
-// prepares it (cluster, tenants, backups, baseline, workload) and keeps the workload running;
-// `pgdrill incident` breaks the cluster; the team restores, by hand or with `pgdrill restore`;
-// `pgdrill score` stops the workload and scores. What the commands share lives in a directory,
-// so each command is its own process.
+// GameDay is a drill split into the steps people rehearsing a runbook take by hand: it is
+// prepared (cluster, tenants, backups, baseline, workload) and left running; then the incident is
+// injected, the team restores (by hand, or asking for a built-in strategy), and the team's restore
+// is scored. One process owns a game day from start to end: the cluster, the baseline, the
+// incident record and the workload's ledger never leave its memory, so nothing the team being
+// scored can edit decides the score. Package gameday carries the team's commands to it.
+//
+// Its methods are safe for concurrent use; they run one at a time.
 type GameDay struct {
-	r   *run
-	dir string
+	mu sync.Mutex
+	r  *run
+	// scored is the outcome of the first Score; later ones return it again.
+	scored *Outcome
 }
 
-// The files of a game day's directory.
-const (
-	gameDayState    = "state.json"
-	gameDayIncident = "incident.json"
-	gameDayLedger   = "ledger.json"
-	gameDayRestores = "restores.json"
-)
-
-// gameDayFile is what `pgdrill up` leaves for the other commands.
-type gameDayFile struct {
-	// Scenario is the scenario's id or its file's absolute path, for scenarios.Lookup.
-	Scenario      string              `json:"scenario"`
-	Seed          uint64              `json:"seed"`
-	Started       time.Time           `json:"started"`
-	WorkloadStart time.Time           `json:"workload_start"`
-	Cluster       cluster.Description `json:"cluster"`
-	Protection    backup.Protection   `json:"protection"`
-	Victims       []fixtures.Tenant   `json:"victims"`
-	Before        *truth.Snapshot     `json:"before"`
-	Baseline      []baselineTable     `json:"baseline"`
-	Events        []Event             `json:"events"`
-}
-
-// baselineTable is one victim table's rows in a game day's file.
-type baselineTable struct {
-	truth.TenantTable
-	Rows []truth.RowHash `json:"rows"`
-}
-
-// StartGameDay prepares a drill up to the incident and leaves its workload running; the game
-// day's files go to root/RUN_ID. On error the game day is returned too, so the caller can
-// Teardown what was started.
-func StartGameDay(ctx context.Context, cfg Config, root string) (*GameDay, error) {
+// StartGameDay prepares a drill up to the incident and leaves its workload running. On error the
+// game day is returned too, so the caller can Teardown what was started.
+func StartGameDay(ctx context.Context, cfg Config) (*GameDay, error) {
 	r := newRun(cfg)
 	g := &GameDay{r: r}
-	err := r.prepare(ctx, r.out.Seed)
-	if r.c != nil {
-		g.dir = filepath.Join(root, r.c.RunID())
-	}
-	if err != nil {
-		return g, err
-	}
-	return g, g.save()
+	r.strategy = nil // the team restores
+	return g, r.prepare(ctx, r.out.Seed)
 }
 
 // Scenario is the game day's scenario.
 func (g *GameDay) Scenario() *scenarios.Scenario { return g.r.cfg.Scenario }
 
-// Remove deletes the game day's files.
-func (g *GameDay) Remove() error {
-	if g.dir == "" {
-		return nil
-	}
-	if err := os.RemoveAll(g.dir); err != nil {
-		return fmt.Errorf("remove game day files: %w", err)
-	}
-	return nil
-}
-
-// HasLedger reports whether the game day in dir has stopped its workload and written its ledger.
-func HasLedger(dir string) bool {
-	_, err := os.Stat(filepath.Join(dir, gameDayLedger))
-	return err == nil
-}
-
 // Cluster is the game day's cluster.
 func (g *GameDay) Cluster() cluster.Cluster { return g.r.c }
 
-// Outcome is what the game day has found so far.
-func (g *GameDay) Outcome() *Outcome { return g.r.out }
-
-// StopWorkload stops the writers and writes their ledger for `pgdrill score`.
-func (g *GameDay) StopWorkload() error {
-	g.r.stopWorkload()
-	return writeJSON(filepath.Join(g.dir, gameDayLedger), g.r.ledger.Entries())
+// Incident returns the recorded incident, nil before Inject.
+func (g *GameDay) Incident() *incident.Record {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.r.out.Incident
 }
 
-// Teardown stops the workload and destroys the cluster.
-func (g *GameDay) Teardown(ctx context.Context) { g.r.teardown(ctx) }
-
-func (g *GameDay) save() error {
-	r := g.r
-	f := gameDayFile{Scenario: scenarioRef(r.cfg.Scenario), Seed: r.out.Seed, Started: r.start,
-		WorkloadStart: r.workloadStart, Cluster: cluster.Describe(r.c), Protection: r.prot, Victims: r.victims,
-		Before: r.before, Events: r.out.Events}
-	for k, rows := range r.base.rows {
-		f.Baseline = append(f.Baseline, baselineTable{TenantTable: k, Rows: rows})
+// IncidentFile is what the team is told of the incident and the cluster, as a runbook would be.
+func (g *GameDay) IncidentFile() (restore.IncidentFile, error) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.r.out.Incident == nil {
+		return restore.IncidentFile{}, exitcode.With(errors.New("the game day has no incident yet: run `pgdrill incident` first"),
+			exitcode.InvalidInput)
 	}
-	if err := os.MkdirAll(g.dir, 0o700); err != nil {
-		return fmt.Errorf("create game day directory: %w", err)
-	}
-	return writeJSON(filepath.Join(g.dir, gameDayState), f)
+	return restore.NewIncidentFile(g.r.env(), *g.r.out.Incident), nil
 }
 
-// scenarioRef is how a later command finds the scenario again.
-func scenarioRef(sc *scenarios.Scenario) string {
-	if sc.File != "" {
-		if abs, err := filepath.Abs(sc.File); err == nil {
-			if _, err := os.Stat(abs); err == nil {
-				return abs
-			}
-		}
-	}
-	return sc.Metadata.ID
-}
-
-// LoadGameDay reads a game day's directory, for the commands after `pgdrill up`. c is the running
-// cluster, reached from this process (see cluster.Remote).
-func LoadGameDay(dir string, c func(cluster.Description) cluster.Cluster, log *slog.Logger) (*GameDay, error) {
-	var f gameDayFile
-	if err := readJSON(filepath.Join(dir, gameDayState), &f); err != nil {
-		return nil, err
-	}
-	sc, err := scenarios.Lookup(f.Scenario)
-	if err != nil {
-		return nil, fmt.Errorf("load game day: %w", err)
-	}
-	r := newRun(Config{Scenario: sc, Seed: f.Seed, Log: log})
-	r.start, r.workloadStart = f.Started, f.WorkloadStart
-	r.out.Started, r.out.RunID, r.out.Provider = f.Started.UTC(), f.Cluster.RunID, f.Cluster.Provider
-	r.out.Events = f.Events
-	r.c = c(f.Cluster)
-	r.prot, r.victims, r.before = f.Protection, f.Victims, f.Before
-	r.base = baseline{rows: map[truth.TenantTable][]truth.RowHash{}}
-	for _, t := range f.Baseline {
-		r.base.rows[t.TenantTable] = t.Rows
-	}
-	plan, err := fixtures.NewPlan(fixtures.PlanSpec{Seed: f.Seed, Tenants: sc.Spec.Dataset.Tenants,
-		Rows: sc.Spec.Dataset.Rows, Shards: len(f.Cluster.Shards), Layout: sc.Spec.Cluster.Layout})
-	if err != nil {
-		return nil, fmt.Errorf("load game day: %w", err)
-	}
-	r.plan, r.src = plan, dataset.Source(r.c, plan.Spec.Layout)
-	g := &GameDay{r: r, dir: dir}
-	var rec incident.Record
-	switch err := readJSON(filepath.Join(dir, gameDayIncident), &rec); {
-	case err == nil:
-		r.out.Incident = &rec
-		r.victims = harmedOnly(r.victims, rec)
-	case !errors.Is(err, os.ErrNotExist):
-		return nil, err
-	}
-	return g, nil
-}
-
-// Protection is the game day's base backups.
-func (g *GameDay) Protection() backup.Protection { return g.r.prot }
-
-// Incident returns the recorded incident, nil before `pgdrill incident`.
-func (g *GameDay) Incident() *incident.Record { return g.r.out.Incident }
-
-// Inject breaks the cluster as the scenario says and records the incident for the other commands.
+// Inject breaks the cluster as the scenario says and records the incident.
 func (g *GameDay) Inject(ctx context.Context) (*incident.Record, error) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
 	if g.r.out.Incident != nil {
 		return nil, exitcode.With(errors.New("inject incident: this game day's incident already happened; score it or start another"),
 			exitcode.InvalidInput)
 	}
 	if err := g.r.step(ctx, StepIncident, func() error { return g.r.inject(ctx) }); err != nil {
-		return nil, err
+		return nil, exitcode.With(err, exitcode.HarnessError)
 	}
-	if err := writeJSON(filepath.Join(g.dir, gameDayIncident), g.r.out.Incident); err != nil {
-		return nil, err
-	}
-	return g.r.out.Incident, g.save()
+	return g.r.out.Incident, nil
 }
 
-// Score reads the ledger `pgdrill up` wrote when its workload stopped, verifies every tenant and
-// scores the game day. Time to restore is the team's, from the incident to this call; the
-// phases of any `pgdrill restore` they ran are on the timeline as the machine's share of it.
-func (g *GameDay) Score(ctx context.Context) *Outcome {
+// Restore runs a built-in strategy against the incident, in this process: with every standby and
+// export the game day's protection made, and timed on its own clock. It refuses, as invalid
+// input, a strategy the game day did not protect for.
+func (g *GameDay) Restore(ctx context.Context, name string) (restore.Result, error) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
 	r := g.r
 	if r.out.Incident == nil {
-		r.finish(ctx, errors.New("score: no incident yet; run `pgdrill incident` first"))
-		return r.out
+		return restore.Result{}, exitcode.With(errors.New("the game day has no incident yet: run `pgdrill incident` first"), exitcode.InvalidInput)
 	}
-	var entries []workload.Entry
-	if err := readJSON(filepath.Join(g.dir, gameDayLedger), &entries); err != nil {
-		r.finish(ctx, fmt.Errorf("score: read the workload's ledger: %w", err))
-		return r.out
+	s, err := restore.Lookup(name)
+	if err != nil {
+		return restore.Result{}, exitcode.With(err, exitcode.InvalidInput)
 	}
-	r.ledger = workload.LedgerOf(entries)
-	var restores []restore.Result
-	switch err := readJSON(filepath.Join(g.dir, gameDayRestores), &restores); {
-	case err == nil:
-		for _, res := range restores {
-			r.addRestore(res)
-		}
-	case !errors.Is(err, os.ErrNotExist):
-		r.finish(ctx, err)
-		return r.out
+	if err := r.protectedFor(s); err != nil {
+		return restore.Result{}, exitcode.With(err, exitcode.InvalidInput)
 	}
+	var res restore.Result
+	err = r.step(ctx, StepRestore, func() error {
+		var err error
+		res, err = r.equip(s).Restore(ctx, r.env(), *r.out.Incident)
+		r.addRestore(res)
+		return err
+	})
+	return res, exitcode.With(err, exitcode.ObjectivesMissed)
+}
+
+// Score stops the workload, checks the backups, verifies every tenant and scores the game day.
+// Time to restore is the team's: from the incident to this call. A game day is scored once; later
+// calls return the same outcome. Scoring before the incident is invalid input.
+func (g *GameDay) Score(ctx context.Context) (*Outcome, error) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.scored != nil {
+		return g.scored, nil
+	}
+	r := g.r
+	if r.out.Incident == nil {
+		return nil, exitcode.With(errors.New("score: no incident yet; run `pgdrill incident` first"), exitcode.InvalidInput)
+	}
+	r.stopWorkload()
 	r.out.Strategy = "by hand"
 	if r.out.Restore != nil {
 		r.out.Strategy = r.out.Restore.Strategy
 	}
-	err := r.step(ctx, StepVerify, func() error { return r.verify(ctx) })
+	err := r.step(ctx, StepBackups, func() error { return r.checkBackups(ctx) })
+	if err == nil {
+		err = r.step(ctx, StepVerify, func() error { return r.verify(ctx) })
+	}
 	r.finish(ctx, err)
-	return r.out
+	if ctx.Err() == nil {
+		g.scored = r.out
+	}
+	return r.out, nil
 }
 
-// RecordRestore adds a restore's result to the game day's, so that its phases (the machine's
-// time, apart from the team's) are on the scored timeline.
-func (g *GameDay) RecordRestore(res restore.Result) error {
-	var restores []restore.Result
-	if err := readJSON(filepath.Join(g.dir, gameDayRestores), &restores); err != nil && !errors.Is(err, os.ErrNotExist) {
-		return err
-	}
-	return writeJSON(filepath.Join(g.dir, gameDayRestores), append(restores, res))
+// Teardown stops the workload and destroys the cluster.
+func (g *GameDay) Teardown(ctx context.Context) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.r.teardown(ctx)
 }
 
-func writeJSON(path string, v any) error {
-	data, err := json.Marshal(v)
-	if err != nil {
-		return fmt.Errorf("encode %s: %w", filepath.Base(path), err)
-	}
-	return atomicfile.Write(path, data, 0o600)
+// env is what a strategy restoring this drill's incident works with.
+func (r *run) env() restore.Env {
+	return restore.Env{Cluster: r.c, Protection: r.prot, Log: r.log, Standbys: r.standbys}
 }
 
-func readJSON(path string, v any) error {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return fmt.Errorf("read %s: %w", path, err)
-	}
-	if err := json.Unmarshal(data, v); err != nil {
-		return fmt.Errorf("decode %s: %w", path, err)
+// protectedFor says why strategy s cannot restore this drill, if it cannot: it needs standbys or
+// exports the protection phase did not make.
+func (r *run) protectedFor(s restore.Strategy) error {
+	switch s.(type) {
+	case restore.DelayedStandby:
+		if len(r.standbys) == 0 {
+			return fmt.Errorf("%s needs a delayed standby of every shard, and this drill keeps none (protection.standbyApplyDelay)", s.Name())
+		}
+	case restore.LogicalExport:
+		if r.exportDir == "" {
+			return fmt.Errorf("%s needs logical exports, and this drill took none (protection.logicalExportInterval)", s.Name())
+		}
 	}
 	return nil
 }

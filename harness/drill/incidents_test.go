@@ -10,7 +10,7 @@ import (
 	"github.com/pgdrill/pgdrill/harness/drill"
 	"github.com/pgdrill/pgdrill/harness/drilltest"
 	"github.com/pgdrill/pgdrill/harness/objective"
-	"github.com/pgdrill/pgdrill/reports"
+	"github.com/pgdrill/pgdrill/harness/score"
 	"github.com/pgdrill/pgdrill/scenarios"
 )
 
@@ -68,7 +68,7 @@ var _ = Describe("the column and shard incidents", func() {
 				lost += t.Lost + t.Wrong + t.Resurrected
 			}
 			Expect(lost).To(BeNumerically(">", 0))
-			Expect(out.Verdict).To(Equal(reports.Fail), out.Reason)
+			Expect(out.Verdict).To(Equal(score.Fail), out.Reason)
 			Expect(out.Measures[objective.RPO].Number).To(BeNumerically(">", 0))
 			GinkgoWriter.Printf("shard-loss: %d tenants, %d rows lost, RPO %v, RTO %v\n", len(out.Affected), lost,
 				out.Measures[objective.RPO], out.Measures[objective.RTO])
@@ -88,7 +88,7 @@ var _ = Describe("the column and shard incidents", func() {
 			Expect(out.Restore.Tenants).To(HaveLen(1))
 			Expect(out.Restore.Tenants[0].RowsWritten).To(BeNumerically(">", 0))
 			Expect(out.Restore.Tenants[0].RowsWritten).To(BeNumerically("<=", h.Rows))
-			Expect(out.Verdict).To(BeElementOf(reports.Pass, reports.PassWithConditions), out.Reason)
+			Expect(out.Verdict).To(BeElementOf(score.Pass, score.PassWithConditions), out.Reason)
 			Expect(out.Affected[0].Complete()).To(BeTrue(), "%+v", out.Affected[0])
 			Expect(out.Collateral).To(BeEmpty())
 			Expect(out.Measures[objective.RPO].Number).To(BeZero())
@@ -107,7 +107,7 @@ var _ = Describe("the column and shard incidents", func() {
 			for _, t := range out.Affected {
 				Expect(t.Complete()).To(BeTrue(), "%+v", t)
 			}
-			Expect(out.Verdict).To(BeElementOf(reports.Pass, reports.PassWithConditions), out.Reason)
+			Expect(out.Verdict).To(BeElementOf(score.Pass, score.PassWithConditions), out.Reason)
 			Expect(out.Collateral).To(BeEmpty())
 			for _, t := range out.Affected {
 				Expect(t.Complete()).To(BeTrue(), "%+v", t)
@@ -130,7 +130,7 @@ var _ = Describe("every built-in scenario", Label(drilltest.Slow), func() {
 			sp.Incident.After = scenarios.Duration(300e6)
 			sp.Detection.Delay = scenarios.Duration(200e6)
 			out := drill.Run(ctx, drill.Config{Scenario: sc, Provider: provider, Log: drilltest.DiscardLogger()})
-			Expect(out.Verdict).NotTo(Equal(reports.Error), out.Reason)
+			Expect(out.Verdict).NotTo(Equal(score.Error), out.Reason)
 			Expect(out.Incident).NotTo(BeNil())
 			Expect(out.Strategy).To(Equal(string(sc.Spec.Restore.Strategy)))
 			GinkgoWriter.Printf("%s with %s: %s (%s)\n", sc.Metadata.ID, out.Strategy, out.Verdict, out.Reason)

@@ -4,11 +4,12 @@ import (
 	"time"
 
 	"github.com/pgdrill/pgdrill/fixtures"
+	"github.com/pgdrill/pgdrill/harness/backup"
 	"github.com/pgdrill/pgdrill/harness/incident"
 	"github.com/pgdrill/pgdrill/harness/objective"
 	"github.com/pgdrill/pgdrill/harness/restore"
+	"github.com/pgdrill/pgdrill/harness/score"
 	"github.com/pgdrill/pgdrill/harness/truth"
-	"github.com/pgdrill/pgdrill/reports"
 )
 
 // Event is one timed step on the drill's timeline. Offsets are from the drill's start, measured
@@ -25,46 +26,6 @@ type Event struct {
 	Error string `json:"error,omitempty"`
 }
 
-// TenantScore is how completely one affected tenant came back.
-type TenantScore struct {
-	ID    int64 `json:"id"`
-	Shard int   `json:"shard"`
-	// Expected counts the rows the tenant must hold: its rows before the incident plus its
-	// acknowledged writes.
-	Expected int64 `json:"expected"`
-	// Lost are expected rows that are missing; Wrong are present with other contents.
-	Lost  int64 `json:"lost"`
-	Wrong int64 `json:"wrong"`
-	// Duplicated rows are second copies of a key; Resurrected rows were deleted before the
-	// incident and are back; Unexpected rows exist but were never written.
-	Duplicated  int64 `json:"duplicated"`
-	Resurrected int64 `json:"resurrected"`
-	Unexpected  int64 `json:"unexpected"`
-	// Indeterminate rows differ only where a write's outcome is unknown.
-	Indeterminate int64 `json:"indeterminate"`
-	// Examples names a few differing rows, as table(key).
-	Examples []string `json:"examples,omitempty"`
-}
-
-// Bad counts the tenant's rows that are not as they must be.
-func (t TenantScore) Bad() int64 {
-	return t.Lost + t.Wrong + t.Duplicated + t.Resurrected + t.Unexpected
-}
-
-// Complete reports whether the tenant is exactly as it must be.
-func (t TenantScore) Complete() bool { return t.Bad() == 0 }
-
-// Harmed is a table of an unaffected tenant that differs from what its own acknowledged writes
-// say it must hold: collateral damage.
-type Harmed struct {
-	truth.Mismatch
-	Shard int `json:"shard"`
-}
-
-// Rows is how many rows of the table differ, at least: a changed row among unchanged counts
-// cannot be told from the fingerprint alone, so it counts once.
-func (h Harmed) Rows() int64 { return max(1, abs(h.Want.Rows-h.Got.Rows)) }
-
 // BlastRadius compares a rollout's damage with the damage the same script would have done
 // without rings.
 type BlastRadius struct {
@@ -72,13 +33,6 @@ type BlastRadius struct {
 	TargetedRows    int64 `json:"targeted_rows"`
 	HarmedTenants   int   `json:"harmed_tenants"`
 	HarmedRows      int64 `json:"harmed_rows"`
-}
-
-// Check is one integrity check after the restore.
-type Check struct {
-	Name   string `json:"name"`
-	Passed bool   `json:"passed"`
-	Detail string `json:"detail"`
 }
 
 // Outcome is everything a drill found, the facts every report is rendered from.
@@ -101,16 +55,19 @@ type Outcome struct {
 	// how much a rollout without rings would have harmed.
 	Rings       []incident.RingResult `json:"rings,omitempty"`
 	BlastRadius *BlastRadius          `json:"blast_radius,omitempty"`
-	Restore     *restore.Result       `json:"restore,omitempty"`
-	Writes      int                   `json:"writes"`
-	Affected    []TenantScore         `json:"affected,omitempty"`
-	Collateral  []Harmed              `json:"collateral,omitempty"`
-	Unresolved  []truth.Mismatch      `json:"unresolved,omitempty"`
-	Integrity   []Check               `json:"integrity,omitempty"`
-	Measures    objective.Measures    `json:"measures"`
-	Results     []objective.Result    `json:"results"`
+	// Backups are the backup chain checks made before the restore.
+	Backups []backup.ChainReport `json:"backups,omitempty"`
+	// Restore is what the restore strategy reported of itself: shown as reported, never judged.
+	Restore    *restore.Result      `json:"restore,omitempty"`
+	Writes     int                  `json:"writes"`
+	Affected   []score.Tenant       `json:"affected,omitempty"`
+	Collateral []score.Harmed       `json:"collateral,omitempty"`
+	Integrity  []score.Check        `json:"integrity,omitempty"`
+	Schema     []truth.SchemaChange `json:"schema,omitempty"`
+	Measures   objective.Measures   `json:"measures"`
+	Results    []objective.Result   `json:"results"`
 
-	Verdict reports.Verdict `json:"verdict"`
+	Verdict score.Verdict `json:"verdict"`
 	// Reason says why, in plain words.
 	Reason string `json:"reason"`
 	// Problems lists what went wrong, for the "what went wrong" part of reports.

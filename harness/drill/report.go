@@ -1,13 +1,13 @@
 package drill
 
 import (
-	"cmp"
 	"fmt"
 	"slices"
 	"strings"
 	"time"
 
 	"github.com/pgdrill/pgdrill/harness/objective"
+	"github.com/pgdrill/pgdrill/harness/score"
 	"github.com/pgdrill/pgdrill/reports"
 	"github.com/pgdrill/pgdrill/scenarios"
 )
@@ -16,13 +16,14 @@ import (
 func Report(o *Outcome, sc *scenarios.Scenario) *reports.Report {
 	r := &reports.Report{
 		SchemaVersion: reports.SchemaVersion, RunID: o.RunID, Seed: o.Seed, Started: o.Started, Finished: o.Finished,
-		Provider: o.Provider, Strategy: o.Strategy, Verdict: o.Verdict, Reason: o.Reason,
+		Provider: o.Provider, Strategy: o.Strategy, Verdict: reports.Verdict(o.Verdict), Reason: o.Reason,
 		Scenario: reports.Scenario{ID: sc.Metadata.ID, Title: sc.Metadata.Title, Hypothesis: sc.Spec.Hypothesis,
 			Owner: sc.Metadata.Owner, Tier: string(sc.Metadata.Tier), Tags: sc.Metadata.Tags},
 		Cluster:  reports.Cluster{Shards: o.Shards, Layout: string(o.Layout)},
 		Dataset:  reports.Dataset{Tenants: o.Tenants, Rows: o.Rows},
 		Timeline: []reports.Span{}, Objectives: []reports.ObjectiveResult{}, Tenants: []reports.TenantResult{},
-		Collateral: []reports.Collateral{}, Checks: []reports.Check{}, Problems: []reports.Problem{},
+		Collateral: []reports.Collateral{}, Checks: []reports.Check{}, Schema: []reports.SchemaChange{},
+		Backups: []reports.BackupChain{}, Problems: []reports.Problem{},
 		NextActions: nextActions(o), Artifacts: []reports.Artifact{},
 	}
 	ms := func(d time.Duration) int64 { return d.Milliseconds() }
@@ -31,16 +32,17 @@ func Report(o *Outcome, sc *scenarios.Scenario) *reports.Report {
 			StartMS: ms(e.Start), EndMS: ms(e.End), Start: e.At, End: e.At.Add(e.End - e.Start), Error: e.Error})
 	}
 	if inc := o.Incident; inc != nil {
-		r.Incident = reports.Incident{Kind: inc.Kind, At: inc.First(), AtMS: ms(inc.First().Sub(o.Started))}
+		r.Incident = reports.Incident{Kind: inc.Kind, At: inc.First(), AtMS: ms(inc.FirstNoted().Sub(o.Started))}
 		for _, t := range inc.Affected {
 			r.Incident.Affected = append(r.Incident.Affected, reports.TenantRef{ID: t.ID, Shard: t.Shard})
 		}
 		for _, h := range inc.Harms {
 			r.Incident.HarmedRows += h.Rows
+			at := ms(h.Noted.Sub(o.Started)) // the harness's clock, as every other offset
 			r.Incident.Harms = append(r.Incident.Harms, reports.Harm{Shard: h.Shard, Tenants: h.Tenants, XID: h.XID,
-				LSN: h.LSN, Time: h.Time, OffsetMS: ms(h.Time.Sub(o.Started)), Rows: h.Rows})
+				LSN: h.LSN, Time: h.Time, OffsetMS: at, Rows: h.Rows})
 			r.Timeline = append(r.Timeline, reports.Span{Name: "harm", Kind: reports.KindEvent, Shard: h.Shard,
-				StartMS: ms(h.Time.Sub(o.Started)), EndMS: ms(h.Time.Sub(o.Started)), Start: h.Time, End: h.Time})
+				StartMS: at, EndMS: at, Start: h.Time, End: h.Time})
 		}
 		if br := o.BlastRadius; br != nil {
 			r.Incident.Summary = fmt.Sprintf("a rollout in %d rings harmed %d of the %d tenants it targeted (%d of %d rows)",
@@ -58,22 +60,23 @@ func Report(o *Outcome, sc *scenarios.Scenario) *reports.Report {
 		r.Objectives = append(r.Objectives, or)
 	}
 	for _, t := range o.Affected {
-		bad := t.Lost + t.Wrong
 		r.Tenants = append(r.Tenants, reports.TenantResult{ID: t.ID, Shard: t.Shard, Expected: t.Expected,
-			Restored: max(0, t.Expected-bad), Lost: t.Lost, Wrong: t.Wrong, Duplicated: t.Duplicated,
+			Restored: t.Restored(), Lost: t.Lost, Wrong: t.Wrong, Duplicated: t.Duplicated,
 			Resurrected: t.Resurrected, Unexpected: t.Unexpected, Complete: t.Complete()})
 	}
 	for _, d := range o.Collateral {
 		r.Collateral = append(r.Collateral, reports.Collateral{Tenant: d.Tenant, Shard: d.Shard, Table: d.Table,
-			Rows:    d.Rows(),
-			Differs: fmt.Sprintf("holds %d rows where its writes say %d (fingerprint %s, want %s)", d.Got.Rows, d.Want.Rows, cmp.Or(d.Got.Sum, "0"), cmp.Or(d.Want.Sum, "0"))})
+			Rows: d.Rows(), Differs: d.Differs()})
 	}
 	for _, c := range o.Integrity {
 		r.Checks = append(r.Checks, reports.Check{Name: c.Name, Passed: c.Passed, Detail: c.Detail})
 	}
-	if n := len(o.Unresolved); n > 0 {
-		r.Checks = append(r.Checks, reports.Check{Name: "writes of unknown outcome", Inconclusive: true,
-			Detail: fmt.Sprintf("%d tenant table(s) differ only where writes of unknown outcome landed", n)})
+	for _, c := range o.Schema {
+		r.Schema = append(r.Schema, reports.SchemaChange{Place: c.Place, Kind: c.Kind, Name: c.Name, Change: c.Change, Detail: c.Detail})
+	}
+	for _, b := range o.Backups {
+		r.Backups = append(r.Backups, reports.BackupChain{Shard: b.Shard, Backup: b.Backup, First: b.First, Last: b.Last,
+			Verified: b.Whole(), Problem: b.Problem()})
 	}
 	for _, p := range o.Problems {
 		r.Problems = append(r.Problems, reports.Problem{Phase: failedStep(o, p), Message: p})
@@ -100,7 +103,7 @@ func measures(o *Outcome) reports.Measures {
 	}
 	for _, t := range o.Affected {
 		m.RowsExpected += t.Expected
-		m.RowsRestored += max(0, t.Expected-t.Lost-t.Wrong)
+		m.RowsRestored += t.Restored()
 	}
 	return m
 }
@@ -122,12 +125,12 @@ func failedStep(o *Outcome, problem string) string {
 func nextActions(o *Outcome) []string {
 	var out []string
 	switch o.Verdict {
-	case reports.Error:
+	case score.Error:
 		out = append(out, "Fix the harness problem above (see `pgdrill doctor`), then rerun with the same seed: "+
 			fmt.Sprintf("pgdrill run %s --seed %d", o.ScenarioID, o.Seed))
-	case reports.Aborted:
+	case score.Aborted:
 		out = append(out, fmt.Sprintf("Rerun the drill to the end: pgdrill run %s --seed %d", o.ScenarioID, o.Seed))
-	case reports.Pass:
+	case score.Pass:
 		out = append(out, "Keep this drill in the nightly schedule; raise the dataset or tighten the objectives when it stays green.")
 	}
 	if len(o.Collateral) > 0 {
@@ -145,7 +148,7 @@ func nextActions(o *Outcome) []string {
 			break
 		}
 	}
-	if o.Verdict == reports.Fail && len(o.Affected) == 0 {
+	if o.Verdict == score.Fail && len(o.Affected) == 0 {
 		out = append(out, "The restore itself failed: check the backup chain and the WAL archive (`pgdrill` names missing segments).")
 	}
 	return out

@@ -19,8 +19,8 @@ import (
 	"github.com/pgdrill/pgdrill/harness/drilltest"
 	"github.com/pgdrill/pgdrill/harness/incident"
 	"github.com/pgdrill/pgdrill/harness/restore"
+	"github.com/pgdrill/pgdrill/harness/score"
 	"github.com/pgdrill/pgdrill/harness/workload"
-	"github.com/pgdrill/pgdrill/reports"
 	"github.com/pgdrill/pgdrill/scenarios"
 )
 
@@ -56,32 +56,32 @@ func drillWith(ctx context.Context, sabotage string, seed int) *drill.Outcome {
 var _ = Describe("the scorer, against sabotaged restores", Label(drilltest.Slow), func() {
 	DescribeTable("passes a correct restore", func(ctx context.Context, seed int) {
 		out := drillWith(ctx, "correct", seed)
-		Expect(out.Verdict).To(BeElementOf(reports.Pass, reports.PassWithConditions), out.Reason+"\n"+runbookOutput(out))
+		Expect(out.Verdict).To(BeElementOf(score.Pass, score.PassWithConditions), out.Reason+"\n"+runbookOutput(out))
 	}, Entry("seed 11", 11), Entry("seed 12", 12), Entry("seed 13", 13))
 
 	DescribeTable("fails a sabotaged one, for the right reason",
 		func(ctx context.Context, sabotage string, check func(*drill.Outcome)) {
 			out := drillWith(ctx, sabotage, 21)
-			Expect(out.Verdict).To(Equal(reports.Fail), out.Reason)
+			Expect(out.Verdict).To(Equal(score.Fail), out.Reason)
 			Expect(out.Affected).NotTo(BeEmpty(), "the drill verified: %s\n%s", out.Reason, runbookOutput(out))
 			check(out)
 		},
 		Entry("that does nothing", "nothing", func(o *drill.Outcome) {
-			Expect(sum(o, func(t drill.TenantScore) int64 { return t.Lost })).To(BeNumerically(">", 100))
+			Expect(sum(o, func(t score.Tenant) int64 { return t.Lost })).To(BeNumerically(">", 100))
 			Expect(o.Reason).To(ContainSubstring("affected tenants are not as they must be"))
 		}),
 		Entry("that misses one row of one tenant", "miss-row", func(o *drill.Outcome) {
-			Expect(sum(o, func(t drill.TenantScore) int64 { return t.Lost })).To(BeEquivalentTo(1))
-			Expect(sum(o, func(t drill.TenantScore) int64 { return t.Wrong })).To(BeZero())
+			Expect(sum(o, func(t score.Tenant) int64 { return t.Lost })).To(BeEquivalentTo(1))
+			Expect(sum(o, func(t score.Tenant) int64 { return t.Wrong })).To(BeZero())
 			Expect(o.Collateral).To(BeEmpty())
 		}),
 		Entry("that changes one cell", "change-cell", func(o *drill.Outcome) {
-			Expect(sum(o, func(t drill.TenantScore) int64 { return t.Wrong })).To(BeEquivalentTo(1))
-			Expect(sum(o, func(t drill.TenantScore) int64 { return t.Lost })).To(BeZero())
+			Expect(sum(o, func(t score.Tenant) int64 { return t.Wrong })).To(BeEquivalentTo(1))
+			Expect(sum(o, func(t score.Tenant) int64 { return t.Lost })).To(BeZero())
 		}),
 		Entry("that duplicates a row", "duplicate-row", func(o *drill.Outcome) {
-			Expect(sum(o, func(t drill.TenantScore) int64 { return t.Duplicated })).To(BeEquivalentTo(1))
-			Expect(o.Integrity).To(ContainElement(And(HaveField("Name", "keys"), HaveField("Passed", false))))
+			Expect(sum(o, func(t score.Tenant) int64 { return t.Duplicated })).To(BeEquivalentTo(1))
+			Expect(o.Integrity).To(ContainElement(And(HaveField("Name", "schema"), HaveField("Passed", false))))
 		}),
 		Entry("that restores unaffected tenants over their newer writes", "overwrite-bystanders", func(o *drill.Outcome) {
 			Expect(o.Collateral).NotTo(BeEmpty())
@@ -89,8 +89,9 @@ var _ = Describe("the scorer, against sabotaged restores", Label(drilltest.Slow)
 		}),
 		Entry("that loses one acknowledged write of an unaffected tenant", "lose-bystander-write", func(o *drill.Outcome) {
 			Expect(o.Collateral).To(HaveLen(1))
-			Expect(o.Collateral[0].Want.Rows - o.Collateral[0].Got.Rows).To(BeEquivalentTo(1))
-			Expect(sum(o, func(t drill.TenantScore) int64 { return t.Lost })).To(BeZero())
+			Expect(o.Collateral[0].Missing).To(BeEquivalentTo(1))
+			Expect(o.Collateral[0].Rows()).To(BeEquivalentTo(1))
+			Expect(sum(o, func(t score.Tenant) int64 { return t.Lost })).To(BeZero())
 		}),
 	)
 })
@@ -103,7 +104,7 @@ func runbookOutput(o *drill.Outcome) string {
 	return o.Restore.Output
 }
 
-func sum(o *drill.Outcome, f func(drill.TenantScore) int64) int64 {
+func sum(o *drill.Outcome, f func(score.Tenant) int64) int64 {
 	var n int64
 	for _, t := range o.Affected {
 		n += f(t)

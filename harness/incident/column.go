@@ -39,7 +39,7 @@ func RowKey(key []string) string { return strings.Join(key, ",") }
 // the one-column record, so that NULL and the empty string differ. Sessions computing it must be
 // configured with truth.ConfigureSession, as for row hashes.
 func ColumnHashSQL(alias, column string) string {
-	return "hashtextextended(ROW(" + alias + "." + pgx.Identifier{column}.Sanitize() + ")::text, 0)"
+	return "pg_catalog.hashtextextended(ROW(" + alias + "." + pgx.Identifier{column}.Sanitize() + ")::pg_catalog.text, 0)"
 }
 
 // OverwriteColumn sets column of table, in every row of the given tenants, to one value — the

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -288,8 +289,10 @@ func countRows(ctx context.Context, q interface {
 	return total, nil
 }
 
-// noteCommit records the WAL position and time right after the harm committed.
+// noteCommit records the WAL position and time right after the harm committed, by the server's
+// clock and by the harness's.
 func noteCommit(ctx context.Context, conn *pgx.Conn, h *Harm) error {
+	h.Noted = time.Now()
 	if err := conn.QueryRow(ctx, `SELECT pg_current_wal_insert_lsn()::text, clock_timestamp()`).Scan(&h.CommitLSN, &h.Time); err != nil {
 		return fmt.Errorf("note commit: %w", err)
 	}

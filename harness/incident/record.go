@@ -48,8 +48,12 @@ type Harm struct {
 	RecoverTo cluster.RecoveryTarget `json:"recover_to"`
 	// CommitLSN is the WAL insert position just after the harm committed.
 	CommitLSN string `json:"commit_lsn"`
-	// Time is when the harm committed.
+	// Time is when the harm committed, by the server's clock.
 	Time time.Time `json:"time"`
+	// Noted is when the harness saw the commit return, by its own (monotonic) clock: what RTO and
+	// RPO count from, so that no server's clock (skewed, or set by the team being scored) decides
+	// them. It means nothing outside the process that injected the harm and is not written out.
+	Noted time.Time `json:"-"`
 	// SoftDeleteMark is the deleted_at value a soft delete wrote, zero for other harms: the
 	// harm's tenants' rows holding exactly this value are the ones it marked, so an undo clears
 	// them and leaves every row deleted before (or after) it deleted.
@@ -90,12 +94,25 @@ func (r Record) HarmsOn(shard int) []Harm {
 	return out
 }
 
-// First is the earliest harm's commit time: where the incident, and so RTO, starts.
+// First is the earliest harm's commit time, by the server's clock: when the incident happened,
+// as logs and people date it.
 func (r Record) First() time.Time {
 	var first time.Time
 	for _, h := range r.Harms {
 		if first.IsZero() || h.Time.Before(first) {
 			first = h.Time
+		}
+	}
+	return first
+}
+
+// FirstNoted is when the harness saw the earliest harm commit, by its own clock: where RTO and
+// RPO start.
+func (r Record) FirstNoted() time.Time {
+	var first time.Time
+	for _, h := range r.Harms {
+		if first.IsZero() || h.Noted.Before(first) {
+			first = h.Noted
 		}
 	}
 	return first

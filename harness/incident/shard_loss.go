@@ -49,7 +49,8 @@ func LoseShard(ctx context.Context, c cluster.Cluster, kind string, shard int) (
 	if err := s.Lose(ctx); err != nil {
 		return rec, err
 	}
-	h.Time = time.Now().UTC()
+	h.Noted = time.Now()
+	h.Time = h.Noted.UTC()
 	rec.Harms = []Harm{h}
 	return rec, nil
 }

@@ -119,11 +119,17 @@ func (o Objective) Evaluate(measured Measures) Result {
 
 // reason says in plain words how the measured value compares with the objective.
 func reason(o Objective, m Value, passed bool) string {
-	if o.Metric == Integrity {
+	switch o.Metric {
+	case Integrity:
 		if passed {
-			return "integrity checks passed: foreign keys, uniqueness and placement hold"
+			return "integrity checks passed: the schema is as it was, and every tenant is where the directory puts it"
 		}
-		return "integrity checks failed: a foreign key, a unique key or a tenant's placement is broken"
+		return "integrity checks failed: the schema differs from before the incident, or a tenant is not where the directory puts it"
+	case Backups:
+		if passed {
+			return "every base backup verified and the WAL archive is unbroken through the incident"
+		}
+		return "the backups are broken: a base backup does not verify or the WAL archive has a gap"
 	}
 	measured := m.String()
 	if o.Threshold.Unit == UnitRows {

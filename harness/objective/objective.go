@@ -10,13 +10,13 @@
 // The grammar, whitespace allowed between the parts:
 //
 //	objective := metric op threshold
-//	metric    := rto | rpo | detect | completeness | collateral | lost_rows | integrity
+//	metric    := rto | rpo | detect | completeness | collateral | lost_rows | integrity | backups
 //	           | phase.NAME                       (NAME: archive, provision, replay, extract, merge, verify)
 //	op        := <= | < | >= | > | ==
 //	threshold := DURATION                         (Go syntax: 500ms, 5s, 15m, 1h30m; a bare 0)
 //	           | NUMBER%                          (0..100)
 //	           | INTEGER                          (a row count)
-//	           | ok
+//	           | ok | verified                     (integrity==ok, backups==verified)
 //
 // Each metric has one unit and the comparisons that make sense for it: durations and row counts
 // are bounded from above (<=, <; row counts also ==0), completeness from below (>=, >, ==), and
@@ -57,8 +57,13 @@ const (
 	// LostRows counts acknowledged rows of the affected tenants that the restore did not bring
 	// back.
 	LostRows Metric = "lost_rows"
-	// Integrity is whether foreign keys, uniqueness and catalog placement hold after the restore.
+	// Integrity is whether the schema of every database is as it was before the incident (keys,
+	// indexes, types, functions) and every tenant is where the directory put it.
 	Integrity Metric = "integrity"
+	// Backups is whether every base backup verifies and the WAL archive is unbroken from each
+	// backup's start through the incident: checked before the restore, so that a drill finds
+	// out its backups are broken before a real incident does.
+	Backups Metric = "backups"
 )
 
 // phasePrefix starts the per-phase duration metrics, e.g. phase.replay.
@@ -77,7 +82,7 @@ func Phases() []string {
 
 // Metrics lists the metrics other than the per-phase ones, for help texts and hints.
 func Metrics() []Metric {
-	return []Metric{RTO, RPO, Detect, Completeness, Collateral, LostRows, Integrity}
+	return []Metric{RTO, RPO, Detect, Completeness, Collateral, LostRows, Integrity, Backups}
 }
 
 // Unit is what a metric is measured in; a threshold must be in its metric's unit.
@@ -132,7 +137,12 @@ type Objective struct {
 
 // String writes the objective in its canonical form, e.g. "rto<=15m"; it parses back to the
 // same objective.
-func (o Objective) String() string { return string(o.Metric) + string(o.Op) + o.Threshold.String() }
+func (o Objective) String() string {
+	if o.Metric == Backups {
+		return string(o.Metric) + string(o.Op) + "verified"
+	}
+	return string(o.Metric) + string(o.Op) + o.Threshold.String()
+}
 
 // MarshalText writes the objective as its canonical text, so reports show objectives the way
 // people write them.
@@ -241,7 +251,7 @@ func specOf(m Metric) (metricSpec, bool) {
 		return metricSpec{unit: UnitPercent, ops: []Op{GE, GT, EQ}}, true
 	case m == Collateral || m == LostRows:
 		return metricSpec{unit: UnitRows, ops: []Op{LE, LT, EQ}, zeroBound: true}, true
-	case m == Integrity:
+	case m == Integrity || m == Backups:
 		return metricSpec{unit: UnitStatus, ops: []Op{EQ}}, true
 	case strings.HasPrefix(string(m), phasePrefix) && slices.Contains(Phases(), string(m)[len(phasePrefix):]):
 		return metricSpec{unit: UnitDuration, ops: upper}, true
@@ -331,8 +341,16 @@ func wrongOp(m Metric, spec metricSpec) string {
 	case UnitRows:
 		return fmt.Sprintf("%s counts harmed rows, to bound from above: use <=, < or ==0, e.g. %s==0", m, m)
 	default:
-		return fmt.Sprintf("%s can only be required to be ok: %s==ok", m, m)
+		return fmt.Sprintf("%s can only be required to be %s: %s==%s", m, statusWord(m), m, statusWord(m))
 	}
+}
+
+// statusWord is what a status metric is required to be: backups are verified, integrity is ok.
+func statusWord(m Metric) string {
+	if m == Backups {
+		return "verified"
+	}
+	return "ok"
 }
 
 func example(m Metric) string {
@@ -371,8 +389,8 @@ func parseThreshold(m Metric, unit Unit, value string) (Value, string) {
 		}
 		return Rows(n), ""
 	default:
-		if value != "ok" {
-			return Value{}, fmt.Sprintf("%s can only be required to be ok: %s==ok", m, m)
+		if value != "ok" && value != statusWord(m) {
+			return Value{}, fmt.Sprintf("%s can only be required to be %s: %s==%s", m, statusWord(m), m, statusWord(m))
 		}
 		return Status(true), ""
 	}

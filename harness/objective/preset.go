@@ -23,12 +23,13 @@ const (
 // Tiers lists the tiers, strictest first.
 func Tiers() []Tier { return []Tier{Critical, Standard, BestEffort} }
 
-// presets are the tiers' objectives. Every tier requires no collateral and intact integrity:
-// harming bystanders or breaking keys is a failure whatever the tier (DESIGN.md, Scoring).
+// presets are the tiers' objectives. Every tier requires no collateral, intact integrity and
+// verified backups: harming bystanders, breaking keys or restoring from broken backups is a
+// failure whatever the tier (DESIGN.md, Scoring).
 var presets = map[Tier][]string{
-	Critical:   {"rto<=15m", "rpo<=5s", "completeness>=100%", "collateral==0", "integrity==ok"},
-	Standard:   {"rto<=1h", "rpo<=5m", "completeness>=100%", "collateral==0", "integrity==ok"},
-	BestEffort: {"rto<=4h", "rpo<=1h", "completeness>=99%", "collateral==0", "integrity==ok"},
+	Critical:   {"rto<=15m", "rpo<=5s", "completeness>=100%", "collateral==0", "integrity==ok", "backups==verified"},
+	Standard:   {"rto<=1h", "rpo<=5m", "completeness>=100%", "collateral==0", "integrity==ok", "backups==verified"},
+	BestEffort: {"rto<=4h", "rpo<=1h", "completeness>=99%", "collateral==0", "integrity==ok", "backups==verified"},
 }
 
 // Preset returns the objectives of a tier.

@@ -74,7 +74,7 @@ func (s Source) shardRowHashes(ctx context.Context, shard int, tenant int64, t f
 		}
 	}
 	var exists bool
-	if err := conn.QueryRow(ctx, `SELECT to_regclass($1) IS NOT NULL`, pgx.Identifier{loc.Schema, t.Name}.Sanitize()).Scan(&exists); err != nil {
+	if err := conn.QueryRow(ctx, `SELECT pg_catalog.to_regclass($1) IS NOT NULL`, pgx.Identifier{loc.Schema, t.Name}.Sanitize()).Scan(&exists); err != nil {
 		return nil, err
 	}
 	if !exists {
@@ -82,10 +82,10 @@ func (s Source) shardRowHashes(ctx context.Context, shard int, tenant int64, t f
 	}
 	keys := make([]string, len(t.PrimaryKey))
 	for i, c := range t.PrimaryKey {
-		keys[i] = "t." + pgx.Identifier{c}.Sanitize() + "::text"
+		keys[i] = "t." + pgx.Identifier{c}.Sanitize() + "::pg_catalog.text"
 	}
-	rows, err := conn.Query(ctx, "SELECT ARRAY["+strings.Join(keys, ", ")+"], "+rowHashSQL+" FROM "+
-		pgx.Identifier{loc.Schema, t.Name}.Sanitize()+" t"+where)
+	name := pgx.Identifier{loc.Schema, t.Name}.Sanitize()
+	rows, err := conn.Query(ctx, "SELECT ARRAY["+strings.Join(keys, ", ")+"], "+RowHashSQL("t", name)+" FROM "+name+" t"+where)
 	if err != nil {
 		return nil, err
 	}
@@ -116,6 +116,9 @@ type RowDiff struct {
 	Kind DiffKind `json:"kind"`
 	// Key holds the primary-key values as text, in fixtures.Table.PrimaryKey order.
 	Key []string `json:"key"`
+	// Copies is how many rows of the state differ so at the key: 1 for a missing or changed row,
+	// the number of rows for extra and duplicated ones.
+	Copies int64 `json:"copies"`
 }
 
 // TableDiff is the row-level difference of one tenant table.
@@ -126,14 +129,29 @@ type TableDiff struct {
 	Extra      int64 `json:"extra"`
 	Changed    int64 `json:"changed"`
 	Duplicated int64 `json:"duplicated"`
+	// Excused counts rows a write of unknown outcome touched that differ from the truth but hold
+	// a state the write allows; Unresolved those whose possible states are not known. Neither is
+	// counted above.
+	Excused    int64 `json:"excused,omitempty"`
+	Unresolved int64 `json:"unresolved,omitempty"`
 	// Rows lists differing rows, ordered by kind and key, at most the limit given to Diff.
 	Rows []RowDiff `json:"rows"`
 }
 
+// Differs reports whether anything of the table differs, uncertain rows set apart.
+func (d TableDiff) Differs() bool { return d.Missing+d.Extra+d.Changed+d.Duplicated > 0 }
+
+// Doubts are the rows of one table that a write of unknown outcome touched last: for each key
+// (KeyString), every state the row may be in (nil: absent; see Expected.Possible). An empty list
+// means the states are not known.
+type Doubts map[string][]*int64
+
 // Diff compares want (the truth) with got row by row, for the tenant tables Compare found
-// different only: per-row hashes are fetched for those and nothing else. limit bounds how many
-// rows each TableDiff lists (the counts stay complete); 0 lists none.
-func Diff(ctx context.Context, want, got RowReader, mismatches []Mismatch, limit int) ([]TableDiff, error) {
+// different only: per-row hashes are fetched for those and nothing else. A row of a key in the
+// table's doubts that differs from want but holds one of the states its doubts allow is
+// excused, one whose states are not known is unresolved; every other row is judged as it is.
+// limit bounds how many rows each TableDiff lists (the counts stay complete); 0 lists none.
+func Diff(ctx context.Context, want, got RowReader, mismatches []Mismatch, doubts map[TenantTable]Doubts, limit int) ([]TableDiff, error) {
 	out := make([]TableDiff, 0, len(mismatches))
 	for _, m := range mismatches {
 		w, err := want.RowHashes(ctx, m.Tenant, m.Table)
@@ -144,17 +162,18 @@ func Diff(ctx context.Context, want, got RowReader, mismatches []Mismatch, limit
 		if err != nil {
 			return nil, fmt.Errorf("diff tenant %d table %s: %w", m.Tenant, m.Table, err)
 		}
-		out = append(out, diffRows(m.TenantTable, w, g, limit))
+		out = append(out, DiffRows(m.TenantTable, w, g, doubts[m.TenantTable], limit))
 	}
 	return out, nil
 }
 
-func diffRows(tt TenantTable, want, got []RowHash, limit int) TableDiff {
+// DiffRows compares one table's rows, want the truth and got the state, as Diff does.
+func DiffRows(tt TenantTable, want, got []RowHash, doubts Doubts, limit int) TableDiff {
 	d := TableDiff{TenantTable: tt}
 	index := func(rows []RowHash) map[string][]int64 {
 		m := make(map[string][]int64, len(rows))
 		for _, r := range rows {
-			k := strings.Join(r.Key, "\x00")
+			k := KeyString(r.Key)
 			m[k] = append(m[k], r.Hash)
 		}
 		return m
@@ -172,10 +191,36 @@ func diffRows(tt TenantTable, want, got []RowHash, limit int) TableDiff {
 		case Duplicated:
 			d.Duplicated += n
 		}
-		rows = append(rows, RowDiff{Kind: kind, Key: strings.Split(key, "\x00")})
+		rows = append(rows, RowDiff{Kind: kind, Key: strings.Split(key, keySeparator), Copies: n})
+	}
+	// setApart reports whether the row of key, which differs from want, is one a write of
+	// unknown outcome allows (or cannot be judged), counting it so.
+	setApart := func(key string) bool {
+		states, doubted := doubts[key]
+		if !doubted {
+			return false
+		}
+		if len(states) == 0 {
+			d.Unresolved++
+			return true
+		}
+		gh := g[key]
+		if len(gh) > 1 {
+			return false // no write makes two rows of one key
+		}
+		if slices.ContainsFunc(states, func(s *int64) bool {
+			return (s == nil && len(gh) == 0) || (s != nil && len(gh) == 1 && *s == gh[0])
+		}) {
+			d.Excused++
+			return true
+		}
+		return false
 	}
 	for k, wh := range w {
 		gh, ok := g[k]
+		if (!ok || !slices.Contains(gh, wh[0]) || len(gh) > 1) && setApart(k) {
+			continue
+		}
 		switch {
 		case !ok:
 			note(Missing, k, 1)
@@ -188,7 +233,7 @@ func diffRows(tt TenantTable, want, got []RowHash, limit int) TableDiff {
 		}
 	}
 	for k, gh := range g {
-		if _, ok := w[k]; !ok {
+		if _, ok := w[k]; !ok && !setApart(k) {
 			note(Extra, k, int64(len(gh)))
 		}
 	}
@@ -198,6 +243,13 @@ func diffRows(tt TenantTable, want, got []RowHash, limit int) TableDiff {
 	d.Rows = rows[:min(len(rows), max(limit, 0))]
 	return d
 }
+
+// keySeparator joins key values in KeyString: a byte no text value of a key holds.
+const keySeparator = "\x00"
+
+// KeyString joins a row's primary-key values (as RowHash.Key holds them) into one string, so a
+// key can index a map.
+func KeyString(key []string) string { return strings.Join(key, keySeparator) }
 
 // compareKeys orders keys column by column, numerically where both values are integers.
 func compareKeys(a, b []string) int {

@@ -14,14 +14,51 @@ import (
 	"github.com/pgdrill/pgdrill/fixtures"
 )
 
-// RowHashSQL returns the SQL for the 64-bit hash of one row's text, the row being the table alias
-// given; stable across servers of the same major version (hashtextextended is what hash
-// partitioning relies on) in a session set up by ConfigureSession. Fingerprints sum it; writers
-// that must predict a fingerprint (the workload's ledger) return it from their statements.
-func RowHashSQL(alias string) string { return "hashtextextended(" + alias + "::text, 0)" }
+// RowHashSQL returns the SQL for the 64-bit hash of one row of table (a schema-qualified,
+// quoted name), the row being the table alias given: the hash of the row's text, seeded with the
+// list of the table's column types, so that a column retyped to text (whose values print the
+// same) changes every row's hash. It is stable across servers of the same major version
+// (hashtextextended is what hash partitioning relies on) in a session set up by
+// ConfigureSession, and it names every function it calls by schema, so nothing created in the
+// verified database can stand in for them. Fingerprints sum it; writers that must predict a
+// fingerprint (the workload's ledger) return it from their statements.
+func RowHashSQL(alias, table string) string {
+	return hashSQL(alias, "(SELECT pg_catalog.hashtext(pg_catalog.string_agg(pg_catalog.format_type(a.atttypid, NULL), ',' ORDER BY a.attnum))"+
+		" FROM pg_catalog.pg_attribute a WHERE a.attrelid = "+quoteLiteral(table)+"::pg_catalog.regclass AND a.attnum > 0 AND NOT a.attisdropped)")
+}
 
-// rowHashSQL is RowHashSQL for the alias t.
-var rowHashSQL = RowHashSQL("t")
+// ValuesHashSQL is RowHashSQL of a row expression that is not a table's row (ROW(a, b, c), a
+// repaired row as it must be), whose column types are given in order as format_type names them
+// (ColumnTypes): it hashes to what a table row of those types and values hashes to.
+func ValuesHashSQL(row string, types []string) string {
+	return hashSQL(row, "pg_catalog.hashtext("+quoteLiteral(strings.Join(types, ","))+")")
+}
+
+// hashSQL hashes the text of row with the seed a type list hashes to.
+func hashSQL(row, typeSeed string) string {
+	return "pg_catalog.hashtextextended(" + row + "::pg_catalog.text, " + typeSeed + "::pg_catalog.int8)"
+}
+
+// quoteLiteral quotes s as an SQL string literal (standard_conforming_strings is on in every
+// server pgdrill starts, as it is by default).
+func quoteLiteral(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }
+
+// ColumnTypes returns the type of every column of table (a schema-qualified, quoted name) as
+// RowHashSQL's seed names it, by column name: what ValuesHashSQL needs to hash rows of the table
+// put together column by column.
+func ColumnTypes(ctx context.Context, conn *pgx.Conn, table string) (map[string]string, error) {
+	rows, err := conn.Query(ctx, `SELECT a.attname::pg_catalog.text, pg_catalog.format_type(a.atttypid, NULL)
+		FROM pg_catalog.pg_attribute a WHERE a.attrelid = $1::pg_catalog.regclass AND a.attnum > 0 AND NOT a.attisdropped`, table)
+	if err != nil {
+		return nil, fmt.Errorf("read column types of %s: %w", table, err)
+	}
+	out := map[string]string{}
+	var name, typ string
+	if _, err := pgx.ForEachRow(rows, []any{&name, &typ}, func() error { out[name] = typ; return nil }); err != nil {
+		return nil, fmt.Errorf("read column types of %s: %w", table, err)
+	}
+	return out, nil
+}
 
 // Fingerprint summarises a set of rows: equal fingerprints mean, but for a 64-bit collision,
 // equal multisets of rows.
@@ -152,12 +189,14 @@ func fingerprintTables(ctx context.Context, conn *pgx.Conn, shard int, schema st
 	parts := make([]string, len(tables))
 	for i, t := range tables {
 		name := pgx.Identifier{schema, t.Name}.Sanitize()
-		lit := "'" + t.Name + "'"
+		lit := quoteLiteral(t.Name)
+		hash := RowHashSQL("t", name)
 		if tenant == 0 {
-			parts[i] = "SELECT " + lit + ", tenant_id, count(*), coalesce(sum(" + rowHashSQL + "), 0)::text FROM " +
-				name + " t GROUP BY tenant_id"
+			parts[i] = "SELECT " + lit + ", t.tenant_id, pg_catalog.count(*), coalesce(pg_catalog.sum(" + hash + "), 0)::pg_catalog.text FROM " +
+				name + " t GROUP BY t.tenant_id"
 		} else {
-			parts[i] = fmt.Sprintf("SELECT %s, %d::bigint, count(*), coalesce(sum(%s), 0)::text FROM %s t", lit, tenant, rowHashSQL, name)
+			parts[i] = fmt.Sprintf("SELECT %s, %d::pg_catalog.int8, pg_catalog.count(*), coalesce(pg_catalog.sum(%s), 0)::pg_catalog.text FROM %s t",
+				lit, tenant, hash, name)
 		}
 	}
 	rows, err := conn.Query(ctx, strings.Join(parts, "\nUNION ALL\n"))

@@ -54,6 +54,15 @@ func (f filled) exec(ctx context.Context, tenant fixtures.Tenant, sql ...string)
 	}
 }
 
+// homes is the shard of every tenant, as the plan placed it.
+func (f filled) homes() map[int64]int {
+	out := map[int64]int{}
+	for _, t := range f.plan.Tenants {
+		out[t.ID] = t.Shard
+	}
+	return out
+}
+
 // twoOnOneShard returns two tenants that share a shard.
 func (f filled) twoOnOneShard() (fixtures.Tenant, fixtures.Tenant) {
 	GinkgoHelper()

@@ -21,17 +21,24 @@ type Source struct {
 }
 
 // sessionParams make a row's text, and so its hash, the same whatever the server's or the
-// user's defaults: timestamps print in UTC, dates in ISO.
+// user's defaults (timestamps print in UTC, dates in ISO), and keep what the verified databases
+// hold from steering the session that reads them: the search path is pg_catalog alone, so no
+// function, operator, type or table a restore created can stand in for a built-in one, and
+// row security is off, so a policy cannot hide rows from the verifier (a query it would filter
+// fails instead). Sent in the startup packet, they override what a role or a database sets.
 var sessionParams = map[string]string{
 	"timezone":           "UTC",
 	"datestyle":          "ISO, MDY",
 	"intervalstyle":      "postgres",
 	"extra_float_digits": "1",
 	"bytea_output":       "hex",
+	"search_path":        "pg_catalog, pg_temp",
+	"row_security":       "off",
 }
 
-// ConfigureSession sets the session parameters under which row hashes are comparable; every
-// connection that computes RowHashSQL must use it.
+// ConfigureSession sets the session parameters under which row hashes are comparable and the
+// verified data cannot steer the session; every connection that computes RowHashSQL must use
+// it, and names every table it reads with its schema.
 func ConfigureSession(cfg *pgx.ConnConfig) {
 	for k, v := range sessionParams {
 		cfg.RuntimeParams[k] = v
@@ -59,9 +66,9 @@ func (s Source) connect(ctx context.Context, shard int, database string) (*pgx.C
 // containers lists the tenant schemas (schema layout) or databases (database layout) on a
 // shard, by tenant id.
 func (s Source) containers(ctx context.Context, conn *pgx.Conn) (map[int64]string, error) {
-	q := `SELECT nspname FROM pg_namespace WHERE nspname ~ '^t_[0-9]+$'`
+	q := `SELECT nspname::pg_catalog.text FROM pg_catalog.pg_namespace WHERE nspname ~ '^t_[0-9]+$'`
 	if s.Layout == fixtures.LayoutDatabase {
-		q = `SELECT datname FROM pg_database WHERE datname ~ '^t_[0-9]+$'`
+		q = `SELECT datname::pg_catalog.text FROM pg_catalog.pg_database WHERE datname ~ '^t_[0-9]+$'`
 	}
 	names, err := queryStrings(ctx, conn, q)
 	if err != nil {
@@ -79,7 +86,7 @@ func (s Source) containers(ctx context.Context, conn *pgx.Conn) (map[int64]strin
 // presentTables lists which of the model's tables exist in schema, in model order: an incident
 // may have dropped some, and a missing table is missing rows, not an error.
 func presentTables(ctx context.Context, conn *pgx.Conn, schema string) ([]fixtures.Table, error) {
-	names, err := queryStrings(ctx, conn, `SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+	names, err := queryStrings(ctx, conn, `SELECT c.relname::pg_catalog.text FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
 		WHERE n.nspname = $1 AND c.relkind IN ('r', 'p')`, schema)
 	if err != nil {
 		return nil, fmt.Errorf("list tables of schema %s: %w", schema, err)

@@ -55,7 +55,7 @@ var _ = Describe("fingerprints", Label("slow"), Ordered, func() {
 
 	It("find every tenant on the shard the catalog names, in every layout", func(ctx SpecContext) {
 		for _, f := range []filled{shared, schema, database} {
-			Expect(truth.CheckPlacement(ctx, f.src, nil)).To(BeEmpty(), "layout %s", f.plan.Spec.Layout)
+			Expect(truth.CheckPlacement(f.homes(), f.snapshot(ctx))).To(BeEmpty(), "layout %s", f.plan.Spec.Layout)
 		}
 	})
 })
@@ -67,7 +67,7 @@ func diffOf(ctx context.Context, f filled, before *truth.Snapshot, mutate func()
 	kept := keepRows(ctx, f.src, before)
 	mutate()
 	mismatches := truth.Compare(before, f.snapshot(ctx))
-	diffs, err := truth.Diff(ctx, kept, f.src, mismatches, 10)
+	diffs, err := truth.Diff(ctx, kept, f.src, mismatches, nil, 10)
 	Expect(err).NotTo(HaveOccurred())
 	return diffs
 }
@@ -90,7 +90,9 @@ func keepRows(ctx context.Context, src truth.Source, snap *truth.Snapshot) keptR
 	return out
 }
 
-func rowDiff(kind truth.DiffKind, k []string) truth.RowDiff { return truth.RowDiff{Kind: kind, Key: k} }
+func rowDiff(kind truth.DiffKind, k []string) truth.RowDiff {
+	return truth.RowDiff{Kind: kind, Key: k, Copies: 1}
+}
 
 var _ = Describe("Compare and Diff", Label("slow"), func() {
 	for _, layout := range fixtures.Layouts() {
@@ -155,9 +157,7 @@ var _ = Describe("Compare and Diff", Label("slow"), func() {
 			other := 1 - t.Shard
 			moveTenant(ctx, f, t, other)
 			Expect(truth.Compare(before, f.snapshot(ctx))).To(BeEmpty())
-			misplaced, err := truth.CheckPlacement(ctx, f.src, nil)
-			Expect(err).NotTo(HaveOccurred())
-			Expect(misplaced).To(ConsistOf(truth.Misplacement{Tenant: t.ID, Shard: other, CatalogShard: t.Shard, Rows: t.Rows}))
+			Expect(truth.CheckPlacement(f.homes(), f.snapshot(ctx))).To(ConsistOf(truth.Misplacement{Tenant: t.ID, Shard: other, CatalogShard: t.Shard, Rows: t.Rows}))
 		})
 	})
 })
@@ -192,7 +192,7 @@ var _ = Describe("Diff", func() {
 		tt := truth.TenantTable{Tenant: 7, Table: fixtures.TableComments}
 		want := keptRows{tt: {{Key: key(7, 1), Hash: 10}, {Key: key(7, 2), Hash: 20}, {Key: key(7, 3), Hash: 30}}}
 		got := keptRows{tt: {{Key: key(7, 1), Hash: 10}, {Key: key(7, 1), Hash: 10}, {Key: key(7, 3), Hash: 31}, {Key: key(7, 10), Hash: 1}}}
-		diffs, err := truth.Diff(ctx, want, got, []truth.Mismatch{{TenantTable: tt}}, 3)
+		diffs, err := truth.Diff(ctx, want, got, []truth.Mismatch{{TenantTable: tt}}, nil, 3)
 		Expect(err).NotTo(HaveOccurred())
 		Expect(diffs).To(HaveLen(1))
 		d := diffs[0]

@@ -11,13 +11,19 @@ import (
 
 // Entry is one write the workload sent.
 type Entry struct {
-	Tenant int64  `json:"tenant"`
-	Shard  int    `json:"shard"`
-	Table  string `json:"table"`
-	// Key holds the row's primary-key values as text, in fixtures.Table.PrimaryKey order (as
+	Tenant int64 `json:"tenant"`
+	// Shard is the shard the write went to; DirectoryShard for the catalog's tenant directory.
+	Shard int `json:"shard"`
+	// Table is the table written: a tenant table's name, or truth.DirectoryTable.
+	Table string `json:"table"`
+	// Key holds the row's primary-key values as text, in the table's primary-key order (as
 	// truth.RowHash does).
 	Key []string `json:"key"`
 	Op  Op       `json:"op"`
+	// Values are the columns the write set, as text in Postgres's input syntax (nil is NULL):
+	// every column for an insert, the changed ones for an update, none for a delete. They are
+	// known before the write is sent, so even a write of unknown outcome can be replayed.
+	Values map[string]*string `json:"values,omitempty"`
 	// Sent and Acked bound the write in time; Acked is when the server confirmed the commit.
 	Sent  time.Time `json:"sent"`
 	Acked time.Time `json:"acked"`
@@ -25,6 +31,14 @@ type Entry struct {
 	Indeterminate bool `json:"indeterminate,omitempty"`
 	// Delta is the write's change to its table's fingerprint (zero when Indeterminate).
 	Delta Delta `json:"delta"`
+}
+
+// Directory reports whether the write went to the tenant directory rather than a tenant table.
+func (e Entry) Directory() bool { return e.Shard == DirectoryShard }
+
+// TenantTable names the tenant table the write went to.
+func (e Entry) TenantTable() truth.TenantTable {
+	return truth.TenantTable{Tenant: e.Tenant, Table: e.Table}
 }
 
 // Delta is a change to a fingerprint: rows added (negative: removed) and the change of the sum
@@ -58,8 +72,7 @@ type Ledger struct {
 	entries []Entry
 }
 
-// LedgerOf returns a ledger holding entries, as written by an earlier process (a game day's
-// `pgdrill up`, read back by `pgdrill score`).
+// LedgerOf returns a ledger holding entries.
 func LedgerOf(entries []Entry) *Ledger { return &Ledger{entries: slices.Clone(entries)} }
 
 func (l *Ledger) add(e Entry) {
@@ -88,7 +101,8 @@ func (l *Ledger) Acknowledged() int {
 
 // Expected returns what every tenant table must hold: its fingerprint in before (taken while no
 // write was in flight, before the workload started) changed by every acknowledged write of the
-// ledger. Indeterminate writes are left out; Check gives them the benefit of the doubt.
+// ledger to a tenant table. Writes of unknown outcome are left out: a table one of them touched
+// may differ from Expected because the write did land, which only a row-level check can tell.
 func (l *Ledger) Expected(before *truth.Snapshot) map[truth.TenantTable]truth.Fingerprint {
 	sums := map[truth.TenantTable]*big.Int{}
 	rows := map[truth.TenantTable]int64{}
@@ -97,10 +111,10 @@ func (l *Ledger) Expected(before *truth.Snapshot) map[truth.TenantTable]truth.Fi
 		sums[k], rows[k] = s, f.Rows
 	}
 	for _, e := range l.Entries() {
-		if e.Indeterminate {
+		if e.Indeterminate || e.Directory() {
 			continue
 		}
-		k := truth.TenantTable{Tenant: e.Tenant, Table: e.Table}
+		k := e.TenantTable()
 		if sums[k] == nil {
 			sums[k] = new(big.Int)
 		}
@@ -115,23 +129,28 @@ func (l *Ledger) Expected(before *truth.Snapshot) map[truth.TenantTable]truth.Fi
 	return out
 }
 
-// Check compares after with what the ledger says every tenant table must hold, and returns the
-// tables that differ, ordered by tenant and table: in differences when the ledger is certain, in
-// unresolved when the table had indeterminate writes (their effect is unknown, so the difference
-// is neither counted as loss nor passed). An absent table and an empty one compare equal.
-func (l *Ledger) Check(before, after *truth.Snapshot) (differences, unresolved []truth.Mismatch) {
-	pending := map[truth.TenantTable]bool{}
+// Check compares after with what the ledger's acknowledged writes say every tenant table must
+// hold (Expected), and returns the tables that differ, ordered by tenant and table. An absent
+// table and an empty one compare equal. A table a write of unknown outcome touched is listed
+// when it differs like any other: which of its rows the unknown write excuses is for a row-level
+// check to say (Uncertain names them), never the whole table.
+func (l *Ledger) Check(before, after *truth.Snapshot) []truth.Mismatch {
+	return truth.CompareTables(l.Expected(before), after.Tables())
+}
+
+// Uncertain returns the keys (truth.KeyString) of every row a write of unknown outcome touched,
+// by table, tenant directory included: the only rows a verification may accept in either state.
+func (l *Ledger) Uncertain() map[truth.TenantTable]map[string]bool {
+	out := map[truth.TenantTable]map[string]bool{}
 	for _, e := range l.Entries() {
-		if e.Indeterminate {
-			pending[truth.TenantTable{Tenant: e.Tenant, Table: e.Table}] = true
+		if !e.Indeterminate {
+			continue
 		}
-	}
-	for _, m := range truth.CompareTables(l.Expected(before), after.Tables()) {
-		if pending[m.TenantTable] {
-			unresolved = append(unresolved, m)
-		} else {
-			differences = append(differences, m)
+		k := e.TenantTable()
+		if out[k] == nil {
+			out[k] = map[string]bool{}
 		}
+		out[k][truth.KeyString(e.Key)] = true
 	}
-	return differences, unresolved
+	return out
 }

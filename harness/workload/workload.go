@@ -74,9 +74,10 @@ type Runner struct {
 	stopOnce sync.Once
 }
 
-// Start starts one writer per shard, each writing to the tenants the plan put on its shard.
-// Writes that fail are not acknowledged and not recorded; writes whose outcome is unknown (the
-// connection broke after the statement was sent) are recorded as indeterminate.
+// Start starts the writers: one or more per shard, each writing to the tenants the plan put on
+// its shard, and one writing to the catalog's tenant directory. Writes that fail are not
+// acknowledged and not recorded; writes whose outcome is unknown (the connection broke after the
+// statement was sent) are recorded as indeterminate, with the values they sent.
 func Start(ctx context.Context, c cluster.Cluster, plan *fixtures.Plan, cfg Config) (*Runner, error) {
 	cfg = cfg.withDefaults()
 	shards := c.Shards()
@@ -100,7 +101,7 @@ func Start(ctx context.Context, c cluster.Cluster, plan *fixtures.Plan, cfg Conf
 			if len(tenants) == 0 {
 				continue
 			}
-			writers = append(writers, &writer{shard: s, index: i, layout: plan.Spec.Layout, tenants: tenants, cfg: cfg,
+			writers = append(writers, &writer{server: s, index: i, layout: plan.Spec.Layout, tenants: tenants, cfg: cfg,
 				rng:    rand.New(rand.NewPCG(cfg.Seed, uint64(i*perShard+k)+1)),
 				nextID: map[int64]int64{}, conns: map[string]*pgx.Conn{}, ledger: r.ledger})
 		}
@@ -109,8 +110,20 @@ func Start(ctx context.Context, c cluster.Cluster, plan *fixtures.Plan, cfg Conf
 	for _, w := range writers {
 		r.wg.Go(func() { w.run(ctx, r.stop, interval) })
 	}
+	if len(plan.Tenants) > 0 {
+		d := &writer{server: c.Catalog(), index: DirectoryShard, directory: true, tenants: plan.Tenants, cfg: cfg,
+			rng: rand.New(rand.NewPCG(cfg.Seed, 0)), conns: map[string]*pgx.Conn{}, ledger: r.ledger}
+		r.wg.Go(func() { d.run(ctx, r.stop, time.Second*DirectoryShare/time.Duration(cfg.Rate)) })
+	}
 	return r, nil
 }
+
+// DirectoryShard is the Shard of a write to the catalog's tenant directory.
+const DirectoryShard = -1
+
+// DirectoryShare is how many writes to tenants' tables the workload makes for every write to
+// the tenant directory: tiers change and entries are touched far less often than tenants' data.
+const DirectoryShare = 20
 
 // Stop stops the writers once their statements in flight have finished (so that every write
 // that reached the database is in the ledger), waits for them and returns the ledger. It is safe
@@ -121,17 +134,19 @@ func (r *Runner) Stop() *Ledger {
 	return r.ledger
 }
 
-// writer writes to the tenants of one shard over one connection per database.
+// writer writes to some tenants of one server, over one connection per database: their tables
+// on a shard, or their entries in the catalog's directory.
 type writer struct {
-	shard   cluster.Server
-	index   int
-	layout  fixtures.Layout
-	tenants []fixtures.Tenant
-	cfg     Config
-	rng     *rand.Rand
-	nextID  map[int64]int64
-	conns   map[string]*pgx.Conn
-	ledger  *Ledger
+	server    cluster.Server
+	index     int
+	directory bool
+	layout    fixtures.Layout
+	tenants   []fixtures.Tenant
+	cfg       Config
+	rng       *rand.Rand
+	nextID    map[int64]int64
+	conns     map[string]*pgx.Conn
+	ledger    *Ledger
 }
 
 // run writes until stop is closed or ctx ends; ctx also bounds each statement, so cancelling it
@@ -156,13 +171,16 @@ func (w *writer) run(ctx context.Context, stop <-chan struct{}, interval time.Du
 	}
 }
 
-// conn returns the connection to the database holding tenant t, opening it when needed.
+// conn returns the connection to the database holding tenant t's rows, opening it when needed.
 func (w *writer) conn(ctx context.Context, t fixtures.Tenant) (*pgx.Conn, error) {
-	db := w.layout.Locate(t.ID).Database
+	db := fixtures.SharedDatabase
+	if !w.directory {
+		db = w.layout.Locate(t.ID).Database
+	}
 	if c, ok := w.conns[db]; ok && !c.IsClosed() {
 		return c, nil
 	}
-	cfg, err := pgx.ParseConfig(w.shard.DSNFor(db))
+	cfg, err := pgx.ParseConfig(w.server.DSNFor(db))
 	if err != nil {
 		return nil, fmt.Errorf("parse DSN: %w", err)
 	}
@@ -175,19 +193,23 @@ func (w *writer) conn(ctx context.Context, t fixtures.Tenant) (*pgx.Conn, error)
 	return c, nil
 }
 
-// write performs one random operation on one random tenant of the shard.
+// write performs one random operation on one random tenant of the writer.
 func (w *writer) write(ctx context.Context) {
 	t := w.tenants[w.rng.IntN(len(w.tenants))]
 	conn, err := w.conn(ctx, t)
 	if err != nil {
 		return // a tenant whose database is gone cannot be written: not acknowledged
 	}
-	op := w.pick()
-	stmt, table, key, args := w.statement(op, t)
+	var s statement
+	if w.directory {
+		s = w.directoryUpdate(t)
+	} else {
+		s = w.statement(w.pick(), t)
+	}
 	start := time.Now()
 	var newHash, oldHash *int64
-	err = conn.QueryRow(ctx, stmt, args...).Scan(&newHash, &oldHash)
-	e := Entry{Tenant: t.ID, Shard: w.index, Table: table, Key: key, Op: op, Sent: start, Acked: time.Now()}
+	err = conn.QueryRow(ctx, s.sql, s.args...).Scan(&newHash, &oldHash)
+	e := Entry{Tenant: t.ID, Shard: w.index, Table: s.table, Key: s.key, Op: s.op, Values: s.values, Sent: start, Acked: time.Now()}
 	switch {
 	case errors.Is(err, pgx.ErrNoRows):
 		return // the row was not there: nothing written
@@ -197,7 +219,7 @@ func (w *writer) write(ctx context.Context) {
 		e.Indeterminate = true // sent, outcome unknown
 		_ = conn.Close(context.WithoutCancel(ctx))
 	default:
-		e.Delta = delta(op, newHash, oldHash)
+		e.Delta = delta(s.op, newHash, oldHash)
 	}
 	w.ledger.add(e)
 }
@@ -222,14 +244,25 @@ func (w *writer) pick() Op {
 	}
 }
 
-// statement returns one autocommitted statement for op on tenant t that returns the new row's
-// hash and the old row's hash (either NULL where there is none), with the table and primary key
-// it touches. Inserts add comments; updates move an issue's status; deletes remove a comment.
-func (w *writer) statement(op Op, t fixtures.Tenant) (sql, table string, pk []string, args []any) {
+// statement is one autocommitted write that returns the new row's hash and the old row's hash
+// (either NULL where there is none), with what it touches and the values it sets.
+type statement struct {
+	sql    string
+	args   []any
+	op     Op
+	table  string
+	key    []string
+	values map[string]*string
+}
+
+// statement returns a write of op on tenant t: inserts add comments, updates move an issue's
+// status, deletes remove a comment. Every value it writes, timestamps included, is chosen here,
+// so that the ledger knows the row the write makes whether or not its outcome is known.
+func (w *writer) statement(op Op, t fixtures.Tenant) statement {
 	schema := w.layout.Locate(t.ID).Schema
 	comments := pgx.Identifier{schema, fixtures.TableComments}.Sanitize()
 	issues := pgx.Identifier{schema, fixtures.TableIssues}.Sanitize()
-	hash := truth.RowHashSQL
+	at := Timestamp(time.Now())
 	switch op {
 	case OpInsert:
 		id := WorkloadIDBase + w.nextID[t.ID]
@@ -237,22 +270,76 @@ func (w *writer) statement(op Op, t fixtures.Tenant) (sql, table string, pk []st
 		issue := 1 + w.rng.Int64N(max(t.TableRows(fixtures.TableIssues), 1))
 		author := 1 + w.rng.Int64N(max(t.TableRows(fixtures.TableUsers), 1))
 		body := fmt.Sprintf("workload comment %d on issue %d", id, issue)
-		return "INSERT INTO " + comments + " AS t (tenant_id, comment_id, issue_id, author_id, body, created_at, updated_at) " +
-				"VALUES ($1, $2, $3, $4, $5, now(), now()) RETURNING " + hash("t") + ", NULL::bigint",
-			fixtures.TableComments, key(t.ID, id), []any{t.ID, id, issue, author, body}
+		return statement{
+			sql: "INSERT INTO " + comments + " AS t (tenant_id, comment_id, issue_id, author_id, body, created_at, updated_at) " +
+				"VALUES ($1, $2, $3, $4, $5, $6, $6) RETURNING " + truth.RowHashSQL("t", comments) + ", NULL::pg_catalog.int8",
+			args: []any{t.ID, id, issue, author, body, at}, op: op, table: fixtures.TableComments, key: key(t.ID, id),
+			values: texts("tenant_id", t.ID, "comment_id", id, "issue_id", issue, "author_id", author, "body", body,
+				"created_at", at, "updated_at", at, "deleted_at", nil),
+		}
 	case OpUpdate:
 		issue := 1 + w.rng.Int64N(max(t.TableRows(fixtures.TableIssues), 1))
 		status := []string{"To Do", "In Progress", "In Review", "Done"}[w.rng.IntN(4)]
 		// The old row is read in the same statement, joined so that it is read before the update.
-		return "WITH old AS (SELECT tenant_id, issue_id, " + hash("o") + " AS h FROM " + issues + " o WHERE tenant_id = $1 AND issue_id = $2) " +
-				"UPDATE " + issues + " AS t SET status = $3, updated_at = clock_timestamp() FROM old " +
-				"WHERE t.tenant_id = old.tenant_id AND t.issue_id = old.issue_id RETURNING " + hash("t") + ", old.h",
-			fixtures.TableIssues, key(t.ID, issue), []any{t.ID, issue, status}
+		return statement{
+			sql: "WITH old AS (SELECT o.tenant_id, o.issue_id, " + truth.RowHashSQL("o", issues) + " AS h FROM " + issues +
+				" o WHERE o.tenant_id = $1 AND o.issue_id = $2) " +
+				"UPDATE " + issues + " AS t SET status = $3, updated_at = $4 FROM old " +
+				"WHERE t.tenant_id = old.tenant_id AND t.issue_id = old.issue_id RETURNING " + truth.RowHashSQL("t", issues) + ", old.h",
+			args: []any{t.ID, issue, status, at}, op: op, table: fixtures.TableIssues, key: key(t.ID, issue),
+			values: texts("status", status, "updated_at", at),
+		}
 	default:
 		comment := 1 + w.rng.Int64N(max(t.TableRows(fixtures.TableComments), 1))
-		return "DELETE FROM " + comments + " AS t WHERE tenant_id = $1 AND comment_id = $2 RETURNING NULL::bigint, " + hash("t"),
-			fixtures.TableComments, key(t.ID, comment), []any{t.ID, comment}
+		return statement{
+			sql: "DELETE FROM " + comments + " AS t WHERE t.tenant_id = $1 AND t.comment_id = $2 RETURNING NULL::pg_catalog.int8, " +
+				truth.RowHashSQL("t", comments),
+			args: []any{t.ID, comment}, op: op, table: fixtures.TableComments, key: key(t.ID, comment),
+		}
 	}
+}
+
+// directoryUpdate returns a write to tenant t's entry in the tenant directory: a change of tier,
+// as an upgrade or a downgrade makes.
+func (w *writer) directoryUpdate(t fixtures.Tenant) statement {
+	dir := pgx.Identifier{fixtures.SharedSchema, fixtures.CatalogTenants}.Sanitize()
+	tier := fixtures.Tiers()[w.rng.IntN(len(fixtures.Tiers()))]
+	at := Timestamp(time.Now())
+	return statement{
+		sql: "WITH old AS (SELECT o.tenant_id, " + truth.RowHashSQL("o", dir) + " AS h FROM " + dir + " o WHERE o.tenant_id = $1) " +
+			"UPDATE " + dir + " AS t SET tier = $2, updated_at = $3 FROM old WHERE t.tenant_id = old.tenant_id RETURNING " +
+			truth.RowHashSQL("t", dir) + ", old.h",
+		args: []any{t.ID, string(tier), at}, op: OpUpdate, table: truth.DirectoryTable, key: []string{strconv.FormatInt(t.ID, 10)},
+		values: texts("tier", string(tier), "updated_at", at),
+	}
+}
+
+// Timestamp is t as the workload writes it: to the microsecond Postgres keeps, in UTC, so that the
+// value recorded is the value stored.
+func Timestamp(t time.Time) time.Time { return t.UTC().Truncate(time.Microsecond) }
+
+// texts turns column, value pairs into the text values an Entry records: integers in decimal,
+// times as RFC 3339 with microseconds, nil as NULL.
+func texts(pairs ...any) map[string]*string {
+	out := make(map[string]*string, len(pairs)/2)
+	for i := 0; i < len(pairs); i += 2 {
+		var v *string
+		switch x := pairs[i+1].(type) {
+		case nil:
+		case int64:
+			s := strconv.FormatInt(x, 10)
+			v = &s
+		case string:
+			v = &x
+		case time.Time:
+			s := x.Format("2006-01-02T15:04:05.000000Z07:00")
+			v = &s
+		default:
+			panic(fmt.Sprintf("workload: no text form for %T", x))
+		}
+		out[pairs[i].(string)] = v
+	}
+	return out
 }
 
 // key is a (tenant_id, id) primary key as text values.

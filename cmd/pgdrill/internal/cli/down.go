@@ -112,6 +112,18 @@ func stopOwner(ctx context.Context, store *runstate.Store, rec runstate.Record) 
 	}
 }
 
+// signalOwner signals the pgdrill process that owns a run: only that very process (pid and start
+// time), never another.
+func signalOwner(owner runstate.Process, sig syscall.Signal) error {
+	if !owner.Alive() {
+		return fmt.Errorf("signal pgdrill %d: it is not running", owner.PID)
+	}
+	if err := syscall.Kill(owner.PID, sig); err != nil {
+		return fmt.Errorf("signal pgdrill %d: %w", owner.PID, err)
+	}
+	return nil
+}
+
 // selectRuns returns the records of the named runs, or all records when none is named.
 func selectRuns(store *runstate.Store, ids []string) ([]runstate.Record, error) {
 	recs, err := store.List()

@@ -6,10 +6,8 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/signal"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -17,8 +15,7 @@ import (
 	"github.com/pgdrill/pgdrill/harness/cluster"
 	"github.com/pgdrill/pgdrill/harness/drill"
 	"github.com/pgdrill/pgdrill/harness/exitcode"
-	"github.com/pgdrill/pgdrill/harness/incident"
-	"github.com/pgdrill/pgdrill/harness/runstate"
+	"github.com/pgdrill/pgdrill/harness/gameday"
 	"github.com/pgdrill/pgdrill/reports"
 	"github.com/pgdrill/pgdrill/scenarios"
 )
@@ -32,9 +29,9 @@ func (a *app) gameDaysDir() (string, error) {
 	return filepath.Join(store.Dir(), "gamedays"), nil
 }
 
-// gameDay runs `pgdrill up --scenario`: prepares the drill, keeps its workload running, stops the
-// workload when `pgdrill score` asks (SIGUSR1), and tears everything down on Ctrl-C or SIGTERM
-// (which `pgdrill down` sends).
+// gameDay runs `pgdrill up --scenario`: prepares the drill, keeps its workload running and serves
+// the team's commands (incident, restore, score) on the game day's control socket, until Ctrl-C or
+// SIGTERM (which `pgdrill down` sends) tears everything down.
 func (a *app) gameDay(ctx context.Context, sc *scenarios.Scenario, seed uint64) error {
 	p, err := a.localProvider(ctx)
 	if err != nil {
@@ -44,16 +41,24 @@ func (a *app) gameDay(ctx context.Context, sc *scenarios.Scenario, seed uint64) 
 	if err != nil {
 		return err
 	}
-	g, err := drill.StartGameDay(ctx, drill.Config{Scenario: sc, Provider: p, Seed: seed, Log: a.log}, root)
+	g, err := drill.StartGameDay(ctx, drill.Config{Scenario: sc, Provider: p, Seed: seed, Log: a.log})
+	var dir string
+	if c := g.Cluster(); c != nil {
+		dir = filepath.Join(root, c.RunID())
+	}
 	defer func() {
 		g.Teardown(ctx)
-		if err := g.Remove(); err != nil {
-			a.log.Warn("could not remove the game day's files", "err", err)
+		if dir != "" {
+			if err := os.RemoveAll(dir); err != nil {
+				a.log.Warn("could not remove the game day's files", "err", err)
+			}
 		}
 	}()
 	if err != nil {
 		return exitcode.With(err, exitcode.HarnessError)
 	}
+	served := make(chan error, 1)
+	go func() { served <- gameday.Serve(ctx, g, dir, a.log) }()
 	out := upOutput{Description: cluster.Describe(g.Cluster())}
 	if err := a.print(out, func(w io.Writer) {
 		printDescription(w, out, false)
@@ -62,20 +67,12 @@ func (a *app) gameDay(ctx context.Context, sc *scenarios.Scenario, seed uint64) 
 	}); err != nil {
 		return err
 	}
-	score := make(chan os.Signal, 1)
-	signal.Notify(score, syscall.SIGUSR1)
-	defer signal.Stop(score)
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-score:
-			if err := g.StopWorkload(); err != nil {
-				a.log.Error("could not stop the workload for scoring", "err", err)
-				continue
-			}
-			a.log.Info("workload stopped for scoring; Ctrl-C or `pgdrill down` tears the cluster down", "run_id", out.RunID)
-		}
+	select {
+	case <-ctx.Done():
+		<-served
+		return nil
+	case err := <-served:
+		return exitcode.With(err, exitcode.HarnessError)
 	}
 }
 
@@ -113,26 +110,21 @@ func (a *app) incidentCommand() *cobra.Command {
 	return &cobra.Command{
 		Use:   "incident [RUN_ID]",
 		Short: "Game day: break the cluster the way the scenario says, and page the team",
-		Long: `Inject the game day's incident (` + "`pgdrill up --scenario`" + ` started it) and print what a pager would
-say: which customers report trouble and since when — not how to fix it. The exact record of the
-harm (transactions, WAL positions) is kept for scoring and for ` + "`pgdrill restore`" + `.`,
+		Long: `Ask the game day's ` + "`pgdrill up --scenario`" + ` to inject its incident, and print what a pager would
+say: which customers report trouble and since when — not how to fix it. The facts a runbook would
+get (transactions, WAL positions, backups) are written to ` + gameday.IncidentFileName + ` in the game day's
+directory; the record the team is scored against stays with ` + "`pgdrill up`" + `.`,
 		Example: "  pgdrill incident\n  pgdrill incident r1a2b3c4d -o json",
 		Args:    maxArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			dir, err := a.findGameDay(args)
+			c, err := a.dialGameDay(args)
 			if err != nil {
 				return err
 			}
-			g, err := drill.LoadGameDay(dir, cluster.Remote, a.log)
+			page, err := c.Incident(cmd.Context())
 			if err != nil {
-				return exitcode.With(err, exitcode.HarnessError)
+				return err
 			}
-			rec, err := g.Inject(cmd.Context())
-			if err != nil {
-				return exitcode.With(err, exitcode.HarnessError)
-			}
-			page := pageOf(g.Outcome().ScenarioID, rec.First(), rec.Affected)
-			page.RunID = rec.RunID
 			return a.print(page, func(w io.Writer) {
 				fmt.Fprintf(w, "PAGE  %s  %s\n", page.At.Local().Format(time.TimeOnly), page.Message)
 			})
@@ -140,24 +132,13 @@ harm (transactions, WAL positions) is kept for scoring and for ` + "`pgdrill res
 	}
 }
 
-// page is what the on-call engineer is told.
-type page struct {
-	RunID   string    `json:"run_id"`
-	At      time.Time `json:"at"`
-	Tenants []int64   `json:"tenants"`
-	Message string    `json:"message"`
-}
-
-func pageOf(scenario string, at time.Time, affected []incident.Tenant) page {
-	p := page{At: at}
-	shards := map[int]bool{}
-	for _, t := range affected {
-		p.Tenants = append(p.Tenants, t.ID)
-		shards[t.Shard] = true
+// dialGameDay reaches the game day named by args, or the only one running.
+func (a *app) dialGameDay(args []string) (*gameday.Client, error) {
+	dir, err := a.findGameDay(args)
+	if err != nil {
+		return nil, err
 	}
-	p.Message = fmt.Sprintf("SEV-1 (%s): support reports %d customer(s) whose data is missing or wrong since about %s — tenants %v. "+
-		"Everyone else seems fine. Restore them, then run `pgdrill score`.", scenario, len(p.Tenants), at.Local().Format(time.TimeOnly), p.Tenants)
-	return p
+	return gameday.Dial(dir)
 }
 
 func (a *app) scoreCommand() *cobra.Command {
@@ -165,27 +146,23 @@ func (a *app) scoreCommand() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "score [RUN_ID]",
 		Short: "Game day: stop the workload, verify every tenant and score the team's restore",
-		Long: `Stop the game day's workload, verify every tenant against what its own acknowledged writes say it
-must hold, and score the restore against the scenario's objectives: time to restore is the team's,
-from the incident to now; the phases of any ` + "`pgdrill restore`" + ` they ran are the machine's share.
+		Long: `Ask the game day's ` + "`pgdrill up --scenario`" + ` to stop its workload, check the backups, verify every
+tenant against what its own acknowledged writes say it must hold, and score the restore against
+the scenario's objectives: time to restore is the team's, from the incident to now. The scoring
+runs in ` + "`pgdrill up`" + `, from what it kept in memory; no file the team can edit takes part.
 Writes the reports like ` + "`pgdrill run`" + ` and exits by the verdict. The cluster stays up for a look
 until ` + "`pgdrill down`" + `.`,
 		Example: "  pgdrill score\n  pgdrill score r1a2b3c4d --out ./gameday-reports",
 		Args:    maxArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			dir, err := a.findGameDay(args)
+			c, err := a.dialGameDay(args)
 			if err != nil {
 				return err
 			}
-			if err := a.stopGameDayWorkload(cmd.Context(), filepath.Base(dir), dir); err != nil {
-				return exitcode.With(err, exitcode.HarnessError)
-			}
-			g, err := drill.LoadGameDay(dir, cluster.Remote, a.log)
+			rep, err := c.Score(cmd.Context())
 			if err != nil {
-				return exitcode.With(err, exitcode.HarnessError)
+				return err
 			}
-			out := g.Score(cmd.Context())
-			rep := drill.Report(out, g.Scenario())
 			if err := a.writeReports(outDir, rep); err != nil {
 				return err
 			}
@@ -197,52 +174,6 @@ until ` + "`pgdrill down`" + `.`,
 	}
 	cmd.Flags().StringVar(&outDir, "out", "pgdrill-reports", "directory the reports are written under")
 	return cmd
-}
-
-// stopGameDayWorkload asks the game day's `pgdrill up` to stop its workload and waits for the
-// ledger it writes.
-func (a *app) stopGameDayWorkload(ctx context.Context, runID, dir string) error {
-	if drill.HasLedger(dir) {
-		return nil
-	}
-	store, err := a.store()
-	if err != nil {
-		return err
-	}
-	rec, err := store.Load(runID)
-	if err != nil {
-		return fmt.Errorf("find the game day's pgdrill up: %w", err)
-	}
-	if !rec.Owner.Alive() {
-		return errors.New("the game day's `pgdrill up` is not running any more; its workload's ledger is lost")
-	}
-	if err := signalOwner(rec.Owner, syscall.SIGUSR1); err != nil {
-		return err
-	}
-	deadline := time.Now().Add(time.Minute)
-	for !drill.HasLedger(dir) {
-		if time.Now().After(deadline) {
-			return errors.New("the game day's `pgdrill up` did not stop its workload within a minute")
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(20 * time.Millisecond):
-		}
-	}
-	return nil
-}
-
-// signalOwner signals the pgdrill process that owns a run: only that very process (pid and start
-// time), never another.
-func signalOwner(owner runstate.Process, sig syscall.Signal) error {
-	if !owner.Alive() {
-		return fmt.Errorf("signal pgdrill %d: it is not running", owner.PID)
-	}
-	if err := syscall.Kill(owner.PID, sig); err != nil {
-		return fmt.Errorf("signal pgdrill %d: %w", owner.PID, err)
-	}
-	return nil
 }
 
 // maxArgs rejects more than n arguments as invalid input (exit code 2).

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"slices"
@@ -9,11 +10,8 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/pgdrill/pgdrill/harness/backup"
-	"github.com/pgdrill/pgdrill/harness/cluster"
-	"github.com/pgdrill/pgdrill/harness/drill"
 	"github.com/pgdrill/pgdrill/harness/exitcode"
-	"github.com/pgdrill/pgdrill/harness/incident"
+	"github.com/pgdrill/pgdrill/harness/gameday"
 	"github.com/pgdrill/pgdrill/harness/restore"
 )
 
@@ -27,52 +25,41 @@ func (a *app) restoreCommand() *cobra.Command {
 		Use:   "restore --strategy NAME [RUN_ID]",
 		Short: "Run one built-in restore strategy against an incident: from a runbook, or by hand on a game day",
 		Long: `Bring the affected tenants of an incident back with a built-in strategy, so that a runbook can call
-pgdrill's steps and a person can run them by hand. The incident is the one described by
-$` + restore.IncidentFileEnv + ` when set (a runbook run by a drill gets it), else the game day's
-(` + "`pgdrill incident`" + ` recorded it). Sidecars are this command's own and removed when it ends; the run's
-servers are never stopped. The restore's phases go on the game day's timeline.
+pgdrill's steps and a person can run them by hand.
+
+Inside a runbook (a drill sets $` + restore.IncidentFileEnv + `), the incident is the one that file describes, and
+the strategy must work from it alone: one of ` + strings.Join(fromIncident, ", ") + `. Its sidecars are this
+command's own and removed when it ends; the run's servers are never stopped.
+
+On a game day, the game day's ` + "`pgdrill up --scenario`" + ` runs the strategy itself, with every standby and
+export its protection made, and puts its phases on the game day's timeline.
 
 Exit codes: 0 restored, 1 the restore failed, 2 invalid input, 3 the harness broke.`,
 		Example: `  pgdrill restore --strategy pitr-sidecar                 # on a game day, after pgdrill incident
+  pgdrill restore --strategy delayed-standby r1a2b3c4d    # a game day whose scenario keeps standbys
   pgdrill restore --strategy pitr-sidecar -o json         # inside a runbook: reads $PGDRILL_INCIDENT_FILE`,
 		Args: maxArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if strategy == "" {
-				return invalid("--strategy is required: one of %s", strings.Join(fromIncident, ", "))
+				return invalid("--strategy is required: one of %s", strings.Join(restore.Names(), ", "))
 			}
-			s, err := restore.Lookup(strategy)
-			if err != nil {
+			if _, err := restore.Lookup(strategy); err != nil {
 				return exitcode.With(err, exitcode.InvalidInput)
 			}
-			if !slices.Contains(fromIncident, strategy) {
-				return invalid("%s needs what only the drill that protected the cluster has (standbys, exports); from an incident, use one of %s",
-					strategy, strings.Join(fromIncident, ", "))
-			}
 			ctx := cmd.Context()
-			rec, prot, game, err := a.incidentToRestore(args)
-			if err != nil {
-				return err
-			}
-			p, err := a.localProvider(ctx)
-			if err != nil {
-				return err
-			}
-			c, err := p.Attach(ctx, rec.RunID)
-			if c != nil {
-				defer func() {
-					if err := c.Destroy(ctx); err != nil {
-						a.log.Error("could not remove this restore's sidecars", "err", err)
-					}
-				}()
-			}
-			if err != nil {
-				return exitcode.With(err, exitcode.HarnessError)
-			}
-			res, err := s.Restore(ctx, restore.Env{Cluster: c, Protection: prot, Log: a.log}, rec)
-			if game != nil {
-				if rerr := game.RecordRestore(res); rerr != nil {
-					a.log.Warn("could not put the restore on the game day's timeline", "err", rerr)
+			var res restore.Result
+			var err error
+			if path := a.env(restore.IncidentFileEnv); path != "" && len(args) == 0 {
+				res, err = a.restoreFromFile(ctx, strategy, path)
+			} else {
+				var c *gameday.Client
+				if c, err = a.dialGameDay(args); err != nil {
+					return err
 				}
+				res, err = c.Restore(ctx, strategy)
+			}
+			if exitcode.Of(err) == exitcode.InvalidInput {
+				return err
 			}
 			if perr := a.print(res, func(w io.Writer) { printRestore(w, res) }); perr != nil {
 				return perr
@@ -80,32 +67,38 @@ Exit codes: 0 restored, 1 the restore failed, 2 invalid input, 3 the harness bro
 			return exitcode.With(err, exitcode.ObjectivesMissed)
 		},
 	}
-	cmd.Flags().StringVar(&strategy, "strategy", "", "restore strategy: "+strings.Join(fromIncident, ", "))
+	cmd.Flags().StringVar(&strategy, "strategy", "", "restore strategy: "+strings.Join(restore.Names(), ", "))
 	return cmd
 }
 
-// incidentToRestore finds the incident to restore: the runbook's incident file, else the game
-// day's record.
-func (a *app) incidentToRestore(args []string) (incident.Record, backup.Protection, *drill.GameDay, error) {
-	if path := a.env(restore.IncidentFileEnv); path != "" && len(args) == 0 {
-		f, err := restore.ReadIncidentFile(path)
-		if err != nil {
-			return incident.Record{}, backup.Protection{}, nil, exitcode.With(err, exitcode.InvalidInput)
-		}
-		return f.Record(), f.Protection(), nil, nil
+// restoreFromFile runs a strategy against the incident an incident file describes, attached to
+// its run from this process.
+func (a *app) restoreFromFile(ctx context.Context, strategy, path string) (restore.Result, error) {
+	if !slices.Contains(fromIncident, strategy) {
+		return restore.Result{}, invalid("%s needs what only the drill that protected the cluster has (standbys, exports); from an incident file, use one of %s",
+			strategy, strings.Join(fromIncident, ", "))
 	}
-	dir, err := a.findGameDay(args)
+	s, _ := restore.Lookup(strategy)
+	f, err := restore.ReadIncidentFile(path)
 	if err != nil {
-		return incident.Record{}, backup.Protection{}, nil, err
+		return restore.Result{}, exitcode.With(err, exitcode.InvalidInput)
 	}
-	g, err := drill.LoadGameDay(dir, cluster.Remote, a.log)
+	p, err := a.localProvider(ctx)
 	if err != nil {
-		return incident.Record{}, backup.Protection{}, nil, exitcode.With(err, exitcode.HarnessError)
+		return restore.Result{}, err
 	}
-	if g.Incident() == nil {
-		return incident.Record{}, backup.Protection{}, nil, invalid("the game day has no incident yet: run `pgdrill incident` first")
+	c, err := p.Attach(ctx, f.RunID)
+	if c != nil {
+		defer func() {
+			if err := c.Destroy(ctx); err != nil {
+				a.log.Error("could not remove this restore's sidecars", "err", err)
+			}
+		}()
 	}
-	return *g.Incident(), g.Protection(), g, nil
+	if err != nil {
+		return restore.Result{}, exitcode.With(err, exitcode.HarnessError)
+	}
+	return s.Restore(ctx, restore.Env{Cluster: c, Protection: f.Protection(), Log: a.log}, f.Record())
 }
 
 func printRestore(w io.Writer, res restore.Result) {

@@ -56,11 +56,6 @@ operations refuse any database without it.`,
 				if err != nil {
 					return exitcode.With(err, exitcode.InvalidInput)
 				}
-				if sc.Spec.Incident.Kind == scenarios.ShardLoss {
-					// `pgdrill incident` runs in another process, which cannot destroy a server
-					// that this one owns.
-					return invalid("game days cannot rehearse shard-loss yet; run it as a drill: pgdrill run shard-loss")
-				}
 				return a.gameDay(cmd.Context(), sc, data.seed)
 			}
 			set, err := parseSettings(settings)

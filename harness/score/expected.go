@@ -1,0 +1,161 @@
+package score
+
+import (
+	"bytes"
+	"cmp"
+	"context"
+	"fmt"
+	"math/big"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/pgdrill/pgdrill/fixtures"
+	"github.com/pgdrill/pgdrill/harness/truth"
+	"github.com/pgdrill/pgdrill/harness/workload"
+)
+
+// victimRows is a truth.RowReader of what the affected tenants must hold: their baseline rows
+// changed by every acknowledged write of the ledger, in order.
+type victimRows struct {
+	base    map[truth.TenantTable][]truth.RowHash
+	entries []workload.Entry
+}
+
+var _ truth.RowReader = victimRows{}
+
+// RowHashes implements truth.RowReader.
+func (v victimRows) RowHashes(_ context.Context, tenant int64, table string) ([]truth.RowHash, error) {
+	rows := map[string]truth.RowHash{}
+	for _, r := range v.base[truth.TenantTable{Tenant: tenant, Table: table}] {
+		rows[truth.KeyString(r.Key)] = r
+	}
+	for _, w := range v.entries {
+		if w.Tenant != tenant || w.Table != table || w.Indeterminate {
+			continue
+		}
+		k := truth.KeyString(w.Key)
+		if w.Op == workload.OpDelete {
+			delete(rows, k)
+		} else {
+			rows[k] = truth.RowHash{Key: w.Key, Hash: w.Delta.Add}
+		}
+	}
+	out := make([]truth.RowHash, 0, len(rows))
+	for _, r := range rows {
+		out = append(out, r)
+	}
+	return out, nil
+}
+
+// replays rebuilds tables as they must be by truth.Replay, in sessions of its own on the
+// servers of src, one connection per server, kept until close.
+type replays struct {
+	f     *Facts
+	conns map[string]*pgx.Conn
+}
+
+func newReplays(f *Facts) *replays { return &replays{f: f, conns: map[string]*pgx.Conn{}} }
+
+// conn returns the session on the server at dsn, opening it when needed.
+func (r *replays) conn(ctx context.Context, dsn string) (*pgx.Conn, error) {
+	if c, ok := r.conns[dsn]; ok {
+		return c, nil
+	}
+	cfg, err := pgx.ParseConfig(dsn)
+	if err != nil {
+		return nil, fmt.Errorf("parse DSN: %w", err)
+	}
+	truth.ConfigureSession(cfg)
+	c, err := pgx.ConnectConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("connect to replay: %w", err)
+	}
+	r.conns[dsn] = c
+	return c, nil
+}
+
+func (r *replays) close(ctx context.Context) {
+	for _, c := range r.conns {
+		_ = c.Close(context.WithoutCancel(ctx))
+	}
+}
+
+// table rebuilds what tenant table tt must hold: the tenant's rows as the fill generated them
+// (fixtures regenerates the same bytes), checked against the baseline's fingerprint, with the
+// ledger's writes to it replayed.
+func (r *replays) table(ctx context.Context, tt truth.TenantTable) (truth.Expected, error) {
+	t, ok := r.f.Plan.Tenant(tt.Tenant)
+	if !ok {
+		return truth.Expected{}, fmt.Errorf("rebuild %s of tenant %d: the tenant is not in the plan", tt.Table, tt.Tenant)
+	}
+	model, ok := fixtures.LookupTable(tt.Table)
+	if !ok {
+		return truth.Expected{}, fmt.Errorf("rebuild %s of tenant %d: unknown table", tt.Table, tt.Tenant)
+	}
+	base, err := r.f.Plan.TableCopy(tt.Tenant, tt.Table)
+	if err != nil {
+		return truth.Expected{}, err
+	}
+	conn, err := r.conn(ctx, r.f.Source.Shards[t.Shard])
+	if err != nil {
+		return truth.Expected{}, err
+	}
+	exp, err := truth.Replay(ctx, conn, model, base, writesTo(r.f.Ledger, tt))
+	if err != nil {
+		return exp, err
+	}
+	if want := r.f.Baseline.Snapshot.Tables()[tt]; exp.Base.Rows != want.Rows || exp.Base.Sum != cmp.Or(want.Sum, "0") {
+		return exp, fmt.Errorf("rebuild %s of tenant %d: the generated rows (%d, sum %s) are not those the baseline read (%d, sum %s): "+
+			"the fill is not reproducible, a harness bug", tt.Table, tt.Tenant, exp.Base.Rows, exp.Base.Sum, want.Rows, want.Sum)
+	}
+	return exp, nil
+}
+
+// directory rebuilds what the tenant directory must hold: the baseline's copy of it with the
+// ledger's writes to it replayed.
+func (r *replays) directory(ctx context.Context) (truth.Expected, error) {
+	conn, err := r.conn(ctx, r.f.Source.Catalog)
+	if err != nil {
+		return truth.Expected{}, err
+	}
+	d := r.f.Baseline.Directory
+	var writes []truth.Write
+	for _, e := range r.f.Ledger {
+		if e.Directory() {
+			writes = append(writes, writeOf(e))
+		}
+	}
+	exp, err := truth.Replay(ctx, conn, fixtures.DirectoryTable(), bytes.NewReader(d.Copy), writes)
+	if err != nil {
+		return exp, err
+	}
+	sum := new(big.Int)
+	for _, row := range d.Rows {
+		sum.Add(sum, big.NewInt(row.Hash))
+	}
+	if exp.Base.Rows != int64(len(d.Rows)) || exp.Base.Sum != sum.String() {
+		return exp, fmt.Errorf("rebuild the tenant directory: its copy does not hash as the baseline read it, a harness bug")
+	}
+	return exp, nil
+}
+
+// writesTo returns the ledger's writes to tenant table tt, in order, as truth.Replay takes them.
+func writesTo(entries []workload.Entry, tt truth.TenantTable) []truth.Write {
+	var out []truth.Write
+	for _, e := range entries {
+		if !e.Directory() && e.TenantTable() == tt {
+			out = append(out, writeOf(e))
+		}
+	}
+	return out
+}
+
+// writeOf is a ledger entry as truth.Replay takes it.
+func writeOf(e workload.Entry) truth.Write {
+	w := truth.Write{Key: e.Key, Op: string(e.Op), Values: e.Values, Uncertain: e.Indeterminate}
+	if !e.Indeterminate && e.Op != workload.OpDelete {
+		h := e.Delta.Add
+		w.Hash = &h
+	}
+	return w
+}

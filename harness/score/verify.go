@@ -1,0 +1,291 @@
+package score
+
+import (
+	"context"
+	"fmt"
+	"maps"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/pgdrill/pgdrill/fixtures"
+	"github.com/pgdrill/pgdrill/harness/incident"
+	"github.com/pgdrill/pgdrill/harness/truth"
+	"github.com/pgdrill/pgdrill/harness/workload"
+)
+
+// diffLimit bounds how many differing rows a table's diff lists. The affected tenants' rows are
+// listed in full up to it (RPO dates each loss, and each is classed as lost, resurrected, ...).
+const diffLimit = 1 << 20
+
+// Facts is what a verification weighs besides what the servers hold now: all of it the harness's
+// own record, none of it the restore's.
+type Facts struct {
+	Plan *fixtures.Plan
+	// Source is where the servers are.
+	Source   truth.Source
+	Baseline Baseline
+	// Affected are the tenants the incident harmed.
+	Affected []fixtures.Tenant
+	// Incident is what the incident did.
+	Incident *incident.Record
+	// Ledger is every write the workload sent, in order.
+	Ledger []workload.Entry
+}
+
+// Findings is what a verification found.
+type Findings struct {
+	// Writes counts the workload's acknowledged writes.
+	Writes int `json:"writes"`
+	// Affected is the completeness of every affected tenant, ordered by id.
+	Affected []Tenant `json:"affected"`
+	// Collateral lists every table (and directory entry) of an unaffected tenant that differs from
+	// what its own writes say it must hold.
+	Collateral []Harmed `json:"collateral,omitempty"`
+	// Diffs are the affected tenants' row differences, uncertain rows set apart: what RPO dates.
+	Diffs []truth.TableDiff `json:"-"`
+	// Schema lists every difference of the schema from the baseline's.
+	Schema []truth.SchemaChange `json:"schema,omitempty"`
+	// Integrity are the checks after the restore: schema, placement, routing.
+	Integrity []Check `json:"integrity"`
+}
+
+// Excused counts the rows accepted in either state of a write of unknown outcome; Unresolved those
+// whose possible states are not known.
+func (f *Findings) Excused() (excused, unresolved int64) {
+	for _, t := range f.Affected {
+		excused, unresolved = excused+t.Excused, unresolved+t.Unresolved
+	}
+	for _, h := range f.Collateral {
+		excused, unresolved = excused+h.Excused, unresolved+h.Unresolved
+	}
+	return excused, unresolved
+}
+
+// Verify compares every tenant with what it must hold: the affected ones row by row (their
+// baseline rows changed by the ledger), every other one by fingerprint first and, where that
+// differs, row by row against its rows rebuilt from the fill and the ledger; the tenant
+// directory entry by entry; and the schema of every database object by object. A write of unknown
+// outcome excuses its own row only, in either of the states it allows.
+func Verify(ctx context.Context, f Facts) (*Findings, error) {
+	after, err := truth.Take(ctx, f.Source)
+	if err != nil {
+		return nil, err
+	}
+	ledger := workload.LedgerOf(f.Ledger)
+	out := &Findings{Writes: ledger.Acknowledged()}
+	affected := map[int64]bool{}
+	for _, t := range f.Affected {
+		affected[t.ID] = true
+	}
+	r := newReplays(&f)
+	defer r.close(ctx)
+
+	uncertain := ledger.Uncertain()
+	var victims []truth.Mismatch
+	doubts := map[truth.TenantTable]truth.Doubts{}
+	for _, m := range ledger.Check(f.Baseline.Snapshot, after) {
+		if !affected[m.Tenant] {
+			h, err := bystander(ctx, r, f.Source, m.TenantTable)
+			if err != nil {
+				return nil, err
+			}
+			if h.Differs() || h.Unresolved > 0 {
+				t, _ := f.Plan.Tenant(m.Tenant)
+				out.Collateral = append(out.Collateral, Harmed{TableDiff: h, Shard: t.Shard})
+			}
+			continue
+		}
+		victims = append(victims, m)
+		if len(uncertain[m.TenantTable]) == 0 {
+			continue
+		}
+		if columnHarmOf(f.Incident, m.TenantTable) != nil {
+			// A repaired column's rows hash as the repair left them, not as a rebuild would:
+			// which state a row of unknown outcome is in cannot be told there.
+			doubts[m.TenantTable] = unknownStates(uncertain[m.TenantTable])
+			continue
+		}
+		exp, err := r.table(ctx, m.TenantTable)
+		if err != nil {
+			return nil, err
+		}
+		doubts[m.TenantTable] = exp.Possible
+	}
+	want := victimRows{base: f.Baseline.Rows, entries: f.Ledger}
+	diffs, err := truth.Diff(ctx, want, f.Source, victims, doubts, diffLimit)
+	if err != nil {
+		return nil, err
+	}
+	if diffs, err = reconcileColumns(ctx, f, want, diffs); err != nil {
+		return nil, err
+	}
+	dir, err := directoryDiffs(ctx, r, f)
+	if err != nil {
+		return nil, err
+	}
+	for _, d := range dir {
+		if affected[d.Tenant] {
+			diffs = append(diffs, d)
+		} else {
+			t, _ := f.Plan.Tenant(d.Tenant)
+			out.Collateral = append(out.Collateral, Harmed{TableDiff: d, Shard: t.Shard})
+		}
+	}
+	out.Diffs = diffs
+	for _, v := range f.Affected {
+		expected := int64(0)
+		for _, t := range fixtures.TableNames() {
+			rows, _ := want.RowHashes(ctx, v.ID, t)
+			expected += int64(len(rows))
+		}
+		if _, listed := f.Baseline.Directory.Homes[v.ID]; listed {
+			expected++ // its directory entry
+		}
+		out.Affected = append(out.Affected, ScoreTenant(v.ID, v.Shard, expected, diffs, f.Ledger))
+	}
+	if out.Integrity, out.Schema, err = integrity(ctx, f, after); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// unknownStates marks every key as one whose possible states are not known.
+func unknownStates(keys map[string]bool) truth.Doubts {
+	out := truth.Doubts{}
+	for k := range keys {
+		out[k] = []*int64{}
+	}
+	return out
+}
+
+// bystander diffs an unaffected tenant's table, whose fingerprint differs from what its writes
+// say, row by row against its rows rebuilt from the fill and the ledger.
+func bystander(ctx context.Context, r *replays, src truth.Source, tt truth.TenantTable) (truth.TableDiff, error) {
+	exp, err := r.table(ctx, tt)
+	if err != nil {
+		return truth.TableDiff{}, err
+	}
+	got, err := src.RowHashes(ctx, tt.Tenant, tt.Table)
+	if err != nil {
+		return truth.TableDiff{}, err
+	}
+	return truth.DiffRows(tt, exp.Rows, got, exp.Possible, diffLimit), nil
+}
+
+// directoryDiffs compares the tenant directory with what it must hold, tenant by tenant: one
+// TableDiff (table truth.DirectoryTable) for every tenant whose entry differs.
+func directoryDiffs(ctx context.Context, r *replays, f Facts) ([]truth.TableDiff, error) {
+	now, err := truth.TakeDirectory(ctx, f.Source.Catalog)
+	if err != nil {
+		return nil, err
+	}
+	exp, err := r.directory(ctx)
+	if err != nil {
+		return nil, err
+	}
+	byTenant := func(rows []truth.RowHash) map[string][]truth.RowHash {
+		out := map[string][]truth.RowHash{}
+		for _, row := range rows {
+			out[row.Key[0]] = append(out[row.Key[0]], row)
+		}
+		return out
+	}
+	want, got := byTenant(exp.Rows), byTenant(now.Rows)
+	ids := map[string]bool{}
+	for id := range want {
+		ids[id] = true
+	}
+	for id := range got {
+		ids[id] = true
+	}
+	var out []truth.TableDiff
+	for _, id := range slices.Sorted(maps.Keys(ids)) {
+		if sameRows(want[id], got[id]) {
+			continue
+		}
+		n, err := strconv.ParseInt(id, 10, 64)
+		if err != nil {
+			return nil, fmt.Errorf("compare the tenant directory: entry key %q is not a tenant id", id)
+		}
+		d := truth.DiffRows(truth.TenantTable{Tenant: n, Table: truth.DirectoryTable}, want[id], got[id], exp.Possible, diffLimit)
+		if d.Differs() || d.Unresolved+d.Excused > 0 {
+			out = append(out, d)
+		}
+	}
+	return out, nil
+}
+
+// sameRows reports whether two short lists of rows are the same rows.
+func sameRows(a, b []truth.RowHash) bool {
+	return slices.EqualFunc(a, b, func(x, y truth.RowHash) bool { return x.Hash == y.Hash && slices.Equal(x.Key, y.Key) })
+}
+
+// integrity checks the schema of every database against the baseline's, that every tenant's rows
+// are on its home shard (by the directory before the incident), and that the live directory
+// routes every tenant there.
+func integrity(ctx context.Context, f Facts, after *truth.Snapshot) ([]Check, []truth.SchemaChange, error) {
+	places, err := truth.SchemaPlaces(ctx, f.Source)
+	if err != nil {
+		return nil, nil, err
+	}
+	now, err := truth.TakeSchema(ctx, places)
+	if err != nil {
+		return nil, nil, err
+	}
+	changes := truth.CompareSchemas(f.Baseline.Schema, now)
+	schema := Check{Name: "schema", Passed: len(changes) == 0,
+		Detail: "every table, column, constraint, index, sequence, trigger, type and function is as it was before the incident"}
+	if len(changes) > 0 {
+		var words []string
+		for _, c := range changes[:min(len(changes), 5)] {
+			words = append(words, c.Detail)
+		}
+		schema.Detail = fmt.Sprintf("%d difference(s) from the schema before the incident: %s", len(changes), strings.Join(words, "; "))
+		if len(changes) > 5 {
+			schema.Detail += "; ..."
+		}
+	}
+
+	homes := f.Baseline.Directory.Homes
+	misplaced := truth.CheckPlacement(homes, after)
+	placement := Check{Name: "placement", Passed: len(misplaced) == 0,
+		Detail: "every tenant's rows are on the shard the directory named before the incident"}
+	if len(misplaced) > 0 {
+		m := misplaced[0]
+		placement.Detail = fmt.Sprintf("%d tenant(s) have rows off their shard, e.g. tenant %d has %d row(s) on shard %d, its shard being %d",
+			len(misplaced), m.Tenant, m.Rows, m.Shard, m.CatalogShard)
+	}
+
+	dir, err := truth.TakeDirectory(ctx, f.Source.Catalog)
+	if err != nil {
+		return nil, nil, err
+	}
+	var misrouted []string
+	for _, id := range slices.Sorted(maps.Keys(homes)) {
+		switch shard, listed := dir.Homes[id]; {
+		case !listed:
+			misrouted = append(misrouted, fmt.Sprintf("tenant %d has no directory entry, so nothing routes to its rows on shard %d", id, homes[id]))
+		case shard != homes[id]:
+			misrouted = append(misrouted, fmt.Sprintf("tenant %d is routed to shard %d, but its rows are on shard %d", id, shard, homes[id]))
+		}
+	}
+	routing := Check{Name: "routing", Passed: len(misrouted) == 0, Detail: "the directory routes every tenant to the shard its rows are on"}
+	if len(misrouted) > 0 {
+		routing.Detail = fmt.Sprintf("%d tenant(s) are not routed to their rows: %s", len(misrouted), strings.Join(misrouted[:min(3, len(misrouted))], "; "))
+	}
+	return []Check{schema, placement, routing}, changes, nil
+}
+
+// columnHarmOf returns the harm that overwrote or dropped a column of this tenant table.
+func columnHarmOf(rec *incident.Record, tt truth.TenantTable) *incident.Harm {
+	if rec == nil {
+		return nil
+	}
+	for i, h := range rec.Harms {
+		if h.Column != nil && h.Column.Table == tt.Table && slices.Contains(h.Tenants, tt.Tenant) {
+			return &rec.Harms[i]
+		}
+	}
+	return nil
+}
