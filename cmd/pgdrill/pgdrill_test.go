@@ -240,6 +240,43 @@ var _ = Describe("pgdrill", func() {
 		expectGone(d)
 	})
 
+	It("scores a game day from what its pgdrill up kept, whatever the team edits", func() {
+		dir := GinkgoT().TempDir()
+		file := filepath.Join(dir, "small.yaml")
+		Expect(os.WriteFile(file, []byte(smallDrill), 0o600)).To(Succeed())
+		up := pgdrill("up", "--scenario", file, "-o", "json")
+		d := describeFrom(up)
+		inc := finish("incident", d.RunID, "-o", "json")
+		Expect(inc).To(gexec.Exit(0))
+		var page struct{ Tenants []int64 }
+		Expect(json.Unmarshal(inc.Out.Contents(), &page)).To(Succeed())
+
+		By("finding nothing in the game day's directory that scoring reads: only the socket and the team's copy of the incident")
+		gameDir := filepath.Join(stateDir, "gamedays", d.RunID)
+		entries, err := os.ReadDir(gameDir)
+		Expect(err).NotTo(HaveOccurred())
+		var names []string
+		for _, e := range entries {
+			names = append(names, e.Name())
+		}
+		Expect(names).To(ConsistOf("control.sock", "incident.json"))
+
+		By("editing the incident file to claim nobody was harmed, and restoring nothing")
+		Expect(os.WriteFile(filepath.Join(gameDir, "incident.json"), []byte(`{"version":1,"affected":[],"harms":[]}`), 0o600)).To(Succeed())
+		score := finish("score", d.RunID, "--out", filepath.Join(dir, "reports"), "-o", "json")
+		Expect(score).To(gexec.Exit(1), "the edit changes nothing: FAIL")
+		var rep struct {
+			Verdict  string
+			Incident struct{ Affected []struct{ ID int64 } }
+		}
+		Expect(json.Unmarshal(score.Out.Contents(), &rep)).To(Succeed())
+		Expect(rep.Verdict).To(Equal("FAIL"))
+		Expect(rep.Incident.Affected).To(HaveLen(len(page.Tenants)), "scored against the tenants the incident really harmed")
+		up.Signal(syscall.SIGINT)
+		Eventually(up, time.Minute).Should(gexec.Exit(0))
+		expectGone(d)
+	})
+
 	It("scores an unrestored game day as FAIL", func() {
 		dir := GinkgoT().TempDir()
 		file := filepath.Join(dir, "small.yaml")

@@ -232,6 +232,13 @@ type ServerInfo struct {
 	// WALArchive is where the server archives its WAL, in the provider's terms; empty when
 	// archiving is off (sidecars).
 	WALArchive string `json:"wal_archive,omitempty"`
+	// Account is the operating-system account the server runs as, in the provider's terms: what a
+	// runbook that starts a server of its own (a sidecar from a base backup) must run it as, and
+	// owns its files by. Empty where the provider does not say.
+	Account string `json:"account,omitempty"`
+	// BinDir is where the server's programs are (pg_ctl, pg_basebackup, pg_waldump), in the
+	// provider's terms; empty where the provider does not say.
+	BinDir string `json:"bin_dir,omitempty"`
 	// Paused reports whether the server is frozen by Pause.
 	Paused bool `json:"paused,omitempty"`
 	// Upstream names the server a sidecar was restored from or a standby replicates.

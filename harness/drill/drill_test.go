@@ -14,8 +14,14 @@ import (
 	"github.com/pgdrill/pgdrill/scenarios"
 )
 
-// smallScenario is a quick wrong-id-deletion drill.
+// smallScenario is a quick wrong-id-deletion drill restored by pitr-sidecar.
 func smallScenario(layout string, seed int) *scenarios.Scenario {
+	GinkgoHelper()
+	return smallScenarioWith(layout, seed, "{strategy: pitr-sidecar}", "{}")
+}
+
+// smallScenarioWith is smallScenario restored as restore says (YAML), protected as protection says.
+func smallScenarioWith(layout string, seed int, restore, protection string) *scenarios.Scenario {
 	GinkgoHelper()
 	sc, err := scenarios.Parse("small.yaml", []byte(fmt.Sprintf(`apiVersion: pgdrill.dev/v1alpha1
 kind: Scenario
@@ -28,11 +34,12 @@ spec:
   cluster: {shards: 2, layout: %s}
   dataset: {tenants: 16, rows: 8000}
   workload: {rate: 200}
+  protection: %s
   incident: {kind: wrong-id-deletion, after: 300ms, fraction: 0.25}
   detection: {delay: 200ms}
-  restore: {strategy: pitr-sidecar}
-  objectives: [rto<=2m, rpo<=1s, completeness>=100%%, collateral==0, lost_rows==0, integrity==ok]
-`, seed, layout)))
+  restore: %s
+  objectives: [rto<=2m, rpo<=1s, completeness>=100%%, collateral==0, lost_rows==0, integrity==ok, backups==verified]
+`, seed, layout, protection, restore)))
 	Expect(err).NotTo(HaveOccurred())
 	return sc
 }

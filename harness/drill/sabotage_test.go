@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -18,8 +19,10 @@ import (
 	"github.com/pgdrill/pgdrill/harness/drill"
 	"github.com/pgdrill/pgdrill/harness/drilltest"
 	"github.com/pgdrill/pgdrill/harness/incident"
+	"github.com/pgdrill/pgdrill/harness/objective"
 	"github.com/pgdrill/pgdrill/harness/restore"
 	"github.com/pgdrill/pgdrill/harness/score"
+	"github.com/pgdrill/pgdrill/harness/truth"
 	"github.com/pgdrill/pgdrill/harness/workload"
 	"github.com/pgdrill/pgdrill/scenarios"
 )
@@ -91,10 +94,60 @@ var _ = Describe("the scorer, against sabotaged restores", Label(drilltest.Slow)
 			Expect(o.Collateral).To(HaveLen(1))
 			Expect(o.Collateral[0].Missing).To(BeEquivalentTo(1))
 			Expect(o.Collateral[0].Rows()).To(BeEquivalentTo(1))
+			Expect(o.Measures[objective.Collateral].Number).To(BeEquivalentTo(1), "collateral is counted in rows")
 			Expect(sum(o, func(t score.Tenant) int64 { return t.Lost })).To(BeZero())
+		}),
+		Entry("that changes an affected tenant's directory entry", "directory-changed", func(o *drill.Outcome) {
+			Expect(sum(o, func(t score.Tenant) int64 { return t.Wrong })).To(BeEquivalentTo(1))
+			Expect(examples(o)).To(ContainElement(ContainSubstring("changed " + truth.DirectoryTable)))
+			Expect(o.Collateral).To(BeEmpty())
+		}),
+		Entry("that deletes an unaffected tenant's directory entry", "bystander-directory-deleted", func(o *drill.Outcome) {
+			Expect(o.Collateral).To(ConsistOf(And(HaveField("Table", truth.DirectoryTable), HaveField("Missing", BeEquivalentTo(1)))))
+			Expect(failedCheck(o, "routing")).To(ContainSubstring("has no directory entry"))
+			Expect(sum(o, func(t score.Tenant) int64 { return t.Bad() })).To(BeZero())
+		}),
+		Entry("that routes an affected tenant to the wrong shard", "wrong-shard", func(o *drill.Outcome) {
+			Expect(failedCheck(o, "routing")).To(MatchRegexp(`tenant \d+ is routed to shard \d+, but its rows are on shard \d+`))
+			Expect(sum(o, func(t score.Tenant) int64 { return t.Wrong })).To(BeEquivalentTo(1))
+		}),
+		Entry("that drops an index", "index-dropped", func(o *drill.Outcome) {
+			Expect(failedCheck(o, "schema")).To(MatchRegexp(`index issues_tenant_id_project_id_idx on shard \d is gone`))
+			Expect(o.Schema).To(ConsistOf(HaveField("Change", "gone")))
+			Expect(sum(o, func(t score.Tenant) int64 { return t.Bad() })).To(BeZero(), "the rows are right; the schema is not")
+		}),
+		Entry("that retypes a column", "column-retyped", func(o *drill.Outcome) {
+			Expect(failedCheck(o, "schema")).To(MatchRegexp(`column comments.created_at on shard \d changed type from timestamp with time zone to text`))
+			Expect(sum(o, func(t score.Tenant) int64 { return t.Wrong })).To(BeNumerically(">", 0), "a retyped value is a wrong row, whatever it prints")
+		}),
+		Entry("that plants a function shadowing the verifier's hash to hide a changed cell", "shadowing-function", func(o *drill.Outcome) {
+			Expect(sum(o, func(t score.Tenant) int64 { return t.Wrong })).To(BeEquivalentTo(1))
+			Expect(failedCheck(o, "schema")).To(MatchRegexp(`function hashtextextended\(text, integer\) on shard \d is new`))
 		}),
 	)
 })
+
+// examples lists the differing rows the affected tenants' scores name.
+func examples(o *drill.Outcome) []string {
+	var out []string
+	for _, t := range o.Affected {
+		out = append(out, t.Examples...)
+	}
+	return out
+}
+
+// failedCheck returns the detail of the named integrity check, which must have failed.
+func failedCheck(o *drill.Outcome, name string) string {
+	GinkgoHelper()
+	for _, c := range o.Integrity {
+		if c.Name == name {
+			Expect(c.Passed).To(BeFalse(), "check %s: %s", name, c.Detail)
+			return c.Detail
+		}
+	}
+	Fail("no integrity check " + name)
+	return ""
+}
 
 // runbookOutput is what the runbook printed, for failure messages.
 func runbookOutput(o *drill.Outcome) string {
@@ -136,8 +189,8 @@ func TestSabotageRunbook(t *testing.T) {
 	}
 	victim := f.Affected[0]
 	shard := f.Shards[victim.Shard].DSN
-	run := func(sql string, args ...any) {
-		conn, err := pgx.Connect(ctx, shard)
+	on := func(dsn, sql string, args ...any) {
+		conn, err := pgx.Connect(ctx, dsn)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -146,8 +199,40 @@ func TestSabotageRunbook(t *testing.T) {
 			t.Fatalf("%s: %v", sql, err)
 		}
 	}
+	run := func(sql string, args ...any) { on(shard, sql, args...) }
 	switch mode {
 	case "correct":
+	case "directory-changed":
+		on(f.Catalog.DSN, `UPDATE tenants SET name = name || ' (restored)' WHERE tenant_id = $1`, victim.ID)
+	case "bystander-directory-deleted":
+		ids := make([]int64, len(f.Affected))
+		for i, a := range f.Affected {
+			ids[i] = a.ID
+		}
+		on(f.Catalog.DSN, `DELETE FROM tenants WHERE tenant_id = (SELECT min(tenant_id) FROM tenants WHERE NOT tenant_id = ANY($1))`, ids)
+	case "wrong-shard":
+		on(f.Catalog.DSN, `UPDATE tenants SET shard = (shard + 1) % $2 WHERE tenant_id = $1`, victim.ID, len(f.Shards))
+	case "index-dropped":
+		run(`DROP INDEX issues_tenant_id_project_id_idx`)
+	case "column-retyped":
+		run(`ALTER TABLE comments ALTER COLUMN created_at TYPE text`)
+	case "shadowing-function":
+		// The hash of the row the cell is in is computed, by a verifier that calls
+		// hashtextextended(row::text, 0) unqualified, by this function instead: it puts the old
+		// value back before hashing, so the changed row hashes as the right one did.
+		var email string
+		conn, err := pgx.Connect(ctx, shard)
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = conn.QueryRow(ctx, `SELECT email FROM users WHERE tenant_id = $1 ORDER BY user_id LIMIT 1`, victim.ID).Scan(&email)
+		conn.Close(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		run(`CREATE FUNCTION public.hashtextextended(text, integer) RETURNS bigint LANGUAGE sql IMMUTABLE
+			AS $$ SELECT pg_catalog.hashtextextended(replace($1, 'sabotage@example.invalid', ` + quote(email) + `), $2) $$`)
+		run(`UPDATE users SET email = 'sabotage@example.invalid' WHERE (tenant_id, user_id) = (SELECT tenant_id, min(user_id) FROM users WHERE tenant_id = $1 GROUP BY 1)`, victim.ID)
 	case "miss-row":
 		run(`DELETE FROM comments WHERE (tenant_id, comment_id) = (SELECT tenant_id, min(comment_id) FROM comments WHERE tenant_id = $1 GROUP BY 1)`, victim.ID)
 	case "change-cell":
@@ -161,6 +246,9 @@ func TestSabotageRunbook(t *testing.T) {
 		t.Fatalf("unknown sabotage %q", mode)
 	}
 }
+
+// quote writes s as an SQL string literal.
+func quote(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }
 
 // overwriteBystanders restores the victims and, with them, every unaffected tenant of their shards
 // from the sidecar, preferring the backup's rows: the tenants' writes since the incident are lost.

@@ -110,15 +110,15 @@ var _ = Describe("parsing objectives", func() {
 })
 
 var _ = Describe("tier presets", func() {
-	It("gives every tier valid objectives that forbid collateral and broken integrity", func() {
+	It("gives every tier valid objectives that forbid collateral, broken integrity and broken backups", func() {
 		for _, t := range objective.Tiers() {
 			Expect(t.Valid()).To(BeTrue())
 			objs, err := objective.Preset(t)
 			Expect(err).NotTo(HaveOccurred(), string(t))
-			Expect(objs.Strings()).To(ContainElements("collateral==0", "integrity==ok"), string(t))
+			Expect(objs.Strings()).To(ContainElements("collateral==0", "integrity==ok", "backups==verified"), string(t))
 		}
 		critical, _ := objective.Preset(objective.Critical)
-		Expect(critical.Strings()).To(Equal([]string{"rto<=15m", "rpo<=5s", "completeness>=100%", "collateral==0", "integrity==ok"}))
+		Expect(critical.Strings()).To(Equal([]string{"rto<=15m", "rpo<=5s", "completeness>=100%", "collateral==0", "integrity==ok", "backups==verified"}))
 	})
 
 	It("refuses an unknown tier with a hint", func() {

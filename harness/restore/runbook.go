@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"os/user"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -70,6 +71,9 @@ func (r Runbook) Restore(ctx context.Context, env Env, rec incident.Record) (Res
 	if err := os.Mkdir(work, 0o700); err != nil {
 		return res, fmt.Errorf("create runbook work directory: %w", err)
 	}
+	if err := shareWorkDir(root, work, env.Cluster.Catalog().Info().Account); err != nil {
+		return res, err
+	}
 	incidentPath := filepath.Join(root, "incident.json")
 	if err := WriteIncidentFile(incidentPath, NewIncidentFile(env, rec)); err != nil {
 		return res, err
@@ -101,6 +105,32 @@ func (r Runbook) Restore(ctx context.Context, env Env, rec incident.Record) (Res
 	}
 	res.Output = output
 	return res, err
+}
+
+// shareWorkDir gives the work directory to the account the servers run as, when pgdrill runs as
+// root and that account is another: a runbook that starts a sidecar of its own as that account
+// must be able to make its data directory there. The directory above it only lets the account
+// pass through (mode 0711), not list what else is there.
+func shareWorkDir(root, work, account string) error {
+	if os.Geteuid() != 0 || account == "" || account == "root" {
+		return nil
+	}
+	u, err := user.Lookup(account)
+	if err != nil {
+		return fmt.Errorf("share runbook work directory with %s: %w", account, err)
+	}
+	uid, uerr := strconv.Atoi(u.Uid)
+	gid, gerr := strconv.Atoi(u.Gid)
+	if uerr != nil || gerr != nil {
+		return fmt.Errorf("share runbook work directory with %s: uid %q, gid %q", account, u.Uid, u.Gid)
+	}
+	if err := os.Chmod(root, 0o711); err != nil {
+		return fmt.Errorf("share runbook work directory: %w", err)
+	}
+	if err := os.Chown(work, uid, gid); err != nil {
+		return fmt.Errorf("share runbook work directory with %s: %w", account, err)
+	}
+	return nil
 }
 
 // run runs the command in a process group of its own and, however it ends, kills whatever of

@@ -47,6 +47,23 @@ func (v victimRows) RowHashes(_ context.Context, tenant int64, table string) ([]
 	return out, nil
 }
 
+// expectedRows is a truth.RowReader of what the affected tenants must hold: a table's rows as a
+// replay rebuilt them where it was rebuilt, else as the ledger's acknowledged writes make them.
+type expectedRows struct {
+	replayed map[truth.TenantTable][]truth.RowHash
+	ledger   victimRows
+}
+
+var _ truth.RowReader = expectedRows{}
+
+// RowHashes implements truth.RowReader.
+func (x expectedRows) RowHashes(ctx context.Context, tenant int64, table string) ([]truth.RowHash, error) {
+	if rows, ok := x.replayed[truth.TenantTable{Tenant: tenant, Table: table}]; ok {
+		return rows, nil
+	}
+	return x.ledger.RowHashes(ctx, tenant, table)
+}
+
 // replays rebuilds tables as they must be by truth.Replay, in sessions of its own on the
 // servers of src, one connection per server, kept until close.
 type replays struct {

@@ -204,12 +204,11 @@ func (d Drill) weigh(results []objective.Result) (failures, doubts, conditions [
 	if d.WorkloadExpected && f.Writes == 0 {
 		doubts = append(doubts, "the workload acknowledged no write, so whether other tenants kept their writes went untested")
 	}
-	excused, unresolved := f.Excused()
-	if unresolved > 0 {
-		doubts = append(doubts, fmt.Sprintf("%d row(s) a write of unknown outcome touched differ in a way that cannot be judged", unresolved))
+	if f.Unresolved > 0 {
+		doubts = append(doubts, fmt.Sprintf("%d row(s) a write of unknown outcome touched differ in a way that cannot be judged", f.Unresolved))
 	}
-	if excused > 0 {
-		conditions = append(conditions, fmt.Sprintf("%d row(s) a write of unknown outcome touched hold one of the states it allows", excused))
+	if f.Excused > 0 {
+		conditions = append(conditions, fmt.Sprintf("%d row(s) a write of unknown outcome touched hold one of the states it allows", f.Excused))
 	}
 	return failures, doubts, conditions
 }

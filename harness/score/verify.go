@@ -48,18 +48,16 @@ type Findings struct {
 	Schema []truth.SchemaChange `json:"schema,omitempty"`
 	// Integrity are the checks after the restore: schema, placement, routing.
 	Integrity []Check `json:"integrity"`
+	// Excused counts rows, of any tenant, that a write of unknown outcome touched and that hold a
+	// state it allows; Unresolved those whose possible states are not known.
+	Excused    int64 `json:"excused,omitempty"`
+	Unresolved int64 `json:"unresolved,omitempty"`
 }
 
-// Excused counts the rows accepted in either state of a write of unknown outcome; Unresolved those
-// whose possible states are not known.
-func (f *Findings) Excused() (excused, unresolved int64) {
-	for _, t := range f.Affected {
-		excused, unresolved = excused+t.Excused, unresolved+t.Unresolved
-	}
-	for _, h := range f.Collateral {
-		excused, unresolved = excused+h.Excused, unresolved+h.Unresolved
-	}
-	return excused, unresolved
+// count adds a diff's uncertain rows to the findings' totals.
+func (f *Findings) count(d truth.TableDiff) {
+	f.Excused += d.Excused
+	f.Unresolved += d.Unresolved
 }
 
 // Verify compares every tenant with what it must hold: the affected ones row by row (their
@@ -82,42 +80,52 @@ func Verify(ctx context.Context, f Facts) (*Findings, error) {
 	defer r.close(ctx)
 
 	uncertain := ledger.Uncertain()
+	updated := map[truth.TenantTable]bool{}
+	for _, e := range f.Ledger {
+		if e.Op == workload.OpUpdate && !e.Indeterminate {
+			updated[e.TenantTable()] = true
+		}
+	}
 	var victims []truth.Mismatch
 	doubts := map[truth.TenantTable]truth.Doubts{}
+	want := expectedRows{replayed: map[truth.TenantTable][]truth.RowHash{}, ledger: victimRows{base: f.Baseline.Rows, entries: f.Ledger}}
 	for _, m := range ledger.Check(f.Baseline.Snapshot, after) {
 		if !affected[m.Tenant] {
 			h, err := bystander(ctx, r, f.Source, m.TenantTable)
 			if err != nil {
 				return nil, err
 			}
-			if h.Differs() || h.Unresolved > 0 {
+			out.count(h)
+			if h.Differs() {
 				t, _ := f.Plan.Tenant(m.Tenant)
 				out.Collateral = append(out.Collateral, Harmed{TableDiff: h, Shard: t.Shard})
 			}
 			continue
 		}
 		victims = append(victims, m)
-		if len(uncertain[m.TenantTable]) == 0 {
-			continue
+		switch {
+		case columnHarmOf(f.Incident, m.TenantTable) != nil:
+			// A repaired column's rows hash as the repair left them, not as a rebuild would
+			// (reconcileColumns judges them): which state a row of unknown outcome is in cannot
+			// be told there.
+			if len(uncertain[m.TenantTable]) > 0 {
+				doubts[m.TenantTable] = unknownStates(uncertain[m.TenantTable])
+			}
+		case len(uncertain[m.TenantTable]) > 0 || updated[m.TenantTable]:
+			// An acknowledged update of a row the restore left damaged hashed the damaged row
+			// as the server had it: only a rebuild says what the row must be.
+			exp, err := r.table(ctx, m.TenantTable)
+			if err != nil {
+				return nil, err
+			}
+			want.replayed[m.TenantTable], doubts[m.TenantTable] = exp.Rows, exp.Possible
 		}
-		if columnHarmOf(f.Incident, m.TenantTable) != nil {
-			// A repaired column's rows hash as the repair left them, not as a rebuild would:
-			// which state a row of unknown outcome is in cannot be told there.
-			doubts[m.TenantTable] = unknownStates(uncertain[m.TenantTable])
-			continue
-		}
-		exp, err := r.table(ctx, m.TenantTable)
-		if err != nil {
-			return nil, err
-		}
-		doubts[m.TenantTable] = exp.Possible
 	}
-	want := victimRows{base: f.Baseline.Rows, entries: f.Ledger}
 	diffs, err := truth.Diff(ctx, want, f.Source, victims, doubts, diffLimit)
 	if err != nil {
 		return nil, err
 	}
-	if diffs, err = reconcileColumns(ctx, f, want, diffs); err != nil {
+	if diffs, err = reconcileColumns(ctx, f, want.ledger, diffs); err != nil {
 		return nil, err
 	}
 	dir, err := directoryDiffs(ctx, r, f)
@@ -125,6 +133,12 @@ func Verify(ctx context.Context, f Facts) (*Findings, error) {
 		return nil, err
 	}
 	for _, d := range dir {
+		if !affected[d.Tenant] {
+			out.count(d)
+		}
+		if !d.Differs() && !affected[d.Tenant] {
+			continue
+		}
 		if affected[d.Tenant] {
 			diffs = append(diffs, d)
 		} else {
@@ -133,6 +147,9 @@ func Verify(ctx context.Context, f Facts) (*Findings, error) {
 		}
 	}
 	out.Diffs = diffs
+	for _, d := range diffs {
+		out.count(d)
+	}
 	for _, v := range f.Affected {
 		expected := int64(0)
 		for _, t := range fixtures.TableNames() {

@@ -11,6 +11,7 @@ import (
 	. "github.com/onsi/gomega"
 
 	"github.com/pgdrill/pgdrill/fixtures"
+	"github.com/pgdrill/pgdrill/harness/drilltest"
 	"github.com/pgdrill/pgdrill/harness/truth"
 )
 
@@ -200,5 +201,113 @@ var _ = Describe("Diff", func() {
 		Expect(d.Rows).To(Equal([]truth.RowDiff{
 			rowDiff(truth.Changed, key(7, 3)), rowDiff(truth.Duplicated, key(7, 1)), rowDiff(truth.Extra, key(7, 10)),
 		}))
+	})
+})
+
+var _ = Describe("DiffRows, for rows a write of unknown outcome touched", func() {
+	tt := truth.TenantTable{Tenant: 7, Table: fixtures.TableComments}
+	h := func(n int64) *int64 { return &n }
+	want := []truth.RowHash{{Key: key(7, 1), Hash: 10}, {Key: key(7, 2), Hash: 20}}
+	doubts := truth.Doubts{
+		truth.KeyString(key(7, 2)): {h(20), nil}, // an unknown delete: there, or gone
+		truth.KeyString(key(7, 3)): {nil, h(30)}, // an unknown insert: absent, or as sent
+		truth.KeyString(key(7, 4)): []*int64{},   // states not known
+		truth.KeyString(key(7, 5)): {nil, h(50)}, // an unknown insert that did not land
+	}
+	DescribeTable("excuses a state the write allows, and only that row",
+		func(got []truth.RowHash, missing, extra, changed, excused, unresolved int64) {
+			d := truth.DiffRows(tt, want, got, doubts, 10)
+			Expect([]int64{d.Missing, d.Extra, d.Changed, d.Excused, d.Unresolved}).To(Equal([]int64{missing, extra, changed, excused, unresolved}))
+		},
+		Entry("the delete landed", []truth.RowHash{{Key: key(7, 1), Hash: 10}}, int64(0), int64(0), int64(0), int64(1), int64(0)),
+		Entry("the insert landed", []truth.RowHash{{Key: key(7, 1), Hash: 10}, {Key: key(7, 2), Hash: 20}, {Key: key(7, 3), Hash: 30}},
+			int64(0), int64(0), int64(0), int64(1), int64(0)),
+		Entry("the inserted row holds what was not sent", []truth.RowHash{{Key: key(7, 1), Hash: 10}, {Key: key(7, 2), Hash: 20}, {Key: key(7, 3), Hash: 31}},
+			int64(0), int64(1), int64(0), int64(0), int64(0)),
+		Entry("the doubted row changed instead", []truth.RowHash{{Key: key(7, 1), Hash: 10}, {Key: key(7, 2), Hash: 21}},
+			int64(0), int64(0), int64(1), int64(0), int64(0)),
+		Entry("a row beside it is lost", []truth.RowHash{{Key: key(7, 2), Hash: 20}}, int64(1), int64(0), int64(0), int64(0), int64(0)),
+		Entry("a row whose states are not known differs", []truth.RowHash{{Key: key(7, 1), Hash: 10}, {Key: key(7, 2), Hash: 20}, {Key: key(7, 4), Hash: 1}},
+			int64(0), int64(0), int64(0), int64(0), int64(1)),
+		Entry("a doubted key written twice", []truth.RowHash{{Key: key(7, 1), Hash: 10}, {Key: key(7, 2), Hash: 20}, {Key: key(7, 5), Hash: 50}, {Key: key(7, 5), Hash: 50}},
+			int64(0), int64(2), int64(0), int64(0), int64(0)),
+	)
+})
+
+var _ = Describe("the verifier's sessions", Label("slow"), func() {
+	It("cannot be steered by a function planted where an unqualified call would find it", func(ctx SpecContext) {
+		f := fill(ctx, spec)
+		before := f.snapshot(ctx)
+		for _, s := range f.c.Shards() {
+			drilltest.Exec(ctx, s.DSN(), `CREATE FUNCTION public.hashtextextended(text, integer) RETURNS bigint LANGUAGE sql IMMUTABLE AS $$ SELECT 0::bigint $$`,
+				`ALTER DATABASE pgdrill SET search_path = public, pg_catalog`)
+		}
+		Expect(truth.Compare(before, f.snapshot(ctx))).To(BeEmpty(), "every row hashes as before")
+	})
+
+	It("tell a column retyped to text from the same values typed, though they print the same", func(ctx SpecContext) {
+		f := fill(ctx, spec)
+		before := f.snapshot(ctx)
+		drilltest.Exec(ctx, f.c.Shards()[0].DSN(), `ALTER TABLE comments ALTER COLUMN created_at TYPE text`)
+		var changed []string
+		for _, m := range truth.Compare(before, f.snapshot(ctx)) {
+			changed = append(changed, m.Table)
+		}
+		Expect(changed).NotTo(BeEmpty())
+		Expect(changed).To(HaveEach(fixtures.TableComments))
+	})
+})
+
+var _ = Describe("schema fingerprints", Label("slow"), func() {
+	It("name every object a restore dropped, retyped or planted, and every sequence left behind its rows", func(ctx SpecContext) {
+		f := fill(ctx, spec)
+		places, err := truth.SchemaPlaces(ctx, f.src)
+		Expect(err).NotTo(HaveOccurred())
+		take := func() *truth.Schema {
+			GinkgoHelper()
+			s, err := truth.TakeSchema(ctx, places)
+			Expect(err).NotTo(HaveOccurred())
+			return s
+		}
+		before := take()
+		Expect(truth.CompareSchemas(before, take())).To(BeEmpty(), "the same schema fingerprints the same")
+		drilltest.Exec(ctx, f.c.Shards()[0].DSN(),
+			`DROP INDEX issues_tenant_id_project_id_idx`,
+			`ALTER TABLE comments ALTER COLUMN created_at TYPE text`,
+			`CREATE FUNCTION public.tidy() RETURNS void LANGUAGE sql AS $$ SELECT $$`,
+			`CREATE TABLE ids (id serial PRIMARY KEY)`, `INSERT INTO ids VALUES (5)`)
+		drilltest.Exec(ctx, f.c.Catalog().DSN(), `ALTER TABLE tenants ALTER COLUMN tier DROP NOT NULL`)
+		var details []string
+		for _, c := range truth.CompareSchemas(before, take()) {
+			details = append(details, c.Detail)
+		}
+		Expect(details).To(ContainElements(
+			"index issues_tenant_id_project_id_idx on shard 0 is gone",
+			"column comments.created_at on shard 0 changed type from timestamp with time zone to text",
+			"function tidy() on shard 0 is new",
+			"table ids on shard 0 is new",
+			"sequence ids_id_seq on shard 0 is behind its rows: its next value is 1, but ids.id already holds 5",
+			"column tenants.tier on catalog changed not null from true to false",
+		))
+	})
+
+	It("cover every tenant database, and name a dropped one's objects", func(ctx SpecContext) {
+		f := fill(ctx, withLayout(fixtures.LayoutDatabase))
+		places, err := truth.SchemaPlaces(ctx, f.src)
+		Expect(err).NotTo(HaveOccurred())
+		Expect(places).To(HaveLen(1 + spec.Shards + spec.Tenants))
+		before, err := truth.TakeSchema(ctx, places)
+		Expect(err).NotTo(HaveOccurred())
+		t := f.plan.Tenants[0]
+		drilltest.Exec(ctx, f.c.Shards()[t.Shard].DSN(), "DROP DATABASE "+fixtures.TenantContainer(t.ID)+" WITH (FORCE)")
+		now, err := truth.SchemaPlaces(ctx, f.src)
+		Expect(err).NotTo(HaveOccurred())
+		after, err := truth.TakeSchema(ctx, now)
+		Expect(err).NotTo(HaveOccurred())
+		var details []string
+		for _, c := range truth.CompareSchemas(before, after) {
+			details = append(details, c.Detail)
+		}
+		Expect(details).To(ContainElement(fmt.Sprintf("table comments on shard %d, database %s is gone", t.Shard, fixtures.TenantContainer(t.ID))))
 	})
 })

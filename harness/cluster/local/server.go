@@ -84,7 +84,8 @@ func (s *server) Info() cluster.ServerInfo {
 	defer s.mu.Unlock()
 	return cluster.ServerInfo{Name: s.name, Role: s.role, Index: s.index, Host: "127.0.0.1", Port: s.port,
 		DSN:     dsnAt(s.port, cluster.DefaultDatabase),
-		Version: s.c.p.bins.Major, DataDir: s.dataDir(), WALArchive: s.archive, Paused: s.paused, Upstream: upstream}
+		Version: s.c.p.bins.Major, DataDir: s.dataDir(), WALArchive: s.archive, Account: s.c.p.user.Name, BinDir: s.c.p.bins.Dir,
+		Paused: s.paused, Upstream: upstream}
 }
 
 // record is the server's entry in the run's state record.
