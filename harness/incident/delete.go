@@ -136,14 +136,9 @@ func deleteInTransaction(ctx context.Context, dsn, runID string, layout fixtures
 // once committed, the commit's WAL position and time. The session is set up as truth's
 // (truth.ConfigureSession) so that hashes a harm records compare with later sessions'.
 func harmInTransaction(ctx context.Context, dsn, runID string, h Harm, do func(tx pgx.Tx, h *Harm) error) (Harm, error) {
-	cfg, err := pgx.ParseConfig(dsn)
+	conn, err := truth.Connect(ctx, dsn, "")
 	if err != nil {
-		return h, fmt.Errorf("parse DSN: %w", err)
-	}
-	truth.ConfigureSession(cfg)
-	conn, err := pgx.ConnectConfig(ctx, cfg)
-	if err != nil {
-		return h, fmt.Errorf("connect: %w", err)
+		return h, err
 	}
 	defer conn.Close(context.WithoutCancel(ctx))
 	if err := cluster.RequireMarker(ctx, conn, runID); err != nil {

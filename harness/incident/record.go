@@ -96,23 +96,18 @@ func (r Record) HarmsOn(shard int) []Harm {
 
 // First is the earliest harm's commit time, by the server's clock: when the incident happened,
 // as logs and people date it.
-func (r Record) First() time.Time {
-	var first time.Time
-	for _, h := range r.Harms {
-		if first.IsZero() || h.Time.Before(first) {
-			first = h.Time
-		}
-	}
-	return first
-}
+func (r Record) First() time.Time { return r.earliest(func(h Harm) time.Time { return h.Time }) }
 
 // FirstNoted is when the harness saw the earliest harm commit, by its own clock: where RTO and
 // RPO start.
-func (r Record) FirstNoted() time.Time {
+func (r Record) FirstNoted() time.Time { return r.earliest(func(h Harm) time.Time { return h.Noted }) }
+
+// earliest returns the earliest of the harms' times as at reads them.
+func (r Record) earliest(at func(Harm) time.Time) time.Time {
 	var first time.Time
 	for _, h := range r.Harms {
-		if first.IsZero() || h.Noted.Before(first) {
-			first = h.Noted
+		if t := at(h); first.IsZero() || t.Before(first) {
+			first = t
 		}
 	}
 	return first

@@ -75,15 +75,9 @@ func rightRows(ctx context.Context, f Facts, want victimRows, d truth.TableDiff,
 		}
 	}
 	loc := f.Plan.Spec.Layout.Locate(d.Tenant)
-	cfg, err := pgx.ParseConfig(f.Source.Shards[h.Shard])
+	conn, err := truth.Connect(ctx, f.Source.Shards[h.Shard], loc.Database) // hashes compare with the ledger's
 	if err != nil {
 		return nil, fmt.Errorf("reconcile tenant %d: %w", d.Tenant, err)
-	}
-	cfg.Database = loc.Database
-	truth.ConfigureSession(cfg) // hashes must compare with the ledger's
-	conn, err := pgx.ConnectConfig(ctx, cfg)
-	if err != nil {
-		return nil, fmt.Errorf("reconcile tenant %d: connect: %w", d.Tenant, err)
 	}
 	defer conn.Close(context.WithoutCancel(ctx))
 	table := pgx.Identifier{loc.Schema, t.Name}.Sanitize()

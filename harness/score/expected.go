@@ -78,14 +78,9 @@ func (r *replays) conn(ctx context.Context, dsn string) (*pgx.Conn, error) {
 	if c, ok := r.conns[dsn]; ok {
 		return c, nil
 	}
-	cfg, err := pgx.ParseConfig(dsn)
+	c, err := truth.Connect(ctx, dsn, "")
 	if err != nil {
-		return nil, fmt.Errorf("parse DSN: %w", err)
-	}
-	truth.ConfigureSession(cfg)
-	c, err := pgx.ConnectConfig(ctx, cfg)
-	if err != nil {
-		return nil, fmt.Errorf("connect to replay: %w", err)
+		return nil, fmt.Errorf("replay: %w", err)
 	}
 	r.conns[dsn] = c
 	return c, nil

@@ -34,14 +34,9 @@ type Directory struct {
 // directory table that is gone reads as an empty directory: every entry is missing, which is
 // for the comparison to report, not an error.
 func TakeDirectory(ctx context.Context, catalogDSN string) (*Directory, error) {
-	cfg, err := pgx.ParseConfig(catalogDSN)
+	conn, err := Connect(ctx, catalogDSN, "")
 	if err != nil {
-		return nil, fmt.Errorf("take directory: parse catalog DSN: %w", err)
-	}
-	ConfigureSession(cfg)
-	conn, err := pgx.ConnectConfig(ctx, cfg)
-	if err != nil {
-		return nil, fmt.Errorf("take directory: connect to catalog: %w", err)
+		return nil, fmt.Errorf("take directory of the catalog: %w", err)
 	}
 	defer conn.Close(context.WithoutCancel(ctx))
 	name := pgx.Identifier{fixtures.SharedSchema, fixtures.CatalogTenants}.Sanitize()

@@ -130,15 +130,7 @@ func TakeSchema(ctx context.Context, places []SchemaPlace) (*Schema, error) {
 }
 
 func takeSchemaOf(ctx context.Context, p SchemaPlace, s *Schema) error {
-	cfg, err := pgx.ParseConfig(p.DSN)
-	if err != nil {
-		return err
-	}
-	if p.Database != "" {
-		cfg.Database = p.Database
-	}
-	ConfigureSession(cfg)
-	conn, err := pgx.ConnectConfig(ctx, cfg)
+	conn, err := Connect(ctx, p.DSN, p.Database)
 	if err != nil {
 		return err
 	}

@@ -45,12 +45,12 @@ func ConfigureSession(cfg *pgx.ConnConfig) {
 	}
 }
 
-// connect opens a connection to database on shard i, or to the shard's own database when
-// database is empty.
-func (s Source) connect(ctx context.Context, shard int, database string) (*pgx.Conn, error) {
-	cfg, err := pgx.ParseConfig(s.Shards[shard])
+// Connect opens a session set up by ConfigureSession on the server at dsn, in database (the
+// DSN's own when empty): how everything that computes or compares row hashes connects.
+func Connect(ctx context.Context, dsn, database string) (*pgx.Conn, error) {
+	cfg, err := pgx.ParseConfig(dsn)
 	if err != nil {
-		return nil, fmt.Errorf("parse DSN of shard %d: %w", shard, err)
+		return nil, fmt.Errorf("parse DSN: %w", err)
 	}
 	if database != "" {
 		cfg.Database = database
@@ -58,7 +58,17 @@ func (s Source) connect(ctx context.Context, shard int, database string) (*pgx.C
 	ConfigureSession(cfg)
 	conn, err := pgx.ConnectConfig(ctx, cfg)
 	if err != nil {
-		return nil, fmt.Errorf("connect to shard %d database %s: %w", shard, cfg.Database, err)
+		return nil, fmt.Errorf("connect to database %s: %w", cfg.Database, err)
+	}
+	return conn, nil
+}
+
+// connect opens a session on database of shard i, or on the shard's own database when database
+// is empty.
+func (s Source) connect(ctx context.Context, shard int, database string) (*pgx.Conn, error) {
+	conn, err := Connect(ctx, s.Shards[shard], database)
+	if err != nil {
+		return nil, fmt.Errorf("shard %d: %w", shard, err)
 	}
 	return conn, nil
 }

@@ -180,12 +180,7 @@ func (w *writer) conn(ctx context.Context, t fixtures.Tenant) (*pgx.Conn, error)
 	if c, ok := w.conns[db]; ok && !c.IsClosed() {
 		return c, nil
 	}
-	cfg, err := pgx.ParseConfig(w.server.DSNFor(db))
-	if err != nil {
-		return nil, fmt.Errorf("parse DSN: %w", err)
-	}
-	truth.ConfigureSession(cfg)
-	c, err := pgx.ConnectConfig(ctx, cfg)
+	c, err := truth.Connect(ctx, w.server.DSNFor(db), "")
 	if err != nil {
 		return nil, err
 	}
