@@ -77,6 +77,9 @@ var _ = Describe("a drill", func() {
 		a := drill.Run(ctx, drill.Config{Scenario: smallScenario("shared", 8), Provider: provider, Log: drilltest.DiscardLogger()})
 		b := drill.Run(ctx, drill.Config{Scenario: smallScenario("shared", 8), Provider: provider, Log: drilltest.DiscardLogger()})
 		c := drill.Run(ctx, drill.Config{Scenario: smallScenario("shared", 9), Provider: provider, Log: drilltest.DiscardLogger()})
+		for _, o := range []*drill.Outcome{a, b, c} {
+			Expect(o.Incident).NotTo(BeNil(), "the drill got to its incident: %s %s", o.Verdict, o.Reason)
+		}
 		Expect(a.Incident.Affected).To(Equal(b.Incident.Affected))
 		Expect(a.Incident.Affected).NotTo(Equal(c.Incident.Affected))
 	})
