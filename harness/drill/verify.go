@@ -32,6 +32,7 @@ func installTools(ctx context.Context, c cluster.Cluster) error {
 			})
 		})
 	}
+	wg.Wait()
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("install pg_walinspect: %w", err)
 	}
