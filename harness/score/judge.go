@@ -2,6 +2,7 @@ package score
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -94,9 +95,11 @@ type Judgement struct {
 // Judge measures the drill, evaluates its objectives and decides the verdict. The order of the
 // cases is the product's promise: an interrupted drill is ABORTED, a broken restore is a FAIL, a
 // broken harness is an ERROR, broken backups FAIL whatever else happened, and only a drill that
-// ran to the end is judged on its data: lost data, collateral or broken integrity FAIL whatever
-// the objectives say, a missed objective FAILs, an objective or a row that cannot be judged makes
-// it INCONCLUSIVE, and conditions a person should see make a pass PASS_WITH_CONDITIONS.
+// ran to the end is judged on its data: broken integrity FAILs whatever the objectives say; lost
+// data and collateral FAIL unless the scenario bounds them with an objective (completeness or
+// lost_rows, collateral), which then decides, and what it tolerates is a condition; a missed
+// objective FAILs; an objective or a row that cannot be judged makes it INCONCLUSIVE; and
+// conditions a person should see make a pass PASS_WITH_CONDITIONS.
 func Judge(d Drill, objs objective.Objectives, end Ending) Judgement {
 	j := Judgement{Measures: d.Measure()}
 	j.Results = objs.Evaluate(j.Measures)
@@ -167,6 +170,16 @@ func endingErrors(end Ending) []string {
 // weigh sorts what the verification found into failures, doubts and conditions.
 func (d Drill) weigh(results []objective.Result) (failures, doubts, conditions []string) {
 	f := d.Findings
+	// harm is a failure unless objectives bound the metrics and every one of them passed: then
+	// it is tolerated, as a condition.
+	harm := func(msg string, metrics ...objective.Metric) {
+		bounding := slices.DeleteFunc(slices.Clone(results), func(r objective.Result) bool { return !slices.Contains(metrics, r.Objective.Metric) })
+		if len(bounding) > 0 && !slices.ContainsFunc(bounding, func(r objective.Result) bool { return !r.Passed }) {
+			conditions = append(conditions, msg+", within the objectives")
+			return
+		}
+		failures = append(failures, msg)
+	}
 	var bad, incomplete int64
 	for _, t := range f.Affected {
 		if !t.Complete() {
@@ -175,8 +188,8 @@ func (d Drill) weigh(results []objective.Result) (failures, doubts, conditions [
 		}
 	}
 	if incomplete > 0 {
-		failures = append(failures, fmt.Sprintf("%d row(s) of %d of the %d affected tenants are not as they must be",
-			bad, incomplete, len(f.Affected)))
+		harm(fmt.Sprintf("%d row(s) of %d of the %d affected tenants are not as they must be", bad, incomplete, len(f.Affected)),
+			objective.Completeness, objective.LostRows)
 	}
 	if len(f.Collateral) > 0 {
 		tenants := map[int64]bool{}
@@ -185,8 +198,8 @@ func (d Drill) weigh(results []objective.Result) (failures, doubts, conditions [
 			tenants[h.Tenant] = true
 			rows += h.Rows()
 		}
-		failures = append(failures, fmt.Sprintf("%d row(s) of %d unaffected tenant(s) differ from what their own writes say they must hold",
-			rows, len(tenants)))
+		harm(fmt.Sprintf("%d row(s) of %d unaffected tenant(s) differ from what their own writes say they must hold", rows, len(tenants)),
+			objective.Collateral)
 	}
 	for _, c := range f.Integrity {
 		if !c.Passed {

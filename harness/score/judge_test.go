@@ -66,7 +66,7 @@ var _ = Describe("the judge", func() {
 		Entry("broken backups FAIL a restore that came back anyway", func(d *score.Drill, _ *score.Ending) {
 			d.Chains[0].BackupProblem = "checksum mismatch for file \"PG_VERSION\""
 		}, score.Fail, "PG_VERSION"),
-		Entry("one lost row FAILs whatever the objectives say", func(d *score.Drill, _ *score.Ending) {
+		Entry("one lost row FAILs completeness>=100%", func(d *score.Drill, _ *score.Ending) {
 			d.Findings.Affected[0].Lost = 1
 		}, score.Fail, "1 row(s) of 1 of the 1 affected tenants are not as they must be"),
 		Entry("a resurrected row FAILs", func(d *score.Drill, _ *score.Ending) {
@@ -96,6 +96,27 @@ var _ = Describe("the judge", func() {
 		Entry("a loss beside an excused row still FAILs", func(d *score.Drill, _ *score.Ending) {
 			d.Findings.Excused, d.Findings.Affected[0].Lost = 2, 1
 		}, score.Fail, "not as they must be"),
+	)
+
+	DescribeTable("lets an objective that bounds a harm decide it, and fails any harm nothing bounds",
+		func(objs objective.Objectives, lost, collateral int64, verdict score.Verdict, reason string) {
+			d := clean()
+			d.Findings.Affected[0].Lost = lost
+			if collateral > 0 {
+				d.Findings.Collateral = []score.Harmed{{TableDiff: truth.TableDiff{TenantTable: truth.TenantTable{Tenant: 1002, Table: "users"}, Missing: collateral}}}
+			}
+			j := score.Judge(d, objs, score.Ending{})
+			Expect(j.Verdict).To(Equal(verdict), j.Reason)
+			Expect(j.Reason).To(ContainSubstring(reason))
+		},
+		Entry("collateral<=5 tolerates 3 rows, as a condition", objectives("collateral<=5"), int64(0), int64(3),
+			score.PassWithConditions, "3 row(s) of 1 unaffected tenant(s) differ from what their own writes say they must hold, within the objectives"),
+		Entry("collateral<=5 fails 6 rows", objectives("collateral<=5"), int64(0), int64(6), score.Fail, "collateral was 6 rows"),
+		Entry("collateral nothing bounds fails", objectives("rto<=2m"), int64(0), int64(1), score.Fail, "unaffected tenant(s) differ"),
+		Entry("completeness>=99% tolerates 5 lost rows of 500", objectives("completeness>=99%"), int64(5), int64(0),
+			score.PassWithConditions, "within the objectives"),
+		Entry("lost_rows<=2 fails 5 lost rows", objectives("lost_rows<=2"), int64(5), int64(0), score.Fail, "lost_rows was 5 rows"),
+		Entry("a loss nothing bounds fails", objectives("rto<=2m"), int64(1), int64(0), score.Fail, "not as they must be"),
 	)
 
 	It("measures completeness, lost rows and collateral in rows, and RTO on the harness's clock", func() {
