@@ -211,6 +211,10 @@ type StandbySpec struct {
 	ApplyDelay time.Duration
 }
 
+// ErrNotOwned is returned for operations only the process that started a server can do (stop,
+// kill, back up, start sidecars, destroy), asked of a server another process attached to.
+var ErrNotOwned = errors.New("not available on a cluster this process did not start; use the process that owns it")
+
 // ErrPastTarget means a standby already applied the recovery target it was asked to stop at: its
 // delay ran out before the restore began.
 var ErrPastTarget = errors.New("standby already replayed past the recovery target")

@@ -28,12 +28,14 @@ type GameDay struct {
 	scored *Outcome
 }
 
+// errNoIncident refuses, as invalid input, a step that needs the incident before it happened.
+var errNoIncident = exitcode.With(errors.New("the game day has no incident yet: run `pgdrill incident` first"), exitcode.InvalidInput)
+
 // StartGameDay prepares a drill up to the incident and leaves its workload running. On error the
 // game day is returned too, so the caller can Teardown what was started.
 func StartGameDay(ctx context.Context, cfg Config) (*GameDay, error) {
-	r := newRun(cfg)
+	r := newRun(cfg) // no strategy: the team restores
 	g := &GameDay{r: r}
-	r.strategy = nil // the team restores
 	return g, r.prepare(ctx, r.out.Seed)
 }
 
@@ -43,20 +45,12 @@ func (g *GameDay) Scenario() *scenarios.Scenario { return g.r.cfg.Scenario }
 // Cluster is the game day's cluster.
 func (g *GameDay) Cluster() cluster.Cluster { return g.r.c }
 
-// Incident returns the recorded incident, nil before Inject.
-func (g *GameDay) Incident() *incident.Record {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	return g.r.out.Incident
-}
-
 // IncidentFile is what the team is told of the incident and the cluster, as a runbook would be.
 func (g *GameDay) IncidentFile() (restore.IncidentFile, error) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	if g.r.out.Incident == nil {
-		return restore.IncidentFile{}, exitcode.With(errors.New("the game day has no incident yet: run `pgdrill incident` first"),
-			exitcode.InvalidInput)
+		return restore.IncidentFile{}, errNoIncident
 	}
 	return restore.NewIncidentFile(g.r.env(), *g.r.out.Incident), nil
 }
@@ -83,7 +77,7 @@ func (g *GameDay) Restore(ctx context.Context, name string) (restore.Result, err
 	defer g.mu.Unlock()
 	r := g.r
 	if r.out.Incident == nil {
-		return restore.Result{}, exitcode.With(errors.New("the game day has no incident yet: run `pgdrill incident` first"), exitcode.InvalidInput)
+		return restore.Result{}, errNoIncident
 	}
 	s, err := restore.Lookup(name)
 	if err != nil {
@@ -95,8 +89,7 @@ func (g *GameDay) Restore(ctx context.Context, name string) (restore.Result, err
 	var res restore.Result
 	err = r.step(ctx, StepRestore, func() error {
 		var err error
-		res, err = r.equip(s).Restore(ctx, r.env(), *r.out.Incident)
-		r.addRestore(res)
+		res, err = r.restore(ctx, s)
 		return err
 	})
 	return res, exitcode.With(err, exitcode.ObjectivesMissed)
@@ -113,7 +106,7 @@ func (g *GameDay) Score(ctx context.Context) (*Outcome, error) {
 	}
 	r := g.r
 	if r.out.Incident == nil {
-		return nil, exitcode.With(errors.New("score: no incident yet; run `pgdrill incident` first"), exitcode.InvalidInput)
+		return nil, errNoIncident
 	}
 	r.stopWorkload()
 	r.out.Strategy = "by hand"

@@ -43,6 +43,8 @@ func installTools(ctx context.Context, c cluster.Cluster) error {
 // archive of every shard from its backup's start through the present (through the last segment
 // it archived, for a shard the incident lost). A broken chain is a finding, not an error.
 func (r *run) checkBackups(ctx context.Context) error {
+	start := time.Now()
+	defer func() { r.clock.Checks += time.Since(start) }() // the harness's check, not the responders' time
 	lost := map[int]string{}
 	for _, h := range r.out.Incident.Harms {
 		if h.ServerLost {

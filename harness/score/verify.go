@@ -60,6 +60,15 @@ func (f *Findings) count(d truth.TableDiff) {
 	f.Unresolved += d.Unresolved
 }
 
+// bystander counts an unaffected tenant's diff and keeps it as collateral when rows differ.
+func (f *Findings) bystander(d truth.TableDiff, plan *fixtures.Plan) {
+	f.count(d)
+	if d.Differs() {
+		t, _ := plan.Tenant(d.Tenant)
+		f.Collateral = append(f.Collateral, Harmed{TableDiff: d, Shard: t.Shard})
+	}
+}
+
 // Verify compares every tenant with what it must hold: the affected ones row by row (their
 // baseline rows changed by the ledger), every other one by fingerprint first and, where that
 // differs, row by row against its rows rebuilt from the fill and the ledger; the tenant
@@ -95,11 +104,7 @@ func Verify(ctx context.Context, f Facts) (*Findings, error) {
 			if err != nil {
 				return nil, err
 			}
-			out.count(h)
-			if h.Differs() {
-				t, _ := f.Plan.Tenant(m.Tenant)
-				out.Collateral = append(out.Collateral, Harmed{TableDiff: h, Shard: t.Shard})
-			}
+			out.bystander(h, f.Plan)
 			continue
 		}
 		victims = append(victims, m)
@@ -128,22 +133,19 @@ func Verify(ctx context.Context, f Facts) (*Findings, error) {
 	if diffs, err = reconcileColumns(ctx, f, want.ledger, diffs); err != nil {
 		return nil, err
 	}
-	dir, err := directoryDiffs(ctx, r, f)
+	dir, err := truth.TakeDirectory(ctx, f.Source.Catalog)
 	if err != nil {
 		return nil, err
 	}
-	for _, d := range dir {
-		if !affected[d.Tenant] {
-			out.count(d)
-		}
-		if !d.Differs() && !affected[d.Tenant] {
-			continue
-		}
+	entries, err := directoryDiffs(ctx, r, dir)
+	if err != nil {
+		return nil, err
+	}
+	for _, d := range entries {
 		if affected[d.Tenant] {
 			diffs = append(diffs, d)
 		} else {
-			t, _ := f.Plan.Tenant(d.Tenant)
-			out.Collateral = append(out.Collateral, Harmed{TableDiff: d, Shard: t.Shard})
+			out.bystander(d, f.Plan)
 		}
 	}
 	out.Diffs = diffs
@@ -161,7 +163,7 @@ func Verify(ctx context.Context, f Facts) (*Findings, error) {
 		}
 		out.Affected = append(out.Affected, ScoreTenant(v.ID, v.Shard, expected, diffs, f.Ledger))
 	}
-	if out.Integrity, out.Schema, err = integrity(ctx, f, after); err != nil {
+	if out.Integrity, out.Schema, err = integrity(ctx, f, after, dir); err != nil {
 		return nil, err
 	}
 	return out, nil
@@ -190,13 +192,9 @@ func bystander(ctx context.Context, r *replays, src truth.Source, tt truth.Tenan
 	return truth.DiffRows(tt, exp.Rows, got, exp.Possible, diffLimit), nil
 }
 
-// directoryDiffs compares the tenant directory with what it must hold, tenant by tenant: one
+// directoryDiffs compares the tenant directory now with what it must hold, tenant by tenant: one
 // TableDiff (table truth.DirectoryTable) for every tenant whose entry differs.
-func directoryDiffs(ctx context.Context, r *replays, f Facts) ([]truth.TableDiff, error) {
-	now, err := truth.TakeDirectory(ctx, f.Source.Catalog)
-	if err != nil {
-		return nil, err
-	}
+func directoryDiffs(ctx context.Context, r *replays, now *truth.Directory) ([]truth.TableDiff, error) {
 	exp, err := r.directory(ctx)
 	if err != nil {
 		return nil, err
@@ -239,9 +237,9 @@ func sameRows(a, b []truth.RowHash) bool {
 }
 
 // integrity checks the schema of every database against the baseline's, that every tenant's rows
-// are on its home shard (by the directory before the incident), and that the live directory
+// are on its home shard (by the directory before the incident), and that the live directory (dir)
 // routes every tenant there.
-func integrity(ctx context.Context, f Facts, after *truth.Snapshot) ([]Check, []truth.SchemaChange, error) {
+func integrity(ctx context.Context, f Facts, after *truth.Snapshot, dir *truth.Directory) ([]Check, []truth.SchemaChange, error) {
 	places, err := truth.SchemaPlaces(ctx, f.Source)
 	if err != nil {
 		return nil, nil, err
@@ -274,10 +272,6 @@ func integrity(ctx context.Context, f Facts, after *truth.Snapshot) ([]Check, []
 			len(misplaced), m.Tenant, m.Rows, m.Shard, m.CatalogShard)
 	}
 
-	dir, err := truth.TakeDirectory(ctx, f.Source.Catalog)
-	if err != nil {
-		return nil, nil, err
-	}
 	var misrouted []string
 	for _, id := range slices.Sorted(maps.Keys(homes)) {
 		switch shard, listed := dir.Homes[id]; {

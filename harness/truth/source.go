@@ -14,7 +14,7 @@ import (
 type Source struct {
 	// Layout is how tenants are stored; fixtures.ReadLayout asks the catalog for it.
 	Layout fixtures.Layout
-	// Catalog connects to the catalog's database; only CheckPlacement needs it.
+	// Catalog connects to the catalog's database, where the tenant directory is.
 	Catalog string
 	// Shards connect to each shard's fixtures.SharedDatabase, index i at position i.
 	Shards []string
