@@ -7,30 +7,42 @@ LDFLAGS     := -X github.com/pgdrill/pgdrill/cmd/pgdrill/internal/cli.version=$(
 TEST_TIMEOUT ?= 25m
 BENCHTIME   ?= 5x
 
-.PHONY: help build run test test-fast bench lint clean
+# The Debian packages each target needs: .ci/deps installs what is missing when run as root, and
+# otherwise stops at once with the apt-get line to run.
+RUN_PACKAGES  := postgresql-15 postgresql-client-15
+TEST_PACKAGES := $(RUN_PACKAGES) pgbackrest ca-certificates chromium
+
+.PHONY: help deps-run deps-test build run test test-fast bench lint clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
 
+deps-run: ## install (as root) or name the Debian packages `make run` needs
+	@.ci/deps $(RUN_PACKAGES)
+
+deps-test: ## install (as root) or name the Debian packages `make test` needs
+	@.ci/deps $(TEST_PACKAGES)
+
 build: ## build bin/pgdrill
 	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/pgdrill
 
-run: build ## the main job: the default drill (wrong-id-deletion) on the local provider
+run: deps-run build ## the main job: the default drill (wrong-id-deletion) on the local provider
 	./$(BIN) run
 
-test: ## the whole suite against real Postgres servers, race detector on (what CI runs)
+test: deps-test ## the whole suite against real Postgres servers, race detector on (what CI runs)
 	mkdir -p $(CURDIR)/test-artifacts
 	$(GO) test -race -count=1 -timeout $(TEST_TIMEOUT) -artifacts -outputdir $(CURDIR)/test-artifacts ./...
 
-test-fast: ## the suite without slow specs
+test-fast: deps-test ## the suite without slow specs
 	$(GO) test -count=1 -timeout $(TEST_TIMEOUT) ./... -ginkgo.label-filter='!slow'
 
-bench: ## benchmarks, printed as ratios against the raw tools doing the same work
+bench: deps-test ## benchmarks, printed as ratios against the raw tools doing the same work
 	$(GO) test -run '^$$' -bench . -benchtime $(BENCHTIME) -timeout 60m ./...
 
-lint: ## gofmt and go vet
+lint: ## gofmt, go vet, and go.mod/go.sum tidy (direct dependencies not marked indirect)
 	@out=$$(gofmt -l .); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
+	@$(GO) mod tidy -diff || { echo "go.mod is not tidy: run go mod tidy"; exit 1; }
 
 clean: ## remove build output and every cluster pgdrill recorded
 	rm -rf bin

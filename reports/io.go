@@ -12,6 +12,10 @@ import (
 // FileJSON is the name of the report's JSON file in a run's directory.
 const FileJSON = "report.json"
 
+// FileRunbookLog is the name of the file a runbook's whole output is kept in, next to the
+// report.
+const FileRunbookLog = "runbook.log"
+
 // ErrSchemaVersion is wrapped by the error of a report.json whose schema version this pgdrill
 // does not read, so the CLI can tell "too new or too old" apart from a broken file.
 var ErrSchemaVersion = errors.New("unknown report schema version")

@@ -83,6 +83,16 @@ func Markdown(r *Report) []byte {
 		}
 		b.WriteString("\n")
 	}
+	if len(r.Notes) > 0 {
+		w("### Notes\n\n")
+		for _, n := range r.Notes {
+			w("- %s\n", mdEscape(n))
+		}
+		b.WriteString("\n")
+	}
+	if rb := r.Runbook; rb != nil && rb.Tail != "" {
+		w("### Runbook output (last lines; all of it in %s)\n\n```\n%s\n```\n\n", FileRunbookLog, strings.TrimRight(rb.Tail, "\n"))
+	}
 	if len(r.NextActions) > 0 {
 		w("### Next actions\n\n")
 		for _, a := range r.NextActions {

@@ -50,11 +50,29 @@ type Report struct {
 	Backups []BackupChain `json:"backups"`
 	// Problems say what went wrong, in the order it went wrong.
 	Problems []Problem `json:"problems"`
+	// Notes say what the drill changed from the scenario file, and why (a strategy chosen
+	// instead of the file's, equipped with the protection it restores from).
+	Notes []string `json:"notes,omitempty"`
+	// Runbook is what a runbook restore printed; nil when none ran.
+	Runbook *RunbookOutput `json:"runbook,omitempty"`
 	// NextActions say what the team should do about it, most important first.
 	NextActions []string `json:"next_actions"`
 	// Artifacts are files kept with the report (logs, dumps), relative to its directory.
 	Artifacts []Artifact `json:"artifacts"`
 }
+
+// RunbookOutput is what a team's runbook printed, for whoever debugs it.
+type RunbookOutput struct {
+	// Tail is the end of its stdout and stderr, at most RunbookTailLines lines: what a reader of
+	// the report sees first.
+	Tail string `json:"tail"`
+	// Log is everything it printed (as the restore kept it), written next to the report as
+	// FileRunbookLog; report.json holds only the tail.
+	Log string `json:"-"`
+}
+
+// RunbookTailLines bounds the runbook output a report holds.
+const RunbookTailLines = 40
 
 // Passed reports whether the drill passed, possibly with conditions: what CI gates on.
 func (r *Report) Passed() bool { return r.Verdict.Passed() }

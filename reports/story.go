@@ -9,7 +9,8 @@ import (
 // object is "N tenants on M shards". Leadership reads these, not kind names.
 var incidentVerbs = map[string]string{
 	"wrong-id-deletion":     "A cleanup script handed the wrong ids deleted",
-	"purge-not-soft-delete": "A job that should have marked rows deleted purged",
+	"wrong-id-soft-delete":  "A cleanup script handed the wrong ids marked deleted",
+	"purge-not-soft-delete": "A deactivation job that should have marked tenants deleted purged",
 	"update-without-where":  "An UPDATE without a WHERE clause overwrote",
 	"bad-migration":         "A bad migration damaged",
 	"shard-loss":            "Losing a shard took out",

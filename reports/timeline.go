@@ -12,7 +12,7 @@ const (
 	tlWidth  = 700.0 // whole chart
 	tlLabel  = 150.0 // left column holding the row labels
 	tlRight  = 28.0  // room for the last tick label
-	tlTop    = 34.0  // room for two levels of event labels
+	tlTop    = 45.0  // room for the deadline's label and two levels of event labels
 	tlRow    = 13.0  // one bar row
 	tlBottom = 22.0  // room for the axis labels
 )
@@ -59,10 +59,15 @@ func timeline(r *Report) timelineChart {
 	}
 	var deadline int64
 	var objective string
+	offChart := false
 	if o, ok := r.Objective("rto"); ok && o.Threshold.Unit == UnitDuration && r.Incident.Kind != "" {
 		deadline = origin + int64(o.Threshold.Value*1000)
-		end = max(end, deadline)
 		objective = o.Threshold.String()
+		// A deadline far beyond the work would squeeze every phase into the first pixels: the
+		// chart then ends with the work and says where the deadline is instead.
+		if offChart = deadline-origin > offChartFactor*(end-origin); !offChart {
+			end = max(end, deadline)
+		}
 	}
 	c := timelineChart{Width: tlWidth, PlotLeft: tlLabel, PlotRight: tlWidth - tlRight}
 	scale := (c.PlotRight - c.PlotLeft) / float64(end-origin)
@@ -73,6 +78,7 @@ func timeline(r *Report) timelineChart {
 		shard int
 	}
 	var order []key
+	var labels eventLabels
 	bars := map[key][]Span{}
 	var desc []string
 	for _, s := range r.Timeline {
@@ -80,12 +86,7 @@ func timeline(r *Report) timelineChart {
 			continue
 		}
 		if s.Kind == KindEvent {
-			mark := timelineMark{X: x(s.StartMS), Y: 10, Label: s.Name}
-			// A label close to the previous one goes on the second level, so they never overlap.
-			if n := len(c.Events); n > 0 && mark.X-c.Events[n-1].X < 60 && c.Events[n-1].Y == 10 {
-				mark.Y = 21
-			}
-			c.Events = append(c.Events, mark)
+			c.Events = append(c.Events, labels.place(x(s.StartMS), s.Name))
 			desc = append(desc, fmt.Sprintf("%s at %s", s.Name, Words(ms(s.StartMS-origin))))
 			continue
 		}
@@ -126,12 +127,50 @@ func timeline(r *Report) timelineChart {
 	for t := int64(0); t <= end-origin; t += step {
 		c.Ticks = append(c.Ticks, timelineMark{X: x(origin + t), Label: Words(ms(t))})
 	}
-	if deadline > 0 {
+	switch {
+	case offChart:
+		c.Deadline = &timelineMark{X: c.PlotRight, Label: fmt.Sprintf("RTO objective %s: off the chart, %.0f× this", objective,
+			math.Floor(float64(deadline-origin)/float64(end-origin)))}
+		desc = append(desc, "RTO objective at "+Words(ms(deadline-origin))+", beyond the end of the chart")
+	case deadline > 0:
 		c.Deadline = &timelineMark{X: x(deadline), Label: "RTO objective " + objective}
 		desc = append(desc, "RTO objective at "+Words(ms(deadline-origin)))
 	}
 	c.Desc = "Timeline from the incident: " + strings.Join(desc, "; ") + "."
 	return c
+}
+
+// offChartFactor is how many times longer than the work an RTO deadline may be and still be
+// drawn to scale.
+const offChartFactor = 4
+
+// eventLabelGap is the closest two event labels on one level may be, in SVG units.
+const eventLabelGap = 60
+
+// eventLabels places the labels of a chart's events on two levels so that none overlaps another:
+// a label goes on the first level with room, and an event with no room on either, or named like
+// the last one near it (a harm on every shard at once), is drawn without a label.
+type eventLabels struct {
+	last [2]*timelineMark
+}
+
+// eventLevels are the baselines of the two levels, below the deadline's label (at 10).
+var eventLevels = [2]float64{21, 32}
+
+func (l *eventLabels) place(x float64, name string) timelineMark {
+	for _, prev := range l.last {
+		if prev != nil && prev.Label == name && x-prev.X < eventLabelGap {
+			return timelineMark{X: x}
+		}
+	}
+	for i, prev := range l.last {
+		if prev == nil || x-prev.X >= eventLabelGap {
+			m := timelineMark{X: x, Y: eventLevels[i], Label: name}
+			l.last[i] = &m
+			return m
+		}
+	}
+	return timelineMark{X: x}
 }
 
 // tickStep picks the smallest round tick interval giving at most six ticks over span

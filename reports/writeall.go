@@ -26,6 +26,12 @@ func WriteAll(dir string, r *Report) ([]string, error) {
 		name string
 		data []byte
 	}{{FileJSON, data}, {FileJUnit, junit}, {FileMarkdown, Markdown(r)}, {FileHTML, html}}
+	if r.Runbook != nil && r.Runbook.Log != "" { // not when re-rendering: report.json holds only the tail
+		files = append(files, struct {
+			name string
+			data []byte
+		}{FileRunbookLog, []byte(r.Runbook.Log)})
+	}
 	var written []string
 	for _, f := range files {
 		if err := writeFile(dir, f.name, f.data); err != nil {

@@ -16,8 +16,15 @@ const (
 	// WrongIDDeletion: a cleanup job meant for app-installation ids is handed site ids and hard
 	// deletes those sites' tenants across shards, contact data included (Atlassian, April 2022).
 	WrongIDDeletion IncidentKind = "wrong-id-deletion"
-	// PurgeNotSoftDelete: the job purges the rows it should only have marked deleted.
+	// PurgeNotSoftDelete: a deactivation job handed the right tenants purges their rows where it
+	// should only have marked them deleted. The truth is those tenants soft-deleted: a restore
+	// brings their rows back marked (deleted_at set to the job's time), so the usual undo window
+	// still works.
 	PurgeNotSoftDelete IncidentKind = "purge-not-soft-delete"
+	// WrongIDSoftDelete: the cleanup job handed the wrong ids only marks their rows deleted, as
+	// a job with universal soft deletes does: every row is still there, and clearing the marks
+	// (soft-delete-undo) restores the tenants without a backup.
+	WrongIDSoftDelete IncidentKind = "wrong-id-soft-delete"
 	// UpdateWithoutWhere: an UPDATE missing part of its WHERE overwrites a column of every row
 	// of a tenant's table.
 	UpdateWithoutWhere IncidentKind = "update-without-where"
@@ -32,7 +39,7 @@ const (
 
 // IncidentKinds lists the incidents.
 func IncidentKinds() []IncidentKind {
-	return []IncidentKind{WrongIDDeletion, PurgeNotSoftDelete, UpdateWithoutWhere, BadMigration,
+	return []IncidentKind{WrongIDDeletion, WrongIDSoftDelete, PurgeNotSoftDelete, UpdateWithoutWhere, BadMigration,
 		ShardLoss, RingRollout}
 }
 
@@ -45,7 +52,8 @@ type Incident struct {
 	// After is how long after the workload starts the incident happens. Default: 10s.
 	After Duration `yaml:"after" json:"after"`
 	// Fraction is the share of tenants the script targets (0 < fraction <= 1).
-	// wrong-id-deletion, purge-not-soft-delete: default 0.03; ring-rollout: default 0.1.
+	// wrong-id-deletion, wrong-id-soft-delete, purge-not-soft-delete: default 0.03; ring-rollout:
+	// default 0.1.
 	Fraction float64 `yaml:"fraction" json:"fraction"`
 	// Tenants is how many tenants' rows are overwritten. update-without-where; default 1.
 	Tenants int `yaml:"tenants" json:"tenants"`
@@ -111,6 +119,7 @@ const (
 var incidentParams = map[IncidentKind][]string{
 	WrongIDDeletion:    {keyFraction},
 	PurgeNotSoftDelete: {keyFraction},
+	WrongIDSoftDelete:  {keyFraction},
 	UpdateWithoutWhere: {keyTenants, keyTable, keyColumn},
 	BadMigration:       {keyMigration, keyTable, keyColumn},
 	ShardLoss:          {keyShard},

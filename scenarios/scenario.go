@@ -1,9 +1,12 @@
 package scenarios
 
 import (
+	"encoding/json"
 	"fmt"
 	"strings"
 	"time"
+
+	"github.com/goccy/go-yaml"
 
 	"github.com/pgdrill/pgdrill/fixtures"
 	"github.com/pgdrill/pgdrill/harness/objective"
@@ -160,12 +163,38 @@ type Protection struct {
 	StandbyApplyDelay Duration `yaml:"standbyApplyDelay" json:"standbyApplyDelay"`
 }
 
-// Detection is how the incident is noticed; its time is part of RTO.
+// Detection is how the incident is noticed; its time is part of RTO. It is written with its
+// probe or else its delay (see MarshalYAML).
 type Detection struct {
 	// Delay detects the incident this long after it happened. Default: 30s, unless Probe is set.
-	Delay Duration `yaml:"delay,omitempty" json:"delay,omitempty"`
+	Delay Duration `yaml:"delay" json:"delay"`
 	// Probe detects the incident by checking the steady state repeatedly instead.
-	Probe *Probe `yaml:"probe,omitempty" json:"probe,omitempty"`
+	Probe *Probe `yaml:"probe" json:"probe"`
+}
+
+// detector returns the key and value of what detects the incident: the probe, or else the delay.
+func (det Detection) detector() (string, any) {
+	if det.Probe != nil {
+		return "probe", det.Probe
+	}
+	return "delay", det.Delay
+}
+
+// MarshalYAML writes the probe or else the delay, never both, which would not read back. A
+// delay of 0s (detected at once) is written too: dropped, it would read back as the default.
+func (det Detection) MarshalYAML() (any, error) {
+	key, v := det.detector()
+	return yaml.MapSlice{{Key: key, Value: v}}, nil
+}
+
+// MarshalJSON writes what MarshalYAML writes.
+func (det Detection) MarshalJSON() ([]byte, error) {
+	key, v := det.detector()
+	b, err := json.Marshal(map[string]any{key: v})
+	if err != nil {
+		return nil, fmt.Errorf("marshal detection: %w", err)
+	}
+	return b, nil
 }
 
 // Probe is a steady-state check run until it notices the harm.
@@ -206,12 +235,6 @@ const (
 	// RunbookStrategy runs the team's own command (Restore.Runbook).
 	RunbookStrategy Strategy = "runbook"
 )
-
-// Strategies lists the strategies, default first.
-func Strategies() []Strategy {
-	return []Strategy{PITRSidecar, DelayedStandby, LogicalExport, FullShardPITR, SoftDeleteUndo,
-		PgBackRestSidecar, RunbookStrategy}
-}
 
 // Runbook is an external restore command: the team's own procedure, drilled like a built-in.
 type Runbook struct {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -102,7 +103,7 @@ var _ = Describe("decoding and validating", func() {
 			"testdata/incompatible.yaml:13:5: spec.protection.standbyApplyDelay: the standby applies the incident after 1m0s, but it may go undetected for 5m0s: the standby would hold the harm too; make the delay longer than the detection",
 			"testdata/incompatible.yaml:16:5: spec.incident.shard: must be a shard index between 0 and 1 (the cluster has 2 shards), got 2",
 			"testdata/incompatible.yaml:17:5: spec.incident.fraction: not a parameter of shard-loss, which takes: shard",
-			"testdata/incompatible.yaml:21:5: spec.restore.strategy: delayed-standby merges tenants into a live shard, and shard-loss leaves none: use full-shard-pitr (or a runbook)",
+			"testdata/incompatible.yaml:21:5: spec.restore.strategy: delayed-standby cannot restore shard-loss: use one of full-shard-pitr, runbook",
 			"testdata/incompatible.yaml:22:5: spec.restore.runbook: only used with strategy runbook, not delayed-standby",
 			"testdata/incompatible.yaml:24:29: spec.faults[0].phase: crash-restore can only be injected in phase restore",
 			"testdata/incompatible.yaml:25:7: spec.faults[1].phase: required: one of fill, protect, workload, incident, detect, restore, verify",
@@ -153,7 +154,7 @@ var _ = Describe("decoding and validating", func() {
 			"x.yaml:1:1: metadata.id: required: lower-case letters, digits and dashes, e.g. wrong-id-deletion",
 			"x.yaml:1:1: metadata.title: required: the scorecard's headline",
 			`x.yaml:2:1: spec.hypothesis: required: say what you expect the drill to show, e.g. "we bring the deleted tenants back within 15 minutes without harming anyone else"`,
-			"x.yaml:3:3: spec.incident.kind: required: one of wrong-id-deletion, purge-not-soft-delete, update-without-where, bad-migration, shard-loss, ring-rollout",
+			"x.yaml:3:3: spec.incident.kind: required: one of wrong-id-deletion, wrong-id-soft-delete, purge-not-soft-delete, update-without-where, bad-migration, shard-loss, ring-rollout",
 		}))
 		_, err = scenarios.Parse("x.yaml", []byte("apiVersion: pgdrill.dev/v2\n"))
 		Expect(lines(err)).To(ContainElement(`x.yaml:1:1: apiVersion: "pgdrill.dev/v2" is not a version this pgdrill reads; must be pgdrill.dev/v1alpha1`))
@@ -191,12 +192,63 @@ var _ = Describe("decoding and validating", func() {
 
 	It("refuses a strategy that cannot restore the incident, also when chosen instead of the file's", func() {
 		_, err := scenarios.Parse("x.yaml", []byte(strings.Replace(minimal, "{kind: wrong-id-deletion}", "{kind: shard-loss}", 1)))
-		Expect(lines(err)).To(ConsistOf(ContainSubstring("shard-loss leaves none: use full-shard-pitr")))
+		Expect(lines(err)).To(ConsistOf(ContainSubstring("pitr-sidecar cannot restore shard-loss: use one of full-shard-pitr, runbook")))
 		sc, err := scenarios.Lookup("wrong-id-deletion")
 		Expect(err).NotTo(HaveOccurred())
-		Expect(scenarios.CheckStrategy(scenarios.DelayedStandby, sc)).To(MatchError(ContainSubstring("needs spec.protection.standbyApplyDelay")))
-		Expect(scenarios.CheckStrategy(scenarios.SoftDeleteUndo, sc)).To(MatchError(ContainSubstring("no built-in incident soft-deletes")))
-		Expect(scenarios.CheckStrategy(scenarios.FullShardPITR, sc)).To(Succeed(), "allowed: its collateral is what the drill shows")
+		_, _, err = scenarios.WithStrategy(sc, scenarios.Restore{Strategy: scenarios.SoftDeleteUndo})
+		Expect(err).To(MatchError(ContainSubstring("soft-delete-undo cannot restore wrong-id-deletion: use one of")))
+		_, _, err = scenarios.WithStrategy(sc, scenarios.Restore{Strategy: "pitr-sidcar"})
+		Expect(err).To(MatchError(ContainSubstring(`did you mean pitr-sidecar?`)))
+		_, _, err = scenarios.WithStrategy(sc, scenarios.Restore{Strategy: scenarios.RunbookStrategy})
+		Expect(err).To(MatchError(ContainSubstring("a runbook command goes with strategy runbook only")))
+		full, notes, err := scenarios.WithStrategy(sc, scenarios.Restore{Strategy: scenarios.FullShardPITR})
+		Expect(err).NotTo(HaveOccurred(), "allowed: its collateral is what the drill shows")
+		Expect(notes).To(BeEmpty())
+		Expect(full.Spec.Restore.Strategy).To(Equal(scenarios.FullShardPITR))
+		Expect(sc.Spec.Restore.Strategy).To(Equal(scenarios.PITRSidecar), "the scenario given is left as it was")
+	})
+
+	It("equips a scenario chosen with another strategy with the protection that strategy restores from, and says so", func() {
+		sc, err := scenarios.Lookup("wrong-id-deletion")
+		Expect(err).NotTo(HaveOccurred())
+		Expect(sc.Spec.Protection.StandbyApplyDelay).To(BeZero())
+		standby, notes, err := scenarios.WithStrategy(sc, scenarios.Restore{Strategy: scenarios.DelayedStandby})
+		Expect(err).NotTo(HaveOccurred())
+		Expect(standby.Spec.Protection.StandbyApplyDelay.Std()).To(BeNumerically(">", 2*time.Minute),
+			"longer than the scenario's detection, with room")
+		Expect(notes).To(ConsistOf(ContainSubstring("standbyApplyDelay set to")))
+		Expect(sc.Spec.Protection.StandbyApplyDelay).To(BeZero(), "the scenario given is left as it was")
+
+		export, notes, err := scenarios.WithStrategy(sc, scenarios.Restore{Strategy: scenarios.LogicalExport})
+		Expect(err).NotTo(HaveOccurred())
+		Expect(export.Spec.Protection.LogicalExportInterval.Std()).To(Equal(scenarios.DefaultExportInterval))
+		Expect(notes).To(ConsistOf(ContainSubstring("logicalExportInterval set to 5s")))
+
+		_, notes, err = scenarios.WithStrategy(sc, scenarios.Restore{Strategy: scenarios.PITRSidecar})
+		Expect(err).NotTo(HaveOccurred())
+		Expect(notes).To(BeEmpty(), "nothing to equip: the scenario already protects for it")
+	})
+
+	It("has one registry of strategies, which the README's table is written from", func() {
+		readme, err := os.ReadFile("../README.md")
+		Expect(err).NotTo(HaveOccurred())
+		Expect(string(readme)).To(ContainSubstring(scenarios.StrategyTable()),
+			"README.md's strategy table differs from the registry: paste `pgdrill scenarios strategies --markdown` into it")
+		var names []scenarios.Strategy
+		for _, s := range scenarios.StrategyInfos() {
+			names = append(names, s.Name)
+			Expect(s.Incidents).NotTo(BeEmpty(), "%s restores some incident", s.Name)
+			Expect(s.Layouts).NotTo(BeEmpty(), "%s restores some layout", s.Name)
+			Expect(s.Source).NotTo(BeEmpty())
+			Expect(s.ChooseWhen).NotTo(BeEmpty())
+		}
+		Expect(names).To(Equal(scenarios.Strategies()))
+		Expect(names[0]).To(Equal(scenarios.DefaultStrategy))
+		for _, kind := range scenarios.IncidentKinds() {
+			Expect(scenarios.StrategiesWhere(func(s scenarios.StrategyInfo) bool {
+				return s.Name != scenarios.RunbookStrategy && slices.Contains(s.Incidents, kind)
+			})).NotTo(BeEmpty(), "some built-in strategy restores %s", kind)
+		}
 	})
 
 	DescribeTable("refuses a strategy without the protection it restores from",

@@ -307,62 +307,14 @@ func validateRestore(sp *Spec, d *decoder) {
 			wait(d, base+".runbook.timeout", r.Runbook.Timeout, false)
 		}
 	}
-	for _, pr := range strategyProblems(r.Strategy, sp) {
+	info, _ := LookupStrategy(string(r.Strategy)) // known: checked above
+	for _, pr := range info.problems(sp) {
 		d.invalid(pr.field, "%s", pr.msg)
 	}
 }
 
 // fieldProblem is a problem with one field, before it is placed in the file.
 type fieldProblem struct{ field, msg string }
-
-// strategyProblems says why a strategy cannot restore the scenario's incident with the
-// protection it takes, field by field; none when it can.
-func strategyProblems(s Strategy, sp *Spec) []fieldProblem {
-	var out []fieldProblem
-	p := &sp.Protection
-	needs := func(ok bool, what string) {
-		if !ok {
-			out = append(out, fieldProblem{"spec.restore.strategy", fmt.Sprintf("%s needs %s", s, what)})
-		}
-	}
-	switch s {
-	case PITRSidecar, FullShardPITR:
-		needs(p.BaseBackup && p.WALArchive, "spec.protection.baseBackup and walArchive")
-	case PgBackRestSidecar:
-		needs(p.PgBackRest, "spec.protection.pgbackrest: true")
-	case LogicalExport:
-		needs(p.LogicalExportInterval > 0, "spec.protection.logicalExportInterval")
-	case DelayedStandby:
-		needs(p.StandbyApplyDelay > 0, "spec.protection.standbyApplyDelay")
-		if worst := sp.Detection.worstDetection(); p.StandbyApplyDelay > 0 && worst >= p.StandbyApplyDelay {
-			out = append(out, fieldProblem{"spec.protection.standbyApplyDelay", fmt.Sprintf(
-				"the standby applies the incident after %s, but it may go undetected for %s: the standby would hold the harm too; make the delay longer than the detection",
-				p.StandbyApplyDelay, worst)})
-		}
-	case SoftDeleteUndo:
-		out = append(out, fieldProblem{"spec.restore.strategy",
-			"soft-delete-undo undoes rows an incident only marked deleted, and no built-in incident soft-deletes yet; use it with `pgdrill restore` on such an incident"})
-	}
-	if sp.Incident.Kind == ShardLoss && s != FullShardPITR && s != RunbookStrategy {
-		out = append(out, fieldProblem{"spec.restore.strategy", fmt.Sprintf(
-			"%s merges tenants into a live shard, and shard-loss leaves none: use full-shard-pitr (or a runbook)", s)})
-	}
-	return out
-}
-
-// CheckStrategy reports whether a strategy chosen instead of the scenario's (`pgdrill run
-// --strategy`) can restore its incident with the protection it takes: the same checks as the
-// file's own strategy gets, so an override cannot turn invalid input into a failed drill.
-func CheckStrategy(s Strategy, sc *Scenario) error {
-	var msgs []string
-	for _, pr := range strategyProblems(s, &sc.Spec) {
-		msgs = append(msgs, pr.field+": "+pr.msg)
-	}
-	if len(msgs) > 0 {
-		return fmt.Errorf("strategy %s cannot restore scenario %s: %s", s, sc.Metadata.ID, strings.Join(msgs, "; "))
-	}
-	return nil
-}
 
 // faultPhases are the phases a fault kind can be injected in, when it cannot be all of them.
 var faultPhases = map[FaultKind][]Phase{

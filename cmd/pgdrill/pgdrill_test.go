@@ -183,26 +183,38 @@ var _ = Describe("pgdrill", func() {
 		file := filepath.Join(dir, "small.yaml")
 		Expect(os.WriteFile(file, []byte(smallDrill), 0o600)).To(Succeed())
 		out := filepath.Join(dir, "reports")
-		s := pgdrill("run", file, "--out", out, "-o", "json").Wait(3 * time.Minute)
+		By("equipping a scenario without standbys with one when --strategy delayed-standby asks for it, and saying so")
+		s := pgdrill("run", file, "--out", out, "-o", "json", "--strategy", "delayed-standby").Wait(3 * time.Minute)
 		Expect(s).To(gexec.Exit(0), string(s.Out.Contents()))
 		var outcomes []struct {
-			RunID   string `json:"run_id"`
-			Verdict string
-			Seed    uint64
+			RunID    string `json:"run_id"`
+			Verdict  string
+			Seed     uint64
+			Strategy string
+			Notes    []string
 		}
 		Expect(json.Unmarshal(s.Out.Contents(), &outcomes)).To(Succeed())
 		Expect(outcomes).To(HaveLen(1))
 		Expect(outcomes[0].Verdict).To(BeElementOf("PASS", "PASS_WITH_CONDITIONS"))
 		Expect(outcomes[0].Seed).To(BeEquivalentTo(4))
-		Expect(filepath.Join(out, outcomes[0].RunID, "report.json")).To(BeAnExistingFile())
+		Expect(outcomes[0].Strategy).To(Equal("delayed-standby"))
+		Expect(outcomes[0].Notes).To(ConsistOf(ContainSubstring("standbyApplyDelay set to 5m0s")))
+		report := filepath.Join(out, outcomes[0].RunID)
+		Expect(filepath.Join(report, "report.json")).To(BeAnExistingFile())
+
+		By("rendering a report again next to its report.json")
+		Expect(os.Remove(filepath.Join(report, "summary.md"))).To(Succeed())
+		Expect(finish("report", report)).To(gexec.Exit(0))
+		Expect(filepath.Join(report, "summary.md")).To(BeAnExistingFile())
+		Expect(filepath.Join(report, outcomes[0].RunID)).NotTo(BeAnExistingFile(), "not into a directory of its own")
 
 		By("exiting 2 before anything starts when the strategy cannot restore the incident")
 		broken := strings.Replace(smallDrill, "kind: wrong-id-deletion, after: 300ms, fraction: 0.25", "kind: shard-loss, after: 300ms, shard: 1", 1)
 		Expect(os.WriteFile(file, []byte(broken), 0o600)).To(Succeed())
 		s = finish("run", file, "--out", out)
 		Expect(s).To(gexec.Exit(2))
-		Expect(s.Err).To(gbytes.Say("use full-shard-pitr"))
-		Expect(finish("run", "wrong-id-deletion", "--strategy", "delayed-standby")).To(gexec.Exit(2),
+		Expect(s.Err).To(gbytes.Say("use one of full-shard-pitr"))
+		Expect(finish("run", "wrong-id-deletion", "--strategy", "soft-delete-undo")).To(gexec.Exit(2),
 			"an override gets the same checks as the file's own strategy")
 
 		By("exiting 3, not 1, when the harness or its environment breaks")
@@ -211,6 +223,28 @@ var _ = Describe("pgdrill", func() {
 
 		By("exiting 2 for a scenario that does not exist")
 		Expect(finish("run", "no-such-scenario")).To(gexec.Exit(2))
+	})
+
+	It("shows a failing runbook's output as it runs, and keeps all of it with the report", func() {
+		dir := GinkgoT().TempDir()
+		file := filepath.Join(dir, "small.yaml")
+		Expect(os.WriteFile(file, []byte(smallDrill), 0o600)).To(Succeed())
+		out := filepath.Join(dir, "reports")
+		s := pgdrill("run", file, "--out", out, "-o", "json", "--runbook", "echo restoring tenants; echo no backup found >&2; exit 3").Wait(3 * time.Minute)
+		Expect(s).To(gexec.Exit(1), "the restore failed: the drill failed its objectives")
+		Expect(string(s.Err.Contents())).To(And(ContainSubstring("runbook | restoring tenants"), ContainSubstring("no backup found")))
+		var outcomes []struct {
+			RunID   string `json:"run_id"`
+			Runbook struct{ Tail string }
+			Reason  string
+		}
+		Expect(json.Unmarshal(s.Out.Contents(), &outcomes)).To(Succeed())
+		Expect(outcomes).To(HaveLen(1))
+		Expect(outcomes[0].Runbook.Tail).To(ContainSubstring("no backup found"))
+		Expect(outcomes[0].Reason).To(ContainSubstring("exit status 3"))
+		log, err := os.ReadFile(filepath.Join(out, outcomes[0].RunID, "runbook.log"))
+		Expect(err).NotTo(HaveOccurred())
+		Expect(string(log)).To(And(ContainSubstring("restoring tenants"), ContainSubstring("no backup found")))
 	})
 
 	It("runs a game day: up from a scenario, incident, restore by hand, score, down", func() {

@@ -11,6 +11,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"time"
 
@@ -18,6 +19,7 @@ import (
 	"github.com/pgdrill/pgdrill/harness/backup"
 	"github.com/pgdrill/pgdrill/harness/cluster"
 	"github.com/pgdrill/pgdrill/harness/dataset"
+	"github.com/pgdrill/pgdrill/harness/exitcode"
 	"github.com/pgdrill/pgdrill/harness/restore"
 	"github.com/pgdrill/pgdrill/harness/score"
 	"github.com/pgdrill/pgdrill/harness/truth"
@@ -29,13 +31,20 @@ import (
 type Config struct {
 	Scenario *scenarios.Scenario
 	Provider cluster.Provider
-	// Strategy overrides the scenario's restore strategy when set.
-	Strategy restore.Strategy
+	// Restore, when set, restores with another strategy than the scenario's (a built-in, or a
+	// runbook). The scenario is equipped with the protection that strategy restores from when
+	// it lacks it (the outcome's Notes say so), and the drill is refused, as invalid input,
+	// when the strategy still cannot restore it: see scenarios.WithStrategy.
+	Restore *scenarios.Restore
 	// Seed overrides the scenario's seed when not 0.
 	Seed uint64
 	Log  *slog.Logger
 	// OnStep, when set, is told the name of each step as it starts (the CLI shows progress).
 	OnStep func(step string)
+	// RunbookOutput, when set, gets a runbook restore's stdout and stderr as they come, each line
+	// prefixed (the CLI's stderr), so a team sees where its runbook is; the whole of it is in
+	// the outcome too (Restore.Output), and in every report.
+	RunbookOutput io.Writer
 }
 
 // The drill's own steps, as they appear on the timeline.
@@ -86,19 +95,31 @@ type run struct {
 // Run runs the drill and returns its outcome, whose Verdict says how it went. Everything it
 // starts is torn down before it returns, whatever happened.
 func Run(ctx context.Context, cfg Config) *Outcome {
-	r := newRun(cfg)
-	strategy := cfg.Strategy
-	if strategy == nil {
-		var err error
-		if strategy, err = StrategyOf(cfg.Scenario); err != nil {
-			r.finish(ctx, err)
+	var notes []string
+	var err error
+	if cfg.Restore != nil {
+		given := cfg.Scenario
+		if cfg.Scenario, notes, err = scenarios.WithStrategy(given, *cfg.Restore); err != nil {
+			cfg.Scenario = given
+			r := newRun(cfg)
+			r.finish(ctx, exitcode.With(fmt.Errorf("choose strategy: %w", err), exitcode.InvalidInput))
 			return r.out
 		}
+	}
+	r := newRun(cfg)
+	r.out.Notes = notes
+	for _, n := range notes {
+		r.log.Info("scenario changed for the strategy", "note", n)
+	}
+	strategy, err := StrategyOf(cfg.Scenario)
+	if err != nil {
+		r.finish(ctx, err)
+		return r.out
 	}
 	r.out.Strategy = strategy.Name()
 	r.strategy = strategy
 	r.log.Info("drill starting", "scenario", cfg.Scenario.Metadata.ID, "seed", r.out.Seed, "strategy", strategy.Name())
-	err := r.execute(ctx, strategy, r.out.Seed)
+	err = r.execute(ctx, strategy, r.out.Seed)
 	r.finish(ctx, err)
 	return r.out
 }
@@ -126,7 +147,7 @@ func newRun(cfg Config) *run {
 	if cfg.Seed != 0 {
 		seed = cfg.Seed
 	}
-	r.out = &Outcome{ScenarioID: sc.Metadata.ID, Seed: seed, Layout: sc.Spec.Cluster.Layout,
+	r.out = &Outcome{Scenario: sc, ScenarioID: sc.Metadata.ID, Seed: seed, Layout: sc.Spec.Cluster.Layout,
 		Shards: sc.Spec.Cluster.Shards, Tenants: sc.Spec.Dataset.Tenants, Rows: sc.Spec.Dataset.Rows,
 		Started: r.start.UTC()}
 	if cfg.Provider != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 
 	"github.com/pgdrill/pgdrill/harness/cluster"
@@ -18,7 +19,7 @@ import (
 // injected, the team restores (by hand, or asking for a built-in strategy), and the team's restore
 // is scored. One process owns a game day from start to end: the cluster, the baseline, the
 // incident record and the workload's ledger never leave its memory, so nothing the team being
-// scored can edit decides the score. Package gameday carries the team's commands to it.
+// scored can edit decides the score. Its control channel (control.go) carries the team's commands to it.
 //
 // Its methods are safe for concurrent use; they run one at a time.
 type GameDay struct {
@@ -78,6 +79,14 @@ func (g *GameDay) Restore(ctx context.Context, name string) (restore.Result, err
 	r := g.r
 	if r.out.Incident == nil {
 		return restore.Result{}, errNoIncident
+	}
+	info, err := scenarios.LookupStrategy(name)
+	if err == nil && !info.GameDay {
+		err = fmt.Errorf("%s is not a step pgdrill can run on a game day; use one of %s", name,
+			strings.Join(scenarios.StrategiesWhere(func(s scenarios.StrategyInfo) bool { return s.GameDay }), ", "))
+	}
+	if err != nil {
+		return restore.Result{}, exitcode.With(err, exitcode.InvalidInput)
 	}
 	s, err := restore.Lookup(name)
 	if err != nil {

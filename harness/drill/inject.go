@@ -29,10 +29,17 @@ func (r *run) inject(ctx context.Context) error {
 			return r.record(incident.DropColumn(ctx, r.c, string(kind), incidentTenants(r.victims), in.Table, in.Column))
 		}
 		return r.record(incident.OverwriteColumn(ctx, r.c, string(kind), incidentTenants(r.victims), in.Table, in.Column))
-	case scenarios.WrongIDDeletion, scenarios.PurgeNotSoftDelete:
+	case scenarios.WrongIDDeletion:
 		// A cleanup job handed site ids where it expected app-installation ids (they have the
 		// same shape) hard-deletes those sites' tenants, contact data and all.
 		return r.record(incident.DeleteTenants(ctx, r.c, string(kind), incidentTenants(r.victims)))
+	case scenarios.WrongIDSoftDelete:
+		// The same job where deletes are soft: the wrong tenants' rows are only marked deleted.
+		return r.record(incident.SoftDeleteTenants(ctx, r.c, string(kind), incidentTenants(r.victims)))
+	case scenarios.PurgeNotSoftDelete:
+		// A deactivation job handed the right tenants purges their rows where it should have
+		// marked them deleted: they must come back marked.
+		return r.record(incident.PurgeTenants(ctx, r.c, string(kind), incidentTenants(r.victims)))
 	case scenarios.RingRollout:
 		var rings []incident.Ring
 		for _, in := range r.cfg.Scenario.Spec.Incident.Rings {

@@ -10,6 +10,7 @@ import (
 	"github.com/pgdrill/pgdrill/harness/restore"
 	"github.com/pgdrill/pgdrill/harness/score"
 	"github.com/pgdrill/pgdrill/harness/truth"
+	"github.com/pgdrill/pgdrill/scenarios"
 )
 
 // Event is one timed step on the drill's timeline. Offsets are from the drill's start, measured
@@ -37,17 +38,20 @@ type BlastRadius struct {
 
 // Outcome is everything a drill found, the facts every report is rendered from.
 type Outcome struct {
-	RunID      string          `json:"run_id"`
-	ScenarioID string          `json:"scenario_id"`
-	Strategy   string          `json:"strategy"`
-	Seed       uint64          `json:"seed"`
-	Provider   string          `json:"provider"`
-	Layout     fixtures.Layout `json:"layout"`
-	Shards     int             `json:"shards"`
-	Tenants    int             `json:"tenants"`
-	Rows       int64           `json:"rows"`
-	Started    time.Time       `json:"started"`
-	Finished   time.Time       `json:"finished"`
+	// Scenario is the scenario as drilled: the file's, with the protection an overriding
+	// strategy needed (Notes).
+	Scenario   *scenarios.Scenario `json:"-"`
+	RunID      string              `json:"run_id"`
+	ScenarioID string              `json:"scenario_id"`
+	Strategy   string              `json:"strategy"`
+	Seed       uint64              `json:"seed"`
+	Provider   string              `json:"provider"`
+	Layout     fixtures.Layout     `json:"layout"`
+	Shards     int                 `json:"shards"`
+	Tenants    int                 `json:"tenants"`
+	Rows       int64               `json:"rows"`
+	Started    time.Time           `json:"started"`
+	Finished   time.Time           `json:"finished"`
 
 	Events   []Event          `json:"events"`
 	Incident *incident.Record `json:"incident,omitempty"`
@@ -70,6 +74,8 @@ type Outcome struct {
 	Verdict score.Verdict `json:"verdict"`
 	// Reason says why, in plain words.
 	Reason string `json:"reason"`
+	// Notes say what the drill changed from the scenario it was given, and why.
+	Notes []string `json:"notes,omitempty"`
 	// Problems lists what went wrong, for the "what went wrong" part of reports.
 	Problems []string `json:"problems,omitempty"`
 }

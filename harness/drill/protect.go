@@ -61,9 +61,17 @@ func (r *run) protect(ctx context.Context) error {
 
 // equip gives a strategy what the protection phase made for it: LogicalExport its exports.
 func (r *run) equip(s restore.Strategy) restore.Strategy {
-	if le, ok := s.(restore.LogicalExport); ok && le.Dir == "" {
-		le.Dir = r.exportDir
-		return le
+	switch st := s.(type) {
+	case restore.LogicalExport:
+		if st.Dir == "" {
+			st.Dir = r.exportDir
+		}
+		return st
+	case restore.Runbook:
+		if st.Stream == nil {
+			st.Stream = r.cfg.RunbookOutput
+		}
+		return st
 	}
 	return s
 }

@@ -9,11 +9,11 @@ import (
 	"github.com/pgdrill/pgdrill/harness/objective"
 	"github.com/pgdrill/pgdrill/harness/score"
 	"github.com/pgdrill/pgdrill/reports"
-	"github.com/pgdrill/pgdrill/scenarios"
 )
 
 // Report converts the outcome into the versioned report model every renderer reads.
-func Report(o *Outcome, sc *scenarios.Scenario) *reports.Report {
+func Report(o *Outcome) *reports.Report {
+	sc := o.Scenario
 	r := &reports.Report{
 		SchemaVersion: reports.SchemaVersion, RunID: o.RunID, Seed: o.Seed, Started: o.Started, Finished: o.Finished,
 		Provider: o.Provider, Strategy: o.Strategy, Verdict: reports.Verdict(o.Verdict), Reason: o.Reason,
@@ -24,7 +24,7 @@ func Report(o *Outcome, sc *scenarios.Scenario) *reports.Report {
 		Timeline: []reports.Span{}, Objectives: []reports.ObjectiveResult{}, Tenants: []reports.TenantResult{},
 		Collateral: []reports.Collateral{}, Checks: []reports.Check{}, Schema: []reports.SchemaChange{},
 		Backups: []reports.BackupChain{}, Problems: []reports.Problem{},
-		NextActions: nextActions(o), Artifacts: []reports.Artifact{},
+		Notes: o.Notes, NextActions: nextActions(o), Artifacts: []reports.Artifact{},
 	}
 	ms := func(d time.Duration) int64 { return d.Milliseconds() }
 	for _, e := range o.Events {
@@ -81,7 +81,16 @@ func Report(o *Outcome, sc *scenarios.Scenario) *reports.Report {
 	for _, p := range o.Problems {
 		r.Problems = append(r.Problems, reports.Problem{Phase: failedStep(o, p), Message: p})
 	}
+	if o.Restore != nil && o.Restore.Output != "" {
+		r.Runbook = &reports.RunbookOutput{Tail: lastLines(o.Restore.Output, reports.RunbookTailLines), Log: o.Restore.Output}
+	}
 	return r
+}
+
+// lastLines returns the last n lines of text.
+func lastLines(text string, n int) string {
+	lines := strings.SplitAfter(strings.TrimRight(text, "\n"), "\n")
+	return strings.Join(lines[max(0, len(lines)-n):], "")
 }
 
 // measures gathers the report's figures from the outcome's measures.

@@ -36,9 +36,10 @@ import (
 
 const sabotageEnv = "PGDRILL_SABOTAGE"
 
-func sabotageScenario(seed int) *scenarios.Scenario {
+func sabotageScenario(seed int, kind scenarios.IncidentKind) *scenarios.Scenario {
 	GinkgoHelper()
 	sc := smallScenario("shared", seed)
+	sc.Spec.Incident.Kind = kind
 	sc.Spec.Restore.Strategy = scenarios.RunbookStrategy
 	sc.Spec.Restore.Runbook = &scenarios.Runbook{
 		Command: fmt.Sprintf("%q -test.run='^TestSabotageRunbook$' -test.count=1", os.Args[0]),
@@ -47,13 +48,19 @@ func sabotageScenario(seed int) *scenarios.Scenario {
 	return sc
 }
 
-// drillWith runs a drill whose runbook does the given sabotage.
+// drillWith runs a drill of wrong-id-deletion whose runbook does the given sabotage.
 func drillWith(ctx context.Context, sabotage string, seed int) *drill.Outcome {
+	GinkgoHelper()
+	return drillOf(ctx, scenarios.WrongIDDeletion, sabotage, seed)
+}
+
+// drillOf runs a drill of the incident kind whose runbook does the given sabotage.
+func drillOf(ctx context.Context, kind scenarios.IncidentKind, sabotage string, seed int) *drill.Outcome {
 	GinkgoHelper()
 	GinkgoT().Setenv(sabotageEnv, sabotage)
 	GinkgoT().Setenv("PGDRILL_BIN", pgdrillBin)
 	GinkgoT().Setenv("PGDRILL_STATE_DIR", provider.Store().Dir()) // the runbook attaches through it
-	return drill.Run(ctx, drill.Config{Scenario: sabotageScenario(seed), Provider: provider, Log: drilltest.DiscardLogger()})
+	return drill.Run(ctx, drill.Config{Scenario: sabotageScenario(seed, kind), Provider: provider, Log: drilltest.DiscardLogger()})
 }
 
 var _ = Describe("the scorer, against sabotaged restores", Label(drilltest.Slow), func() {
@@ -125,6 +132,22 @@ var _ = Describe("the scorer, against sabotaged restores", Label(drilltest.Slow)
 			Expect(failedCheck(o, "schema")).To(MatchRegexp(`function hashtextextended\(text, integer\) on shard \d is new`))
 		}),
 	)
+})
+
+var _ = Describe("the scorer, against a purge that should have been a soft delete", Label(drilltest.Slow), func() {
+	It("passes a restore that brings the purged tenants back marked deleted", func(ctx context.Context) {
+		out := drillOf(ctx, scenarios.PurgeNotSoftDelete, "correct", 31)
+		Expect(out.Verdict).To(BeElementOf(score.Pass, score.PassWithConditions), out.Reason+"\n"+runbookOutput(out))
+		Expect(out.Incident.Harms).To(HaveEach(HaveField("IntendedSoftDeleteMark", Not(BeZero()))))
+	})
+
+	It("fails one that brings them back live, as if nobody had deleted them", func(ctx context.Context) {
+		out := drillOf(ctx, scenarios.PurgeNotSoftDelete, "unmark", 31)
+		Expect(out.Verdict).To(Equal(score.Fail), out.Reason)
+		Expect(sum(out, func(t score.Tenant) int64 { return t.Wrong })).To(BeNumerically(">", 10), "every row that should be marked")
+		Expect(sum(out, func(t score.Tenant) int64 { return t.Lost })).To(BeZero())
+		Expect(examples(out)).To(ContainElement(HavePrefix("changed ")))
+	})
 })
 
 // examples lists the differing rows the affected tenants' scores name.
@@ -242,6 +265,13 @@ func TestSabotageRunbook(t *testing.T) {
 		run(`INSERT INTO comments SELECT * FROM comments WHERE (tenant_id, comment_id) = (SELECT tenant_id, min(comment_id) FROM comments WHERE tenant_id = $1 GROUP BY 1)`, victim.ID)
 	case "lose-bystander-write":
 		loseBystanderWrite(t, ctx, f)
+	case "unmark":
+		for _, h := range f.Record().Harms {
+			for _, tbl := range fixtures.Tables() {
+				on(f.Shards[h.Shard].DSN, `UPDATE `+tbl.Name+` SET deleted_at = NULL WHERE tenant_id = ANY($1) AND deleted_at = $2`,
+					h.Tenants, h.IntendedSoftDeleteMark)
+			}
+		}
 	default:
 		t.Fatalf("unknown sabotage %q", mode)
 	}
@@ -253,8 +283,8 @@ func quote(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'
 // overwriteBystanders restores the victims and, with them, every unaffected tenant of their shards
 // from the sidecar, preferring the backup's rows: the tenants' writes since the incident are lost.
 func overwriteBystanders(t *testing.T, ctx context.Context, f restore.IncidentFile) {
-	time.Sleep(time.Second) // let the workload write to the bystanders after the incident
 	rec := f.Record()
+	awaitBystanderWrite(t, ctx, f, rec.First())
 	catalog, err := pgx.Connect(ctx, f.Catalog.DSN)
 	if err != nil {
 		t.Fatal(err)
@@ -289,6 +319,36 @@ func overwriteBystanders(t *testing.T, ctx context.Context, f restore.IncidentFi
 	if err != nil {
 		t.Fatal(err)
 	}
+}
+
+// awaitBystanderWrite waits until the workload has written to an unaffected tenant after the
+// incident: the write the sabotage then loses.
+func awaitBystanderWrite(t *testing.T, ctx context.Context, f restore.IncidentFile, since time.Time) {
+	var ids []int64
+	for _, a := range f.Affected {
+		ids = append(ids, a.ID)
+	}
+	deadline := time.Now().Add(time.Minute)
+	for time.Now().Before(deadline) {
+		for _, s := range f.Shards {
+			conn, err := pgx.Connect(ctx, s.DSN)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var written bool
+			err = conn.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM comments WHERE comment_id >= $1 AND created_at > $2 AND NOT tenant_id = ANY($3))`,
+				int64(workload.WorkloadIDBase), since, ids).Scan(&written)
+			conn.Close(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if written {
+				return
+			}
+		}
+		time.Sleep(50 * time.Millisecond) // polling a real server; the runbook has no Gomega
+	}
+	t.Fatal("the workload wrote to no unaffected tenant within a minute of the incident")
 }
 
 // loseBystanderWrite deletes one comment the workload inserted into an unaffected tenant: one

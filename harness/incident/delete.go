@@ -29,6 +29,17 @@ func DeleteTenants(ctx context.Context, c cluster.Cluster, kind string, tenants 
 	})
 }
 
+// PurgeTenants is DeleteTenants run by a job that should only have soft-deleted the tenants: each
+// harm also records the mark the job should have written (Harm.IntendedSoftDeleteMark, its commit
+// time), which is what the tenants' truth is marked with, and what a restore marks them with.
+func PurgeTenants(ctx context.Context, c cluster.Cluster, kind string, tenants []Tenant) (Record, error) {
+	rec, err := DeleteTenants(ctx, c, kind, tenants)
+	for i := range rec.Harms {
+		rec.Harms[i].IntendedSoftDeleteMark = rec.Harms[i].Time.Truncate(time.Microsecond) // timestamptz's precision
+	}
+	return rec, err
+}
+
 // harmTenants records an incident of the given tenants: it reads the layout from the catalog,
 // checks every tenant's shard exists, then runs harm on every shard holding some of them, in
 // shard order, and collects the harms it reports. verb names what harm does, for errors.

@@ -58,6 +58,12 @@ type Harm struct {
 	// harm's tenants' rows holding exactly this value are the ones it marked, so an undo clears
 	// them and leaves every row deleted before (or after) it deleted.
 	SoftDeleteMark time.Time `json:"soft_delete_mark,omitzero"`
+	// IntendedSoftDeleteMark is, for a purge that should have been a soft delete
+	// (purge-not-soft-delete), the deleted_at value the job should have written: the harm's
+	// commit time. The truth is the harm's tenants' rows as they were, each one not deleted yet
+	// marked deleted with it, and a restore must bring them back so — the usual undo window
+	// still works on them.
+	IntendedSoftDeleteMark time.Time `json:"intended_soft_delete_mark,omitzero"`
 	// ServerLost says the shard's server and data are gone (shard-loss): no transaction did the
 	// harm, RecoverTo is empty (everything archived) and nothing more can be archived from it.
 	ServerLost bool `json:"server_lost,omitempty"`
@@ -111,4 +117,29 @@ func (r Record) earliest(at func(Harm) time.Time) time.Time {
 		}
 	}
 	return first
+}
+
+// IntendedMarks returns, by tenant, the soft-delete mark a purge should have written instead of
+// purging (Harm.IntendedSoftDeleteMark), and when the harness saw that harm commit; empty for
+// every other incident.
+func (r Record) IntendedMarks() map[int64]IntendedMark {
+	out := map[int64]IntendedMark{}
+	for _, h := range r.Harms {
+		if h.IntendedSoftDeleteMark.IsZero() {
+			continue
+		}
+		for _, id := range h.Tenants {
+			out[id] = IntendedMark{Mark: h.IntendedSoftDeleteMark, Noted: h.Noted}
+		}
+	}
+	return out
+}
+
+// IntendedMark is the soft delete a purge should have been, for one tenant.
+type IntendedMark struct {
+	// Mark is the deleted_at value the rows should have been given.
+	Mark time.Time
+	// Noted is when the harness saw the purge commit, on its own clock: writes acknowledged
+	// before it came before the soft delete, later ones after it.
+	Noted time.Time
 }

@@ -47,12 +47,15 @@ type merger struct {
 	policy ConflictPolicy
 	// log takes what a merge leaves undone without failing (a repaired column left nullable).
 	log *slog.Logger
+	// marks are the soft deletes a purge should have been, by tenant: the rows a merge brings
+	// back for those tenants are marked deleted as the job should have left them.
+	marks map[int64]incident.IntendedMark
 }
 
 // newMerger returns the merger a strategy restores rec's tenants with in env, under policy p
 // (KeepLive when p is empty: a strategy's zero value must not overwrite newer writes).
 func newMerger(env Env, rec incident.Record, p ConflictPolicy) merger {
-	return merger{runID: env.Cluster.RunID(), layout: rec.Layout, policy: cmp.Or(p, KeepLive), log: env.Log}
+	return merger{runID: env.Cluster.RunID(), layout: rec.Layout, policy: cmp.Or(p, KeepLive), log: env.Log, marks: rec.IntendedMarks()}
 }
 
 // source is where a merge reads the affected tenants' pre-incident rows: a server recovered to
@@ -128,11 +131,15 @@ func (m merger) mergeTenant(ctx context.Context, src source, dst *pgx.Conn, tena
 
 func (m merger) mergeTable(ctx context.Context, src source, tx pgx.Tx, loc fixtures.Location, t fixtures.Table, tenantID int64, res *TenantResult) error {
 	live := pgx.Identifier{loc.Schema, t.Name}.Sanitize()
-	copied, err := m.copyIntoEmpty(ctx, src, tx, loc, t, tenantID)
-	if err != nil || copied >= 0 {
-		res.RowsRead += max(copied, 0)
-		res.RowsWritten += max(copied, 0)
-		return err
+	mark, marked := m.marks[tenantID]
+	marked = marked && t.SoftDelete != ""
+	if !marked { // rows to mark go through the staging table, where they are marked
+		copied, err := m.copyIntoEmpty(ctx, src, tx, loc, t, tenantID)
+		if err != nil || copied >= 0 {
+			res.RowsRead += max(copied, 0)
+			res.RowsWritten += max(copied, 0)
+			return err
+		}
 	}
 	stage := pgx.Identifier{"pgdrill_stage_" + t.Name}.Sanitize()
 	if _, err := tx.Exec(ctx, "CREATE TEMP TABLE "+stage+" (LIKE "+live+") ON COMMIT DROP"); err != nil {
@@ -144,6 +151,14 @@ func (m merger) mergeTable(ctx context.Context, src source, tx pgx.Tx, loc fixtu
 		return err
 	}
 	res.RowsRead += read
+	if marked {
+		// The tenant should have been soft-deleted, not purged: what comes back comes back marked,
+		// as the job should have left it; rows deleted before keep their own mark.
+		col := pgx.Identifier{t.SoftDelete}.Sanitize()
+		if _, err := tx.Exec(ctx, "UPDATE "+stage+" SET "+col+" = $1 WHERE "+col+" IS NULL", mark.Mark); err != nil {
+			return fmt.Errorf("mark staged rows deleted: %w", err)
+		}
+	}
 	// Without statistics the planner guesses the staging table large and joins it to the live
 	// table by scanning the whole shard; with them it looks rows up by primary key.
 	if _, err := tx.Exec(ctx, "ANALYZE "+stage); err != nil {

@@ -6,10 +6,12 @@ import (
 	"context"
 	"fmt"
 	"math/big"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 
 	"github.com/pgdrill/pgdrill/fixtures"
+	"github.com/pgdrill/pgdrill/harness/incident"
 	"github.com/pgdrill/pgdrill/harness/truth"
 	"github.com/pgdrill/pgdrill/harness/workload"
 )
@@ -112,7 +114,12 @@ func (r *replays) table(ctx context.Context, tt truth.TenantTable) (truth.Expect
 	if err != nil {
 		return truth.Expected{}, err
 	}
-	exp, err := truth.Replay(ctx, conn, model, base, writesTo(r.f.Ledger, tt))
+	mark, marked := r.f.intendedMarks()[tt.Tenant]
+	var softDelete *incident.IntendedMark
+	if marked && model.SoftDelete != "" {
+		softDelete = &mark
+	}
+	exp, err := truth.Replay(ctx, conn, model, base, writesTo(r.f.Ledger, tt, model, softDelete))
 	if err != nil {
 		return exp, err
 	}
@@ -152,12 +159,27 @@ func (r *replays) directory(ctx context.Context) (truth.Expected, error) {
 }
 
 // writesTo returns the ledger's writes to tenant table tt, in order, as truth.Replay takes them.
-func writesTo(entries []workload.Entry, tt truth.TenantTable) []truth.Write {
+// With softDelete, the soft delete a purge should have been is one of them, where it should
+// have happened: after the writes acknowledged before the purge committed, before the later ones
+// (which could only add rows: the purge had left nothing to change).
+func writesTo(entries []workload.Entry, tt truth.TenantTable, t fixtures.Table, softDelete *incident.IntendedMark) []truth.Write {
 	var out []truth.Write
+	addMark := func() {
+		mark := workload.Timestamp(softDelete.Mark).Format(time.RFC3339Nano)
+		out = append(out, truth.Write{Op: truth.OpSoftDelete, Values: map[string]*string{t.SoftDelete: &mark}})
+		softDelete = nil
+	}
 	for _, e := range entries {
-		if !e.Directory() && e.TenantTable() == tt {
-			out = append(out, writeOf(e))
+		if e.Directory() || e.TenantTable() != tt {
+			continue
 		}
+		if at := cmp.Or(e.Acked, e.Sent); softDelete != nil && at.After(softDelete.Noted) {
+			addMark()
+		}
+		out = append(out, writeOf(e))
+	}
+	if softDelete != nil {
+		addMark()
 	}
 	return out
 }

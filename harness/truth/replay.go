@@ -16,9 +16,10 @@ import (
 
 // Write is one write to a table, as a workload's ledger records it: what Replay applies.
 type Write struct {
-	// Key is the row's primary key as text, in the table's primary-key order.
+	// Key is the row's primary key as text, in the table's primary-key order; none for
+	// OpSoftDelete.
 	Key []string
-	// Op is "insert", "update" or "delete".
+	// Op is "insert", "update", "delete" or OpSoftDelete.
 	Op string
 	// Values are the columns the write set, as text in Postgres's input syntax; nil is NULL.
 	Values map[string]*string
@@ -29,6 +30,11 @@ type Write struct {
 	// it; nil when unknown. It settles which state a row of unknown outcome was in.
 	Hash *int64
 }
+
+// OpSoftDelete is a write that marks every row of the table not deleted yet deleted: its Values
+// hold the one soft-delete column and the mark. It is the soft delete a job should have done
+// instead of purging (purge-not-soft-delete), replayed where it should have happened.
+const OpSoftDelete = "soft-delete"
 
 // Expected is what one table must hold after a sequence of writes.
 type Expected struct {
@@ -111,6 +117,9 @@ type replayer struct {
 // replay applies one write, noting in possible every state a row may be in after a write of
 // unknown outcome, and forgetting them once an acknowledged write settles the row again.
 func (r replayer) replay(ctx context.Context, w Write, possible Doubts) error {
+	if w.Op == OpSoftDelete {
+		return r.softDelete(ctx, w)
+	}
 	k := KeyString(w.Key)
 	if w.Uncertain {
 		if _, doubted := possible[k]; doubted {
@@ -171,6 +180,24 @@ func (r replayer) try(ctx context.Context, w Write, keep bool) (*int64, bool, er
 		return after, true, sp.Commit(ctx)
 	}
 	return after, true, sp.Rollback(ctx)
+}
+
+// softDelete marks every row not deleted yet with the write's one soft-delete value.
+func (r replayer) softDelete(ctx context.Context, w Write) error {
+	if len(w.Values) != 1 {
+		return fmt.Errorf("a soft delete sets one column, not %d", len(w.Values))
+	}
+	for column, mark := range w.Values {
+		c, ok := r.t.Column(column)
+		if !ok || column != r.t.SoftDelete {
+			return fmt.Errorf("table %s has no soft-delete column %q", r.t.Name, column)
+		}
+		col := pgx.Identifier{column}.Sanitize()
+		if _, err := r.tx.Exec(ctx, "UPDATE "+replayTable+" SET "+col+" = CAST($1::pg_catalog.text AS "+c.Type+") WHERE "+col+" IS NULL", mark); err != nil {
+			return fmt.Errorf("soft-delete every row: %w", err)
+		}
+	}
+	return nil
 }
 
 // rowHash returns the hash of the replay table's row of key, nil when there is none.

@@ -1,109 +1,43 @@
 package cli
 
 import (
+	"cmp"
 	"context"
-	"errors"
 	"fmt"
 	"io"
-	"os"
-	"path/filepath"
-	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 
-	"github.com/pgdrill/pgdrill/harness/cluster"
 	"github.com/pgdrill/pgdrill/harness/drill"
 	"github.com/pgdrill/pgdrill/harness/exitcode"
-	"github.com/pgdrill/pgdrill/harness/gameday"
 	"github.com/pgdrill/pgdrill/reports"
 	"github.com/pgdrill/pgdrill/scenarios"
 )
-
-// gameDaysDir holds one directory per running game day, under the state dir.
-func (a *app) gameDaysDir() (string, error) {
-	store, err := a.store()
-	if err != nil {
-		return "", err
-	}
-	return filepath.Join(store.Dir(), "gamedays"), nil
-}
 
 // gameDay runs `pgdrill up --scenario`: prepares the drill, keeps its workload running and serves
 // the team's commands (incident, restore, score) on the game day's control socket, until Ctrl-C or
 // SIGTERM (which `pgdrill down` sends) tears everything down.
 func (a *app) gameDay(ctx context.Context, sc *scenarios.Scenario, seed uint64) error {
-	p, err := a.localProvider(ctx)
-	if err != nil {
-		return err
-	}
-	root, err := a.gameDaysDir()
+	p, err := a.host.Provider(ctx)
 	if err != nil {
 		return err
 	}
 	g, err := drill.StartGameDay(ctx, drill.Config{Scenario: sc, Provider: p, Seed: seed, Log: a.log})
-	var dir string
-	if c := g.Cluster(); c != nil {
-		dir = filepath.Join(root, c.RunID())
-	}
-	defer func() {
-		g.Teardown(ctx)
-		if dir != "" {
-			if err := os.RemoveAll(dir); err != nil {
-				a.log.Warn("could not remove the game day's files", "err", err)
-			}
-		}
-	}()
+	defer g.Teardown(ctx)
 	if err != nil {
 		return exitcode.With(err, exitcode.HarnessError)
 	}
-	served := make(chan error, 1)
-	go func() { served <- gameday.Serve(ctx, g, dir, a.log) }()
-	out := upOutput{Description: cluster.Describe(g.Cluster())}
-	if err := a.print(out, func(w io.Writer) {
-		printDescription(w, out, false)
-		fmt.Fprintf(w, "game day %q is ready: the workload is writing to every tenant.\n", sc.Metadata.ID)
-		fmt.Fprintf(w, "next: pgdrill incident %s   (then restore, then: pgdrill score %s)\n", out.RunID, out.RunID)
-	}); err != nil {
-		return err
-	}
-	select {
-	case <-ctx.Done():
-		<-served
-		return nil
-	case err := <-served:
-		return exitcode.With(err, exitcode.HarnessError)
-	}
-}
-
-// findGameDay returns the directory of the named game day, or of the only one running.
-func (a *app) findGameDay(args []string) (string, error) {
-	root, err := a.gameDaysDir()
-	if err != nil {
-		return "", err
-	}
-	if len(args) == 1 {
-		dir := filepath.Join(root, args[0])
-		if _, err := os.Stat(dir); err != nil {
-			return "", invalid("no game day %q (start one with `pgdrill up --scenario ...`)", args[0])
-		}
-		return dir, nil
-	}
-	entries, err := os.ReadDir(root)
-	if err != nil && !errors.Is(err, os.ErrNotExist) {
-		return "", exitcode.With(fmt.Errorf("list game days: %w", err), exitcode.HarnessError)
-	}
-	switch len(entries) {
-	case 0:
-		return "", invalid("no game day is running; start one with `pgdrill up --scenario wrong-id-deletion`")
-	case 1:
-		return filepath.Join(root, entries[0].Name()), nil
-	}
-	var names []string
-	for _, e := range entries {
-		names = append(names, e.Name())
-	}
-	return "", invalid("%d game days are running (%s): name one", len(entries), strings.Join(names, ", "))
+	var perr error
+	err = a.host.ServeGameDay(ctx, g, func() {
+		out := g.Info()
+		perr = a.print(out, func(w io.Writer) {
+			printDescription(w, out, false)
+			fmt.Fprintf(w, "game day %q is ready: the workload is writing to every tenant.\n", sc.Metadata.ID)
+			fmt.Fprintf(w, "next: pgdrill incident %s   (then restore, then: pgdrill score %s)\n", out.RunID, out.RunID)
+		})
+	})
+	return cmp.Or(perr, err)
 }
 
 func (a *app) incidentCommand() *cobra.Command {
@@ -112,7 +46,7 @@ func (a *app) incidentCommand() *cobra.Command {
 		Short: "Game day: break the cluster the way the scenario says, and page the team",
 		Long: `Ask the game day's ` + "`pgdrill up --scenario`" + ` to inject its incident, and print what a pager would
 say: which customers report trouble and since when — not how to fix it. The facts a runbook would
-get (transactions, WAL positions, backups) are written to ` + gameday.IncidentFileName + ` in the game day's
+get (transactions, WAL positions, backups) are written to ` + drill.IncidentFileName + ` in the game day's
 directory; the record the team is scored against stays with ` + "`pgdrill up`" + `.`,
 		Example: "  pgdrill incident\n  pgdrill incident r1a2b3c4d -o json",
 		Args:    maxArgs(1),
@@ -133,12 +67,12 @@ directory; the record the team is scored against stays with ` + "`pgdrill up`" +
 }
 
 // dialGameDay reaches the game day named by args, or the only one running.
-func (a *app) dialGameDay(args []string) (*gameday.Client, error) {
-	dir, err := a.findGameDay(args)
-	if err != nil {
-		return nil, err
+func (a *app) dialGameDay(args []string) (*drill.GameDayClient, error) {
+	id := ""
+	if len(args) == 1 {
+		id = args[0]
 	}
-	return gameday.Dial(dir)
+	return a.host.DialGameDay(id)
 }
 
 func (a *app) scoreCommand() *cobra.Command {

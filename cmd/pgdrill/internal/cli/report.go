@@ -26,7 +26,7 @@ to $GITHUB_STEP_SUMMARY when set) and scorecard.html, one self-contained page fo
 			if err != nil {
 				return exitcode.With(err, exitcode.InvalidInput)
 			}
-			if err := a.writeReports(args[0], r); err != nil {
+			if err := a.renderReports(args[0], r); err != nil {
 				return err
 			}
 			return a.print(r, func(w io.Writer) { printScorecard(w, r) })

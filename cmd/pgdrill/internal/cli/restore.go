@@ -1,23 +1,28 @@
 package cli
 
 import (
-	"context"
 	"fmt"
 	"io"
-	"slices"
 	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/pgdrill/pgdrill/harness/drill"
 	"github.com/pgdrill/pgdrill/harness/exitcode"
-	"github.com/pgdrill/pgdrill/harness/gameday"
-	"github.com/pgdrill/pgdrill/harness/restore"
+	"github.com/pgdrill/pgdrill/scenarios"
 )
 
-// fromIncident are the strategies that can work from an incident's facts alone: backups, WAL
+// fromIncident lists the strategies that can work from an incident's facts alone: backups, WAL
 // archives and the live shards.
-var fromIncident = []string{"pitr-sidecar", "pgbackrest-sidecar", "soft-delete-undo"}
+func fromIncident() string {
+	return strings.Join(scenarios.StrategiesWhere(func(s scenarios.StrategyInfo) bool { return s.FromIncidentFile }), ", ")
+}
+
+// restorable lists the strategies `pgdrill restore` runs.
+func restorable() string {
+	return strings.Join(scenarios.StrategiesWhere(func(s scenarios.StrategyInfo) bool { return s.GameDay || s.FromIncidentFile }), ", ")
+}
 
 func (a *app) restoreCommand() *cobra.Command {
 	var strategy string
@@ -27,8 +32,8 @@ func (a *app) restoreCommand() *cobra.Command {
 		Long: `Bring the affected tenants of an incident back with a built-in strategy, so that a runbook can call
 pgdrill's steps and a person can run them by hand.
 
-Inside a runbook (a drill sets $` + restore.IncidentFileEnv + `), the incident is the one that file describes, and
-the strategy must work from it alone: one of ` + strings.Join(fromIncident, ", ") + `. Its sidecars are this
+Inside a runbook (a drill sets $` + drill.IncidentFileEnv + `), the incident is the one that file describes, and
+the strategy must work from it alone: one of ` + fromIncident() + `. Its sidecars are this
 command's own and removed when it ends; the run's servers are never stopped.
 
 On a game day, the game day's ` + "`pgdrill up --scenario`" + ` runs the strategy itself, with every standby and
@@ -41,18 +46,18 @@ Exit codes: 0 restored, 1 the restore failed, 2 invalid input, 3 the harness bro
 		Args: maxArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if strategy == "" {
-				return invalid("--strategy is required: one of %s", strings.Join(restore.Names(), ", "))
+				return invalid("--strategy is required: one of %s", restorable())
 			}
-			if _, err := restore.Lookup(strategy); err != nil {
+			if _, err := scenarios.LookupStrategy(strategy); err != nil {
 				return exitcode.With(err, exitcode.InvalidInput)
 			}
 			ctx := cmd.Context()
-			var res restore.Result
+			var res drill.RestoreResult
 			var err error
-			if path := a.env(restore.IncidentFileEnv); path != "" && len(args) == 0 {
-				res, err = a.restoreFromFile(ctx, strategy, path)
+			if path := a.env(drill.IncidentFileEnv); path != "" && len(args) == 0 {
+				res, err = a.host.RestoreFromIncidentFile(ctx, strategy, path)
 			} else {
-				var c *gameday.Client
+				var c *drill.GameDayClient
 				if c, err = a.dialGameDay(args); err != nil {
 					return err
 				}
@@ -67,41 +72,11 @@ Exit codes: 0 restored, 1 the restore failed, 2 invalid input, 3 the harness bro
 			return exitcode.With(err, exitcode.ObjectivesMissed)
 		},
 	}
-	cmd.Flags().StringVar(&strategy, "strategy", "", "restore strategy: "+strings.Join(restore.Names(), ", "))
+	cmd.Flags().StringVar(&strategy, "strategy", "", "restore strategy: "+restorable())
 	return cmd
 }
 
-// restoreFromFile runs a strategy against the incident an incident file describes, attached to
-// its run from this process.
-func (a *app) restoreFromFile(ctx context.Context, strategy, path string) (restore.Result, error) {
-	if !slices.Contains(fromIncident, strategy) {
-		return restore.Result{}, invalid("%s needs what only the drill that protected the cluster has (standbys, exports); from an incident file, use one of %s",
-			strategy, strings.Join(fromIncident, ", "))
-	}
-	s, _ := restore.Lookup(strategy)
-	f, err := restore.ReadIncidentFile(path)
-	if err != nil {
-		return restore.Result{}, exitcode.With(err, exitcode.InvalidInput)
-	}
-	p, err := a.localProvider(ctx)
-	if err != nil {
-		return restore.Result{}, err
-	}
-	c, err := p.Attach(ctx, f.RunID)
-	if c != nil {
-		defer func() {
-			if err := c.Destroy(ctx); err != nil {
-				a.log.Error("could not remove this restore's sidecars", "err", err)
-			}
-		}()
-	}
-	if err != nil {
-		return restore.Result{}, exitcode.With(err, exitcode.HarnessError)
-	}
-	return s.Restore(ctx, restore.Env{Cluster: c, Protection: f.Protection(), Log: a.log}, f.Record())
-}
-
-func printRestore(w io.Writer, res restore.Result) {
+func printRestore(w io.Writer, res drill.RestoreResult) {
 	fmt.Fprintf(w, "%s restored %d tenant(s), %d row(s) written\n", res.Strategy, len(res.Tenants), res.Rows())
 	for _, p := range res.Phases {
 		fmt.Fprintf(w, "  %-10s shard %-3d %s\n", p.Name, p.Shard, p.Duration().Round(time.Millisecond))

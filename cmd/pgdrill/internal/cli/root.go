@@ -11,9 +11,8 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/pgdrill/pgdrill/harness/cluster/local"
+	"github.com/pgdrill/pgdrill/harness/drill"
 	"github.com/pgdrill/pgdrill/harness/exitcode"
-	"github.com/pgdrill/pgdrill/harness/runstate"
 )
 
 // app is one invocation of the CLI: the process state plus the global flags.
@@ -27,6 +26,8 @@ type app struct {
 	stateDir  string
 	runUser   string
 	log       *slog.Logger
+	// host is where everything runs: every command goes through it.
+	host *drill.Host
 }
 
 // Main runs the CLI and returns the process exit code.
@@ -83,7 +84,7 @@ Data goes to stdout, logs and progress to stderr.
 	f.StringVar(&a.pgBin, "pg-bin", "", "directory of the Postgres server binaries (default: $PGDRILL_PG_BIN, pg_config --bindir, PATH, newest /usr/lib/postgresql/*/bin)")
 	f.StringVar(&a.workRoot, "work-root", "", "where clusters keep their data (default: $PGDRILL_WORK_ROOT, /dev/shm/pgdrill-UID if it has room, else $TMPDIR/pgdrill-UID)")
 	f.StringVar(&a.stateDir, "state-dir", "", "where live clusters are recorded (default: $PGDRILL_STATE_DIR, $XDG_STATE_HOME/pgdrill, ~/.local/state/pgdrill)")
-	f.StringVar(&a.runUser, "run-user", local.DefaultRunUser, "unprivileged account Postgres runs as when pgdrill runs as root (created when missing)")
+	f.StringVar(&a.runUser, "run-user", drill.DefaultRunUser, "unprivileged account Postgres runs as when pgdrill runs as root (created when missing)")
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error {
 		return exitcode.With(err, exitcode.InvalidInput)
 	})
@@ -109,6 +110,7 @@ func (a *app) setUp() error {
 	default:
 		return invalid("--log-format must be text or json, got %q", a.logFormat)
 	}
+	a.host = drill.NewHost(drill.HostOptions{BinDir: a.pgBin, WorkRoot: a.workRoot, StateDir: a.stateDir, RunUser: a.runUser, Log: a.log})
 	return nil
 }
 
@@ -123,36 +125,6 @@ func (a *app) env(name string) string {
 		return ""
 	}
 	return a.st.Getenv(name)
-}
-
-// localProvider builds the local provider from the global flags; a failure here is the
-// environment's (exit code 3), with the fix in the message.
-func (a *app) localProvider(ctx context.Context) (*local.Provider, error) {
-	opts := []local.Option{local.WithLogger(a.log), local.WithRunUser(a.runUser)}
-	if dir := a.pgBin; dir != "" {
-		opts = append(opts, local.WithBinDir(dir))
-	}
-	if a.workRoot != "" {
-		opts = append(opts, local.WithWorkRoot(a.workRoot))
-	}
-	if a.stateDir != "" {
-		opts = append(opts, local.WithStateDir(a.stateDir))
-	}
-	p, err := local.New(ctx, opts...)
-	return p, exitcode.With(err, exitcode.HarnessError)
-}
-
-// store opens the run-record store named by the flags.
-func (a *app) store() (*runstate.Store, error) {
-	dir := a.stateDir
-	if dir == "" {
-		var err error
-		if dir, err = runstate.DefaultDir(); err != nil {
-			return nil, exitcode.With(err, exitcode.HarnessError)
-		}
-	}
-	s, err := runstate.Open(dir)
-	return s, exitcode.With(err, exitcode.HarnessError)
 }
 
 // print writes v to stdout: as indented JSON with --output json, else through text.

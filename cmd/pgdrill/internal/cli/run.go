@@ -14,7 +14,6 @@ import (
 
 	"github.com/pgdrill/pgdrill/harness/drill"
 	"github.com/pgdrill/pgdrill/harness/exitcode"
-	"github.com/pgdrill/pgdrill/harness/restore"
 	"github.com/pgdrill/pgdrill/reports"
 	"github.com/pgdrill/pgdrill/scenarios"
 )
@@ -57,48 +56,53 @@ verdict's: 0 PASS or PASS_WITH_CONDITIONS, 1 FAIL, 3 ERROR, 4 ABORTED, 5 INCONCL
 				}
 				scs = append(scs, sc)
 			}
-			var override restore.Strategy
-			if runbook != "" && strategy != "" {
+			var override *scenarios.Restore
+			switch {
+			case runbook != "" && strategy != "":
 				return invalid("--runbook and --strategy both choose the restore: give one")
+			case runbook != "":
+				override = &scenarios.Restore{Strategy: scenarios.RunbookStrategy,
+					Runbook: &scenarios.Runbook{Command: runbook, Timeout: scenarios.Duration(timeout)}}
+			case strategy != "":
+				override = &scenarios.Restore{Strategy: scenarios.Strategy(strategy)}
 			}
-			if runbook != "" {
-				override = restore.Runbook{Command: runbook, Timeout: timeout}
-			}
-			if strategy != "" {
-				s, err := restore.Lookup(strategy)
-				if err != nil {
-					return exitcode.With(err, exitcode.InvalidInput)
-				}
-				for _, sc := range scs {
-					if err := scenarios.CheckStrategy(scenarios.Strategy(strategy), sc); err != nil {
+			if override != nil {
+				for _, sc := range scs { // refused before any drill starts; each drill checks again
+					if _, _, err := scenarios.WithStrategy(sc, *override); err != nil {
 						return exitcode.With(err, exitcode.InvalidInput)
 					}
 				}
-				override = s
 			}
 			return a.runDrills(cmd.Context(), scs, override, seed, outDir)
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&strategy, "strategy", "", "restore strategy instead of the scenario's: "+strings.Join(restore.Names(), ", "))
+	f.StringVar(&strategy, "strategy", "", "restore strategy instead of the scenario's (its protection is turned on when missing): "+
+		strings.Join(builtinStrategies(), ", "))
 	f.StringVar(&runbook, "runbook", "", "restore with this command (run by /bin/sh -c) instead of the scenario's strategy; it gets $"+
-		restore.IncidentFileEnv+" and may call `pgdrill restore`")
-	f.DurationVar(&timeout, "runbook-timeout", restore.DefaultRunbookTimeout, "how long --runbook may run before it is stopped and the drill fails")
+		drill.IncidentFileEnv+" and may call `pgdrill restore`")
+	f.DurationVar(&timeout, "runbook-timeout", scenarios.DefaultRunbookTimeout, "how long --runbook may run before it is stopped and the drill fails")
 	f.Uint64Var(&seed, "seed", 0, "seed of every random choice instead of the scenario's")
 	f.StringVar(&outDir, "out", "pgdrill-reports", "directory the reports are written under, one subdirectory per run")
 	return cmd
 }
 
-func (a *app) runDrills(ctx context.Context, scs []*scenarios.Scenario, strategy restore.Strategy, seed uint64, outDir string) error {
-	p, err := a.localProvider(ctx)
+// builtinStrategies lists the strategies --strategy takes: every one but the runbook, which
+// --runbook chooses.
+func builtinStrategies() []string {
+	return scenarios.StrategiesWhere(func(s scenarios.StrategyInfo) bool { return s.Name != scenarios.RunbookStrategy })
+}
+
+func (a *app) runDrills(ctx context.Context, scs []*scenarios.Scenario, override *scenarios.Restore, seed uint64, outDir string) error {
+	p, err := a.host.Provider(ctx)
 	if err != nil {
 		return err
 	}
 	var reps []*reports.Report
 	for _, sc := range scs {
-		out := drill.Run(ctx, drill.Config{Scenario: sc, Provider: p, Strategy: strategy, Seed: seed, Log: a.log,
+		out := drill.Run(ctx, drill.Config{Scenario: sc, Provider: p, Restore: override, Seed: seed, Log: a.log, RunbookOutput: a.st.Stderr,
 			OnStep: func(step string) { a.log.Info("drill step", "scenario", sc.Metadata.ID, "step", step) }})
-		rep := drill.Report(out, sc)
+		rep := drill.Report(out)
 		if err := a.writeReports(outDir, rep); err != nil {
 			return err
 		}
@@ -121,7 +125,7 @@ func (a *app) runDrills(ctx context.Context, scs []*scenarios.Scenario, strategy
 }
 
 // writeReports writes every rendering of a drill's report under dir/RUN_ID (dir/SCENARIO-TIME
-// when the drill never got a cluster), and appends the summary to $GITHUB_STEP_SUMMARY when set.
+// when the drill never got a cluster).
 func (a *app) writeReports(dir string, r *reports.Report) error {
 	name := r.RunID
 	if name == "" {
@@ -129,6 +133,12 @@ func (a *app) writeReports(dir string, r *reports.Report) error {
 	}
 	path := filepath.Join(dir, name)
 	r.Artifacts = append(r.Artifacts, reports.Artifact{Name: "reports", Path: path})
+	return a.renderReports(path, r)
+}
+
+// renderReports writes every rendering of a report into dir, and appends its summary to
+// $GITHUB_STEP_SUMMARY when set.
+func (a *app) renderReports(path string, r *reports.Report) error {
 	files, err := reports.WriteAll(path, r)
 	if err != nil {
 		return exitcode.With(fmt.Errorf("write reports: %w", err), exitcode.HarnessError)
@@ -184,6 +194,9 @@ func printScorecard(w io.Writer, r *reports.Report) {
 	}
 	for _, p := range r.Measures.Phases {
 		fmt.Fprintf(w, "  %-28s %s\n", "phase "+p.Name+":", reports.MS(&p.MS))
+	}
+	for _, n := range r.Notes {
+		fmt.Fprintf(w, "  note: %s\n", n)
 	}
 	for _, a := range r.NextActions {
 		fmt.Fprintf(w, "  next: %s\n", a)

@@ -8,15 +8,10 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/pgdrill/pgdrill/fixtures"
-	"github.com/pgdrill/pgdrill/harness/cluster"
-	"github.com/pgdrill/pgdrill/harness/dataset"
+	"github.com/pgdrill/pgdrill/harness/drill"
 	"github.com/pgdrill/pgdrill/harness/exitcode"
 	"github.com/pgdrill/pgdrill/scenarios"
 )
-
-// teardownTimeout bounds the teardown after a run ends, however it ended.
-const teardownTimeout = 2 * time.Minute
 
 func (a *app) upCommand() *cobra.Command {
 	var (
@@ -62,22 +57,15 @@ operations refuse any database without it.`,
 			if err != nil {
 				return err
 			}
-			spec := cluster.Spec{Shards: shards, Durable: durable, Settings: set}
-			if err := spec.Validate(); err != nil {
-				return exitcode.With(err, exitcode.InvalidInput)
-			}
 			if stayFor < 0 || (detach && stayFor != 0) {
 				return invalid("--for must be positive and cannot be combined with --detach")
 			}
-			plan, err := data.plan(shards)
-			if err != nil {
-				return err
-			}
-			return a.up(cmd.Context(), spec, plan, detach, stayFor)
+			spec := drill.UpSpec{Shards: shards, Durable: durable, Settings: set, Dataset: data.spec(), Detach: detach}
+			return a.up(cmd.Context(), spec, stayFor)
 		},
 	}
 	f := cmd.Flags()
-	f.IntVar(&shards, "shards", 4, fmt.Sprintf("number of shard servers (1..%d)", cluster.MaxShards))
+	f.IntVar(&shards, "shards", 4, fmt.Sprintf("number of shard servers (1..%d)", drill.MaxShards))
 	f.BoolVar(&durable, "durable", false, "keep fsync, synchronous_commit and full_page_writes on (crash scenarios)")
 	f.BoolVar(&detach, "detach", false, "return after printing and leave the cluster running until `pgdrill down`")
 	f.DurationVar(&stayFor, "for", 0, "tear down after this long (default: until Ctrl-C)")
@@ -87,52 +75,33 @@ operations refuse any database without it.`,
 	return cmd
 }
 
-func (a *app) up(ctx context.Context, spec cluster.Spec, plan *fixtures.Plan, detach bool, stayFor time.Duration) (err error) {
-	p, err := a.localProvider(ctx)
+func (a *app) up(ctx context.Context, spec drill.UpSpec, stayFor time.Duration) error {
+	var done func()
+	if d := spec.Dataset; d != nil && d.Tenants > 0 {
+		spec.OnFill, done = a.fillProgress(d.Rows)
+	}
+	u, err := a.host.Up(ctx, spec)
+	if done != nil {
+		done()
+	}
 	if err != nil {
 		return err
 	}
-	c, err := p.Create(ctx, spec)
-	if c != nil {
-		// Registered before err is checked: a partial cluster is torn down too, and so is a
-		// whole one on panic, signal or error — unless it was detached on purpose.
-		detached := false
+	if !spec.Detach {
+		// Registered before anything else can fail: the cluster goes on panic, signal or error.
 		defer func() {
-			if detached {
-				return
-			}
-			tctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), teardownTimeout)
-			defer cancel()
-			if derr := c.Destroy(tctx); derr != nil {
-				a.log.Error("teardown failed; run `pgdrill down` to retry", "run_id", c.RunID(), "err", derr)
-				if err == nil {
-					err = exitcode.With(derr, exitcode.HarnessError)
-				}
+			if derr := u.Destroy(ctx); derr != nil {
+				a.log.Error("teardown failed", "run_id", u.RunID(), "err", derr)
 			}
 		}()
-		if err == nil && plan != nil {
-			err = a.fill(ctx, c, plan)
-		}
-		if err == nil && detach {
-			if err = c.Detach(); err == nil {
-				detached = true
-			}
-		}
 	}
-	if err != nil {
-		return exitcode.With(err, exitcode.HarnessError)
-	}
-	out := upOutput{Description: cluster.Describe(c)}
-	if plan != nil {
-		out.Dataset = &plan.Spec
-	}
-	if err := a.print(out, func(w io.Writer) { printDescription(w, out, detach) }); err != nil {
+	if err := a.print(u.Info, func(w io.Writer) { printDescription(w, u.Info, spec.Detach) }); err != nil {
 		return err
 	}
-	if detach {
+	if spec.Detach {
 		return nil
 	}
-	a.log.Info("cluster is up; Ctrl-C tears it down", "run_id", c.RunID())
+	a.log.Info("cluster is up; Ctrl-C tears it down", "run_id", u.RunID())
 	var timeout <-chan time.Time
 	if stayFor > 0 {
 		timeout = time.After(stayFor)
@@ -144,27 +113,7 @@ func (a *app) up(ctx context.Context, spec cluster.Spec, plan *fixtures.Plan, de
 	return nil
 }
 
-// upOutput is what `pgdrill up` prints: the cluster, and the dataset it was filled with.
-type upOutput struct {
-	cluster.Description
-	Dataset *fixtures.PlanSpec `json:"dataset,omitempty"`
-}
-
-// fill loads the plan into the cluster with a progress bar.
-func (a *app) fill(ctx context.Context, c cluster.Cluster, plan *fixtures.Plan) error {
-	update, done := a.fillProgress(plan.Spec.Rows)
-	a.log.Info("filling", "tenants", plan.Spec.Tenants, "rows", plan.Spec.Rows, "layout", plan.Spec.Layout, "seed", plan.Spec.Seed)
-	res, err := fixtures.Fill(ctx, plan, dataset.Target(c), fixtures.FillOptions{OnProgress: update})
-	done()
-	if err != nil {
-		return fmt.Errorf("fill cluster %s: %w", c.RunID(), err)
-	}
-	a.log.Info("filled", "rows", res.Rows, "elapsed", res.Elapsed.Round(time.Millisecond),
-		"rows_per_s", int(float64(res.Rows)/res.Elapsed.Seconds()))
-	return nil
-}
-
-func printDescription(w io.Writer, out upOutput, detached bool) {
+func printDescription(w io.Writer, out drill.ClusterInfo, detached bool) {
 	d := out.Description
 	fmt.Fprintf(w, "run id:   %s (%s provider)\n", d.RunID, d.Provider)
 	fmt.Fprintf(w, "catalog:  %s\n", d.Catalog.DSN)

@@ -1,14 +1,16 @@
-// Package gameday is the one channel between a game day's `pgdrill up --scenario`, which owns the
-// cluster and the truth the team is scored against, and the commands the team runs while it
-// lasts: `pgdrill incident`, `pgdrill restore` and `pgdrill score`. The owner serves a small HTTP
-// API on a unix socket (mode 0600) in the game day's directory; the commands are its clients.
+package drill
+
+// The game day's control channel: the one way between a game day's `pgdrill up --scenario`, which
+// owns the cluster and the truth the team is scored against, and the commands the team runs
+// while it lasts: `pgdrill incident`, `pgdrill restore` and `pgdrill score`. The owner serves a
+// small HTTP API on a unix socket (mode 0600) in the game day's directory; the commands are its
+// clients.
 //
 // Nothing the commands need is read back from files: the baseline, the incident record, the
 // workload's ledger and the servers' addresses stay in the owner's memory, so a team that edits
 // what it can see (the incident file it is given, say) changes nothing its score is computed
 // from. Built-in restores asked for through the channel run in the owner, with its standbys and
 // exports and on its clock.
-package gameday
 
 import (
 	"context"
@@ -24,7 +26,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/pgdrill/pgdrill/harness/drill"
 	"github.com/pgdrill/pgdrill/harness/exitcode"
 	"github.com/pgdrill/pgdrill/harness/incident"
 	"github.com/pgdrill/pgdrill/harness/restore"
@@ -53,8 +54,8 @@ type Page struct {
 	Message string    `json:"message"`
 }
 
-// PageOf is the page for an incident of a scenario.
-func PageOf(scenario string, rec *incident.Record) Page {
+// pageOf is the page for an incident of a scenario.
+func pageOf(scenario string, rec *incident.Record) Page {
 	p := Page{RunID: rec.RunID, At: rec.First()}
 	for _, t := range rec.Affected {
 		p.Tenants = append(p.Tenants, t.ID)
@@ -75,10 +76,10 @@ type failure struct {
 	Code  exitcode.Code `json:"code"`
 }
 
-// Serve answers the game day's commands on the control socket in dir until ctx ends, then
+// serve answers the game day's commands on the control socket in dir until ctx ends, then
 // removes the socket. It writes the incident file for the team to dir once the incident
 // happened.
-func Serve(ctx context.Context, g *drill.GameDay, dir string, log *slog.Logger) error {
+func (g *GameDay) serve(ctx context.Context, dir string, log *slog.Logger) error {
 	path := filepath.Join(dir, socketName)
 	if len(path) > maxSocketPath {
 		return fmt.Errorf("serve game day: the control socket path %s is longer than %d bytes; choose a shorter --state-dir", path, maxSocketPath)
@@ -110,7 +111,7 @@ func Serve(ctx context.Context, g *drill.GameDay, dir string, log *slog.Logger) 
 		if err != nil {
 			log.Warn("could not write the incident file for the team", "err", err)
 		}
-		reply(w, PageOf(g.Scenario().Metadata.ID, rec))
+		reply(w, pageOf(g.Scenario().Metadata.ID, rec))
 	})
 	mux.HandleFunc("POST /restore", func(w http.ResponseWriter, req *http.Request) {
 		var r restoreRequest
@@ -131,7 +132,7 @@ func Serve(ctx context.Context, g *drill.GameDay, dir string, log *slog.Logger) 
 			fail(w, err)
 			return
 		}
-		data, err := reports.Encode(drill.Report(out, g.Scenario()))
+		data, err := reports.Encode(Report(out))
 		if err != nil {
 			fail(w, exitcode.With(err, exitcode.HarnessError))
 			return
@@ -170,15 +171,15 @@ func failWith(w http.ResponseWriter, err error, v any) {
 	}{failure{Error: err.Error(), Code: exitcode.Of(err)}, v})
 }
 
-// Client reaches a game day's owner.
-type Client struct {
+// GameDayClient reaches a game day's owner.
+type GameDayClient struct {
 	dir  string
 	http *http.Client
 }
 
-// Dial returns a client of the game day whose directory is dir; it fails when no owner serves
-// it (the game day's `pgdrill up` has ended).
-func Dial(dir string) (*Client, error) {
+// dialGameDay returns a client of the game day whose directory is dir; it fails when no owner
+// serves it (the game day's `pgdrill up` has ended).
+func dialGameDay(dir string) (*GameDayClient, error) {
 	path := filepath.Join(dir, socketName)
 	if _, err := os.Stat(path); err != nil {
 		return nil, exitcode.With(fmt.Errorf("reach the game day in %s: its `pgdrill up --scenario` is not running (%w)", dir, err),
@@ -188,11 +189,11 @@ func Dial(dir string) (*Client, error) {
 		var d net.Dialer
 		return d.DialContext(ctx, "unix", path)
 	}}
-	return &Client{dir: dir, http: &http.Client{Transport: tr}}, nil
+	return &GameDayClient{dir: dir, http: &http.Client{Transport: tr}}, nil
 }
 
 // Incident asks the owner to inject the incident, and returns the page.
-func (c *Client) Incident(ctx context.Context) (Page, error) {
+func (c *GameDayClient) Incident(ctx context.Context) (Page, error) {
 	var p Page
 	err := c.call(ctx, "/incident", nil, &p)
 	return p, err
@@ -200,14 +201,14 @@ func (c *Client) Incident(ctx context.Context) (Page, error) {
 
 // Restore asks the owner to run the built-in strategy named, and returns its result: what it
 // restored before it failed, too, when it failed.
-func (c *Client) Restore(ctx context.Context, strategy string) (restore.Result, error) {
-	var res restore.Result
+func (c *GameDayClient) Restore(ctx context.Context, strategy string) (RestoreResult, error) {
+	var res RestoreResult
 	err := c.call(ctx, "/restore", restoreRequest{Strategy: strategy}, &res)
 	return res, err
 }
 
 // Score asks the owner to score the game day, and returns the report.
-func (c *Client) Score(ctx context.Context) (*reports.Report, error) {
+func (c *GameDayClient) Score(ctx context.Context) (*reports.Report, error) {
 	var raw json.RawMessage
 	if err := c.call(ctx, "/score", nil, &raw); err != nil {
 		return nil, err
@@ -218,7 +219,7 @@ func (c *Client) Score(ctx context.Context) (*reports.Report, error) {
 
 // call posts body (as JSON) to the owner's path and decodes the answer into out. An error the
 // owner answers with keeps its exit code; a result it sends with the error is decoded too.
-func (c *Client) call(ctx context.Context, path string, body, out any) error {
+func (c *GameDayClient) call(ctx context.Context, path string, body, out any) error {
 	data, err := json.Marshal(body)
 	if err != nil {
 		return exitcode.With(fmt.Errorf("encode request: %w", err), exitcode.HarnessError)

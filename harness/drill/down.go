@@ -1,0 +1,156 @@
+package drill
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"syscall"
+	"time"
+
+	"github.com/pgdrill/pgdrill/harness/cluster/local"
+	"github.com/pgdrill/pgdrill/harness/exitcode"
+	"github.com/pgdrill/pgdrill/harness/runstate"
+)
+
+// RunListing is one recorded run, as `pgdrill ls` shows it.
+type RunListing struct {
+	RunID    string    `json:"run_id"`
+	Provider string    `json:"provider"`
+	Created  time.Time `json:"created"`
+	Servers  int       `json:"servers"`
+	// State is "running" (its pgdrill up is alive), "detached", or "orphaned" (left by a killed
+	// pgdrill; the next pgdrill start or `pgdrill down` reaps it).
+	State string `json:"state"`
+}
+
+// Runs lists the runs recorded as live.
+func (h *Host) Runs() ([]RunListing, error) {
+	store, err := h.store()
+	if err != nil {
+		return nil, err
+	}
+	recs, err := store.List()
+	if err != nil {
+		return nil, exitcode.With(err, exitcode.HarnessError)
+	}
+	out := make([]RunListing, 0, len(recs))
+	for _, r := range recs {
+		state := "running"
+		switch {
+		case r.Detached:
+			state = "detached"
+		case r.Orphaned():
+			state = "orphaned"
+		}
+		out = append(out, RunListing{RunID: r.RunID, Provider: r.Provider, Created: r.Created, Servers: len(r.Servers), State: state})
+	}
+	return out, nil
+}
+
+// DownResult is what Down did.
+type DownResult struct {
+	Removed []string `json:"removed"`
+	// Stopped are runs whose own `pgdrill up` was asked to tear them down (a game day, or an up
+	// in another terminal), and did.
+	Stopped []string `json:"stopped,omitempty"`
+	// Skipped are runs with all whose `pgdrill up` still runs them; name them to stop them.
+	Skipped []string `json:"skipped,omitempty"`
+}
+
+// ownerStopTimeout bounds the wait for a `pgdrill up` to tear its cluster down when asked.
+const ownerStopTimeout = 2 * time.Minute
+
+// Down tears down the named runs, or with all every recorded run no live pgdrill owns. A run
+// whose own `pgdrill up` is alive is asked to tear down (SIGTERM) when named, and skipped by
+// all; any other is reaped here: only processes whose pid, start time and data directory match
+// its record are signalled, and only directories marked with its id are removed. It needs no
+// Postgres binaries.
+func (h *Host) Down(ctx context.Context, ids []string, all bool) (DownResult, error) {
+	var res DownResult
+	if all == (len(ids) > 0) {
+		return res, exitcode.With(errors.New("name the runs to tear down, or pass --all (see `pgdrill ls`)"), exitcode.InvalidInput)
+	}
+	store, err := h.store()
+	if err != nil {
+		return res, err
+	}
+	recs, err := selectRuns(store, ids)
+	if err != nil {
+		return res, err
+	}
+	gameDays, gerr := h.gameDaysDir()
+	var errs []error
+	for _, rec := range recs {
+		switch {
+		case !rec.Detached && rec.Owner.Alive() && all:
+			res.Skipped = append(res.Skipped, rec.RunID)
+			continue // its game day files are still in use
+		case !rec.Detached && rec.Owner.Alive():
+			if err := stopOwner(ctx, store, rec); err != nil {
+				errs = append(errs, err)
+				continue
+			}
+			res.Stopped = append(res.Stopped, rec.RunID)
+		default:
+			if err := local.Reap(ctx, store, rec); err != nil {
+				errs = append(errs, err)
+				continue
+			}
+			res.Removed = append(res.Removed, rec.RunID)
+		}
+		if gerr == nil {
+			if err := os.RemoveAll(filepath.Join(gameDays, rec.RunID)); err != nil { // a game day's files, if any
+				h.log.Warn("could not remove the game day's files", "run_id", rec.RunID, "err", err)
+			}
+		}
+	}
+	return res, exitcode.With(errors.Join(errs...), exitcode.HarnessError)
+}
+
+// stopOwner asks the `pgdrill up` that owns a run to tear it down, and waits until it has.
+func stopOwner(ctx context.Context, store *runstate.Store, rec runstate.Record) error {
+	if !rec.Owner.Alive() {
+		return fmt.Errorf("signal pgdrill %d: it is not running", rec.Owner.PID)
+	}
+	// Only that very process (pid and start time, checked just above), never another.
+	if err := syscall.Kill(rec.Owner.PID, syscall.SIGTERM); err != nil {
+		return fmt.Errorf("signal pgdrill %d: %w", rec.Owner.PID, err)
+	}
+	deadline := time.Now().Add(ownerStopTimeout)
+	for {
+		if _, err := store.Load(rec.RunID); errors.Is(err, runstate.ErrUnknownRun) {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("stop run %s: its pgdrill up (pid %d) did not tear down within %s", rec.RunID, rec.Owner.PID, ownerStopTimeout)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
+// selectRuns returns the records of the named runs, or all records when none is named.
+func selectRuns(store *runstate.Store, ids []string) ([]runstate.Record, error) {
+	recs, err := store.List()
+	if err != nil {
+		return nil, exitcode.With(err, exitcode.HarnessError)
+	}
+	if len(ids) == 0 {
+		return recs, nil
+	}
+	var out []runstate.Record
+	for _, id := range ids {
+		i := slices.IndexFunc(recs, func(r runstate.Record) bool { return r.RunID == id })
+		if i < 0 {
+			return nil, exitcode.With(fmt.Errorf("no recorded run %q in %s (see `pgdrill ls`)", id, store.Dir()), exitcode.InvalidInput)
+		}
+		out = append(out, recs[i])
+	}
+	return out, nil
+}

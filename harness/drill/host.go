@@ -1,0 +1,357 @@
+package drill
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/pgdrill/pgdrill/fixtures"
+	"github.com/pgdrill/pgdrill/harness/cluster"
+	"github.com/pgdrill/pgdrill/harness/cluster/local"
+	"github.com/pgdrill/pgdrill/harness/dataset"
+	"github.com/pgdrill/pgdrill/harness/exitcode"
+	"github.com/pgdrill/pgdrill/harness/restore"
+	"github.com/pgdrill/pgdrill/harness/runstate"
+	"github.com/pgdrill/pgdrill/scenarios"
+)
+
+// Host is where drills run on this machine: the Postgres binaries, the account servers run as,
+// the work root their files go under, and the records of every run pgdrill started there. It is
+// the one way in for the command line: every flow (run, up, game days, restore, down, doctor)
+// goes through it, so none of them assembles providers, records or datasets its own way.
+type Host struct {
+	opts HostOptions
+	log  *slog.Logger
+	// provider is built on first use: `pgdrill down` and `ls` need no Postgres binaries.
+	provider *local.Provider
+}
+
+// HostOptions say where drills run: what pgdrill's global flags set. Empty fields take the
+// local provider's defaults.
+type HostOptions struct {
+	// BinDir holds the Postgres server binaries.
+	BinDir string
+	// WorkRoot is where servers' data directories, backups and sidecars go.
+	WorkRoot string
+	// StateDir holds the records of live runs.
+	StateDir string
+	// RunUser is the unprivileged account servers run as when pgdrill runs as root.
+	RunUser string
+	Log     *slog.Logger
+}
+
+// DefaultRunUser is the account servers run as when pgdrill runs as root and none is named.
+const DefaultRunUser = local.DefaultRunUser
+
+// NewHost returns the host the options describe; nothing is checked or started yet.
+func NewHost(opts HostOptions) *Host {
+	h := &Host{opts: opts, log: opts.Log}
+	if h.log == nil {
+		h.log = slog.Default()
+	}
+	return h
+}
+
+// Provider returns the provider drills start their clusters with, finding the Postgres binaries
+// (and reaping leftovers of killed runs) the first time. Its error is the environment's, with
+// the fix in the message.
+func (h *Host) Provider(ctx context.Context) (cluster.Provider, error) {
+	if h.provider != nil {
+		return h.provider, nil
+	}
+	opts := []local.Option{local.WithLogger(h.log), local.WithRunUser(h.opts.RunUser)}
+	if h.opts.BinDir != "" {
+		opts = append(opts, local.WithBinDir(h.opts.BinDir))
+	}
+	if h.opts.WorkRoot != "" {
+		opts = append(opts, local.WithWorkRoot(h.opts.WorkRoot))
+	}
+	if h.opts.StateDir != "" {
+		opts = append(opts, local.WithStateDir(h.opts.StateDir))
+	}
+	p, err := local.New(ctx, opts...)
+	if err != nil {
+		return nil, exitcode.With(err, exitcode.HarnessError)
+	}
+	h.provider = p
+	return p, nil
+}
+
+// store opens the run records.
+func (h *Host) store() (*runstate.Store, error) {
+	dir := h.opts.StateDir
+	if dir == "" {
+		var err error
+		if dir, err = runstate.DefaultDir(); err != nil {
+			return nil, exitcode.With(err, exitcode.HarnessError)
+		}
+	}
+	s, err := runstate.Open(dir)
+	return s, exitcode.With(err, exitcode.HarnessError)
+}
+
+// workRoot is the work root the host's servers go under.
+func (h *Host) workRoot() string {
+	if h.opts.WorkRoot != "" {
+		return h.opts.WorkRoot
+	}
+	return local.DefaultWorkRoot()
+}
+
+// MaxShards is the most shard servers a cluster can have.
+const MaxShards = cluster.MaxShards
+
+// UpSpec is a throwaway cluster to start and leave running (`pgdrill up`).
+type UpSpec struct {
+	Shards  int
+	Durable bool
+	// Settings are extra server settings for every server.
+	Settings map[string]string
+	// Dataset fills the cluster with synthetic tenants; nil leaves it empty.
+	Dataset *DatasetSpec
+	// Detach leaves the cluster running after the process ends, until `pgdrill down`.
+	Detach bool
+	// OnFill, when set, is told the fill's progress.
+	OnFill func(FillProgress)
+}
+
+// DatasetSpec shapes the synthetic tenants a cluster is filled with.
+type DatasetSpec struct {
+	Tenants int
+	Rows    int64
+	// Layout is shared, schema or database; empty is the default.
+	Layout string
+	// Seed drives every random choice; 0 picks one, which Up's result says.
+	Seed uint64
+}
+
+// DefaultLayout is the tenancy layout a cluster gets when none is named.
+const DefaultLayout = string(fixtures.DefaultLayout)
+
+// FillProgress is how far a fill has got; FillStage names its stages.
+type (
+	FillProgress = fixtures.Progress
+	FillStage    = fixtures.Stage
+)
+
+// FillStageLoad is the fill's first stage: the rows being loaded.
+const FillStageLoad = fixtures.StageLoad
+
+// ClusterInfo is what `pgdrill up` prints of a cluster: its servers, and the dataset it holds.
+type ClusterInfo struct {
+	cluster.Description
+	Dataset *fixtures.PlanSpec `json:"dataset,omitempty"`
+}
+
+// Info describes the game day's cluster as `pgdrill up` prints it.
+func (g *GameDay) Info() ClusterInfo { return ClusterInfo{Description: cluster.Describe(g.r.c)} }
+
+// UpCluster is a cluster Up started; its caller destroys it (or detached it).
+type UpCluster struct {
+	c    cluster.Cluster
+	Info ClusterInfo
+}
+
+// RunID is the cluster's run id.
+func (u *UpCluster) RunID() string { return u.c.RunID() }
+
+// Destroy stops the cluster's servers and removes its files, within a bounded time even when ctx
+// has ended.
+func (u *UpCluster) Destroy(ctx context.Context) error {
+	tctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), teardownTimeout)
+	defer cancel()
+	if err := u.c.Destroy(tctx); err != nil {
+		return exitcode.With(fmt.Errorf("tear down %s (retry with `pgdrill down %s`): %w", u.c.RunID(), u.c.RunID(), err), exitcode.HarnessError)
+	}
+	return nil
+}
+
+// teardownTimeout bounds a teardown, however the run ended.
+const teardownTimeout = 2 * time.Minute
+
+// Plan validates the spec into the cluster and dataset it asks for; its errors are invalid
+// input, found before anything starts.
+func (s UpSpec) plan() (cluster.Spec, *fixtures.Plan, error) {
+	spec := cluster.Spec{Shards: s.Shards, Durable: s.Durable, Settings: s.Settings}
+	if err := spec.Validate(); err != nil {
+		return spec, nil, exitcode.With(err, exitcode.InvalidInput)
+	}
+	d := s.Dataset
+	if d == nil || d.Tenants == 0 {
+		return spec, nil, nil
+	}
+	layout, err := fixtures.ParseLayout(d.Layout)
+	if err != nil {
+		return spec, nil, exitcode.With(err, exitcode.InvalidInput)
+	}
+	seed := d.Seed
+	for seed == 0 {
+		var b [8]byte
+		_, _ = rand.Read(b[:])
+		seed = binary.LittleEndian.Uint64(b[:]) >> 1 // positive as an int64 too, for SQL and JSON readers
+	}
+	plan, err := fixtures.NewPlan(fixtures.PlanSpec{Seed: seed, Tenants: d.Tenants, Rows: d.Rows, Shards: s.Shards, Layout: layout})
+	return spec, plan, exitcode.With(err, exitcode.InvalidInput)
+}
+
+// Up starts a cluster, fills it and, when asked, detaches it. Whatever it started is torn down
+// again when it fails.
+func (h *Host) Up(ctx context.Context, s UpSpec) (*UpCluster, error) {
+	spec, plan, err := s.plan()
+	if err != nil {
+		return nil, err
+	}
+	p, err := h.Provider(ctx)
+	if err != nil {
+		return nil, err
+	}
+	c, err := p.Create(ctx, spec)
+	if c == nil {
+		return nil, exitcode.With(err, exitcode.HarnessError)
+	}
+	u := &UpCluster{c: c, Info: ClusterInfo{Description: cluster.Describe(c)}}
+	if err == nil && plan != nil {
+		u.Info.Dataset = &plan.Spec
+		err = h.fill(ctx, c, plan, s.OnFill)
+	}
+	if err == nil && s.Detach {
+		err = c.Detach()
+	}
+	if err != nil {
+		if derr := u.Destroy(ctx); derr != nil {
+			h.log.Error("teardown failed", "run_id", c.RunID(), "err", derr)
+		}
+		return nil, exitcode.With(err, exitcode.HarnessError)
+	}
+	return u, nil
+}
+
+// fill loads the plan into the cluster, telling onFill how far it got.
+func (h *Host) fill(ctx context.Context, c cluster.Cluster, plan *fixtures.Plan, onFill func(FillProgress)) error {
+	h.log.Info("filling", "tenants", plan.Spec.Tenants, "rows", plan.Spec.Rows, "layout", plan.Spec.Layout, "seed", plan.Spec.Seed)
+	res, err := fixtures.Fill(ctx, plan, dataset.Target(c), fixtures.FillOptions{OnProgress: onFill})
+	if err != nil {
+		return fmt.Errorf("fill cluster %s: %w", c.RunID(), err)
+	}
+	h.log.Info("filled", "rows", res.Rows, "elapsed", res.Elapsed.Round(time.Millisecond),
+		"rows_per_s", int(float64(res.Rows)/res.Elapsed.Seconds()))
+	return nil
+}
+
+// RestoreResult is what a restore did, as a strategy reports it of itself.
+type RestoreResult = restore.Result
+
+// IncidentFileEnv names the environment variable a drill hands its runbook the incident file in:
+// `pgdrill restore` inside a runbook restores the incident that file describes.
+const IncidentFileEnv = restore.IncidentFileEnv
+
+// RestoreFromIncidentFile runs a built-in strategy against the incident the incident file at path
+// describes, from this process, attached to the incident's run: what a runbook's `pgdrill
+// restore` does. The strategy must work from the file alone; its sidecars are removed when it
+// ends, and the run's own servers are never stopped.
+func (h *Host) RestoreFromIncidentFile(ctx context.Context, strategy, path string) (res RestoreResult, err error) {
+	info, err := scenarios.LookupStrategy(strategy)
+	if err != nil {
+		return res, exitcode.With(err, exitcode.InvalidInput)
+	}
+	if !info.FromIncidentFile {
+		return res, exitcode.With(fmt.Errorf("%s needs what only the drill that protected the cluster has (standbys, exports); from an incident file, use one of %s",
+			strategy, strings.Join(scenarios.StrategiesWhere(func(s scenarios.StrategyInfo) bool { return s.FromIncidentFile }), ", ")), exitcode.InvalidInput)
+	}
+	s, err := restore.Lookup(strategy)
+	if err != nil {
+		return res, exitcode.With(err, exitcode.InvalidInput)
+	}
+	f, err := restore.ReadIncidentFile(path)
+	if err != nil {
+		return res, exitcode.With(err, exitcode.InvalidInput)
+	}
+	if _, err := h.Provider(ctx); err != nil {
+		return res, err
+	}
+	c, err := h.provider.Attach(ctx, f.RunID)
+	if c != nil {
+		defer func() {
+			if derr := c.Destroy(context.WithoutCancel(ctx)); derr != nil {
+				h.log.Error("could not remove this restore's sidecars", "err", derr)
+			}
+		}()
+	}
+	if err != nil {
+		return res, exitcode.With(err, exitcode.HarnessError)
+	}
+	res, err = s.Restore(ctx, restore.Env{Cluster: c, Protection: f.Protection(), Log: h.log}, f.Record())
+	return res, exitcode.With(err, exitcode.ObjectivesMissed)
+}
+
+// gameDaysDir holds one directory per running game day, under the state dir.
+func (h *Host) gameDaysDir() (string, error) {
+	store, err := h.store()
+	if err != nil {
+		return "", err
+	}
+	return filepath.Join(store.Dir(), "gamedays"), nil
+}
+
+// ServeGameDay answers the team's commands (incident, restore, score) for the game day until ctx
+// ends (Ctrl-C, or the SIGTERM `pgdrill down` sends), then removes the game day's directory.
+// ready is called once the commands can reach it.
+func (h *Host) ServeGameDay(ctx context.Context, g *GameDay, ready func()) error {
+	root, err := h.gameDaysDir()
+	if err != nil {
+		return err
+	}
+	dir := filepath.Join(root, g.Cluster().RunID())
+	defer func() {
+		if err := os.RemoveAll(dir); err != nil {
+			h.log.Warn("could not remove the game day's files", "err", err)
+		}
+	}()
+	served := make(chan error, 1)
+	go func() { served <- g.serve(ctx, dir, h.log) }()
+	ready()
+	select {
+	case <-ctx.Done():
+		<-served
+		return nil
+	case err := <-served:
+		return exitcode.With(err, exitcode.HarnessError)
+	}
+}
+
+// DialGameDay reaches the game day of run id, or, with id "", the only one running.
+func (h *Host) DialGameDay(id string) (*GameDayClient, error) {
+	root, err := h.gameDaysDir()
+	if err != nil {
+		return nil, err
+	}
+	if id != "" {
+		dir := filepath.Join(root, id)
+		if _, err := os.Stat(dir); err != nil {
+			return nil, exitcode.With(fmt.Errorf("no game day %q (start one with `pgdrill up --scenario ...`)", id), exitcode.InvalidInput)
+		}
+		return dialGameDay(dir)
+	}
+	entries, err := os.ReadDir(root)
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return nil, exitcode.With(fmt.Errorf("list game days: %w", err), exitcode.HarnessError)
+	}
+	switch len(entries) {
+	case 0:
+		return nil, exitcode.With(errors.New("no game day is running; start one with `pgdrill up --scenario wrong-id-deletion`"), exitcode.InvalidInput)
+	case 1:
+		return dialGameDay(filepath.Join(root, entries[0].Name()))
+	}
+	var names []string
+	for _, e := range entries {
+		names = append(names, e.Name())
+	}
+	return nil, exitcode.With(fmt.Errorf("%d game days are running (%s): name one", len(entries), strings.Join(names, ", ")), exitcode.InvalidInput)
+}
