@@ -6,6 +6,8 @@ LDFLAGS     := -X github.com/pgdrill/pgdrill/cmd/pgdrill/internal/cli.version=$(
 # Ginkgo's own timeout stays below go test's, so cleanups (server teardown) still run.
 TEST_TIMEOUT ?= 25m
 BENCHTIME   ?= 5x
+# Every suite appends here the specs it skipped for a missing tool; `make test` prints it last.
+NOT_RUN     := $(CURDIR)/test-artifacts/not-run.txt
 
 # The Debian packages each target needs: .ci/deps installs what is missing when run as root, and
 # otherwise stops at once with the apt-get line to run.
@@ -31,7 +33,10 @@ run: deps-run build ## the main job: the default drill (wrong-id-deletion) on th
 
 test: deps-test ## the whole suite against real Postgres servers, race detector on (what CI runs)
 	mkdir -p $(CURDIR)/test-artifacts
-	$(GO) test -race -count=1 -timeout $(TEST_TIMEOUT) -artifacts -outputdir $(CURDIR)/test-artifacts ./...
+	rm -f $(NOT_RUN)
+	@status=0; PGDRILL_NOT_RUN_FILE=$(NOT_RUN) $(GO) test -race -count=1 -timeout $(TEST_TIMEOUT) \
+		-artifacts -outputdir $(CURDIR)/test-artifacts ./... || status=$$?; \
+	if [ -s $(NOT_RUN) ]; then cat $(NOT_RUN); fi; exit $$status
 
 test-fast: deps-test ## the suite without slow specs
 	$(GO) test -count=1 -timeout $(TEST_TIMEOUT) ./... -ginkgo.label-filter='!slow'

@@ -14,24 +14,24 @@ import (
 // run. It is the one source the scenario validator, `pgdrill run --strategy`, `pgdrill
 // restore`, the help texts and the README's table read, so that they cannot disagree.
 type StrategyInfo struct {
-	Name Strategy
+	Name Strategy `json:"name"`
 	// Source says where the tenants come from, for the README's table and --help.
-	Source string
+	Source string `json:"source"`
 	// ChooseWhen says when a team should pick it.
-	ChooseWhen string
+	ChooseWhen string `json:"choose_when"`
 	// Needs names the protection it restores from, in the scenario's own field names; "" when
 	// it needs none.
-	Needs string
+	Needs string `json:"needs,omitempty"`
 	// Layouts are the tenancy layouts it can restore.
-	Layouts []fixtures.Layout
+	Layouts []fixtures.Layout `json:"layouts"`
 	// Incidents are the incident kinds it can restore.
-	Incidents []IncidentKind
+	Incidents []IncidentKind `json:"incidents"`
 	// FromIncidentFile says it can work from an incident file alone (backups, WAL archives and
 	// the live shards), so a runbook can call it through `pgdrill restore`; the others need
 	// what only the drill that protected the cluster holds (standbys, exports).
-	FromIncidentFile bool
+	FromIncidentFile bool `json:"from_incident_file"`
 	// GameDay says `pgdrill restore` can run it on a game day, in the game day's `pgdrill up`.
-	GameDay bool
+	GameDay bool `json:"game_day"`
 	// protected reports whether p holds what the strategy restores from.
 	protected func(p Protection) bool
 	// equip turns on the protection the strategy restores from, with defaults, for a drill of
@@ -251,6 +251,9 @@ func StrategyTable() string {
 	}
 	return b.String()
 }
+
+// IncidentNames lists the incident kinds the strategy restores.
+func (s StrategyInfo) IncidentNames() []string { return names(s.Incidents) }
 
 // restores says in words which incidents the strategy restores: the shorter of the list and
 // what it leaves out.

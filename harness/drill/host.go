@@ -176,7 +176,7 @@ func (u *UpCluster) Destroy(ctx context.Context) error {
 // teardownTimeout bounds a teardown, however the run ended.
 const teardownTimeout = 2 * time.Minute
 
-// Plan validates the spec into the cluster and dataset it asks for; its errors are invalid
+// plan validates the spec into the cluster and dataset it asks for; its errors are invalid
 // input, found before anything starts.
 func (s UpSpec) plan() (cluster.Spec, *fixtures.Plan, error) {
 	spec := cluster.Spec{Shards: s.Shards, Durable: s.Durable, Settings: s.Settings}

@@ -165,6 +165,9 @@ var _ = Describe("every built-in scenario", Label(drilltest.Slow), func() {
 		sp.Dataset.Tenants, sp.Dataset.Rows = 16, 6000
 		sp.Incident.After = scenarios.Duration(300e6)
 		sp.Detection.Delay = scenarios.Duration(200e6)
+		if sp.Protection.PgBackRest {
+			drilltest.NeedTool("pgbackrest", "apt-get install pgbackrest", "the scenario's pgBackRest backups were not drilled")
+		}
 		out := drill.Run(ctx, drill.Config{Scenario: sc, Provider: provider, Log: drilltest.DiscardLogger()})
 		GinkgoWriter.Printf("%s with %s: %s (%s)\n", sc.Metadata.ID, out.Strategy, out.Verdict, out.Reason)
 		Expect(out.Verdict).To(Equal(want), "%s: %v", out.Reason, examples(out))

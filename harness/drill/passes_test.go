@@ -84,6 +84,7 @@ var _ = Describe("the scorer, against correct restores", Label(drilltest.Slow), 
 	})
 
 	It("pgbackrest-sidecar passes", func(ctx context.Context) {
+		drilltest.NeedTool("pgbackrest", "apt-get install pgbackrest", "no drill restored with pgBackRest")
 		expectPassed(runWith(ctx, smallScenarioWith("shared", 401, "{strategy: pgbackrest-sidecar}", "{pgbackrest: true}")))
 	})
 })

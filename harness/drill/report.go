@@ -2,6 +2,7 @@ package drill
 
 import (
 	"fmt"
+	"math"
 	"slices"
 	"strings"
 	"time"
@@ -101,7 +102,7 @@ func measures(o *Outcome) reports.Measures {
 		if !ok {
 			return nil
 		}
-		n := int64(v.Number * 1000)
+		n := int64(math.Round(v.Number * 1000)) // 1.005 s is 1005 ms, not 1004
 		return &n
 	}
 	m.RTOMS, m.RPOMS, m.DetectMS = at(objective.RTO), at(objective.RPO), at(objective.Detect)

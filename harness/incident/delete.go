@@ -3,12 +3,14 @@ package incident
 import (
 	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/pgdrill/pgdrill/fixtures"
 	"github.com/pgdrill/pgdrill/harness/cluster"
@@ -155,18 +157,36 @@ func harmInTransaction(ctx context.Context, dsn, runID string, h Harm, do func(t
 	if err := cluster.RequireMarker(ctx, conn, runID); err != nil {
 		return h, err
 	}
-	err = pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
-		if err := tx.QueryRow(ctx, `SELECT pg_current_xact_id()::text, pg_current_wal_insert_lsn()::text`).Scan(&h.XID, &h.LSN); err != nil {
-			return fmt.Errorf("note transaction: %w", err)
+	// The workload's inserts take key-share locks on parent rows in their foreign keys' order,
+	// which the harm's own row locks cannot follow: Postgres may break the deadlock by aborting
+	// the harm, which then changed nothing and is tried again, as a script would be.
+	for attempt := 1; ; attempt++ {
+		try := h
+		err = pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
+			if err := tx.QueryRow(ctx, `SELECT pg_current_xact_id()::text, pg_current_wal_insert_lsn()::text`).Scan(&try.XID, &try.LSN); err != nil {
+				return fmt.Errorf("note transaction: %w", err)
+			}
+			return do(tx, &try)
+		})
+		var pgErr *pgconn.PgError
+		if errors.As(err, &pgErr) && pgErr.Code == deadlockDetected && attempt < maxHarmAttempts {
+			continue
 		}
-		return do(tx, &h)
-	})
-	if err != nil {
-		return h, err
+		if err != nil {
+			return h, err
+		}
+		h = try
+		break
 	}
 	h.RecoverTo = cluster.RecoveryTarget{XID: h.XID}
 	return h, noteCommit(ctx, conn, &h)
 }
+
+// deadlockDetected is Postgres's SQLSTATE for a transaction aborted to break a deadlock.
+const deadlockDetected = "40P01"
+
+// maxHarmAttempts bounds how often a harm aborted by the deadlock detector is tried.
+const maxHarmAttempts = 5
 
 // perDatabase runs harm on the database of shard s that keeps the tenants ids and returns its
 // one harm — or, under the database layout, where each tenant has a database of its own, runs it

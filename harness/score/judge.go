@@ -180,16 +180,27 @@ func (d Drill) weigh(results []objective.Result) (failures, doubts, conditions [
 		}
 		failures = append(failures, msg)
 	}
-	var bad, incomplete int64
+	// Rows lost or wrong are what lost_rows counts, so it may bound them; rows that should not
+	// be there (duplicated, resurrected, unexpected) only completeness bounds: a lost_rows
+	// objective must not excuse what it does not measure.
+	var missing, extra, incomplete, extraTenants int64
 	for _, t := range f.Affected {
 		if !t.Complete() {
 			incomplete++
-			bad += t.Bad()
+			missing += t.Lost + t.Wrong
+			if more := t.Bad() - t.Lost - t.Wrong; more > 0 {
+				extra += more
+				extraTenants++
+			}
 		}
 	}
-	if incomplete > 0 {
-		harm(fmt.Sprintf("%d row(s) of %d of the %d affected tenants are not as they must be", bad, incomplete, len(f.Affected)),
+	if missing > 0 {
+		harm(fmt.Sprintf("%d row(s) of %d of the %d affected tenants are not as they must be", missing, incomplete, len(f.Affected)),
 			objective.Completeness, objective.LostRows)
+	}
+	if extra > 0 {
+		harm(fmt.Sprintf("%d row(s) of %d of the %d affected tenants are not as they must be: there, and they should not be (duplicated, resurrected or unexpected)",
+			extra, extraTenants, len(f.Affected)), objective.Completeness)
 	}
 	if len(f.Collateral) > 0 {
 		tenants := map[int64]bool{}

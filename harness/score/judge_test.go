@@ -2,6 +2,7 @@ package score_test
 
 import (
 	"errors"
+	"strconv"
 	"time"
 
 	. "github.com/onsi/ginkgo/v2"
@@ -19,6 +20,8 @@ import (
 // decide a verdict, so none is started.
 
 var t0 = time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC)
+
+func ptr[T any](v T) *T { return &v }
 
 func objectives(texts ...string) objective.Objectives {
 	GinkgoHelper()
@@ -96,7 +99,76 @@ var _ = Describe("the judge", func() {
 		Entry("a loss beside an excused row still FAILs", func(d *score.Drill, _ *score.Ending) {
 			d.Findings.Excused, d.Findings.Affected[0].Lost = 2, 1
 		}, score.Fail, "not as they must be"),
+		Entry("an interruption outweighs a failed restore and broken backups", func(d *score.Drill, e *score.Ending) {
+			d.Findings, e.Interrupted, e.Restore = nil, "timeout", errors.New("replay: WAL gap")
+			d.Chains[0].Missing = []string{"000000010000000000000007"}
+		}, score.Aborted, "interrupted (timeout)"),
+		Entry("a failed restore is a FAIL, not an ERROR, when the harness broke too", func(d *score.Drill, e *score.Ending) {
+			d.Findings, e.Restore, e.Harness = nil, errors.New("merge: duplicate key"), errors.New("teardown")
+		}, score.Fail, "the restore did not complete: merge: duplicate key"),
+		Entry("a failed restore FAILs even when what it left behind was verified", func(_ *score.Drill, e *score.Ending) {
+			e.Restore = errors.New("merge: duplicate key")
+		}, score.Fail, "the restore did not complete"),
+		Entry("broken backups are the reason before a failed restore's own error", func(d *score.Drill, e *score.Ending) {
+			d.Findings, e.Restore = nil, errors.New("replay on shard 0: WAL gap")
+			d.Chains[0].ArchiveProblem = "archive_command failed"
+		}, score.Fail, "the backups a restore needs are broken: shard-0: archive_command failed"),
+		Entry("a drill that ended unverified without saying why is an ERROR, a harness bug", func(d *score.Drill, _ *score.Ending) {
+			d.Findings = nil
+		}, score.Error, "the drill ended without verifying the restore"),
+		Entry("backups nobody checked make backups==verified INCONCLUSIVE, never a pass", func(d *score.Drill, _ *score.Ending) {
+			d.Chains = nil
+		}, score.Inconclusive, "backups was not measured, so backups==verified cannot pass"),
+		Entry("a failure outweighs a doubt", func(d *score.Drill, _ *score.Ending) {
+			d.Findings.Affected[0].Lost, d.Findings.Unresolved = 1, 1
+		}, score.Fail, "not as they must be"),
+		Entry("a doubt outweighs a condition", func(d *score.Drill, _ *score.Ending) {
+			d.Findings.Unresolved, d.Findings.Excused = 1, 1
+		}, score.Inconclusive, "cannot be judged"),
+		Entry("no write is no doubt when the scenario asked for none", func(d *score.Drill, _ *score.Ending) {
+			d.Findings.Writes, d.WorkloadExpected = 0, false
+		}, score.Pass, "restored exactly"),
 	)
+
+	DescribeTable("fails every kind of row that is not as it must be, when nothing bounds it",
+		func(bad func(*score.Tenant)) {
+			d := clean()
+			bad(&d.Findings.Affected[0])
+			j := score.Judge(d, all, score.Ending{})
+			Expect(j.Verdict).To(Equal(score.Fail), j.Reason)
+			Expect(j.Reason).To(ContainSubstring("1 row(s) of 1 of the 1 affected tenants are not as they must be"))
+		},
+		Entry("lost", func(t *score.Tenant) { t.Lost = 1 }),
+		Entry("wrong", func(t *score.Tenant) { t.Wrong = 1 }),
+		Entry("duplicated", func(t *score.Tenant) { t.Duplicated = 1 }),
+		Entry("resurrected", func(t *score.Tenant) { t.Resurrected = 1 }),
+		Entry("unexpected", func(t *score.Tenant) { t.Unexpected = 1 }),
+	)
+
+	It("lists what went wrong, failures before doubts, and no condition among them", func() {
+		d := clean()
+		d.Findings.Affected[0].Lost, d.Findings.Unresolved, d.Findings.Excused = 1, 1, 1
+		problems := score.Judge(d, objectives("rto<=2m"), score.Ending{}).Problems
+		Expect(problems).To(HaveLen(2))
+		Expect(problems[0]).To(ContainSubstring("not as they must be"))
+		Expect(problems[1]).To(ContainSubstring("cannot be judged"))
+
+		d = clean()
+		d.Findings.Excused = 1
+		Expect(score.Judge(d, all, score.Ending{}).Problems).To(BeEmpty(), "a condition is for a person to see, not a problem")
+	})
+
+	It("lists broken backups first, then the errors the drill ended with", func() {
+		d, end := clean(), score.Ending{Restore: errors.New("replay: WAL gap"), Harness: errors.New("teardown: busy")}
+		d.Findings = nil
+		d.Chains = append(d.Chains, backup.ChainReport{Shard: "shard-1", Backup: "b1", Missing: []string{"000000010000000000000009"}})
+		j := score.Judge(d, all, end)
+		Expect(j.Verdict).To(Equal(score.Fail))
+		Expect(j.Problems).To(Equal([]string{
+			"the backups a restore needs are broken: shard-1: " + d.Chains[1].Problem(),
+			end.Restore.Error(), end.Harness.Error(),
+		}), "the whole chain (shard-0) is not named")
+	})
 
 	DescribeTable("lets an objective that bounds a harm decide it, and fails any harm nothing bounds",
 		func(objs objective.Objectives, lost, collateral int64, verdict score.Verdict, reason string) {
@@ -108,6 +180,9 @@ var _ = Describe("the judge", func() {
 			j := score.Judge(d, objs, score.Ending{})
 			Expect(j.Verdict).To(Equal(verdict), j.Reason)
 			Expect(j.Reason).To(ContainSubstring(reason))
+			if verdict == score.PassWithConditions {
+				Expect(j.Problems).To(BeEmpty(), "what an objective tolerates is a condition, not a problem")
+			}
 		},
 		Entry("collateral<=5 tolerates 3 rows, as a condition", objectives("collateral<=5"), int64(0), int64(3),
 			score.PassWithConditions, "3 row(s) of 1 unaffected tenant(s) differ from what their own writes say they must hold, within the objectives"),
@@ -117,6 +192,77 @@ var _ = Describe("the judge", func() {
 			score.PassWithConditions, "within the objectives"),
 		Entry("lost_rows<=2 fails 5 lost rows", objectives("lost_rows<=2"), int64(5), int64(0), score.Fail, "lost_rows was 5 rows"),
 		Entry("a loss nothing bounds fails", objectives("rto<=2m"), int64(1), int64(0), score.Fail, "not as they must be"),
+		Entry("completeness>=99% and lost_rows<=10 both met tolerate 5 lost rows", objectives("completeness>=99%", "lost_rows<=10"),
+			int64(5), int64(0), score.PassWithConditions, "are not as they must be, within the objectives"),
+		Entry("of two bounds on a loss, one missed fails it", objectives("completeness>=99%", "lost_rows<=2"), int64(5), int64(0),
+			score.Fail, "not as they must be"),
+		Entry("a bound on lost rows tolerates no collateral", objectives("lost_rows<=10"), int64(0), int64(1),
+			score.Fail, "unaffected tenant(s) differ"),
+		Entry("a bound on collateral tolerates no loss", objectives("collateral<=5"), int64(1), int64(0),
+			score.Fail, "not as they must be"),
+		Entry("each harm within its own bound is a condition of its own", objectives("lost_rows<=10", "collateral<=5"), int64(2), int64(3),
+			score.PassWithConditions, "are not as they must be, within the objectives; 3 row(s) of 1 unaffected tenant(s) differ"),
+		Entry("an exact bound is met at its value", objectives("collateral<=5"), int64(0), int64(5),
+			score.PassWithConditions, "within the objectives"),
+	)
+
+	DescribeTable("lets lost_rows bound only the rows it counts, lost or wrong",
+		func(set func(*score.Tenant), verdict score.Verdict) {
+			d := clean()
+			set(&d.Findings.Affected[0])
+			j := score.Judge(d, objectives("lost_rows<=10"), score.Ending{})
+			Expect(j.Verdict).To(Equal(verdict), j.Reason)
+		},
+		Entry("3 lost rows are within it", func(t *score.Tenant) { t.Lost = 3 }, score.PassWithConditions),
+		Entry("3 wrong rows are within it", func(t *score.Tenant) { t.Wrong = 3 }, score.PassWithConditions),
+		Entry("3 resurrected rows are not: it does not count them", func(t *score.Tenant) { t.Resurrected = 3 }, score.Fail),
+		Entry("3 duplicated rows are not", func(t *score.Tenant) { t.Duplicated = 3 }, score.Fail),
+		Entry("3 unexpected rows are not", func(t *score.Tenant) { t.Unexpected = 3 }, score.Fail),
+		Entry("a lost row beside a resurrected one fails for the resurrected", func(t *score.Tenant) { t.Lost, t.Resurrected = 1, 1 }, score.Fail),
+	)
+
+	It("tolerates nothing by a bound that could not be measured", func() {
+		d := clean()
+		d.Findings.Affected[0] = score.Tenant{ID: 1001, Unexpected: 2} // nothing expected: completeness is not measured
+		j := score.Judge(d, objectives("completeness>=99%"), score.Ending{})
+		Expect(j.Verdict).To(Equal(score.Fail), j.Reason)
+		Expect(j.Reason).To(ContainSubstring("not as they must be"))
+		Expect(j.Problems).To(ContainElement(ContainSubstring("completeness was not measured")), "and the bound is a doubt of its own")
+	})
+
+	DescribeTable("measures only what it saw",
+		func(change func(*score.Drill), metric objective.Metric, want *objective.Value) {
+			d := clean()
+			change(&d)
+			m := d.Measure()
+			if want == nil {
+				Expect(m).NotTo(HaveKey(metric))
+				return
+			}
+			Expect(m).To(HaveKeyWithValue(metric, *want))
+		},
+		Entry("a phase lasts from its earliest start on any shard to its latest end", func(d *score.Drill) {
+			d.Clock.Phases = []score.Phase{{Name: "replay", Shard: 0, Start: t0.Add(20 * time.Second), End: t0.Add(30 * time.Second)},
+				{Name: "replay", Shard: 1, Start: t0.Add(15 * time.Second), End: t0.Add(25 * time.Second)},
+				{Name: "merge", Shard: 1, Start: t0.Add(25 * time.Second), End: t0.Add(70 * time.Second)}}
+		}, objective.Phase("replay"), ptr(objective.Duration(30*time.Second-15*time.Second))),
+		Entry("detection that did not happen is not measured", func(d *score.Drill) { d.Clock.Detected = time.Time{} },
+			objective.Detect, nil),
+		Entry("one broken chain breaks the backups", func(d *score.Drill) {
+			d.Chains = append(d.Chains, backup.ChainReport{Shard: "shard-1", BackupProblem: "checksum mismatch"})
+		}, objective.Backups, ptr(objective.Status(false))),
+		Entry("one failed check breaks integrity", func(d *score.Drill) {
+			d.Findings.Integrity = append(d.Findings.Integrity, score.Check{Name: "placement"})
+		}, objective.Integrity, ptr(objective.Status(false))),
+		Entry("completeness of nothing expected is not measured", func(d *score.Drill) {
+			d.Findings.Affected = []score.Tenant{{ID: 1001}}
+		}, objective.Completeness, nil),
+		Entry("completeness never goes below zero", func(d *score.Drill) {
+			d.Findings.Affected = []score.Tenant{{ID: 1001, Expected: 2, Unexpected: 5}}
+		}, objective.Completeness, ptr(objective.Percent(0))),
+		Entry("an unverified restore has no RTO", func(d *score.Drill) { d.Findings = nil }, objective.RTO, nil),
+		Entry("an unverified restore has no collateral figure, not a zero one", func(d *score.Drill) { d.Findings = nil },
+			objective.Collateral, nil),
 	)
 
 	It("measures completeness, lost rows and collateral in rows, and RTO on the harness's clock", func() {
@@ -151,6 +297,86 @@ var _ = Describe("tenant scoring", func() {
 		Expect(s.Restored()).To(BeEquivalentTo(94))
 		Expect(s.Examples).To(ContainElement("missing comments(7,1)"))
 	})
+
+	comments := truth.TenantTable{Tenant: 7, Table: fixtures.TableComments}
+	key := []string{"7", "3"}
+	deleted := func(change func(*workload.Entry)) []workload.Entry {
+		e := workload.Entry{Tenant: 7, Table: fixtures.TableComments, Key: key, Op: workload.OpDelete}
+		change(&e)
+		return []workload.Entry{e}
+	}
+	DescribeTable("classes one differing row by its kind and, for an extra one, by the ledger",
+		func(row truth.RowDiff, entries []workload.Entry, want score.Tenant) {
+			got := score.ScoreTenant(7, 1, 100, []truth.TableDiff{{TenantTable: comments, Rows: []truth.RowDiff{row}}}, entries)
+			Expect(got.Examples).To(HaveLen(1))
+			got.Examples = nil
+			want.ID, want.Shard, want.Expected = 7, 1, 100
+			Expect(got).To(Equal(want))
+		},
+		Entry("a missing row is one lost row", truth.RowDiff{Kind: truth.Missing, Key: key, Copies: 1}, nil, score.Tenant{Lost: 1}),
+		Entry("a changed row is one wrong row", truth.RowDiff{Kind: truth.Changed, Key: key, Copies: 1}, nil, score.Tenant{Wrong: 1}),
+		Entry("every second copy of a key is duplicated", truth.RowDiff{Kind: truth.Duplicated, Key: key, Copies: 3}, nil,
+			score.Tenant{Duplicated: 3}),
+		Entry("an extra row an acknowledged delete removed is resurrected, every copy", truth.RowDiff{Kind: truth.Extra, Key: key, Copies: 2},
+			deleted(func(*workload.Entry) {}), score.Tenant{Resurrected: 2}),
+		Entry("an extra row nobody deleted is unexpected", truth.RowDiff{Kind: truth.Extra, Key: key, Copies: 1}, nil,
+			score.Tenant{Unexpected: 1}),
+		Entry("a delete of unknown outcome resurrects nothing", truth.RowDiff{Kind: truth.Extra, Key: key, Copies: 1},
+			deleted(func(e *workload.Entry) { e.Indeterminate = true }), score.Tenant{Unexpected: 1}),
+		Entry("nor does another tenant's delete of the same key", truth.RowDiff{Kind: truth.Extra, Key: key, Copies: 1},
+			deleted(func(e *workload.Entry) { e.Tenant = 8 }), score.Tenant{Unexpected: 1}),
+		Entry("nor a delete of the same key in another table", truth.RowDiff{Kind: truth.Extra, Key: key, Copies: 1},
+			deleted(func(e *workload.Entry) { e.Table = fixtures.TableIssues }), score.Tenant{Unexpected: 1}),
+		Entry("nor a write of the key that was not a delete", truth.RowDiff{Kind: truth.Extra, Key: key, Copies: 1},
+			deleted(func(e *workload.Entry) { e.Op = workload.OpInsert }), score.Tenant{Unexpected: 1}),
+	)
+
+	It("scores only the tenant's own tables, adding up the uncertain rows set apart in them", func() {
+		other := truth.TenantTable{Tenant: 8, Table: fixtures.TableComments}
+		diffs := []truth.TableDiff{
+			{TenantTable: comments, Excused: 2, Unresolved: 1, Rows: []truth.RowDiff{{Kind: truth.Missing, Key: key, Copies: 1}}},
+			{TenantTable: truth.TenantTable{Tenant: 7, Table: fixtures.TableIssues}, Excused: 3},
+			{TenantTable: other, Excused: 5, Unresolved: 5, Rows: []truth.RowDiff{{Kind: truth.Changed, Key: []string{"8", "1"}, Copies: 1}}},
+		}
+		s := score.ScoreTenant(7, 0, 10, diffs, nil)
+		Expect(s).To(Equal(score.Tenant{ID: 7, Expected: 10, Lost: 1, Excused: 2 + 3, Unresolved: 1, Examples: []string{"missing comments(7,3)"}}))
+	})
+
+	It("names at most ten differing rows, and counts them all", func() {
+		var rows []truth.RowDiff
+		for id := range 12 {
+			rows = append(rows, truth.RowDiff{Kind: truth.Missing, Key: []string{"7", strconv.Itoa(id + 1)}, Copies: 1})
+		}
+		s := score.ScoreTenant(7, 0, 100, []truth.TableDiff{{TenantTable: comments, Rows: rows}}, nil)
+		Expect(s.Lost).To(BeEquivalentTo(len(rows)))
+		Expect(s.Examples).To(HaveLen(10))
+		Expect(s.Examples[0]).To(Equal("missing comments(7,1)"))
+		Expect(s.Examples[9]).To(Equal("missing comments(7,10)"))
+	})
+
+	DescribeTable("counts a tenant's bad rows, and what came back exactly",
+		func(t score.Tenant, bad, restored int64, complete bool) {
+			Expect(t.Bad()).To(Equal(bad))
+			Expect(t.Restored()).To(Equal(restored))
+			Expect(t.Complete()).To(Equal(complete))
+		},
+		Entry("nothing bad: complete", score.Tenant{Expected: 100}, int64(0), int64(100), true),
+		Entry("rows of unknown outcome are not bad", score.Tenant{Expected: 100, Excused: 3, Unresolved: 1}, int64(0), int64(100), true),
+		Entry("every kind of bad row counts", score.Tenant{Expected: 100, Lost: 1, Wrong: 2, Duplicated: 3, Resurrected: 4, Unexpected: 5},
+			int64(1+2+3+4+5), int64(100-(1+2+3+4+5)), false),
+		Entry("restored never goes below zero", score.Tenant{Expected: 2, Unexpected: 5}, int64(5), int64(0), false),
+	)
+
+	DescribeTable("counts a bystander's harmed rows and says how they differ",
+		func(d truth.TableDiff, rows int64, differs string) {
+			h := score.Harmed{TableDiff: d}
+			Expect(h.Rows()).To(Equal(rows))
+			Expect(h.Differs()).To(Equal(differs))
+		},
+		Entry("missing and changed", truth.TableDiff{Missing: 2, Changed: 1}, int64(3), "2 missing, 1 changed"),
+		Entry("extra and duplicated", truth.TableDiff{Extra: 1, Duplicated: 4}, int64(5), "1 extra, 4 duplicated"),
+		Entry("uncertain rows are no harm", truth.TableDiff{Excused: 2, Unresolved: 1}, int64(0), ""),
+	)
 })
 
 var _ = Describe("RPO", func() {
@@ -160,6 +386,8 @@ var _ = Describe("RPO", func() {
 	write := func(id string, acked time.Duration) workload.Entry {
 		return workload.Entry{Tenant: 7, Table: fixtures.TableComments, Key: []string{"7", id}, Op: workload.OpInsert, Acked: t0.Add(acked)}
 	}
+	indeterminate := func(e workload.Entry) workload.Entry { e.Indeterminate = true; return e }
+	inTable := func(table string, e workload.Entry) workload.Entry { e.Table = table; return e }
 	diff := func(kind truth.DiffKind, id string) []truth.TableDiff {
 		return []truth.TableDiff{{TenantTable: tt, Rows: []truth.RowDiff{{Kind: kind, Key: []string{"7", id}, Copies: 1}}}}
 	}
@@ -173,5 +401,19 @@ var _ = Describe("RPO", func() {
 		Entry("a row written twice dates from its first write", diff(truth.Changed, "900"),
 			[]workload.Entry{write("900", 20*time.Second), write("900", 55*time.Second)}, 40*time.Second),
 		Entry("an extra row is no loss", diff(truth.Extra, "901"), []workload.Entry{write("901", 50*time.Second)}, time.Duration(0)),
+		Entry("a duplicated row is no loss", diff(truth.Duplicated, "900"), []workload.Entry{write("900", 50*time.Second)}, time.Duration(0)),
+		Entry("a row from before the workload, lost after it was written, dates from the baseline", diff(truth.Missing, "1"),
+			[]workload.Entry{write("1", 50*time.Second)}, incident.Sub(t0)),
+		Entry("a wrong row no write explains dates from the baseline", diff(truth.Changed, "1"), nil, incident.Sub(t0)),
+		Entry("a write of unknown outcome dates nothing: the first acknowledged one does", diff(truth.Missing, "900"),
+			[]workload.Entry{indeterminate(write("900", 10*time.Second)), write("900", 50*time.Second)}, incident.Sub(t0.Add(50*time.Second))),
+		Entry("a lost row whose only write is of unknown outcome dates from the baseline", diff(truth.Missing, "900"),
+			[]workload.Entry{indeterminate(write("900", 10*time.Second))}, incident.Sub(t0)),
+		Entry("a write to the same key of another table dates nothing", diff(truth.Missing, "900"),
+			[]workload.Entry{inTable(fixtures.TableIssues, write("900", 50*time.Second))}, incident.Sub(t0)),
+		Entry("the oldest of several losses decides", append(diff(truth.Missing, "901"), diff(truth.Changed, "900")...),
+			[]workload.Entry{write("900", 30*time.Second), write("901", 50*time.Second)}, incident.Sub(t0.Add(30*time.Second))),
+		Entry("a write acknowledged after the incident loses nothing before it", diff(truth.Missing, "902"),
+			[]workload.Entry{write("902", 70*time.Second)}, time.Duration(0)),
 	)
 })

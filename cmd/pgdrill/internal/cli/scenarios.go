@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"io"
@@ -53,7 +54,34 @@ one per line on stderr, as FILE:LINE:COLUMN: FIELD: MESSAGE, with exit code 2.`,
 			return cmd.Help()
 		},
 	}
-	cmd.AddCommand(a.scenariosListCommand(), a.scenariosShowCommand(), a.scenariosValidateCommand())
+	cmd.AddCommand(a.scenariosListCommand(), a.scenariosShowCommand(), a.scenariosValidateCommand(), a.scenariosStrategiesCommand())
+	return cmd
+}
+
+func (a *app) scenariosStrategiesCommand() *cobra.Command {
+	var markdown bool
+	cmd := &cobra.Command{
+		Use:   "strategies",
+		Short: "List the restore strategies: what each restores from, what it can restore, and when to choose it",
+		Example: `  pgdrill scenarios strategies
+  pgdrill scenarios strategies --markdown   # the README's table
+  pgdrill scenarios strategies -o json`,
+		Args: noArgs,
+		RunE: func(*cobra.Command, []string) error {
+			infos := scenarios.StrategyInfos()
+			return a.print(infos, func(w io.Writer) {
+				if markdown {
+					fmt.Fprint(w, scenarios.StrategyTable())
+					return
+				}
+				for _, s := range infos {
+					fmt.Fprintf(w, "%-19s %s\n%-19s needs: %s; restores: %s\n%-19s choose it when: %s\n\n", s.Name, s.Source,
+						"", cmp.Or(s.Needs, "nothing"), strings.Join(s.IncidentNames(), ", "), "", s.ChooseWhen)
+				}
+			})
+		},
+	}
+	cmd.Flags().BoolVar(&markdown, "markdown", false, "print the table as Markdown")
 	return cmd
 }
 
