@@ -6,6 +6,7 @@ LDFLAGS     := -X github.com/pgdrill/pgdrill/cmd/pgdrill/internal/cli.version=$(
 # Ginkgo's own timeout stays below go test's, so cleanups (server teardown) still run.
 TEST_TIMEOUT ?= 25m
 BENCHTIME   ?= 5x
+FUZZTIME    ?= 15s
 # Every suite appends here the specs it skipped for a missing tool; `make test` prints it last.
 NOT_RUN     := $(CURDIR)/test-artifacts/not-run.txt
 
@@ -14,7 +15,7 @@ NOT_RUN     := $(CURDIR)/test-artifacts/not-run.txt
 RUN_PACKAGES  := postgresql-15 postgresql-client-15
 TEST_PACKAGES := $(RUN_PACKAGES) pgbackrest ca-certificates chromium
 
-.PHONY: help deps-run deps-test build run test test-fast bench lint clean
+.PHONY: help deps-run deps-test build run test test-fast bench fuzz lint clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -43,6 +44,10 @@ test-fast: deps-test ## the suite without slow specs
 
 bench: deps-test ## benchmarks, printed as ratios against the raw tools doing the same work
 	$(GO) test -run '^$$' -bench . -benchtime $(BENCHTIME) -timeout 60m ./...
+
+fuzz: ## fuzz the scenario decoder and the objective parser, $(FUZZTIME) each (new crashers land in testdata/fuzz)
+	$(GO) test -run '^$$' -fuzz '^FuzzScenario$$' -fuzztime $(FUZZTIME) -parallel 1 ./scenarios/
+	$(GO) test -run '^$$' -fuzz '^FuzzObjective$$' -fuzztime $(FUZZTIME) -parallel 1 ./harness/objective/
 
 lint: ## gofmt, go vet, and go.mod/go.sum tidy (direct dependencies not marked indirect)
 	@out=$$(gofmt -l .); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi

@@ -1,6 +1,8 @@
 package reports_test
 
 import (
+	"maps"
+	"slices"
 	"time"
 
 	"github.com/pgdrill/pgdrill/reports"
@@ -221,3 +223,7 @@ var examples = map[string]func() *reports.Report{
 	"pass": passReport, "fail": failReport, "error": errorReport, "inconclusive": inconclusiveReport,
 	"broken-backups": brokenBackupsReport,
 }
+
+// exampleNames lists the examples in order: specs built from them must not follow the map's
+// random order, or every run would build its spec tree differently.
+func exampleNames() []string { return slices.Sorted(maps.Keys(examples)) }

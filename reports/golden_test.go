@@ -1,34 +1,26 @@
 package reports_test
 
 import (
-	"os"
 	"path/filepath"
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 
+	"github.com/pgdrill/pgdrill/harness/drilltest"
 	"github.com/pgdrill/pgdrill/reports"
 )
 
-// updateGolden rewrites the golden files instead of comparing: PGDRILL_UPDATE_GOLDEN=1 go test
-// ./reports/, then review the diff like any other change.
-var updateGolden = os.Getenv("PGDRILL_UPDATE_GOLDEN") == "1"
-
-// expectGolden compares got with testdata/NAME, or rewrites it under updateGolden.
+// expectGolden compares got with testdata/NAME. PGDRILL_UPDATE_GOLDEN=1 go test ./reports/
+// rewrites the files instead and fails (see drilltest.ExpectGolden): review the diff, then run
+// again without it.
 func expectGolden(name string, got []byte) {
 	GinkgoHelper()
-	path := filepath.Join("testdata", name)
-	if updateGolden {
-		Expect(os.WriteFile(path, got, 0o644)).To(Succeed())
-		return
-	}
-	want, err := os.ReadFile(path)
-	Expect(err).NotTo(HaveOccurred(), "no golden file; run with PGDRILL_UPDATE_GOLDEN=1 to create it")
-	Expect(string(got)).To(Equal(string(want)), "%s differs from its golden file; if the change is intended, run with PGDRILL_UPDATE_GOLDEN=1 and review the diff", path)
+	drilltest.ExpectGolden(filepath.Join("testdata", name), got)
 }
 
 var _ = Describe("every renderer against its golden files", func() {
-	for name, build := range examples {
+	for _, name := range exampleNames() {
+		build := examples[name]
 		It("renders the "+name+" report the same as before", func() {
 			r := build()
 			data, err := reports.Encode(r)

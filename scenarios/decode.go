@@ -1,6 +1,7 @@
 package scenarios
 
 import (
+	"bytes"
 	"cmp"
 	"errors"
 	"fmt"
@@ -151,6 +152,9 @@ func (d *decoder) sorted() []Problem {
 // document parses data and decodes its single document into s. It returns false when there
 // was no document to decode (a syntax error, an empty file), which leaves nothing to validate.
 func (d *decoder) document(data []byte, s *Scenario) bool {
+	// YAML breaks lines at \r\n, \r and \n alike, but go-yaml counts a \r\n after a comment as
+	// two lines: parsed with \n alone, every problem is reported on its own line.
+	data = bytes.ReplaceAll(bytes.ReplaceAll(data, []byte("\r\n"), []byte("\n")), []byte("\r"), []byte("\n"))
 	f, err := parser.ParseBytes(data, 0, parser.AllowDuplicateMapKey())
 	if err != nil {
 		at := pos{1, 0}
@@ -242,7 +246,10 @@ func (d *decoder) value(n ast.Node, v reflect.Value, path string) bool {
 		return true
 	case v.Kind() == reflect.Struct:
 		m, ok := n.(*ast.MappingNode)
-		if !ok {
+		switch {
+		case !ok && path == "": // the document itself: there is no field to name
+			return fail("a scenario file is a mapping of fields starting with apiVersion: %s, got %s", APIVersion, describe(n))
+		case !ok:
 			return fail("must be a mapping of fields, got %s", describe(n))
 		}
 		d.fields(m, v, path)
@@ -375,9 +382,13 @@ func (d *decoder) fields(m *ast.MappingNode, v reflect.Value, path string) {
 	for _, kv := range m.Values {
 		at := position(kv.Key)
 		key := kv.Key.GetToken().Value
-		p := key
+		name := key
+		if strings.TrimSpace(name) == "" {
+			name = strconv.Quote(name) // a blank key, quoted so that its problem still names it
+		}
+		p := name
 		if path != "" {
-			p = path + "." + key
+			p = path + "." + name
 		}
 		if first, dup := seen[key]; dup {
 			d.add(at, p, "given twice (first on line %d); keep one", first.line)

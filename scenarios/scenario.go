@@ -166,7 +166,7 @@ type Protection struct {
 // Detection is how the incident is noticed; its time is part of RTO. It is written with its
 // probe or else its delay (see MarshalYAML).
 type Detection struct {
-	// Delay detects the incident this long after it happened. Default: 30s, unless Probe is set.
+	// Delay detects the incident this long after it happened. Default: 10s, unless Probe is set.
 	Delay Duration `yaml:"delay" json:"delay"`
 	// Probe detects the incident by checking the steady state repeatedly instead.
 	Probe *Probe `yaml:"probe" json:"probe"`

@@ -40,7 +40,7 @@ spec:
 func pgdrill(args ...string) *gexec.Session {
 	GinkgoHelper()
 	cmd := exec.Command(binary, args...)
-	cmd.Env = append(os.Environ(), "PGDRILL_STATE_DIR="+stateDir, "NO_COLOR=1")
+	cmd.Env = append(os.Environ(), "PGDRILL_STATE_DIR="+stateDir, "PGDRILL_WORK_ROOT="+workRoot, "NO_COLOR=1")
 	s, err := gexec.Start(cmd, GinkgoWriter, GinkgoWriter)
 	Expect(err).NotTo(HaveOccurred())
 	// Ctrl-C first, so a foreground `up` a failed assertion left running tears its cluster

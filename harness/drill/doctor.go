@@ -57,7 +57,7 @@ func (h *Host) Doctor(ctx context.Context) []Check {
 	if err != nil {
 		out = append(out, Check{"state dir", "fail", err.Error(), "pass --state-dir or set PGDRILL_STATE_DIR to a writable directory"})
 	} else {
-		recs, err := store.List()
+		recs, err := local.FindRuns(h.workRoot(), store)
 		switch {
 		case err != nil:
 			out = append(out, Check{"state dir", "fail", err.Error(), "remove unreadable files from " + store.Dir()})

@@ -26,15 +26,12 @@ type RunListing struct {
 	State string `json:"state"`
 }
 
-// Runs lists the runs recorded as live.
+// Runs lists the runs recorded as live: in the state dir, and under the work root whatever
+// state dir recorded them (a test suite's, another --state-dir's).
 func (h *Host) Runs() ([]RunListing, error) {
-	store, err := h.store()
+	recs, _, err := h.runs()
 	if err != nil {
 		return nil, err
-	}
-	recs, err := store.List()
-	if err != nil {
-		return nil, exitcode.With(err, exitcode.HarnessError)
 	}
 	out := make([]RunListing, 0, len(recs))
 	for _, r := range recs {
@@ -73,11 +70,11 @@ func (h *Host) Down(ctx context.Context, ids []string, all bool) (DownResult, er
 	if all == (len(ids) > 0) {
 		return res, exitcode.With(errors.New("name the runs to tear down, or pass --all (see `pgdrill ls`)"), exitcode.InvalidInput)
 	}
-	store, err := h.store()
+	known, store, err := h.runs()
 	if err != nil {
 		return res, err
 	}
-	recs, err := selectRuns(store, ids)
+	recs, err := selectRuns(known, ids, store.Dir())
 	if err != nil {
 		return res, err
 	}
@@ -110,7 +107,8 @@ func (h *Host) Down(ctx context.Context, ids []string, all bool) (DownResult, er
 	return res, exitcode.With(errors.Join(errs...), exitcode.HarnessError)
 }
 
-// stopOwner asks the `pgdrill up` that owns a run to tear it down, and waits until it has.
+// stopOwner asks the `pgdrill up` that owns a run to tear it down, and waits until it has: until
+// the run's record is gone, or the process (which ends once it tore down) is.
 func stopOwner(ctx context.Context, store *runstate.Store, rec runstate.Record) error {
 	if !rec.Owner.Alive() {
 		return fmt.Errorf("signal pgdrill %d: it is not running", rec.Owner.PID)
@@ -121,7 +119,7 @@ func stopOwner(ctx context.Context, store *runstate.Store, rec runstate.Record) 
 	}
 	deadline := time.Now().Add(ownerStopTimeout)
 	for {
-		if _, err := store.Load(rec.RunID); errors.Is(err, runstate.ErrUnknownRun) {
+		if _, err := store.Load(rec.RunID); errors.Is(err, runstate.ErrUnknownRun) && !rec.Owner.Alive() {
 			return nil
 		}
 		if time.Now().After(deadline) {
@@ -135,12 +133,22 @@ func stopOwner(ctx context.Context, store *runstate.Store, rec runstate.Record) 
 	}
 }
 
-// selectRuns returns the records of the named runs, or all records when none is named.
-func selectRuns(store *runstate.Store, ids []string) ([]runstate.Record, error) {
-	recs, err := store.List()
+// runs returns every run the host knows of: recorded in its state dir, or found under its work
+// root whatever state dir recorded it.
+func (h *Host) runs() ([]runstate.Record, *runstate.Store, error) {
+	store, err := h.store()
 	if err != nil {
-		return nil, exitcode.With(err, exitcode.HarnessError)
+		return nil, nil, err
 	}
+	recs, err := local.FindRuns(h.workRoot(), store)
+	if err != nil {
+		return nil, nil, exitcode.With(err, exitcode.HarnessError)
+	}
+	return recs, store, nil
+}
+
+// selectRuns returns the records of the named runs, or all of recs when none is named.
+func selectRuns(recs []runstate.Record, ids []string, stateDir string) ([]runstate.Record, error) {
 	if len(ids) == 0 {
 		return recs, nil
 	}
@@ -148,7 +156,7 @@ func selectRuns(store *runstate.Store, ids []string) ([]runstate.Record, error) 
 	for _, id := range ids {
 		i := slices.IndexFunc(recs, func(r runstate.Record) bool { return r.RunID == id })
 		if i < 0 {
-			return nil, exitcode.With(fmt.Errorf("no recorded run %q in %s (see `pgdrill ls`)", id, store.Dir()), exitcode.InvalidInput)
+			return nil, exitcode.With(fmt.Errorf("no recorded run %q in %s or under the work root (see `pgdrill ls`)", id, stateDir), exitcode.InvalidInput)
 		}
 		out = append(out, recs[i])
 	}

@@ -33,13 +33,22 @@ func NewLocalProvider(ctx context.Context) *local.Provider {
 func StartCluster(ctx context.Context, p cluster.Provider, spec cluster.Spec) cluster.Cluster {
 	ginkgo.GinkgoHelper()
 	c, err := p.Create(ctx, spec)
+	DestroyWhenDone(c)
+	gomega.Expect(err).NotTo(gomega.HaveOccurred())
+	return c
+}
+
+// DestroyWhenDone registers c's teardown, expected to succeed, for when the spec ends. Call it
+// right after whatever returned c (Create, which returns a partial cluster with its error, or
+// Attach), before checking the error or anything else that could fail the spec: a failed
+// assertion must not leave servers running. A nil c registers nothing. Destroy is idempotent, so
+// a spec may still destroy c itself to check what that does.
+func DestroyWhenDone(c cluster.Cluster) {
 	if c != nil {
 		ginkgo.DeferCleanup(func(ctx context.Context) {
 			gomega.Expect(c.Destroy(ctx)).To(gomega.Succeed())
 		})
 	}
-	gomega.Expect(err).NotTo(gomega.HaveOccurred())
-	return c
 }
 
 // Connect opens a connection that is closed when the spec ends.

@@ -13,9 +13,10 @@
 //	metric    := rto | rpo | detect | completeness | collateral | lost_rows | integrity | backups
 //	           | phase.NAME                       (NAME: archive, provision, replay, extract, merge, verify)
 //	op        := <= | < | >= | > | ==
-//	threshold := DURATION                         (Go syntax: 500ms, 5s, 15m, 1h30m; a bare 0)
+//	threshold := DURATION                         (Go syntax: 500ms, 5s, 15m, 1h30m; a bare 0;
+//	                                               to the millisecond from 1s up; at most 2562047h)
 //	           | NUMBER%                          (0..100)
-//	           | INTEGER                          (a row count)
+//	           | INTEGER                          (a row count, at most 2^53)
 //	           | ok | verified                     (integrity==ok, backups==verified)
 //
 // Each metric has one unit and the comparisons that make sense for it: durations and row counts
@@ -360,6 +361,17 @@ func example(m Metric) string {
 	return "15m"
 }
 
+// Bounds on thresholds, so that every accepted threshold is written back, by Objective.String,
+// as the number it is evaluated against.
+const (
+	// maxDuration is the longest duration threshold: the whole hours a time.Duration holds. At
+	// time.Duration's very limit the threshold's seconds, a float64, round to more than a
+	// time.Duration holds, and String wrote a negative duration.
+	maxDuration = time.Duration(math.MaxInt64) / time.Hour * time.Hour
+	// maxRows is the largest row-count threshold: the largest count a float64 holds exactly.
+	maxRows = 1 << 53
+)
+
 // parseThreshold reads value in unit, or says why it is not one.
 func parseThreshold(m Metric, unit Unit, value string) (Value, string) {
 	switch unit {
@@ -371,8 +383,17 @@ func parseThreshold(m Metric, unit Unit, value string) (Value, string) {
 			return Value{}, fmt.Sprintf("%s is a duration: give a unit, e.g. %s<=%s", m, m, example(m))
 		}
 		d, err := time.ParseDuration(value)
-		if err != nil {
+		switch {
+		case err != nil:
 			return Value{}, fmt.Sprintf("%s is a duration, and %q is not one (write e.g. 500ms, 5s, 15m, 1h30m)", m, value)
+		case d > maxDuration:
+			return Value{}, fmt.Sprintf("%s is at most %s, got %s", m, formatDuration(maxDuration), value)
+		}
+		// The canonical form writes durations of a second or more to the millisecond
+		// (formatDuration): keep the threshold as it writes it, so that the objective shown is
+		// the one evaluated.
+		if d >= time.Second {
+			d = d.Round(time.Millisecond)
 		}
 		return Duration(d), ""
 	case UnitPercent:
@@ -384,8 +405,11 @@ func parseThreshold(m Metric, unit Unit, value string) (Value, string) {
 		return Percent(f), ""
 	case UnitRows:
 		n, err := strconv.ParseInt(value, 10, 64)
-		if err != nil {
+		switch {
+		case err != nil:
 			return Value{}, fmt.Sprintf("%s counts whole rows: write e.g. %s==0", m, m)
+		case n > maxRows:
+			return Value{}, fmt.Sprintf("%s is at most %d rows, got %s", m, maxRows, value)
 		}
 		return Rows(n), ""
 	default:

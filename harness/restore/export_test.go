@@ -3,7 +3,6 @@ package restore_test
 import (
 	"context"
 	"path/filepath"
-	"time"
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
@@ -12,6 +11,7 @@ import (
 	"github.com/pgdrill/pgdrill/harness/backup"
 	"github.com/pgdrill/pgdrill/harness/incident"
 	"github.com/pgdrill/pgdrill/harness/restore"
+	"github.com/pgdrill/pgdrill/harness/truth"
 	"github.com/pgdrill/pgdrill/harness/workload"
 )
 
@@ -27,15 +27,17 @@ var _ = Describe("logical-export", func() {
 
 			By("writing to every tenant throughout, exporting every tenant on the way")
 			writer := d.write(ctx, workload.Config{Rate: 300, Seed: 5})
-			time.Sleep(300 * time.Millisecond)
+			victims := d.victims(2)
+			d.awaitWrites(ctx, before, ofVictims(victims), "the victims' latest export differs from their older one")
 			latest, err := backup.ExportTenants(ctx, d.c, nil, filepath.Join(exports, "2-latest"))
 			Expect(err).NotTo(HaveOccurred())
 			_, err = backup.ExportTenants(ctx, d.c, nil, filepath.Join(exports, "2-latest"))
 			Expect(err).To(MatchError(ContainSubstring("already holds an export")))
-			time.Sleep(300 * time.Millisecond)
+			d.awaitWrites(ctx, d.snapshot(ctx), func(m truth.Mismatch) bool {
+				return isVictim(victims, m.Tenant) && m.Table == fixtures.TableComments && m.Got.Rows > m.Want.Rows
+			}, "the victims inserted comments after their latest export, which the restore from it loses")
 
 			By("deleting two tenants on each shard")
-			victims := d.victims(2)
 			rec, err := incident.DeleteTenants(ctx, d.c, "wrong-id-deletion", victims)
 			Expect(err).NotTo(HaveOccurred())
 
@@ -56,7 +58,7 @@ var _ = Describe("logical-export", func() {
 				Expect(r.RowsWritten).To(Equal(rows), "into tables the incident emptied")
 			}
 
-			time.Sleep(200 * time.Millisecond) // restored tenants take writes again
+			d.awaitWrites(ctx, d.snapshot(ctx), ofVictims(victims), "the restored tenants take writes again")
 			ledger := writer.Stop()
 			differences := ledger.Check(before, d.snapshot(ctx))
 

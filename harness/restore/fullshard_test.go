@@ -10,6 +10,7 @@ import (
 	"github.com/pgdrill/pgdrill/fixtures"
 	"github.com/pgdrill/pgdrill/harness/incident"
 	"github.com/pgdrill/pgdrill/harness/restore"
+	"github.com/pgdrill/pgdrill/harness/truth"
 	"github.com/pgdrill/pgdrill/harness/workload"
 )
 
@@ -18,19 +19,24 @@ var _ = Describe("full-shard-pitr", func() {
 		d := newDrill(ctx, fixtures.LayoutShared, 2)
 		before := d.snapshot(ctx)
 		writer := d.write(ctx, workload.Config{Rate: 300, Seed: 5})
-		time.Sleep(300 * time.Millisecond)
-
-		By("deleting two tenants on shard 0 only")
 		var victims []incident.Tenant
 		for _, v := range d.victims(2) {
 			if v.Shard == 0 {
 				victims = append(victims, v)
 			}
 		}
+		onShard0 := map[int64]bool{}
+		for _, t := range d.plan.OnShard(0) {
+			onShard0[t.ID] = true
+		}
+		d.awaitWrites(ctx, before, ofVictims(victims), "the victims took writes the rollback must keep")
+
+		By("deleting two tenants on shard 0 only")
 		rec, err := incident.DeleteTenants(ctx, d.c, "wrong-id-deletion", victims)
 		Expect(err).NotTo(HaveOccurred())
 		harmed := rec.Harms[0].Time
-		time.Sleep(400 * time.Millisecond) // the neighbours keep writing: this is what the rollback destroys
+		d.awaitWrites(ctx, d.snapshot(ctx), func(m truth.Mismatch) bool { return onShard0[m.Tenant] && !isVictim(victims, m.Tenant) },
+			"the neighbours on shard 0 keep writing after the harm: this is what the rollback destroys")
 
 		By("rolling shard 0 back to just before the harm")
 		restoreStart := time.Now()
@@ -42,14 +48,11 @@ var _ = Describe("full-shard-pitr", func() {
 		for _, p := range res.Phases {
 			GinkgoWriter.Printf("%s on shard %d: %s\n", p.Name, p.Shard, p.Duration())
 		}
-		time.Sleep(200 * time.Millisecond)
+		d.awaitWrites(ctx, d.snapshot(ctx), func(m truth.Mismatch) bool { return onShard0[m.Tenant] },
+			"shard 0 takes writes again after the rollback")
 		ledger := writer.Stop()
 
 		By("finding the collateral: every neighbour on shard 0 that wrote after the harm, no one else")
-		onShard0 := map[int64]bool{}
-		for _, t := range d.plan.OnShard(0) {
-			onShard0[t.ID] = true
-		}
 		lost := map[int64]bool{}
 		for _, e := range ledger.Entries() {
 			if !e.Indeterminate && e.Shard == 0 && e.Sent.After(harmed) && e.Acked.Before(restoreStart) {

@@ -76,6 +76,22 @@ func isVictim(victims []incident.Tenant, id int64) bool {
 	return slices.ContainsFunc(victims, func(v incident.Tenant) bool { return v.ID == id })
 }
 
+// ofVictims matches the tables of victims, for awaitWrites.
+func ofVictims(victims []incident.Tenant) func(truth.Mismatch) bool {
+	return func(m truth.Mismatch) bool { return isVictim(victims, m.Tenant) }
+}
+
+// awaitWrites waits until a table that match accepts differs from the snapshot since: until the
+// workload has written what the spec needs written before it goes on, observed on the servers
+// rather than slept for, so that a slow machine waits longer instead of testing nothing. why says
+// what the wait is for.
+func (d drill) awaitWrites(ctx context.Context, since *truth.Snapshot, match func(truth.Mismatch) bool, why string) {
+	GinkgoHelper()
+	Eventually(func() bool {
+		return slices.ContainsFunc(truth.Compare(since, d.snapshot(ctx)), match)
+	}).WithTimeout(30*time.Second).WithPolling(20*time.Millisecond).Should(BeTrue(), why)
+}
+
 // env is what a strategy restoring d works with.
 func (d drill) env() restore.Env {
 	return restore.Env{Cluster: d.c, Protection: d.prot, Log: slog.Default()}
@@ -89,7 +105,7 @@ func (d drill) env() restore.Env {
 func expectLedgerHolds(ctx context.Context, d drill, w *workload.Runner, before *truth.Snapshot,
 	victims []incident.Tenant, wrote func(workload.Entry) bool, why string) *workload.Ledger {
 	GinkgoHelper()
-	time.Sleep(200 * time.Millisecond) // restored tenants take writes again
+	d.awaitWrites(ctx, d.snapshot(ctx), ofVictims(victims), "the restored tenants take writes again")
 	ledger := w.Stop()
 	Expect(slices.ContainsFunc(ledger.Entries(), func(e workload.Entry) bool {
 		return isVictim(victims, e.Tenant) && wrote(e)
@@ -98,4 +114,13 @@ func expectLedgerHolds(ctx context.Context, d drill, w *workload.Runner, before 
 	By("comparing every tenant with what its acknowledged writes say it must hold")
 	Expect(ledger.Check(before, d.snapshot(ctx))).To(BeEmpty())
 	return ledger
+}
+
+// runbookDrill is a one-shard cluster, removed after the suite, and an incident record of one
+// tenant on it: what a runbook spec restores against.
+func runbookDrill(ctx context.Context) (restore.Env, incident.Record) {
+	GinkgoHelper()
+	c := drilltest.StartCluster(ctx, provider, cluster.Spec{Shards: 1})
+	return restore.Env{Cluster: c, Log: drilltest.DiscardLogger()},
+		incident.Record{Kind: "test", RunID: c.RunID(), Layout: fixtures.LayoutShared, Affected: []incident.Tenant{{ID: 1001, Shard: 0}}}
 }

@@ -2,7 +2,6 @@ package restore_test
 
 import (
 	"context"
-	"time"
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
@@ -18,6 +17,7 @@ import (
 
 var _ = Describe("pgbackrest-sidecar", Label(drilltest.Slow), func() {
 	It("brings deleted tenants back exactly from pgBackRest's restore, touching no one else", func(ctx context.Context) {
+		drilltest.NeedTool("pgbackrest", "apt-get install pgbackrest", "no tenant was restored by pgBackRest")
 		d := newDrillOn(ctx, fixtures.LayoutShared, cluster.Spec{Shards: 2, Engine: cluster.EnginePgBackRest})
 		c, prot := d.c, d.prot
 		Expect(prot.Backups[0].Engine).To(Equal(cluster.EnginePgBackRest))
@@ -31,8 +31,8 @@ var _ = Describe("pgbackrest-sidecar", Label(drilltest.Slow), func() {
 		}
 
 		writer := d.write(ctx, workload.Config{Rate: 300, Seed: 5})
-		time.Sleep(300 * time.Millisecond)
 		victims := d.victims(2)
+		d.awaitWrites(ctx, before, ofVictims(victims), "the victims took writes between the backup and the incident")
 		rec, err := incident.DeleteTenants(ctx, c, "wrong-id-deletion", victims)
 		Expect(err).NotTo(HaveOccurred())
 
@@ -44,7 +44,7 @@ var _ = Describe("pgbackrest-sidecar", Label(drilltest.Slow), func() {
 		GinkgoWriter.Printf("provision %s, replay %s, merge %s (summed over shards)\n",
 			phaseTime(res, restore.PhaseProvision), phaseTime(res, restore.PhaseReplay), phaseTime(res, restore.PhaseMerge))
 
-		time.Sleep(200 * time.Millisecond)
+		d.awaitWrites(ctx, d.snapshot(ctx), ofVictims(victims), "the restored tenants take writes again")
 		ledger := writer.Stop()
 		Expect(ledger.Check(before, d.snapshot(ctx))).To(BeEmpty())
 	})

@@ -2,7 +2,6 @@ package restore_test
 
 import (
 	"context"
-	"time"
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
@@ -21,10 +20,10 @@ var _ = Describe("pitr-sidecar", func() {
 
 			By("writing to every tenant throughout")
 			writer := d.write(ctx, workload.Config{Rate: 300, Seed: 5})
-			time.Sleep(300 * time.Millisecond)
+			victims := d.victims(2)
+			d.awaitWrites(ctx, before, ofVictims(victims), "the victims took writes between the backup and the incident")
 
 			By("deleting two tenants on each shard")
-			victims := d.victims(2)
 			rec, err := incident.DeleteTenants(ctx, d.c, "wrong-id-deletion", victims)
 			Expect(err).NotTo(HaveOccurred())
 			Expect(rec.Harms).NotTo(BeEmpty())

@@ -1,6 +1,7 @@
 package restore
 
 import (
+	"bytes"
 	"cmp"
 	"context"
 	"errors"
@@ -12,21 +13,33 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/pgdrill/pgdrill/harness/incident"
+	"github.com/pgdrill/pgdrill/harness/reaper"
 )
 
 // DefaultRunbookTimeout is how long a runbook may run when Runbook.Timeout is zero.
 const DefaultRunbookTimeout = 30 * time.Minute
 
 // MaxOutput bounds how much of a runbook's output a Result keeps: the end, where failures are.
-const MaxOutput = 64 << 10
+// It holds the whole log of any runbook that is not chatty beyond reason, so that the log kept
+// with a drill's report is complete; a longer one says how much of its start was left out.
+const MaxOutput = 1 << 20
 
-// runbookGrace is how long a runbook has to clean up after SIGTERM (timeout or cancel) before
-// its whole process group is killed.
+// StreamPrefix starts every line of a runbook's output written to Runbook.Stream, telling it from
+// pgdrill's own logs on the same terminal.
+const StreamPrefix = "runbook | "
+
+// runbookGrace is how long a runbook, and whatever it left running, has to clean up after
+// SIGTERM (timeout, cancel, or the runbook's end for what it left) before being killed.
 const runbookGrace = 5 * time.Second
+
+// errorLines is how many of the runbook's last output lines its error quotes.
+const errorLines = 5
+
+// errorLineBytes bounds each quoted line, so that one huge line cannot drown the error.
+const errorLineBytes = 300
 
 // Runbook runs the team's own restore procedure, an external command, and times it: pgdrill
 // hands it the facts of the incident (an IncidentFile, and the environment variables named by
@@ -37,22 +50,37 @@ const runbookGrace = 5 * time.Second
 // runbook, with its own tools (pgBackRest, pg_dump, psql, calls back into `pgdrill restore`) —
 // so it is drilled every night and its time and completeness are scored like any built-in
 // strategy. Its Result names no tenants: what it did is for the verification to find out.
+//
+// Nothing a runbook starts outlives Restore, however it daemonized (`setsid`, a double fork,
+// `nohup ... &`, a server of its own started with pg_ctl): the command runs below a reaper
+// (harness/reaper), a child subreaper to which every process the runbook orphans is reparented,
+// and which stops all of them when the command ends — SIGTERM, SIGKILL after a few seconds — and
+// reaps them. The servers of the cluster under drill are pgdrill's, never below the reaper, and
+// are never touched. What the runbook left running is named in its output, marked
+// "[pgdrill: ...]".
 type Runbook struct {
 	// Command is run by /bin/sh -c.
 	Command string
-	// Timeout bounds the run; past it the command's process group is stopped (SIGTERM, then
-	// SIGKILL after a grace of a few seconds) and the restore fails. Default:
+	// Timeout bounds the run; past it the command and everything it started are stopped
+	// (SIGTERM, then SIGKILL after a grace of a few seconds) and the restore fails. Default:
 	// DefaultRunbookTimeout.
 	Timeout time.Duration
 	// Dir is the command's working directory. Default: pgdrill's.
 	Dir string
+	// Stream, when set, gets the runbook's output as it comes, line by line, each line prefixed
+	// with StreamPrefix, so that a team watching a drill sees where its runbook is. Stdout and
+	// stderr share one pipe and one prefix: two pipes could not tell in which order the runbook
+	// wrote to them, and the order is what tells a story. Default: none; the output is still kept
+	// in Result.Output.
+	Stream io.Writer
 }
 
 // Name implements Strategy.
 func (Runbook) Name() string { return "runbook" }
 
 // Restore implements Strategy. A non-zero exit, a timeout and a cancelled ctx are errors that
-// say which; in every case the command's whole process group is gone when Restore returns.
+// say which and quote the last lines of the output; in every case every process the command
+// started is gone when Restore returns.
 func (r Runbook) Restore(ctx context.Context, env Env, rec incident.Record) (Result, error) {
 	res := Result{Strategy: r.Name()}
 	if strings.TrimSpace(r.Command) == "" {
@@ -82,29 +110,62 @@ func (r Runbook) Restore(ctx context.Context, env Env, rec incident.Record) (Res
 	for i, t := range rec.Affected {
 		ids[i] = strconv.FormatInt(t.ID, 10)
 	}
-	// The output goes to a file, not a pipe: a process the runbook left in the background
-	// cannot hold Wait up by keeping a pipe open.
+	// The output goes to a file, which the runbook writes directly unless it is also streamed:
+	// then through a pipe, which nothing the runbook left in the background can hold open for
+	// long — the reaper stops all of it when the runbook ends, and the command's WaitDelay bounds
+	// the wait for whatever it could not stop.
 	out, err := os.Create(filepath.Join(root, "output"))
 	if err != nil {
 		return res, fmt.Errorf("create runbook output: %w", err)
 	}
 	defer out.Close()
+	var w io.Writer = out
+	var lines *lineWriter
+	if r.Stream != nil {
+		lines = &lineWriter{w: r.Stream, prefix: StreamPrefix}
+		w = io.MultiWriter(out, lines)
+	}
 	env.Log.Info("running runbook", "command", r.Command, "incident_file", incidentPath)
 	tl := &timeline{}
 	err = tl.time(PhaseRunbook, AllShards, func() error {
-		return r.run(ctx, out, append(os.Environ(),
+		return r.run(ctx, w, append(os.Environ(),
 			IncidentFileEnv+"="+incidentPath,
 			CatalogDSNEnv+"="+env.Cluster.Catalog().DSN(),
 			AffectedTenantsEnv+"="+strings.Join(ids, ","),
 			WorkDirEnv+"="+work))
 	})
 	res.Phases = tl.sorted()
+	if lines != nil {
+		if ferr := lines.flush(); ferr != nil {
+			env.Log.Warn("could not stream runbook output", "err", ferr)
+		}
+	}
 	output, rerr := tail(out, MaxOutput)
 	if rerr != nil {
 		env.Log.Warn("could not read runbook output", "err", rerr)
 	}
 	res.Output = output
+	if err != nil {
+		err = fmt.Errorf("%w; %s", err, lastOutput(output))
+	}
 	return res, err
+}
+
+// lastOutput quotes the last lines of a runbook's output for its error, so that a failure says
+// more than "exit status 1".
+func lastOutput(output string) string {
+	text := strings.TrimRight(output, "\n")
+	if strings.TrimSpace(text) == "" {
+		return "it printed nothing"
+	}
+	lines := strings.Split(text, "\n")
+	lines = lines[max(0, len(lines)-errorLines):]
+	for i, l := range lines {
+		if len(l) > errorLineBytes {
+			lines[i] = strings.ToValidUTF8(l[:errorLineBytes], "") + "..."
+		}
+	}
+	return "last output:\n\t" + strings.Join(lines, "\n\t")
 }
 
 // shareWorkDir gives the work directory to the account the servers run as, when pgdrill runs as
@@ -133,25 +194,16 @@ func shareWorkDir(root, work, account string) error {
 	return nil
 }
 
-// run runs the command in a process group of its own and, however it ends, kills whatever of
-// that group is left.
-func (r Runbook) run(ctx context.Context, out *os.File, environ []string) error {
+// run runs the command below a reaper, so that whatever it started is gone when run returns.
+func (r Runbook) run(ctx context.Context, out io.Writer, environ []string) error {
 	timeout := cmp.Or(r.Timeout, DefaultRunbookTimeout)
 	runCtx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	cmd := exec.CommandContext(runCtx, "/bin/sh", "-c", r.Command)
+	cmd := reaper.CommandContext(runCtx, runbookGrace, "/bin/sh", "-c", r.Command)
 	cmd.Dir = r.Dir
 	cmd.Env = environ
-	cmd.Stdout, cmd.Stderr = out, out
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM) }
-	cmd.WaitDelay = runbookGrace
+	cmd.Stdout, cmd.Stderr = out, out // the same writer: one pipe, written in the runbook's order
 	err := cmd.Run()
-	if cmd.Process != nil {
-		// Whatever the runbook left running in its group goes too; the group's id stays taken while
-		// any of it runs, so this cannot reach another process.
-		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-	}
 	switch {
 	case err == nil:
 		return nil
@@ -159,9 +211,67 @@ func (r Runbook) run(ctx context.Context, out *os.File, environ []string) error 
 		return fmt.Errorf("run runbook: %w", ctx.Err())
 	case errors.Is(runCtx.Err(), context.DeadlineExceeded):
 		return fmt.Errorf("run runbook: timed out after %s", timeout)
+	case errors.Is(err, exec.ErrWaitDelay):
+		// It exited 0, but something it started could not be stopped (see its output).
+		return fmt.Errorf("run runbook: a process it started still holds its output: %w", err)
 	default:
 		return fmt.Errorf("run runbook: %w", err)
 	}
+}
+
+// lineWriter writes what it is given to w line by line, each line prefixed. It is written by
+// one goroutine at a time (os/exec's copy, then flush).
+type lineWriter struct {
+	w      io.Writer
+	prefix string
+	buf    []byte // the line begun and not ended yet
+	err    error  // the first write error; later output is dropped
+}
+
+// maxLine bounds a line kept waiting for its end: a runbook printing without newlines (a
+// progress bar, binary data) is streamed in pieces of this size.
+const maxLine = 64 << 10
+
+// Write implements io.Writer. It never fails, so that a broken stream cannot break the runbook
+// (whose output is kept in full anyway); flush reports the first error.
+func (l *lineWriter) Write(p []byte) (int, error) {
+	l.buf = append(l.buf, p...)
+	for {
+		i := bytes.IndexByte(l.buf, '\n')
+		if i < 0 && len(l.buf) < maxLine {
+			return len(p), nil
+		}
+		if i < 0 {
+			i = maxLine - 1
+		}
+		l.emit(l.buf[:i+1])
+		l.buf = l.buf[i+1:]
+	}
+}
+
+// emit writes one line (with its newline, when it has one) after the prefix.
+func (l *lineWriter) emit(line []byte) {
+	if l.err != nil {
+		return
+	}
+	out := append([]byte(l.prefix), line...)
+	if out[len(out)-1] != '\n' {
+		out = append(out, '\n')
+	}
+	_, l.err = l.w.Write(out)
+}
+
+// flush writes the last line when the output did not end with a newline, and reports the first
+// write error.
+func (l *lineWriter) flush() error {
+	if len(l.buf) > 0 {
+		l.emit(l.buf)
+		l.buf = nil
+	}
+	if l.err != nil {
+		return fmt.Errorf("stream runbook output: %w", l.err)
+	}
+	return nil
 }
 
 // tail returns the last n bytes of f, saying how much it left out.

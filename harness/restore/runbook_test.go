@@ -16,7 +16,6 @@ import (
 
 	"github.com/pgdrill/pgdrill/fixtures"
 	"github.com/pgdrill/pgdrill/harness/cluster"
-	"github.com/pgdrill/pgdrill/harness/drilltest"
 	"github.com/pgdrill/pgdrill/harness/incident"
 	"github.com/pgdrill/pgdrill/harness/restore"
 )
@@ -98,12 +97,7 @@ var _ = Describe("runbook", func() {
 	Describe("ending badly", Ordered, func() {
 		var env restore.Env
 		var rec incident.Record
-		BeforeAll(func(ctx context.Context) {
-			c := drilltest.StartCluster(ctx, provider, cluster.Spec{Shards: 1})
-			env = restore.Env{Cluster: c, Log: drilltest.DiscardLogger()}
-			rec = incident.Record{Kind: "test", RunID: c.RunID(), Layout: fixtures.LayoutShared,
-				Affected: []incident.Tenant{{ID: 1001, Shard: 0}}}
-		})
+		BeforeAll(func(ctx context.Context) { env, rec = runbookDrill(ctx) })
 
 		It("reports a non-zero exit with its status, keeping the output", func(ctx context.Context) {
 			res, err := restore.Runbook{Command: "echo to-stdout; echo to-stderr >&2; exit 3"}.Restore(ctx, env, rec)
@@ -114,26 +108,26 @@ var _ = Describe("runbook", func() {
 
 		It("stops a runbook that outlives its timeout, and everything it started", func(ctx context.Context) {
 			r := newHangingRunbook("")
-			r.Timeout = 500 * time.Millisecond
+			r.Timeout = time.Second
 			start := time.Now()
 			_, err := r.Restore(ctx, env, rec)
-			Expect(err).To(MatchError(ContainSubstring("timed out after 500ms")))
+			Expect(err).To(MatchError(ContainSubstring("timed out after 1s")))
 			Expect(time.Since(start)).To(BeNumerically("<", 5*time.Second))
 			r.expectGone()
 		})
 
 		It("kills a runbook that ignores SIGTERM once the grace period is over", func(ctx context.Context) {
 			r := newHangingRunbook("trap '' TERM;")
-			r.Timeout = 300 * time.Millisecond
+			r.Timeout = time.Second
 			_, err := r.Restore(ctx, env, rec)
-			Expect(err).To(MatchError(ContainSubstring("timed out after 300ms")))
+			Expect(err).To(MatchError(ContainSubstring("timed out after 1s")))
 			r.expectGone()
 		})
 
 		It("stops a runbook when the restore is cancelled", func(ctx context.Context) {
 			r := newHangingRunbook("")
 			cctx, cancel := context.WithCancel(ctx)
-			time.AfterFunc(500*time.Millisecond, cancel)
+			time.AfterFunc(time.Second, cancel)
 			_, err := r.Restore(cctx, env, rec)
 			Expect(err).To(MatchError(context.Canceled))
 			r.expectGone()
@@ -148,10 +142,10 @@ var _ = Describe("runbook", func() {
 		})
 
 		It("keeps the end of a long output", func(ctx context.Context) {
-			res, err := restore.Runbook{Command: `head -c 100000 /dev/zero | tr '\0' x; echo; echo END`}.Restore(ctx, env, rec)
+			res, err := restore.Runbook{Command: `head -c 1100000 /dev/zero | tr '\0' x; echo; echo END`}.Restore(ctx, env, rec)
 			Expect(err).NotTo(HaveOccurred())
 			Expect(res.Output).To(HaveSuffix("x\nEND\n"))
-			Expect(res.Output).To(HavePrefix("[pgdrill: the first 34469 bytes of output are left out]\n"))
+			Expect(res.Output).To(HavePrefix("[pgdrill: the first 51429 bytes of output are left out]\n"))
 			Expect(len(res.Output)).To(BeNumerically("<=", restore.MaxOutput+100))
 		})
 

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/onsi/gomega"
 
 	"github.com/pgdrill/pgdrill/fixtures"
 	"github.com/pgdrill/pgdrill/harness/backup"
@@ -166,21 +167,16 @@ func rawRestore(b *testing.B, p *local.Provider, c cluster.Cluster, bk cluster.B
 	}
 	defer func() { _ = pg.Process.Signal(syscall.SIGINT); _ = pg.Wait() }()
 	dsn := fmt.Sprintf("postgres://postgres@127.0.0.1:%d/%s?sslmode=disable", port, cluster.DefaultDatabase)
-	for {
+	gomega.NewWithT(b).Eventually(func() (promoted bool, err error) {
 		conn, err := pgx.Connect(ctx, dsn)
-		if err == nil {
-			var inRecovery bool
-			err = conn.QueryRow(ctx, "SELECT pg_is_in_recovery()").Scan(&inRecovery)
-			conn.Close(ctx)
-			if err == nil && !inRecovery {
-				break
-			}
+		if err != nil {
+			return false, err
 		}
-		if time.Since(start) > 5*time.Minute {
-			b.Fatal("raw replay did not finish")
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+		defer conn.Close(ctx)
+		var inRecovery bool
+		err = conn.QueryRow(ctx, "SELECT pg_is_in_recovery()").Scan(&inRecovery)
+		return !inRecovery, err
+	}).WithTimeout(5*time.Minute).WithPolling(5*time.Millisecond).Should(gomega.BeTrue(), "raw replay finishes and promotes")
 	replayed := time.Since(start)
 
 	start = time.Now()
@@ -244,8 +240,21 @@ func BenchmarkDelayedStandby(b *testing.B) {
 				b.Fatal(err)
 			}
 		}
+		var backlogEnd string
+		if err := conn.QueryRow(ctx, "SELECT pg_current_wal_lsn()::text").Scan(&backlogEnd); err != nil {
+			b.Fatal(err)
+		}
 		conn.Close(ctx)
-		time.Sleep(2 * standbyDelay) // the standby applies the backlog, checkpoint included
+		standbyConn, err := pgx.Connect(ctx, standbys[0].DSN())
+		if err != nil {
+			b.Fatal(err)
+		}
+		gomega.NewWithT(b).Eventually(func() (applied bool, err error) {
+			err = standbyConn.QueryRow(ctx, "SELECT pg_last_wal_replay_lsn() >= $1::pg_lsn", backlogEnd).Scan(&applied)
+			return applied, err
+		}).WithTimeout(5*time.Minute).WithPolling(100*time.Millisecond).Should(gomega.BeTrue(),
+			"the standby applies the backlog, checkpoint included, once its delay has passed")
+		standbyConn.Close(ctx)
 		env := restore.Env{Cluster: c, Protection: prot, Standbys: standbys, Log: drilltest.DiscardLogger()}
 		victims := firstTenants(plan, 10)
 		for i, s := range []restore.Strategy{restore.PITRSidecar{}, restore.DelayedStandby{}} {

@@ -38,7 +38,7 @@ var _ = Describe("soft-delete-undo", func() {
 			// the ledger a hash with the mark in it, which the undo rightly clears, so the ledger
 			// could not predict that row; inserted rows are never marked.
 			writer := d.write(ctx, workload.Config{Rate: 300, Seed: 5, Mix: workload.Mix{Insert: 1}})
-			time.Sleep(300 * time.Millisecond)
+			d.awaitWrites(ctx, before, ofVictims(victims), "the victims inserted rows the incident then marks")
 
 			By("soft-deleting two tenants on each shard")
 			rec, err := incident.SoftDeleteTenants(ctx, d.c, "wrong-id-soft-deletion", victims)
@@ -54,7 +54,7 @@ var _ = Describe("soft-delete-undo", func() {
 				Expect(h.Rows).To(BeNumerically(">", 0))
 				marked += h.Rows
 			}
-			time.Sleep(300 * time.Millisecond) // the victims keep taking writes while marked
+			d.awaitWrites(ctx, d.snapshot(ctx), ofVictims(victims), "the victims keep taking writes while marked")
 
 			By("undoing the incident's marks")
 			res, err := restore.SoftDeleteUndo{}.Restore(ctx, d.env(), rec)

@@ -12,6 +12,7 @@ import (
 	"github.com/pgdrill/pgdrill/harness/drilltest"
 	"github.com/pgdrill/pgdrill/harness/incident"
 	"github.com/pgdrill/pgdrill/harness/restore"
+	"github.com/pgdrill/pgdrill/harness/truth"
 	"github.com/pgdrill/pgdrill/harness/workload"
 )
 
@@ -36,13 +37,14 @@ var _ = Describe("delayed-standby", func() {
 
 			By("writing to every tenant throughout")
 			writer := d.write(ctx, workload.Config{Rate: 300, Seed: 5})
-			time.Sleep(300 * time.Millisecond)
+			victims := d.victims(2)
+			d.awaitWrites(ctx, before, ofVictims(victims), "the victims took writes the standby must bring back")
 
 			By("deleting two tenants on each shard")
-			victims := d.victims(2)
 			rec, err := incident.DeleteTenants(ctx, d.c, "wrong-id-deletion", victims)
 			Expect(err).NotTo(HaveOccurred())
-			time.Sleep(200 * time.Millisecond) // the others keep writing; the standbys hold it all back
+			d.awaitWrites(ctx, d.snapshot(ctx), func(m truth.Mismatch) bool { return !isVictim(victims, m.Tenant) },
+				"the others keep writing after the harm; the standbys hold it all back")
 
 			By("restoring them from the standbys")
 			env := d.env()

@@ -105,10 +105,29 @@ func ProcessGroup(pid int) (int, error) {
 	return strconv.Atoi(f[pgrpField])
 }
 
+// Children returns the pids of pid's children (zombies included, until they are reaped).
+func Children(pid int) []int { return parents()[pid] }
+
 // Descendants returns the pids of every live descendant of pid (children first, then theirs).
 // Postgres backends make themselves session leaders, so a server is signalled as a whole by
 // walking its process tree, not its process group.
 func Descendants(pid int) []int {
+	parents := parents()
+	var out []int
+	queue := []int{pid}
+	for len(queue) > 0 {
+		p := queue[0]
+		queue = queue[1:]
+		for _, c := range parents[p] {
+			out = append(out, c)
+			queue = append(queue, c)
+		}
+	}
+	return out
+}
+
+// parents maps every pid to its children, as /proc shows them now.
+func parents() map[int][]int {
 	parents := map[int][]int{}
 	entries, _ := os.ReadDir("/proc")
 	for _, e := range entries {
@@ -125,15 +144,5 @@ func Descendants(pid int) []int {
 			parents[ppid] = append(parents[ppid], child)
 		}
 	}
-	var out []int
-	queue := []int{pid}
-	for len(queue) > 0 {
-		p := queue[0]
-		queue = queue[1:]
-		for _, c := range parents[p] {
-			out = append(out, c)
-			queue = append(queue, c)
-		}
-	}
-	return out
+	return parents
 }

@@ -9,10 +9,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"sort"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/pgdrill/pgdrill/harness/atomicfile"
@@ -51,6 +53,8 @@ type ServerRecord struct {
 // Store keeps records as one JSON file per run in a directory.
 type Store struct {
 	dir string
+	// untrusted stores sit in a directory another account can write to; see OpenUntrusted.
+	untrusted bool
 }
 
 // DefaultDir is $PGDRILL_STATE_DIR, else $XDG_STATE_HOME/pgdrill, else ~/.local/state/pgdrill,
@@ -76,6 +80,13 @@ func Open(dir string) (*Store, error) {
 	}
 	return &Store{dir: dir}, nil
 }
+
+// OpenUntrusted returns the store in dir, an existing directory that another account may write
+// to: a run directory, owned by the account the servers run as, where a copy of the run's record
+// is kept so that any pgdrill can find the run under the work root. A record names processes
+// that pgdrill will signal, so Load here believes only a record file that this account (or
+// root) wrote and that no one else can change; it refuses any other.
+func OpenUntrusted(dir string) *Store { return &Store{dir: dir, untrusted: true} }
 
 // Dir is the directory the store writes to.
 func (s *Store) Dir() string { return s.dir }
@@ -103,10 +114,26 @@ func (s *Store) Save(r Record) error {
 // Load reads the record of one run.
 func (s *Store) Load(runID string) (Record, error) {
 	var r Record
-	data, err := os.ReadFile(s.path(runID))
+	flags := os.O_RDONLY
+	if s.untrusted {
+		// A link could lend it another file's owner; a FIFO would block the open.
+		flags |= syscall.O_NOFOLLOW | syscall.O_NONBLOCK
+	}
+	f, err := os.OpenFile(s.path(runID), flags, 0)
 	if errors.Is(err, os.ErrNotExist) {
 		return r, fmt.Errorf("load run %s: %w", runID, ErrUnknownRun)
 	}
+	if err != nil {
+		return r, fmt.Errorf("load run %s: %w", runID, err)
+	}
+	defer f.Close()
+	if s.untrusted {
+		// Checked on the open file, so that it cannot be swapped between the check and the read.
+		if err := checkWriter(f); err != nil {
+			return r, fmt.Errorf("load run %s: %w", runID, err)
+		}
+	}
+	data, err := io.ReadAll(f)
 	if err != nil {
 		return r, fmt.Errorf("load run %s: %w", runID, err)
 	}
@@ -114,6 +141,24 @@ func (s *Store) Load(runID string) (Record, error) {
 		return r, fmt.Errorf("decode run %s: %w", runID, err)
 	}
 	return r, nil
+}
+
+// ErrUntrusted is returned by an untrusted store's Load for a record file another account could
+// have written.
+var ErrUntrusted = errors.New("not a regular file only this account or root can write; ignored")
+
+// checkWriter refuses anything but a regular file owned by this account or root that neither
+// its group nor others may write.
+func checkWriter(f *os.File) error {
+	st, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	sys, ok := st.Sys().(*syscall.Stat_t)
+	if !ok || !st.Mode().IsRegular() || sys.Uid != 0 && int(sys.Uid) != os.Geteuid() || st.Mode().Perm()&0o022 != 0 {
+		return fmt.Errorf("%s: %w", f.Name(), ErrUntrusted)
+	}
+	return nil
 }
 
 // List returns every record, oldest first.

@@ -1,8 +1,10 @@
 package runstate_test
 
 import (
+	"os"
 	"os/exec"
 	"path/filepath"
+	"syscall"
 	"time"
 
 	. "github.com/onsi/ginkgo/v2"
@@ -42,6 +44,22 @@ var _ = Describe("process identity", func() {
 			_ = cmd.Wait()
 		})
 		Eventually(func() []int { return runstate.Descendants(cmd.Process.Pid) }).Should(HaveLen(2))
+	})
+
+	It("lists a process's children, not theirs", func() {
+		cmd := exec.Command("sh", "-c", "sh -c 'sleep 30 & wait' & wait")
+		Expect(cmd.Start()).To(Succeed())
+		DeferCleanup(func() {
+			for _, pid := range runstate.Descendants(cmd.Process.Pid) {
+				_ = syscallKill(pid)
+			}
+			_ = cmd.Process.Kill()
+			_ = cmd.Wait()
+		})
+		Eventually(func() []int { return runstate.Descendants(cmd.Process.Pid) }).Should(HaveLen(2))
+		children := runstate.Children(cmd.Process.Pid)
+		Expect(children).To(HaveLen(1))
+		Expect(runstate.Children(children[0])).To(HaveLen(1))
 	})
 })
 
@@ -90,5 +108,54 @@ var _ = Describe("the store", func() {
 		GinkgoT().Setenv("PGDRILL_STATE_DIR", "")
 		GinkgoT().Setenv("XDG_STATE_HOME", "/x/xdg")
 		Expect(runstate.DefaultDir()).To(Equal("/x/xdg/pgdrill"))
+	})
+})
+
+var _ = Describe("a store in a directory another account can write to", func() {
+	var dir string
+	var store *runstate.Store
+	var path string
+	BeforeEach(func() {
+		dir = GinkgoT().TempDir()
+		store = runstate.OpenUntrusted(dir)
+		Expect(store.Save(runstate.Record{RunID: "rcopy", Provider: "local"})).To(Succeed())
+		path = filepath.Join(dir, "rcopy.json")
+		Expect(path).To(BeAnExistingFile())
+	})
+
+	It("believes a record file this account wrote and no one else can change", func() {
+		rec, err := store.Load("rcopy")
+		Expect(err).NotTo(HaveOccurred())
+		Expect(rec.Provider).To(Equal("local"))
+	})
+
+	It("refuses a record file its group or others may write", func() {
+		Expect(os.Chmod(path, 0o620)).To(Succeed())
+		_, err := store.Load("rcopy")
+		Expect(err).To(MatchError(runstate.ErrUntrusted))
+		trusting, err := runstate.Open(dir)
+		Expect(err).NotTo(HaveOccurred())
+		_, err = trusting.Load("rcopy")
+		Expect(err).NotTo(HaveOccurred(), "a store in pgdrill's own state dir does not check")
+	})
+
+	It("refuses a record file another account owns", func() {
+		if os.Geteuid() != 0 {
+			Skip("only root can give a file away")
+		}
+		Expect(os.Chown(path, 65534, 65534)).To(Succeed())
+		_, err := store.Load("rcopy")
+		Expect(err).To(MatchError(runstate.ErrUntrusted))
+	})
+
+	It("refuses a link, which could lend it another file's owner, and a FIFO without blocking", func() {
+		Expect(os.Rename(path, filepath.Join(dir, "elsewhere"))).To(Succeed())
+		Expect(os.Symlink(filepath.Join(dir, "elsewhere"), path)).To(Succeed())
+		_, err := store.Load("rcopy")
+		Expect(err).To(MatchError(syscall.ELOOP))
+		Expect(os.Remove(path)).To(Succeed())
+		Expect(syscall.Mkfifo(path, 0o600)).To(Succeed())
+		_, err = store.Load("rcopy")
+		Expect(err).To(MatchError(runstate.ErrUntrusted))
 	})
 })

@@ -36,6 +36,12 @@ func footprintOf(c cluster.Cluster) footprint {
 	GinkgoHelper()
 	rec, err := provider.Store().Load(c.RunID())
 	Expect(err).NotTo(HaveOccurred())
+	return footprintFrom(rec)
+}
+
+// footprintFrom reads a run's footprint from its record, checking it is real.
+func footprintFrom(rec runstate.Record) footprint {
+	GinkgoHelper()
 	Expect(rec.Dirs).To(HaveLen(1))
 	f := footprint{runDir: rec.Dirs[0]}
 	for _, s := range rec.Servers {

@@ -2,6 +2,7 @@ package local_test
 
 import (
 	"context"
+	"os"
 	"testing"
 
 	. "github.com/onsi/ginkgo/v2"
@@ -10,7 +11,13 @@ import (
 	"github.com/pgdrill/pgdrill/harness/drilltest"
 )
 
-func TestLocal(t *testing.T) { drilltest.RunSpecs(t, "local provider") }
+func TestLocal(t *testing.T) {
+	if os.Getenv(ownClusterEnv) != "" {
+		ownCluster(t) // a pgdrill to kill, for the specs of findruns_test.go
+		return
+	}
+	drilltest.RunSpecs(t, "local provider")
+}
 
 var provider *local.Provider
 

@@ -15,6 +15,7 @@ import (
 
 var _ = Describe("pgBackRest as the backup engine", func() {
 	It("archives with archive-push, backs up with lz4 and restores a sidecar to just before a transaction", func(ctx context.Context) {
+		drilltest.NeedTool("pgbackrest", "apt-get install pgbackrest", "the pgBackRest engine was not tried")
 		c := drilltest.StartCluster(ctx, provider, cluster.Spec{Shards: 2, Engine: cluster.EnginePgBackRest})
 		shard := c.Shards()[1]
 		drilltest.Exec(ctx, shard.DSN(), "CREATE TABLE t (id int)", "INSERT INTO t SELECT generate_series(1, 10)")

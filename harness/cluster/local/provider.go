@@ -4,7 +4,9 @@
 // initdb runs once per Postgres version into a cached template; every server is a copy of it, so
 // a catalog and four shards come up in about half a second. As root, servers run as an
 // unprivileged account (Postgres refuses root). Every process and directory of a run is written
-// to a runstate record before it exists, so a killed run can be reaped by the next pgdrill.
+// to a runstate record before it exists, so a killed run can be reaped by the next pgdrill; a
+// copy of the record kept in the run's own directory lets any pgdrill using the same work root
+// find it, whichever state dir the run's own pgdrill used (FindRuns).
 package local
 
 import (
@@ -136,7 +138,7 @@ func New(ctx context.Context, opts ...Option) (*Provider, error) {
 		return nil, err
 	}
 	p := &Provider{bins: bins, user: user, workRoot: workRoot, store: store, log: cfg.logger}
-	if _, err := ReapOrphans(ctx, store, p.log); err != nil {
+	if _, err := ReapOrphans(ctx, workRoot, store, p.log); err != nil {
 		p.log.Warn("could not reap leftovers of killed runs", "err", err)
 	}
 	return p, nil
@@ -253,7 +255,8 @@ func (c *localCluster) bootFromTemplate(ctx context.Context, s *server, template
 	return nil
 }
 
-// makeDir creates the directory the cluster's new servers go to, marked with its record's id.
+// makeDir creates the directory the cluster's new servers go to, marked with its record's id,
+// and from now on keeps a copy of the record in it (see FindRuns).
 func (c *localCluster) makeDir() error {
 	if err := c.p.user.mkdir(c.dir, 0o700); err != nil {
 		return err
@@ -261,7 +264,10 @@ func (c *localCluster) makeDir() error {
 	if err := os.WriteFile(filepath.Join(c.dir, runMarkerFile), []byte(c.recordID), 0o600); err != nil {
 		return fmt.Errorf("write run marker: %w", err)
 	}
-	return nil
+	c.mu.Lock()
+	c.dirStore = runstate.OpenUntrusted(c.dir)
+	c.mu.Unlock()
+	return c.saveRecord()
 }
 
 // localCluster is a cluster of local servers.
@@ -289,6 +295,8 @@ type localCluster struct {
 	seq      int
 	detached bool
 	info     json.RawMessage
+	// dirStore keeps the copy of the record in the handle's own directory, once that exists.
+	dirStore *runstate.Store
 }
 
 var _ cluster.Cluster = (*localCluster)(nil)
@@ -354,7 +362,8 @@ func (c *localCluster) Detach() error {
 	return c.saveRecord()
 }
 
-// saveRecord writes the run's state record as it is now.
+// saveRecord writes the run's state record as it is now, in the state dir and, once it exists, in
+// the run's own directory.
 func (c *localCluster) saveRecord() error {
 	servers := c.owned()
 	spec, err := json.Marshal(c.spec)
@@ -375,7 +384,14 @@ func (c *localCluster) saveRecord() error {
 	} else {
 		rec.Created = nowUTC()
 	}
-	return c.p.store.Save(rec)
+	if err := c.p.store.Save(rec); err != nil {
+		return err
+	}
+	if c.dirStore == nil {
+		return nil
+	}
+	// Written after the state dir's, which FindRuns prefers: that one is never the older.
+	return c.dirStore.Save(rec)
 }
 
 // Destroy stops every server in parallel and removes the run's directory and record. An attached

@@ -4,8 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
+	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"time"
 
@@ -19,6 +22,10 @@ func nowUTC() time.Time { return time.Now().UTC() }
 // their marker names the run), then the record. Reaping a run whose owner still runs a
 // non-detached cluster is refused: that cluster is in use.
 // It needs no Postgres binaries, so `pgdrill down` works even where they are gone.
+//
+// A run FindRuns found in its directory only has no record in store to remove; the one in the
+// state dir that recorded it, if that still exists, names what is gone by then and is removed
+// by the next ReapOrphans on that state dir.
 func Reap(ctx context.Context, store *runstate.Store, rec runstate.Record) error {
 	if rec.Provider != ProviderName {
 		return fmt.Errorf("reap run %s: made by provider %q, not %q", rec.RunID, rec.Provider, ProviderName)
@@ -53,14 +60,13 @@ func Reap(ctx context.Context, store *runstate.Store, rec runstate.Record) error
 }
 
 // ReapOrphans reaps every local run whose pgdrill process died without tearing down (SIGKILL,
-// OOM, power loss) and that was not detached on purpose. It returns the run ids reaped.
-func ReapOrphans(ctx context.Context, store *runstate.Store, log *slog.Logger) ([]string, error) {
-	recs, err := store.List()
-	if err != nil {
-		return nil, err
-	}
+// OOM, power loss, a `go test` stopped with Ctrl-C) and that was not detached on purpose: those
+// recorded in store and those found in their own directories under workRoot, whichever state dir
+// recorded them (FindRuns). It returns the run ids reaped.
+func ReapOrphans(ctx context.Context, workRoot string, store *runstate.Store, log *slog.Logger) ([]string, error) {
+	recs, findErr := FindRuns(workRoot, store) // what it could read is reaped all the same
+	errs := []error{findErr}
 	var reaped []string
-	var errs []error
 	for _, rec := range recs {
 		if rec.Provider != ProviderName || !rec.Orphaned() {
 			continue
@@ -73,6 +79,82 @@ func ReapOrphans(ctx context.Context, store *runstate.Store, log *slog.Logger) (
 		reaped = append(reaped, rec.RunID)
 	}
 	return reaped, errors.Join(errs...)
+}
+
+// FindRuns returns every run recorded in store and, for `pgdrill down --all`, `pgdrill ls` and
+// ReapOrphans, every local run whose directory is under workRoot though its record went to
+// another state dir: a test suite's temporary one, another --state-dir, a deleted one. Each run
+// directory keeps a copy of its run's record for that.
+//
+// A copy is believed only from a directory marked with its run id, written by this account or
+// root (runstate.OpenUntrusted: the directory belongs to the account the servers run as), naming
+// that directory as its only one and data directories inside it; Reap's own checks (pid, start
+// time and data directory before any signal) apply to it as to any record. Where both exist,
+// store's record is used: it is written first, so it is never the older. Runs are returned oldest
+// first, with whatever could be read even when some copy could not.
+func FindRuns(workRoot string, store *runstate.Store) ([]runstate.Record, error) {
+	recs, err := store.List()
+	if err != nil {
+		return nil, err
+	}
+	root, err := filepath.Abs(workRoot)
+	if err != nil {
+		return recs, fmt.Errorf("find runs under %s: %w", workRoot, err)
+	}
+	entries, err := os.ReadDir(root)
+	if errors.Is(err, fs.ErrNotExist) {
+		return recs, nil
+	}
+	if err != nil {
+		return recs, fmt.Errorf("find runs under %s: %w", root, err)
+	}
+	known := map[string]bool{}
+	for _, r := range recs {
+		known[r.RunID] = true
+	}
+	var errs []error
+	for _, e := range entries {
+		if !e.IsDir() || known[e.Name()] {
+			continue
+		}
+		rec, ok, err := dirRecord(filepath.Join(root, e.Name()))
+		if err != nil {
+			errs = append(errs, err)
+		} else if ok {
+			recs = append(recs, rec)
+		}
+	}
+	slices.SortStableFunc(recs, func(a, b runstate.Record) int { return a.Created.Compare(b.Created) })
+	return recs, errors.Join(errs...)
+}
+
+// dirRecord reads the copy of a run's record kept in its directory. ok is false, with no error,
+// for a directory that is no run's (no marker, or the marker of another run: the template
+// cache, anything else) and for a run directory whose record is not written yet.
+func dirRecord(dir string) (rec runstate.Record, ok bool, err error) {
+	id := filepath.Base(dir)
+	marker, err := os.ReadFile(filepath.Join(dir, runMarkerFile))
+	if err != nil || string(marker) != id {
+		return rec, false, nil
+	}
+	rec, err = runstate.OpenUntrusted(dir).Load(id)
+	if errors.Is(err, runstate.ErrUnknownRun) {
+		return rec, false, nil
+	}
+	if err != nil {
+		return rec, false, fmt.Errorf("read the record in run directory %s: %w", dir, err)
+	}
+	if rec.RunID != id || rec.Provider != ProviderName || !slices.Equal(rec.Dirs, []string{dir}) {
+		return rec, false, fmt.Errorf("read the record in run directory %s: it names run %q of provider %q in %v; ignored",
+			dir, rec.RunID, rec.Provider, rec.Dirs)
+	}
+	for _, s := range rec.Servers {
+		if rel, err := filepath.Rel(dir, s.DataDir); err != nil || !filepath.IsLocal(rel) {
+			return rec, false, fmt.Errorf("read the record in run directory %s: server %s's data directory %s is outside it; ignored",
+				dir, s.Name, s.DataDir)
+		}
+	}
+	return rec, true, nil
 }
 
 var selfOnce = sync.OnceValue(func() int {

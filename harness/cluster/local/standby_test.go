@@ -29,11 +29,7 @@ func xidOf(ctx context.Context, dsn, stmt string) string {
 var _ = Describe("a delayed standby", func() {
 	It("lags by its apply delay, replays exactly to a target, and goes with its cluster", func(ctx context.Context) {
 		const delay = 2 * time.Second
-		c, err := provider.Create(ctx, cluster.Spec{Shards: 1})
-		if c != nil {
-			DeferCleanup(func(ctx context.Context) { Expect(c.Destroy(ctx)).To(Succeed()) })
-		}
-		Expect(err).NotTo(HaveOccurred())
+		c := drilltest.StartCluster(ctx, provider, cluster.Spec{Shards: 1})
 		shard := c.Shards()[0]
 		drilltest.Exec(ctx, shard.DSN(), "CREATE TABLE t (id int)")
 

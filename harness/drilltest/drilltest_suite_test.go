@@ -1,0 +1,5 @@
+package drilltest
+
+import "testing"
+
+func TestDrilltest(t *testing.T) { RunSpecs(t, "drilltest") }
