@@ -343,7 +343,11 @@ var _ = Describe("pgdrill", func() {
 		up := finish("up", "--detach", "--shards", "2", "-o", "json", "--tenants", "12", "--rows", "3000", "--seed", "7")
 		Expect(up).To(gexec.Exit(0))
 		d := describeFrom(up)
-		DeferCleanup(func() { finish("down", d.RunID) }) // a failed assertion below leaves nothing running
+		DeferCleanup(func() { // a failed assertion below leaves nothing running
+			down := exec.Command(binary, "down", d.RunID)
+			down.Env = append(os.Environ(), "PGDRILL_STATE_DIR="+stateDir, "PGDRILL_WORK_ROOT="+workRoot)
+			_ = down.Run() // the spec's own down has removed it when it passed
+		})
 		Expect(d.Shards).To(HaveLen(2))
 		var filled struct {
 			Dataset struct{ Seed, Tenants, Rows int64 }
