@@ -397,4 +397,34 @@ var _ = Describe("pgdrill", func() {
 			expectGone(d) // ...until they are reaped
 		}
 	})
+
+	It("finds and reaps, with down --all, what a killed pgdrill recorded in another state dir", func() {
+		other := GinkgoT().TempDir() // a test suite's own, say, removed with it
+		up := exec.Command(binary, "up", "--shards", "1", "-o", "json", "--tenants", "0")
+		up.Env = append(os.Environ(), "PGDRILL_STATE_DIR="+other, "PGDRILL_WORK_ROOT="+workRoot)
+		s, err := gexec.Start(up, GinkgoWriter, GinkgoWriter)
+		Expect(err).NotTo(HaveOccurred())
+		DeferCleanup(func() { s.Kill().Wait(10 * time.Second) })
+		d := describeFrom(s)
+		s.Kill().Wait(10 * time.Second)
+		Expect(os.RemoveAll(other)).To(Succeed(), "its records are gone with the state dir")
+		expectReachable(d)
+		Expect(finish("ls").Out).To(gbytes.Say(d.RunID + `\s+local\s+orphaned`), "found under the work root")
+		down := finish("down", "--all")
+		Expect(down).To(gexec.Exit(0))
+		Expect(down.Out).To(gbytes.Say("removed " + d.RunID))
+		expectGone(d)
+	})
+
+	It("installs the Debian packages a make target needs, or names the exact apt-get line", func() {
+		script, err := filepath.Abs("../../.ci/deps")
+		Expect(err).NotTo(HaveOccurred())
+		Expect(exec.Command(script, "postgresql-15").Run()).To(Succeed(), "nothing to do when it is installed")
+		cmd := exec.Command(script, "postgresql-15", "pgdrill-no-such-package")
+		cmd.Env = append(os.Environ(), "PGDRILL_NO_INSTALL=1") // as root it would install: only be told
+		out, err := cmd.CombinedOutput()
+		Expect(err).To(HaveOccurred(), "it stops at once: %s", out)
+		Expect(string(out)).To(ContainSubstring("sudo apt-get install -y --no-install-recommends pgdrill-no-such-package\n"),
+			"the missing package only, in a line to paste")
+	})
 })
