@@ -409,7 +409,7 @@ var _ = Describe("pgdrill", func() {
 		s.Kill().Wait(10 * time.Second)
 		Expect(os.RemoveAll(other)).To(Succeed(), "its records are gone with the state dir")
 		expectReachable(d)
-		Expect(finish("ls").Out).To(gbytes.Say(d.RunID + `\s+local\s+orphaned`), "found under the work root")
+		Expect(finish("ls").Out).To(gbytes.Say(d.RunID+`\s+local\s+orphaned`), "found under the work root")
 		down := finish("down", "--all")
 		Expect(down).To(gexec.Exit(0))
 		Expect(down.Out).To(gbytes.Say("removed " + d.RunID))
