@@ -73,6 +73,14 @@ var _ = Describe("the report model", func() {
 			ContainSubstring("verdict PASS with collateral"))))
 	})
 
+	It("refuses a PASS_WITH_CONDITIONS with a missed objective, and takes its bounded collateral", func() {
+		r := failReport()
+		r.Verdict = reports.PassWithConditions
+		err := r.Validate()
+		Expect(err).To(MatchError(ContainSubstring("verdict PASS_WITH_CONDITIONS with objective rto<=15m not passed")))
+		Expect(err).NotTo(MatchError(ContainSubstring("with collateral")), "collateral an objective bounds is a condition")
+	})
+
 	DescribeTable("says the drill in one plain sentence, what leadership reads first",
 		func(build func() *reports.Report, want string) {
 			Expect(build().Headline()).To(Equal(want))

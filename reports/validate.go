@@ -72,12 +72,14 @@ func (r *Report) Validate() error {
 	if r.Measures.RowsRestored > r.Measures.RowsExpected {
 		add("measures: rows_restored %d exceeds rows_expected %d", r.Measures.RowsRestored, r.Measures.RowsExpected)
 	}
-	if r.Verdict == Pass {
+	if r.Verdict.Passed() { // PASS_WITH_CONDITIONS too: its conditions are within every objective
 		for _, o := range r.Objectives {
 			if !o.Passed {
-				add("verdict PASS with objective %s not passed", o.Expression)
+				add("verdict %s with objective %s not passed", r.Verdict, o.Expression)
 			}
 		}
+	}
+	if r.Verdict == Pass {
 		if len(r.Collateral) > 0 {
 			add("verdict PASS with collateral: lost data or harmed bystanders always fail")
 		}
