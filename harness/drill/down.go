@@ -78,7 +78,7 @@ func (h *Host) Down(ctx context.Context, ids []string, all bool) (DownResult, er
 	if err != nil {
 		return res, err
 	}
-	gameDays, gerr := h.gameDaysDir()
+	gameDays := gameDaysIn(store)
 	var errs []error
 	for _, rec := range recs {
 		switch {
@@ -98,10 +98,8 @@ func (h *Host) Down(ctx context.Context, ids []string, all bool) (DownResult, er
 			}
 			res.Removed = append(res.Removed, rec.RunID)
 		}
-		if gerr == nil {
-			if err := os.RemoveAll(filepath.Join(gameDays, rec.RunID)); err != nil { // a game day's files, if any
-				h.log.Warn("could not remove the game day's files", "run_id", rec.RunID, "err", err)
-			}
+		if err := os.RemoveAll(filepath.Join(gameDays, rec.RunID)); err != nil { // a game day's files, if any
+			h.log.Warn("could not remove the game day's files", "run_id", rec.RunID, "err", err)
 		}
 	}
 	return res, exitcode.With(errors.Join(errs...), exitcode.HarnessError)

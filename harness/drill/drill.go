@@ -308,7 +308,7 @@ func (r *run) teardown(ctx context.Context) {
 		return
 	}
 	start := time.Now()
-	tctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	tctx, cancel := context.WithTimeout(ctx, teardownTimeout)
 	defer cancel()
 	e := Event{Name: StepTeardown, Shard: -1, Start: start.Sub(r.start), At: start.UTC()}
 	if err := r.c.Destroy(tctx); err != nil {

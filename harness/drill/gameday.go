@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 	"sync"
 
 	"github.com/pgdrill/pgdrill/harness/cluster"
@@ -80,17 +79,9 @@ func (g *GameDay) Restore(ctx context.Context, name string) (restore.Result, err
 	if r.out.Incident == nil {
 		return restore.Result{}, errNoIncident
 	}
-	info, err := scenarios.LookupStrategy(name)
-	if err == nil && !info.GameDay {
-		err = fmt.Errorf("%s is not a step pgdrill can run on a game day; use one of %s", name,
-			strings.Join(scenarios.StrategiesWhere(func(s scenarios.StrategyInfo) bool { return s.GameDay }), ", "))
-	}
+	s, err := builtinStrategy(name, func(s scenarios.StrategyInfo) bool { return s.GameDay }, "is not a step pgdrill can run on a game day;")
 	if err != nil {
-		return restore.Result{}, exitcode.With(err, exitcode.InvalidInput)
-	}
-	s, err := restore.Lookup(name)
-	if err != nil {
-		return restore.Result{}, exitcode.With(err, exitcode.InvalidInput)
+		return restore.Result{}, err
 	}
 	if err := r.protectedFor(s); err != nil {
 		return restore.Result{}, exitcode.With(err, exitcode.InvalidInput)

@@ -63,6 +63,15 @@ func NewHost(opts HostOptions) *Host {
 // (and reaping leftovers of killed runs) the first time. Its error is the environment's, with
 // the fix in the message.
 func (h *Host) Provider(ctx context.Context) (cluster.Provider, error) {
+	p, err := h.localProvider(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+// localProvider is Provider, as the local provider it is.
+func (h *Host) localProvider(ctx context.Context) (*local.Provider, error) {
 	if h.provider != nil {
 		return h.provider, nil
 	}
@@ -257,26 +266,20 @@ const IncidentFileEnv = restore.IncidentFileEnv
 // restore` does. The strategy must work from the file alone; its sidecars are removed when it
 // ends, and the run's own servers are never stopped.
 func (h *Host) RestoreFromIncidentFile(ctx context.Context, strategy, path string) (res RestoreResult, err error) {
-	info, err := scenarios.LookupStrategy(strategy)
+	s, err := builtinStrategy(strategy, func(s scenarios.StrategyInfo) bool { return s.FromIncidentFile },
+		"needs what only the drill that protected the cluster has (standbys, exports); from an incident file,")
 	if err != nil {
-		return res, exitcode.With(err, exitcode.InvalidInput)
-	}
-	if !info.FromIncidentFile {
-		return res, exitcode.With(fmt.Errorf("%s needs what only the drill that protected the cluster has (standbys, exports); from an incident file, use one of %s",
-			strategy, strings.Join(scenarios.StrategiesWhere(func(s scenarios.StrategyInfo) bool { return s.FromIncidentFile }), ", ")), exitcode.InvalidInput)
-	}
-	s, err := restore.Lookup(strategy)
-	if err != nil {
-		return res, exitcode.With(err, exitcode.InvalidInput)
+		return res, err
 	}
 	f, err := restore.ReadIncidentFile(path)
 	if err != nil {
 		return res, exitcode.With(err, exitcode.InvalidInput)
 	}
-	if _, err := h.Provider(ctx); err != nil {
+	p, err := h.localProvider(ctx)
+	if err != nil {
 		return res, err
 	}
-	c, err := h.provider.Attach(ctx, f.RunID)
+	c, err := p.Attach(ctx, f.RunID)
 	if c != nil {
 		defer func() {
 			if derr := c.Destroy(context.WithoutCancel(ctx)); derr != nil {
@@ -291,14 +294,31 @@ func (h *Host) RestoreFromIncidentFile(ctx context.Context, strategy, path strin
 	return res, exitcode.With(err, exitcode.ObjectivesMissed)
 }
 
+// builtinStrategy returns the built-in strategy named, refusing as invalid input one the registry
+// does not list as usable here: why says why not, ending where the list of those that are follows.
+func builtinStrategy(name string, usable func(scenarios.StrategyInfo) bool, why string) (restore.Strategy, error) {
+	info, err := scenarios.LookupStrategy(name)
+	if err == nil && !usable(info) {
+		err = fmt.Errorf("%s %s use one of %s", name, why, strings.Join(scenarios.StrategiesWhere(usable), ", "))
+	}
+	if err != nil {
+		return nil, exitcode.With(err, exitcode.InvalidInput)
+	}
+	s, err := restore.Lookup(name)
+	return s, exitcode.With(err, exitcode.InvalidInput)
+}
+
 // gameDaysDir holds one directory per running game day, under the state dir.
 func (h *Host) gameDaysDir() (string, error) {
 	store, err := h.store()
 	if err != nil {
 		return "", err
 	}
-	return filepath.Join(store.Dir(), "gamedays"), nil
+	return gameDaysIn(store), nil
 }
+
+// gameDaysIn is the directory of the running game days in store's state dir.
+func gameDaysIn(store *runstate.Store) string { return filepath.Join(store.Dir(), "gamedays") }
 
 // ServeGameDay answers the team's commands (incident, restore, score) for the game day until ctx
 // ends (Ctrl-C, or the SIGTERM `pgdrill down` sends), then removes the game day's directory.

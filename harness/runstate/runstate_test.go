@@ -34,28 +34,12 @@ var _ = Describe("process identity", func() {
 	})
 
 	It("lists a process's descendants", func() {
-		cmd := exec.Command("sh", "-c", "sleep 30 & sleep 30 & wait")
-		Expect(cmd.Start()).To(Succeed())
-		DeferCleanup(func() {
-			for _, pid := range runstate.Descendants(cmd.Process.Pid) {
-				_ = syscallKill(pid)
-			}
-			_ = cmd.Process.Kill()
-			_ = cmd.Wait()
-		})
+		cmd := startTree("sleep 30 & sleep 30 & wait")
 		Eventually(func() []int { return runstate.Descendants(cmd.Process.Pid) }).Should(HaveLen(2))
 	})
 
 	It("lists a process's children, not theirs", func() {
-		cmd := exec.Command("sh", "-c", "sh -c 'sleep 30 & wait' & wait")
-		Expect(cmd.Start()).To(Succeed())
-		DeferCleanup(func() {
-			for _, pid := range runstate.Descendants(cmd.Process.Pid) {
-				_ = syscallKill(pid)
-			}
-			_ = cmd.Process.Kill()
-			_ = cmd.Wait()
-		})
+		cmd := startTree("sh -c 'sleep 30 & wait' & wait")
 		Eventually(func() []int { return runstate.Descendants(cmd.Process.Pid) }).Should(HaveLen(2))
 		children := runstate.Children(cmd.Process.Pid)
 		Expect(children).To(HaveLen(1))
@@ -159,3 +143,18 @@ var _ = Describe("a store in a directory another account can write to", func() {
 		Expect(err).To(MatchError(runstate.ErrUntrusted))
 	})
 })
+
+// startTree starts a shell running script, and kills it and everything below it after the spec.
+func startTree(script string) *exec.Cmd {
+	GinkgoHelper()
+	cmd := exec.Command("sh", "-c", script)
+	Expect(cmd.Start()).To(Succeed())
+	DeferCleanup(func() {
+		for _, pid := range runstate.Descendants(cmd.Process.Pid) {
+			_ = syscallKill(pid)
+		}
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+	})
+	return cmd
+}

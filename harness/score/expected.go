@@ -71,9 +71,17 @@ func (x expectedRows) RowHashes(ctx context.Context, tenant int64, table string)
 type replays struct {
 	f     *Facts
 	conns map[string]*pgx.Conn
+	// marks are the soft deletes the incident's purge should have been, by tenant, read once.
+	marks map[int64]incident.IntendedMark
 }
 
-func newReplays(f *Facts) *replays { return &replays{f: f, conns: map[string]*pgx.Conn{}} }
+func newReplays(f *Facts) *replays {
+	r := &replays{f: f, conns: map[string]*pgx.Conn{}}
+	if f.Incident != nil {
+		r.marks = f.Incident.IntendedMarks()
+	}
+	return r
+}
 
 // conn returns the session on the server at dsn, opening it when needed.
 func (r *replays) conn(ctx context.Context, dsn string) (*pgx.Conn, error) {
@@ -114,7 +122,7 @@ func (r *replays) table(ctx context.Context, tt truth.TenantTable) (truth.Expect
 	if err != nil {
 		return truth.Expected{}, err
 	}
-	mark, marked := r.f.intendedMarks()[tt.Tenant]
+	mark, marked := r.marks[tt.Tenant]
 	var softDelete *incident.IntendedMark
 	if marked && model.SoftDelete != "" {
 		softDelete = &mark

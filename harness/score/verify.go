@@ -96,11 +96,10 @@ func Verify(ctx context.Context, f Facts) (*Findings, error) {
 			updated[e.TenantTable()] = true
 		}
 	}
-	marks := f.intendedMarks()
 	var victims []truth.Mismatch
 	doubts := map[truth.TenantTable]truth.Doubts{}
 	want := expectedRows{replayed: map[truth.TenantTable][]truth.RowHash{}, ledger: victimRows{base: f.Baseline.Rows, entries: f.Ledger}}
-	for _, m := range withMarkedTables(ledger.Check(f.Baseline.Snapshot, after), f.Affected, marks) {
+	for _, m := range withMarkedTables(ledger.Check(f.Baseline.Snapshot, after), f.Affected, r.marks) {
 		if !affected[m.Tenant] {
 			h, err := bystander(ctx, r, f.Source, m.TenantTable)
 			if err != nil {
@@ -110,6 +109,7 @@ func Verify(ctx context.Context, f Facts) (*Findings, error) {
 			continue
 		}
 		victims = append(victims, m)
+		_, marked := r.marks[m.Tenant]
 		switch {
 		case columnHarmOf(f.Incident, m.TenantTable) != nil:
 			// A repaired column's rows hash as the repair left them, not as a rebuild would
@@ -118,7 +118,7 @@ func Verify(ctx context.Context, f Facts) (*Findings, error) {
 			if len(uncertain[m.TenantTable]) > 0 {
 				doubts[m.TenantTable] = unknownStates(uncertain[m.TenantTable])
 			}
-		case len(uncertain[m.TenantTable]) > 0 || updated[m.TenantTable] || marks[m.Tenant] != (incident.IntendedMark{}):
+		case len(uncertain[m.TenantTable]) > 0 || updated[m.TenantTable] || marked:
 			// An acknowledged update of a row the restore left damaged hashed the damaged row
 			// as the server had it, and rows a purge should have marked deleted are hashed
 			// unmarked by the ledger: only a rebuild says what the row must be.
@@ -172,27 +172,22 @@ func Verify(ctx context.Context, f Facts) (*Findings, error) {
 	return out, nil
 }
 
-// intendedMarks are the soft deletes the incident's purge should have been, by tenant.
-func (f *Facts) intendedMarks() map[int64]incident.IntendedMark {
-	if f.Incident == nil {
-		return nil
-	}
-	return f.Incident.IntendedMarks()
-}
-
 // withMarkedTables adds to the ledger's mismatches every table with a soft-delete column of the
 // affected tenants a purge should only have marked deleted: the ledger's fingerprint of such a
 // table is of its rows unmarked, so a restore that brought them back unmarked would match it,
 // and only the rows rebuilt with the mark tell.
 func withMarkedTables(mismatches []truth.Mismatch, affected []fixtures.Tenant, marks map[int64]incident.IntendedMark) []truth.Mismatch {
 	out := slices.Clone(mismatches)
+	listed := map[truth.TenantTable]bool{}
+	for _, m := range mismatches {
+		listed[m.TenantTable] = true
+	}
 	for _, v := range affected {
 		if _, ok := marks[v.ID]; !ok {
 			continue
 		}
 		for _, t := range fixtures.Tables() {
-			tt := truth.TenantTable{Tenant: v.ID, Table: t.Name}
-			if t.SoftDelete != "" && !slices.ContainsFunc(out, func(m truth.Mismatch) bool { return m.TenantTable == tt }) {
+			if tt := (truth.TenantTable{Tenant: v.ID, Table: t.Name}); t.SoftDelete != "" && !listed[tt] {
 				out = append(out, truth.Mismatch{TenantTable: tt})
 			}
 		}
