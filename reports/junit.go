@@ -210,6 +210,9 @@ func junitProperties(r *Report) []junitProperty {
 		{"incident.tenants", strconv.Itoa(len(r.Incident.Affected))},
 		{"incident.harmed_rows", strconv.FormatInt(r.Incident.HarmedRows, 10)},
 	}
+	if r.Dataset.Schema != "" {
+		ps = append(ps, junitProperty{"dataset.schema", r.Dataset.Schema})
+	}
 	m := r.Measures
 	for _, d := range []struct {
 		name string

@@ -100,9 +100,13 @@ func Markdown(r *Report) []byte {
 		}
 		b.WriteString("\n")
 	}
-	w("<sub>run `%s` · scenario `%s` · seed %d · strategy `%s` · %d shards, %s layout · %s, %s · %s</sub>\n",
+	schema := ""
+	if r.Dataset.Schema != "" {
+		schema = " of schema `" + r.Dataset.Schema + "`"
+	}
+	w("<sub>run `%s` · scenario `%s` · seed %d · strategy `%s` · %d shards, %s layout · %s, %s%s · %s</sub>\n",
 		r.RunID, r.Scenario.ID, r.Seed, r.Strategy, r.Cluster.Shards, r.Cluster.Layout,
-		Count(int64(r.Dataset.Tenants), "tenant"), Count(r.Dataset.Rows, "row"), SchemaVersion)
+		Count(int64(r.Dataset.Tenants), "tenant"), Count(r.Dataset.Rows, "row"), schema, SchemaVersion)
 	return []byte(b.String())
 }
 

@@ -100,6 +100,9 @@ type Cluster struct {
 type Dataset struct {
 	Tenants int   `json:"tenants"`
 	Rows    int64 `json:"rows"`
+	// Schema names the schema the tenants' tables have: "builtin" for pgdrill's own world, a
+	// schema file's base name otherwise.
+	Schema string `json:"schema,omitempty"`
 }
 
 // Incident is what the incident harmed, exactly, as the harness recorded it.

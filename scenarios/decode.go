@@ -71,6 +71,9 @@ type pos struct{ line, col int }
 // stopping at the first, and remembering where each field was written.
 type decoder struct {
 	file string
+	// dir is the directory files the scenario names are relative to; empty when the scenario
+	// was not read from disk, and they are not looked for.
+	dir string
 	// set holds where each field path the file sets was written: absent means "apply the
 	// default", and validation problems point at it.
 	set      map[string]pos
@@ -80,8 +83,8 @@ type decoder struct {
 	broken []string
 }
 
-func newDecoder(file string) *decoder {
-	return &decoder{file: file, set: map[string]pos{"": {1, 1}}}
+func newDecoder(file, dir string) *decoder {
+	return &decoder{file: file, dir: dir, set: map[string]pos{"": {1, 1}}}
 }
 
 // report records a problem at a position.

@@ -80,12 +80,16 @@ func applyDefaults(s *Scenario, d *decoder) {
 				}
 			case keyTenants:
 				in.Tenants = 1
-			case keyTable:
-				in.Table = fixtures.TableIssues
-			case keyColumn:
-				in.Column = "summary"
-				if in.Kind == BadMigration {
-					in.Column = "description"
+			case keyTable: // a schema of one's own: the drill picks a real table from its model
+				if sp.Dataset.Schema == "" {
+					in.Table = fixtures.TableIssues
+				}
+			case keyColumn: // likewise a real column
+				if sp.Dataset.Schema == "" {
+					in.Column = "summary"
+					if in.Kind == BadMigration {
+						in.Column = "description"
+					}
 				}
 			case keyMigration:
 				in.Migration = DropColumn

@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"os"
 	"path"
+	"path/filepath"
 	"slices"
 	"strings"
 
@@ -23,10 +24,14 @@ var builtinFiles embed.FS
 var ErrNotFound = errors.New("no such scenario")
 
 // Parse decodes and validates one scenario file's contents. name is the file name problems are
-// reported against. Its error is a *ValidationError listing every problem, in file order.
-func Parse(name string, data []byte) (*Scenario, error) {
+// reported against. Its error is a *ValidationError listing every problem, in file order. Files
+// the scenario names (a schema) are not looked for: Load does that.
+func Parse(name string, data []byte) (*Scenario, error) { return parse(name, data, "") }
+
+// parse is Parse, checking the files the scenario names relative to dir when it is not empty.
+func parse(name string, data []byte, dir string) (*Scenario, error) {
 	s := &Scenario{File: name}
-	d := newDecoder(name)
+	d := newDecoder(name, dir)
 	if d.document(data, s) {
 		applyDefaults(s, d)
 		validate(s, d)
@@ -43,7 +48,7 @@ func Load(file string) (*Scenario, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read scenario: %w", err)
 	}
-	return Parse(file, data)
+	return parse(file, data, filepath.Dir(file))
 }
 
 // Builtin returns the built-in scenarios, sorted by id, freshly decoded (callers may change

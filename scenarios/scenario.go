@@ -3,6 +3,7 @@ package scenarios
 import (
 	"encoding/json"
 	"fmt"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -111,6 +112,35 @@ type Dataset struct {
 	Rows int64 `yaml:"rows" json:"rows"`
 	// Distribution shapes tenant sizes. Default: skewed.
 	Distribution Distribution `yaml:"distribution" json:"distribution"`
+	// Schema is the DDL file of the tenants' tables, relative to the scenario file (what
+	// pg_dump --schema-only prints loads). Default: pgdrill's built-in Jira-like world.
+	Schema string `yaml:"schema,omitempty" json:"schema,omitempty"`
+	// TenantKey is the column that holds the tenant in most tables. Default: tenant_id.
+	TenantKey string `yaml:"tenantKey,omitempty" json:"tenant_key,omitempty"`
+	// TenantKeys maps a table to its own tenant column where it differs from TenantKey (the
+	// tenants table keyed by its own id, say). Default: none.
+	TenantKeys map[string]string `yaml:"tenantKeys,omitempty" json:"tenant_keys,omitempty"`
+	// Columns are value rules for columns the synthetic generator's heuristics cannot guess, by
+	// "table.column". Default: none.
+	Columns map[string]fixtures.ColumnOverride `yaml:"columns,omitempty" json:"columns,omitempty"`
+}
+
+// SchemaPath returns the path of the scenario's schema file as the process can open it
+// (relative to the scenario file's directory), or "" for the built-in world.
+func (d Dataset) SchemaPath(scenarioFile string) string {
+	if d.Schema == "" || filepath.IsAbs(d.Schema) {
+		return d.Schema
+	}
+	return filepath.Join(filepath.Dir(scenarioFile), d.Schema)
+}
+
+// ReadOptions returns how to read the schema's tenancy model, named after its file.
+func (d Dataset) ReadOptions() fixtures.ReadOptions {
+	name := fixtures.BuiltinName
+	if d.Schema != "" {
+		name = fixtures.ModelName(d.Schema)
+	}
+	return fixtures.ReadOptions{Name: name, TenantKey: d.TenantKey, TenantKeys: d.TenantKeys}
 }
 
 // Distribution is how rows are spread over tenants.

@@ -84,7 +84,7 @@ var _ = Describe("decoding and validating", func() {
 			`testdata/malformed.yaml:6:3: metadata.tier: "critcal" is not one of critical, standard, best-effort (did you mean critical?)`,
 			`testdata/malformed.yaml:10:13: spec.cluster.shards: must be a whole number, got the string "four"`,
 			`testdata/malformed.yaml:11:5: spec.cluster.layout: "sharded" is not one of shared, schema, database (did you mean shared?)`,
-			"testdata/malformed.yaml:15:5: spec.dataset.colour: unknown field; fields here: tenants, rows, distribution",
+			"testdata/malformed.yaml:15:5: spec.dataset.colour: unknown field; fields here: tenants, rows, distribution, schema, tenantKey, tenantKeys, columns",
 			"testdata/malformed.yaml:18:5: spec.incident.fraction: must be between 0 and 1 (a share), got 1.5",
 			"testdata/malformed.yaml:19:5: spec.incident.shard: not a parameter of wrong-id-deletion, which takes: fraction",
 			"testdata/malformed.yaml:24:7: spec.objectives[1]: completeness>=120% can never pass: completeness cannot exceed 100%",

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"os"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
@@ -98,13 +100,16 @@ func validateCluster(sp *Spec, d *decoder) {
 	if !tenantsOK {
 		d.invalid("spec.dataset.tenants", "must be between 1 and %d, got %d", fixtures.MaxTenants, ds.Tenants)
 	}
+	// A schema of the scenario's own is known once Postgres has read it: how few rows a tenant
+	// of it can have is checked then, before anything is filled.
 	switch least := int64(ds.Tenants) * fixtures.MinTenantRows; {
 	case ds.Rows > MaxRows:
 		d.invalid("spec.dataset.rows", "must be at most %d, got %d", MaxRows, ds.Rows)
-	case tenantsOK && ds.Rows < least:
+	case tenantsOK && ds.Schema == "" && ds.Rows < least:
 		d.invalid("spec.dataset.rows", "must be at least %d (%d per tenant for %d tenants), got %d",
 			least, fixtures.MinTenantRows, ds.Tenants, ds.Rows)
 	}
+	validateSchema(ds, d)
 	if msg := oneOf(ds.Distribution, Distributions()); msg != "" {
 		d.invalid("spec.dataset.distribution", "%s", msg)
 	} else if ds.Distribution == Uniform {
@@ -181,11 +186,15 @@ func validateIncident(sp *Spec, d *decoder) {
 				d.invalid(path, "must be between 1 and the dataset's %d tenants, got %d", tenants, in.Tenants)
 			}
 		case keyTable:
-			if _, ok := fixtures.LookupTable(in.Table); !ok {
-				d.invalid(path, "%s", oneOf(in.Table, fixtures.TableNames()))
+			if m := builtinModel(sp); m != nil {
+				if _, ok := m.LookupTable(in.Table); !ok {
+					d.invalid(path, "%s", oneOf(in.Table, m.TableNames()))
+				}
 			}
 		case keyColumn:
-			checkColumn(d, path, in.Table, in.Column)
+			if m := builtinModel(sp); m != nil {
+				checkColumn(d, path, m, in.Table, in.Column)
+			}
 		case keyMigration:
 			if msg := oneOf(in.Migration, Migrations()); msg != "" {
 				d.invalid(path, "%s", msg)
@@ -212,10 +221,20 @@ func checkFraction(d *decoder, path string, f, population float64, of string) {
 	}
 }
 
+// builtinModel returns the built-in world's model when the scenario drills it, nil for a schema
+// of its own: incident tables and columns of one are checked against it when Postgres has read
+// it, at the start of the drill.
+func builtinModel(sp *Spec) *fixtures.Model {
+	if sp.Dataset.Schema != "" {
+		return nil
+	}
+	return fixtures.Builtin()
+}
+
 // checkColumn refuses a column the table lacks and primary-key columns, which incidents do not
 // rewrite or drop (the fixtures' keys hold every foreign key together).
-func checkColumn(d *decoder, path, table, column string) {
-	t, ok := fixtures.LookupTable(table)
+func checkColumn(d *decoder, path string, m *fixtures.Model, table, column string) {
+	t, ok := m.LookupTable(table)
 	if !ok {
 		return // reported at the table
 	}
@@ -375,4 +394,55 @@ func validateObjectives(texts []string, d *decoder) objective.Objectives {
 		}
 	}
 	return objs
+}
+
+// validateSchema checks what can be checked of a schema of the scenario's own before Postgres
+// reads it: the file is there (for a scenario read from disk), and the tenancy settings name
+// something.
+func validateSchema(ds *Dataset, d *decoder) {
+	if ds.Schema == "" {
+		for _, f := range []string{"tenantKey", "tenantKeys", "columns"} {
+			if d.has("spec.dataset." + f) {
+				d.invalid("spec.dataset."+f, "applies to a schema of your own; name its DDL file with spec.dataset.schema")
+			}
+		}
+		return
+	}
+	if d.dir != "" {
+		path := ds.Schema
+		if !filepath.IsAbs(path) {
+			path = filepath.Join(d.dir, path)
+		}
+		if info, err := os.Stat(path); err != nil {
+			d.invalid("spec.dataset.schema", "cannot read the schema file: %v", err)
+		} else if info.IsDir() {
+			d.invalid("spec.dataset.schema", "%s is a directory; name the DDL file (pg_dump --schema-only prints one)", path)
+		}
+	}
+	for table, col := range ds.TenantKeys {
+		if strings.TrimSpace(col) == "" {
+			d.invalid("spec.dataset.tenantKeys."+table, "names no column")
+		}
+	}
+	for key, o := range ds.Columns {
+		path := "spec.dataset.columns." + key
+		if table, col, ok := strings.Cut(key, "."); !ok || table == "" || col == "" {
+			d.invalid(path, "must be written table.column")
+		}
+		set := 0
+		for _, given := range []bool{len(o.Values) > 0, o.Faker != "", len(o.Range) > 0, o.Pattern != ""} {
+			if given {
+				set++
+			}
+		}
+		if set > 1 {
+			d.invalid(path, "give one of values, faker, range and pattern, not %d", set)
+		}
+		if len(o.Range) != 0 && len(o.Range) != 2 {
+			d.invalid(path+".range", "must be two values, low and high, got %d", len(o.Range))
+		}
+		if o.NullShare != nil && (*o.NullShare < 0 || *o.NullShare > 1) {
+			d.invalid(path+".nullShare", "must be between 0 and 1, got %g", *o.NullShare)
+		}
+	}
 }

@@ -10,7 +10,6 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"sync"
 	"time"
 
@@ -34,6 +33,8 @@ type Export struct {
 	Dir    string          `json:"-"`
 	RunID  string          `json:"run_id"`
 	Layout fixtures.Layout `json:"layout"`
+	// Model is the tenancy model of the exported tables.
+	Model *fixtures.Model `json:"model"`
 	// Time is when the export's oldest snapshot was taken: the export holds nothing newer.
 	Time time.Time `json:"time"`
 	// Tenants are ordered by id.
@@ -83,10 +84,11 @@ func ExportTenants(ctx context.Context, c cluster.Cluster, tenants []int64, dir 
 	exp := Export{Dir: dir, RunID: c.RunID()}
 	var directory []fixtures.CatalogTenant
 	err := cluster.WithConn(ctx, c.Catalog().DSN(), func(conn *pgx.Conn) error {
-		var err error
-		if exp.Layout, err = fixtures.ReadLayout(ctx, conn); err != nil {
+		d, err := fixtures.ReadDataset(ctx, conn)
+		if err != nil {
 			return err
 		}
+		exp.Layout, exp.Model = d.Layout, d.Model
 		directory, err = fixtures.ReadTenants(ctx, conn)
 		return err
 	})
@@ -123,7 +125,7 @@ func ExportTenants(ctx context.Context, c cluster.Cluster, tenants []int64, dir 
 		if len(byShard[i]) == 0 {
 			continue
 		}
-		wg.Go(func() { results[i], errs[i] = exportShard(ctx, s, exp.Layout, i, byShard[i], dir) })
+		wg.Go(func() { results[i], errs[i] = exportShard(ctx, s, exp, i, byShard[i], dir) })
 	}
 	wg.Wait()
 	if err := errors.Join(errs...); err != nil {
@@ -142,9 +144,9 @@ func ExportTenants(ctx context.Context, c cluster.Cluster, tenants []int64, dir 
 }
 
 // exportShard exports one shard's tenants: in one snapshot, or one per tenant database.
-func exportShard(ctx context.Context, s cluster.Server, layout fixtures.Layout, shard int, ids []int64, dir string) ([]ExportedTenant, error) {
-	if layout != fixtures.LayoutDatabase {
-		out, err := exportSnapshot(ctx, s.DSN(), layout, shard, ids, dir)
+func exportShard(ctx context.Context, s cluster.Server, exp Export, shard int, ids []int64, dir string) ([]ExportedTenant, error) {
+	if exp.Layout != fixtures.LayoutDatabase {
+		out, err := exportSnapshot(ctx, s.DSN(), exp, shard, ids, dir)
 		if err != nil {
 			return nil, fmt.Errorf("export tenants of %s: %w", s.Name(), err)
 		}
@@ -152,7 +154,7 @@ func exportShard(ctx context.Context, s cluster.Server, layout fixtures.Layout, 
 	}
 	var out []ExportedTenant
 	for _, id := range ids {
-		r, err := exportSnapshot(ctx, s.DSNFor(fixtures.TenantContainer(id)), layout, shard, []int64{id}, dir)
+		r, err := exportSnapshot(ctx, s.DSNFor(fixtures.TenantContainer(id)), exp, shard, []int64{id}, dir)
 		if err != nil {
 			return nil, fmt.Errorf("export tenant %d of %s: %w", id, s.Name(), err)
 		}
@@ -163,7 +165,7 @@ func exportShard(ctx context.Context, s cluster.Server, layout fixtures.Layout, 
 
 // exportSnapshot writes the tenants' tables out of one database, in one read-only
 // repeatable-read transaction, one file per tenant and table.
-func exportSnapshot(ctx context.Context, dsn string, layout fixtures.Layout, shard int, ids []int64, dir string) ([]ExportedTenant, error) {
+func exportSnapshot(ctx context.Context, dsn string, exp Export, shard int, ids []int64, dir string) ([]ExportedTenant, error) {
 	var out []ExportedTenant
 	err := cluster.WithConn(ctx, dsn, func(conn *pgx.Conn) error {
 		return pgx.BeginTxFunc(ctx, conn, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly}, func(tx pgx.Tx) error {
@@ -179,12 +181,13 @@ func exportSnapshot(ctx context.Context, dsn string, layout fixtures.Layout, sha
 				if err := os.MkdirAll(filepath.Join(dir, tenantDir), 0o755); err != nil {
 					return fmt.Errorf("create export directory: %w", err)
 				}
-				for _, table := range fixtures.Tables() {
+				for _, table := range exp.Model.TenantTables() {
 					et := ExportedTable{Name: table.Name, File: filepath.Join(tenantDir, table.Name+".copy")}
-					sql := "COPY (SELECT * FROM " + pgx.Identifier{layout.Locate(id).Schema, table.Name}.Sanitize() +
-						" WHERE tenant_id = " + strconv.FormatInt(id, 10) + ") TO STDOUT (FORMAT binary)"
-					var err error
-					if et.Rows, err = copyToFile(ctx, tx.Conn(), sql, filepath.Join(dir, et.File)); err != nil {
+					rows, err := exp.Model.TenantRowsSQL(table, exp.Layout.Locate(id).Schema, id)
+					if err != nil {
+						return err
+					}
+					if et.Rows, err = copyToFile(ctx, tx.Conn(), "COPY ("+rows+") TO STDOUT (FORMAT binary)", filepath.Join(dir, et.File)); err != nil {
 						return fmt.Errorf("export %s of tenant %d: %w", table.Name, id, err)
 					}
 					t.Tables = append(t.Tables, et)

@@ -18,7 +18,7 @@ import (
 var _ = Describe("ExportTenants", func() {
 	It("writes each tenant's tables in foreign-key order, and ReadExports finds only complete exports", func(ctx context.Context) {
 		c := drilltest.StartCluster(ctx, provider, cluster.Spec{Shards: 2})
-		plan, _, err := dataset.Fill(ctx, c, fixtures.PlanSpec{Seed: 7, Tenants: 6, Rows: 2000, Layout: fixtures.LayoutSchema}, fixtures.FillOptions{})
+		plan, _, err := dataset.Fill(ctx, c, dataset.Schema{}, fixtures.PlanSpec{Seed: 7, Tenants: 6, Rows: 2000, Layout: fixtures.LayoutSchema}, fixtures.FillOptions{})
 		Expect(err).NotTo(HaveOccurred())
 		picked := []int64{plan.OnShard(1)[0].ID, plan.OnShard(0)[0].ID}
 		root := GinkgoT().TempDir()
@@ -45,7 +45,7 @@ var _ = Describe("ExportTenants", func() {
 				rows += table.Rows
 				Expect(exp.Path(table)).To(BeARegularFile())
 			}
-			Expect(names).To(Equal(fixtures.TableNames()))
+			Expect(names).To(Equal(fixtures.Builtin().TableNames()))
 			Expect(rows).To(Equal(planned.Rows), "every row of tenant %d", id)
 		}
 		_, ok := exp.Tenant(plan.OnShard(0)[1].ID)

@@ -22,21 +22,20 @@ func Target(c cluster.Cluster) fixtures.Target {
 	return t
 }
 
-// Source is where the truth reads the cluster's tenants.
-func Source(c cluster.Cluster, layout fixtures.Layout) truth.Source {
-	src := truth.Source{Layout: layout, Catalog: c.Catalog().DSN()}
+// Source is where the truth reads the cluster's tenants, whose tables have m's shape.
+func Source(c cluster.Cluster, layout fixtures.Layout, m *fixtures.Model) truth.Source {
+	src := truth.Source{Layout: layout, Model: m, Catalog: c.Catalog().DSN()}
 	for _, s := range c.Shards() {
 		src.Shards = append(src.Shards, s.DSN())
 	}
 	return src
 }
 
-// Fill plans spec for the cluster's shards and loads it.
-func Fill(ctx context.Context, c cluster.Cluster, spec fixtures.PlanSpec, opts fixtures.FillOptions) (*fixtures.Plan, fixtures.FillResult, error) {
-	spec.Shards = len(c.Shards())
-	plan, err := fixtures.NewPlan(spec)
+// Fill plans spec of the schema's shape for the cluster's shards (see Plan) and loads it.
+func Fill(ctx context.Context, c cluster.Cluster, s Schema, spec fixtures.PlanSpec, opts fixtures.FillOptions) (*fixtures.Plan, fixtures.FillResult, error) {
+	plan, err := Plan(ctx, c, s, spec)
 	if err != nil {
-		return nil, fixtures.FillResult{}, fmt.Errorf("plan dataset: %w", err)
+		return nil, fixtures.FillResult{}, err
 	}
 	res, err := fixtures.Fill(ctx, plan, Target(c), opts)
 	if err != nil {

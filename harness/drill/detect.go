@@ -31,18 +31,18 @@ func (r *run) detect(ctx context.Context) error {
 }
 
 // probe checks the steady state every interval — every tenant in the catalog has its data on its
-// shard: sites under the shared layout, its schema or database otherwise — and returns once it
-// does not hold. It notices tenants whose data is gone, not damaged data (scenario validation
+// shard: rows of the model's root table (sites) under the shared layout, its schema or database
+// otherwise — and returns once it does not hold. It notices tenants whose data is gone, not damaged data (scenario validation
 // refuses a probe for those incidents).
 func (r *run) probe(ctx context.Context, interval, timeout time.Duration) error {
 	deadline := time.Now().Add(timeout)
 	for {
-		missing, err := r.tenantsWithoutSites(ctx)
+		missing, err := r.tenantsWithoutRoots(ctx)
 		if err != nil {
 			return err
 		}
 		if missing > 0 {
-			r.log.Info("probe fired", "tenants_without_sites", missing)
+			r.log.Info("probe fired", "tenants_without_rows", missing)
 			return nil
 		}
 		if time.Now().After(deadline) {
@@ -54,8 +54,9 @@ func (r *run) probe(ctx context.Context, interval, timeout time.Duration) error 
 	}
 }
 
-// tenantsWithoutSites counts the catalog's tenants whose shard holds no site of theirs.
-func (r *run) tenantsWithoutSites(ctx context.Context) (int, error) {
+// tenantsWithoutRoots counts the catalog's tenants whose shard holds no row of theirs in the
+// model's root table (the built-in world's sites): a tenant that lost it is down for its users.
+func (r *run) tenantsWithoutRoots(ctx context.Context) (int, error) {
 	var tenants []fixtures.CatalogTenant
 	if err := cluster.WithConn(ctx, r.c.Catalog().DSN(), func(conn *pgx.Conn) error {
 		var err error
@@ -66,10 +67,10 @@ func (r *run) tenantsWithoutSites(ctx context.Context) (int, error) {
 	}
 	have := map[int64]bool{}
 	for i, s := range r.c.Shards() {
-		ids, err := tenantsWithSites(ctx, s.DSN(), r.plan.Spec.Layout, r.plan.OnShard(i))
+		ids, err := tenantsWithRoots(ctx, s.DSN(), r.plan.Spec.Layout, r.plan.Model, r.plan.OnShard(i))
 		var pgErr *pgconn.PgError
 		if err != nil && !errors.As(err, &pgErr) {
-			// The shard does not answer (lost, down): none of its tenants' sites can be reached,
+			// The shard does not answer (lost, down): none of its tenants' rows can be reached,
 			// which is what the probe is there to notice.
 			r.log.Info("probe cannot reach shard", "shard", i, "err", err)
 			continue
@@ -90,21 +91,24 @@ func (r *run) tenantsWithoutSites(ctx context.Context) (int, error) {
 	return missing, nil
 }
 
-// tenantsWithSites lists the tenants on a shard that have at least one site.
-func tenantsWithSites(ctx context.Context, dsn string, layout fixtures.Layout, tenants []fixtures.Tenant) ([]int64, error) {
+// tenantsWithRoots lists the tenants on a shard that have at least one row in the model's root
+// table.
+func tenantsWithRoots(ctx context.Context, dsn string, layout fixtures.Layout, m *fixtures.Model, tenants []fixtures.Tenant) ([]int64, error) {
 	conn, err := pgx.Connect(ctx, dsn)
 	if err != nil {
 		return nil, fmt.Errorf("connect: %w", err)
 	}
 	defer conn.Close(context.WithoutCancel(ctx))
 	if layout == fixtures.LayoutShared {
-		rows, err := conn.Query(ctx, "SELECT DISTINCT tenant_id FROM "+pgx.Identifier{fixtures.SharedSchema, fixtures.TableSites}.Sanitize())
+		root := m.RootTable()
+		rows, err := conn.Query(ctx, "SELECT DISTINCT "+pgx.Identifier{root.Owner.Column}.Sanitize()+"::int8 FROM "+
+			pgx.Identifier{fixtures.SharedSchema, root.Name}.Sanitize())
 		if err != nil {
-			return nil, fmt.Errorf("list tenants with sites: %w", err)
+			return nil, fmt.Errorf("list tenants with rows in %s: %w", root.Name, err)
 		}
 		ids, err := pgx.CollectRows(rows, pgx.RowTo[int64])
 		if err != nil {
-			return nil, fmt.Errorf("list tenants with sites: %w", err)
+			return nil, fmt.Errorf("list tenants with rows in %s: %w", root.Name, err)
 		}
 		return ids, nil
 	}

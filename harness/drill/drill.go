@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
 	"time"
 
 	"github.com/pgdrill/pgdrill/fixtures"
@@ -68,12 +69,14 @@ var errRestore = errors.New("restore failed")
 
 // run is the state of one drill while it runs.
 type run struct {
-	cfg     Config
-	log     *slog.Logger
-	out     *Outcome
-	start   time.Time
-	c       cluster.Cluster
-	plan    *fixtures.Plan
+	cfg   Config
+	log   *slog.Logger
+	out   *Outcome
+	start time.Time
+	c     cluster.Cluster
+	plan  *fixtures.Plan
+	// harmed is the column an incident that harms one column harms (see harmedColumn).
+	harmed  columnTarget
 	prot    backup.Protection
 	src     truth.Source
 	base    score.Baseline
@@ -206,11 +209,27 @@ func (r *run) prepare(ctx context.Context, seed uint64) error {
 		return err
 	}
 	if err := r.step(ctx, StepFill, func() error {
-		var err error
-		r.plan, _, err = dataset.Fill(ctx, r.c, fixtures.PlanSpec{Seed: seed, Tenants: sc.Dataset.Tenants,
-			Rows: sc.Dataset.Rows, Layout: sc.Cluster.Layout}, fixtures.FillOptions{})
-		r.src = dataset.Source(r.c, sc.Cluster.Layout)
-		return err
+		schema, err := scenarioSchema(r.cfg.Scenario)
+		if err != nil {
+			return err
+		}
+		r.plan, err = dataset.Plan(ctx, r.c, schema, fixtures.PlanSpec{Seed: seed, Tenants: sc.Dataset.Tenants,
+			Rows: sc.Dataset.Rows, Layout: sc.Cluster.Layout})
+		if err == nil {
+			r.harmed, err = harmedColumn(sc.Incident, r.plan.Model)
+		}
+		if err != nil {
+			if errors.Is(err, dataset.ErrUnusableSchema) {
+				err = exitcode.With(err, exitcode.InvalidInput)
+			}
+			return err
+		}
+		r.src = dataset.Source(r.c, sc.Cluster.Layout, r.plan.Model)
+		r.out.SchemaName = r.plan.Model.Name
+		if _, err := fixtures.Fill(ctx, r.plan, dataset.Target(r.c), fixtures.FillOptions{}); err != nil {
+			return fmt.Errorf("fill cluster %s: %w", r.c.RunID(), err)
+		}
+		return nil
 	}); err != nil {
 		return err
 	}
@@ -332,4 +351,21 @@ func sleep(ctx context.Context, d time.Duration) error {
 	case <-t.C:
 		return nil
 	}
+}
+
+// scenarioSchema reads the schema file the scenario names (relative to the scenario file), or
+// returns the built-in world's when it names none.
+func scenarioSchema(s *scenarios.Scenario) (dataset.Schema, error) {
+	ds := s.Spec.Dataset
+	out := dataset.Schema{Options: ds.ReadOptions(), Overrides: ds.Columns}
+	path := ds.SchemaPath(s.File)
+	if path == "" {
+		return out, nil
+	}
+	ddl, err := os.ReadFile(path)
+	if err != nil {
+		return out, exitcode.With(fmt.Errorf("read schema of scenario %s: %w", s.Metadata.ID, err), exitcode.InvalidInput)
+	}
+	out.DDL = string(ddl)
+	return out, nil
 }

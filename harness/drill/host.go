@@ -206,7 +206,7 @@ func (s UpSpec) plan() (cluster.Spec, *fixtures.Plan, error) {
 		_, _ = rand.Read(b[:])
 		seed = binary.LittleEndian.Uint64(b[:]) >> 1 // positive as an int64 too, for SQL and JSON readers
 	}
-	plan, err := fixtures.NewPlan(fixtures.PlanSpec{Seed: seed, Tenants: d.Tenants, Rows: d.Rows, Shards: s.Shards, Layout: layout})
+	plan, err := fixtures.NewPlan(fixtures.PlanSpec{Seed: seed, Tenants: d.Tenants, Rows: d.Rows, Shards: s.Shards, Layout: layout}, fixtures.Builtin())
 	return spec, plan, exitcode.With(err, exitcode.InvalidInput)
 }
 

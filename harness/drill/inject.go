@@ -4,8 +4,10 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strings"
 
 	"github.com/pgdrill/pgdrill/fixtures"
+	"github.com/pgdrill/pgdrill/harness/dataset"
 	"github.com/pgdrill/pgdrill/harness/incident"
 	"github.com/pgdrill/pgdrill/scenarios"
 )
@@ -22,13 +24,13 @@ func (r *run) inject(ctx context.Context) error {
 	case scenarios.UpdateWithoutWhere:
 		// A fix meant for one row ran without the rest of its WHERE: every row of the tenants'
 		// table takes the one value.
-		return r.record(incident.OverwriteColumn(ctx, r.c, string(kind), incidentTenants(r.victims), in.Table, in.Column))
+		return r.record(incident.OverwriteColumn(ctx, r.c, string(kind), incidentTenants(r.victims), r.harmed.table, r.harmed.column))
 	case scenarios.BadMigration:
 		// A migration runs on every shard and drops the column, or rewrites it with one value.
 		if in.Migration == scenarios.DropColumn {
-			return r.record(incident.DropColumn(ctx, r.c, string(kind), incidentTenants(r.victims), in.Table, in.Column))
+			return r.record(incident.DropColumn(ctx, r.c, string(kind), incidentTenants(r.victims), r.harmed.table, r.harmed.column))
 		}
-		return r.record(incident.OverwriteColumn(ctx, r.c, string(kind), incidentTenants(r.victims), in.Table, in.Column))
+		return r.record(incident.OverwriteColumn(ctx, r.c, string(kind), incidentTenants(r.victims), r.harmed.table, r.harmed.column))
 	case scenarios.WrongIDDeletion:
 		// A cleanup job handed site ids where it expected app-installation ids (they have the
 		// same shape) hard-deletes those sites' tenants, contact data and all.
@@ -91,4 +93,36 @@ func harmedOnly(targets []fixtures.Tenant, rec incident.Record) []fixtures.Tenan
 	return slices.DeleteFunc(slices.Clone(targets), func(t fixtures.Tenant) bool {
 		return !slices.ContainsFunc(rec.Affected, func(a incident.Tenant) bool { return a.ID == t.ID })
 	})
+}
+
+// columnTarget is the table and column an incident that harms one column harms.
+type columnTarget struct{ table, column string }
+
+// harmedColumn returns the column the scenario's incident harms, checked against the model: the
+// one the scenario names, or, for a schema of one's own that names none, the one the model
+// offers (fixtures.Model.HarmableColumn). Incidents that harm no column get the zero target. A
+// table or column the schema does not have is invalid input, found before anything is filled.
+func harmedColumn(in scenarios.Incident, m *fixtures.Model) (columnTarget, error) {
+	if in.Kind != scenarios.UpdateWithoutWhere && in.Kind != scenarios.BadMigration {
+		return columnTarget{}, nil
+	}
+	drop := in.Kind == scenarios.BadMigration && in.Migration == scenarios.DropColumn
+	if in.Table == "" && in.Column == "" {
+		table, column, ok := m.HarmableColumn(drop)
+		if !ok {
+			return columnTarget{}, fmt.Errorf("%w: spec.incident: schema %s has no data column outside its keys, checks and indexes for %s to harm; name one with spec.incident.table and spec.incident.column",
+				dataset.ErrUnusableSchema, m.Name, in.Kind)
+		}
+		return columnTarget{table, column}, nil
+	}
+	t, ok := m.LookupTable(in.Table)
+	if !ok || !t.Tenant() {
+		return columnTarget{}, fmt.Errorf("%w: spec.incident.table: schema %s has no tenant table %q; its tenant tables: %s",
+			dataset.ErrUnusableSchema, m.Name, in.Table, strings.Join(m.TableNames(), ", "))
+	}
+	if _, ok := t.Column(in.Column); !ok || t.InPrimaryKey(in.Column) {
+		return columnTarget{}, fmt.Errorf("%w: spec.incident.column: %q is not a data column of %s; its columns: %s",
+			dataset.ErrUnusableSchema, in.Column, t.Name, strings.Join(t.ColumnNames(), ", "))
+	}
+	return columnTarget{in.Table, in.Column}, nil
 }

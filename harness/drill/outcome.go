@@ -40,18 +40,24 @@ type BlastRadius struct {
 type Outcome struct {
 	// Scenario is the scenario as drilled: the file's, with the protection an overriding
 	// strategy needed (Notes).
-	Scenario   *scenarios.Scenario `json:"-"`
-	RunID      string              `json:"run_id"`
-	ScenarioID string              `json:"scenario_id"`
-	Strategy   string              `json:"strategy"`
-	Seed       uint64              `json:"seed"`
-	Provider   string              `json:"provider"`
-	Layout     fixtures.Layout     `json:"layout"`
-	Shards     int                 `json:"shards"`
-	Tenants    int                 `json:"tenants"`
-	Rows       int64               `json:"rows"`
-	Started    time.Time           `json:"started"`
-	Finished   time.Time           `json:"finished"`
+	Scenario *scenarios.Scenario `json:"-"`
+	// InvalidInput says the drill stopped because its input could not be drilled (a schema
+	// Postgres refused, a constraint the generator cannot keep): its verdict is ERROR, and the
+	// command's exit code says invalid input.
+	InvalidInput bool            `json:"-"`
+	RunID        string          `json:"run_id"`
+	ScenarioID   string          `json:"scenario_id"`
+	Strategy     string          `json:"strategy"`
+	Seed         uint64          `json:"seed"`
+	Provider     string          `json:"provider"`
+	Layout       fixtures.Layout `json:"layout"`
+	Shards       int             `json:"shards"`
+	Tenants      int             `json:"tenants"`
+	Rows         int64           `json:"rows"`
+	// SchemaName names the schema the tenants' tables have (fixtures.Model.Name), once planned.
+	SchemaName string    `json:"schema_name,omitempty"`
+	Started    time.Time `json:"started"`
+	Finished   time.Time `json:"finished"`
 
 	Events   []Event          `json:"events"`
 	Incident *incident.Record `json:"incident,omitempty"`

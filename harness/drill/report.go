@@ -21,7 +21,7 @@ func Report(o *Outcome) *reports.Report {
 		Scenario: reports.Scenario{ID: sc.Metadata.ID, Title: sc.Metadata.Title, Hypothesis: sc.Spec.Hypothesis,
 			Owner: sc.Metadata.Owner, Tier: string(sc.Metadata.Tier), Tags: sc.Metadata.Tags},
 		Cluster:  reports.Cluster{Shards: o.Shards, Layout: string(o.Layout)},
-		Dataset:  reports.Dataset{Tenants: o.Tenants, Rows: o.Rows},
+		Dataset:  reports.Dataset{Tenants: o.Tenants, Rows: o.Rows, Schema: o.SchemaName},
 		Timeline: []reports.Span{}, Objectives: []reports.ObjectiveResult{}, Tenants: []reports.TenantResult{},
 		Collateral: []reports.Collateral{}, Checks: []reports.Check{}, Schema: []reports.SchemaChange{},
 		Backups: []reports.BackupChain{}, Problems: []reports.Problem{},
@@ -136,6 +136,11 @@ func nextActions(o *Outcome) []string {
 	var out []string
 	switch o.Verdict {
 	case score.Error:
+		if o.InvalidInput {
+			out = append(out, "Fix the scenario as the reason says (`pgdrill schema inspect` explains what pgdrill reads of a schema), then rerun: "+
+				fmt.Sprintf("pgdrill run %s --seed %d", o.ScenarioID, o.Seed))
+			break
+		}
 		out = append(out, "Fix the harness problem above (see `pgdrill doctor`), then rerun with the same seed: "+
 			fmt.Sprintf("pgdrill run %s --seed %d", o.ScenarioID, o.Seed))
 	case score.Aborted:

@@ -265,9 +265,11 @@ func TestSabotageRunbook(t *testing.T) {
 		run(`INSERT INTO comments SELECT * FROM comments WHERE (tenant_id, comment_id) = (SELECT tenant_id, min(comment_id) FROM comments WHERE tenant_id = $1 GROUP BY 1)`, victim.ID)
 	case "lose-bystander-write":
 		loseBystanderWrite(t, ctx, f)
+	case "schema-miss-row", "schema-change-cell", "schema-duplicate-row":
+		schemaSabotage(t, ctx, f, mode)
 	case "unmark":
 		for _, h := range f.Record().Harms {
-			for _, tbl := range fixtures.Tables() {
+			for _, tbl := range fixtures.Builtin().TenantTables() {
 				on(f.Shards[h.Shard].DSN, `UPDATE `+tbl.Name+` SET deleted_at = NULL WHERE tenant_id = ANY($1) AND deleted_at = $2`,
 					h.Tenants, h.IntendedSoftDeleteMark)
 			}

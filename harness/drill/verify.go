@@ -12,6 +12,7 @@ import (
 
 	"github.com/pgdrill/pgdrill/harness/backup"
 	"github.com/pgdrill/pgdrill/harness/cluster"
+	"github.com/pgdrill/pgdrill/harness/exitcode"
 	"github.com/pgdrill/pgdrill/harness/restore"
 	"github.com/pgdrill/pgdrill/harness/score"
 	"github.com/pgdrill/pgdrill/harness/workload"
@@ -98,6 +99,9 @@ func (r *run) finish(ctx context.Context, err error) {
 		end.Interrupted = context.Cause(ctx).Error()
 	case errors.Is(err, errRestore):
 		end.Restore = err
+	case exitcode.Of(err) == exitcode.InvalidInput:
+		end.Input = err
+		o.InvalidInput = true
 	case err != nil:
 		end.Harness = err
 	}

@@ -61,28 +61,29 @@ func DropColumn(ctx context.Context, c cluster.Cluster, kind string, tenants []T
 
 // harmColumn overwrites or drops the column on every shard holding some of the tenants.
 func harmColumn(ctx context.Context, c cluster.Cluster, kind string, tenants []Tenant, table, column string, drop bool) (Record, error) {
-	t, ok := fixtures.LookupTable(table)
-	if !ok {
-		return Record{}, fmt.Errorf("harm column %s.%s: no such table", table, column)
-	}
-	if _, ok := t.Column(column); !ok || slices.Contains(t.PrimaryKey, column) {
-		return Record{}, fmt.Errorf("harm column %s.%s: not a non-key column of the table", table, column)
-	}
 	verb := "overwrite " + table + "." + column
 	if drop {
 		verb = "drop " + table + "." + column
 	}
-	return harmTenants(ctx, c, kind, tenants, verb, func(s cluster.Server, layout fixtures.Layout, ids []int64) ([]Harm, error) {
-		return perDatabase(s, layout, ids, func(dsn string, ids []int64) (Harm, error) {
-			return columnInTransaction(ctx, dsn, c.RunID(), layout, ids, t, column, drop)
+	return harmTenants(ctx, c, kind, tenants, verb, func(s cluster.Server, d fixtures.Dataset, ids []int64) ([]Harm, error) {
+		t, ok := d.Model.LookupTable(table)
+		if !ok || !t.Tenant() {
+			return nil, fmt.Errorf("no tenant table %s in schema %s", table, d.Model.Name)
+		}
+		if _, ok := t.Column(column); !ok || slices.Contains(t.PrimaryKey, column) {
+			return nil, fmt.Errorf("%s is not a non-key column of %s", column, table)
+		}
+		return perDatabase(s, d.Layout, ids, func(dsn string, ids []int64) (Harm, error) {
+			return columnInTransaction(ctx, dsn, c.RunID(), d, ids, t, column, drop)
 		})
 	})
 }
 
 // columnInTransaction harms the column of the tenants kept in one database, in one transaction,
 // noting its xid, WAL positions, the value it wrote and every row's value before.
-func columnInTransaction(ctx context.Context, dsn, runID string, layout fixtures.Layout, ids []int64, t fixtures.Table,
+func columnInTransaction(ctx context.Context, dsn, runID string, d fixtures.Dataset, ids []int64, t fixtures.Table,
 	column string, drop bool) (Harm, error) {
+	layout := d.Layout
 	col := &ColumnHarm{Table: t.Name, Column: column, Dropped: drop, Before: map[string]int64{}}
 	// The tables to harm, with the tenants each holds: one shared table, or one per schema.
 	places := map[string][]int64{}
@@ -93,15 +94,19 @@ func columnInTransaction(ctx context.Context, dsn, runID string, layout fixtures
 	// Before's hashes compare with later sessions': harmInTransaction sets the session up for it.
 	return harmInTransaction(ctx, dsn, runID, Harm{Tenants: ids, Column: col}, func(tx pgx.Tx, h *Harm) error {
 		if !drop {
-			first := pgx.Identifier{layout.Locate(ids[0]).Schema, t.Name}.Sanitize()
-			err := tx.QueryRow(ctx, "SELECT "+pgx.Identifier{column}.Sanitize()+"::text FROM "+first+
-				" WHERE tenant_id = $1 ORDER BY "+fixtures.ColumnList(t.PrimaryKey)+" LIMIT 1", ids[0]).Scan(&col.Value)
+			schema := layout.Locate(ids[0]).Schema
+			cond, err := d.Model.OwnerCondition(t, schema, "o", func(k string) string { return k + " = $1" })
+			if err != nil {
+				return err
+			}
+			err = tx.QueryRow(ctx, "SELECT o."+pgx.Identifier{column}.Sanitize()+"::text FROM "+pgx.Identifier{schema, t.Name}.Sanitize()+
+				" o WHERE "+cond+" ORDER BY "+fixtures.QualifiedColumns("o", t.PrimaryKey)+" LIMIT 1", ids[0]).Scan(&col.Value)
 			if err != nil && !errors.Is(err, pgx.ErrNoRows) {
 				return fmt.Errorf("read the value to write: %w", err)
 			}
 		}
 		for _, schema := range slices.Sorted(maps.Keys(places)) {
-			n, err := harmColumnIn(ctx, tx, pgx.Identifier{schema, t.Name}.Sanitize(), places[schema], t, col)
+			n, err := harmColumnIn(ctx, tx, d.Model, schema, places[schema], t, col)
 			if err != nil {
 				return err
 			}
@@ -113,7 +118,12 @@ func columnInTransaction(ctx context.Context, dsn, runID string, layout fixtures
 
 // harmColumnIn overwrites or drops the column of one table for the tenants ids, adding each row's
 // old value's hash to col.Before, and returns the number of rows harmed.
-func harmColumnIn(ctx context.Context, tx pgx.Tx, table string, ids []int64, t fixtures.Table, col *ColumnHarm) (int64, error) {
+func harmColumnIn(ctx context.Context, tx pgx.Tx, m *fixtures.Model, schema string, ids []int64, t fixtures.Table, col *ColumnHarm) (int64, error) {
+	table := pgx.Identifier{schema, t.Name}.Sanitize()
+	owned, err := m.OwnerCondition(t, schema, "o", func(k string) string { return k + " = ANY ($1)" })
+	if err != nil {
+		return 0, err
+	}
 	key := "concat_ws(','"
 	for _, k := range t.PrimaryKey {
 		key += ", o." + pgx.Identifier{k}.Sanitize()
@@ -128,12 +138,12 @@ func harmColumnIn(ctx context.Context, tx pgx.Tx, table string, ids []int64, t f
 		if _, err := tx.Exec(ctx, "LOCK TABLE "+table+" IN ACCESS EXCLUSIVE MODE"); err != nil {
 			return 0, fmt.Errorf("lock %s: %w", table, err)
 		}
-		query = "SELECT " + key + ", " + ColumnHashSQL("o", col.Column) + " FROM " + table + " o WHERE o.tenant_id = ANY($1)"
+		query = "SELECT " + key + ", " + ColumnHashSQL("o", col.Column) + " FROM " + table + " o WHERE " + owned
 	} else {
 		// The old values are read in the same statement, locked, before the update.
-		join := "(t." + strings.Join(t.PrimaryKey, ", t.") + ") = (o." + strings.Join(t.PrimaryKey, ", o.") + ")"
+		join := "(" + fixtures.QualifiedColumns("t", t.PrimaryKey) + ") = (" + fixtures.QualifiedColumns("o", t.PrimaryKey) + ")"
 		query = "WITH o AS (SELECT *, " + ColumnHashSQL("o", col.Column) + " AS pgdrill_h FROM " + table +
-			" o WHERE o.tenant_id = ANY($1) FOR UPDATE) UPDATE " + table + " AS t SET " + name + " = $2::" + typ +
+			" o WHERE " + owned + " FOR UPDATE OF o) UPDATE " + table + " AS t SET " + name + " = $2::" + typ +
 			" FROM o WHERE " + join + " RETURNING " + key + ", o.pgdrill_h"
 		args = append(args, col.Value)
 	}

@@ -22,11 +22,11 @@ import (
 // transaction. Under the schema layout it drops the tenants' schemas; under the database layout
 // their databases. Every database is checked for the run's marker before anything is deleted.
 func DeleteTenants(ctx context.Context, c cluster.Cluster, kind string, tenants []Tenant) (Record, error) {
-	return harmTenants(ctx, c, kind, tenants, "delete", func(s cluster.Server, layout fixtures.Layout, ids []int64) ([]Harm, error) {
-		if layout == fixtures.LayoutDatabase {
-			return dropDatabases(ctx, s, c.RunID(), ids)
+	return harmTenants(ctx, c, kind, tenants, "delete", func(s cluster.Server, d fixtures.Dataset, ids []int64) ([]Harm, error) {
+		if d.Layout == fixtures.LayoutDatabase {
+			return dropDatabases(ctx, s, c.RunID(), d.Model, ids)
 		}
-		h, err := deleteInTransaction(ctx, s.DSN(), c.RunID(), layout, ids)
+		h, err := deleteInTransaction(ctx, s.DSN(), c.RunID(), d, ids)
 		return []Harm{h}, err
 	})
 }
@@ -42,16 +42,16 @@ func PurgeTenants(ctx context.Context, c cluster.Cluster, kind string, tenants [
 	return rec, err
 }
 
-// harmTenants records an incident of the given tenants: it reads the layout from the catalog,
+// harmTenants records an incident of the given tenants: it reads the dataset from the catalog,
 // checks every tenant's shard exists, then runs harm on every shard holding some of them, in
 // shard order, and collects the harms it reports. verb names what harm does, for errors.
 func harmTenants(ctx context.Context, c cluster.Cluster, kind string, tenants []Tenant, verb string,
-	harm func(s cluster.Server, layout fixtures.Layout, ids []int64) ([]Harm, error)) (Record, error) {
-	layout, err := readLayout(ctx, c)
+	harm func(s cluster.Server, d fixtures.Dataset, ids []int64) ([]Harm, error)) (Record, error) {
+	d, err := readDataset(ctx, c)
 	if err != nil {
 		return Record{}, err
 	}
-	rec := Record{Kind: kind, RunID: c.RunID(), Layout: layout, Affected: slices.Clone(tenants)}
+	rec := Record{Kind: kind, RunID: c.RunID(), Layout: d.Layout, Model: d.Model, Affected: slices.Clone(tenants)}
 	slices.SortFunc(rec.Affected, func(a, b Tenant) int { return cmp.Compare(a.ID, b.ID) })
 	shards := c.Shards()
 	for _, t := range rec.Affected {
@@ -67,7 +67,7 @@ func harmTenants(ctx context.Context, c cluster.Cluster, kind string, tenants []
 		if len(ids) == 0 {
 			continue
 		}
-		harms, err := harm(s, layout, ids)
+		harms, err := harm(s, d, ids)
 		if err != nil {
 			return rec, fmt.Errorf("%s tenants on %s: %w", verb, s.Name(), err)
 		}
@@ -79,67 +79,104 @@ func harmTenants(ctx context.Context, c cluster.Cluster, kind string, tenants []
 	return rec, nil
 }
 
-// readLayout asks the catalog how tenants are stored.
-func readLayout(ctx context.Context, c cluster.Cluster) (fixtures.Layout, error) {
-	var layout fixtures.Layout
+// readDataset asks the catalog how tenants are stored and what their tables are.
+func readDataset(ctx context.Context, c cluster.Cluster) (fixtures.Dataset, error) {
+	var d fixtures.Dataset
 	err := cluster.WithConn(ctx, c.Catalog().DSN(), func(conn *pgx.Conn) error {
 		var err error
-		layout, err = fixtures.ReadLayout(ctx, conn)
+		d, err = fixtures.ReadDataset(ctx, conn)
 		return err
 	})
 	if err != nil {
-		return layout, fmt.Errorf("read layout from catalog: %w", err)
+		return d, fmt.Errorf("read dataset from catalog: %w", err)
 	}
-	return layout, nil
+	return d, nil
 }
 
 // deleteInTransaction deletes the tenants' rows children first (shared layout) or drops their
 // schemas (schema layout) in one transaction, noting its xid and WAL positions.
-func deleteInTransaction(ctx context.Context, dsn, runID string, layout fixtures.Layout, ids []int64) (Harm, error) {
+func deleteInTransaction(ctx context.Context, dsn, runID string, d fixtures.Dataset, ids []int64) (Harm, error) {
 	return harmInTransaction(ctx, dsn, runID, Harm{Tenants: ids}, func(tx pgx.Tx, h *Harm) error {
-		tables := fixtures.Tables()
-		if layout == fixtures.LayoutShared {
-			if err := lockParents(ctx, tx, ids); err != nil {
-				return err
-			}
+		if d.Layout == fixtures.LayoutSchema {
+			return dropSchemas(ctx, tx, d.Model, ids, h)
 		}
-		for i := len(tables) - 1; i >= 0; i-- { // children first
-			if layout == fixtures.LayoutSchema {
-				break
-			}
-			tag, err := tx.Exec(ctx, "DELETE FROM "+pgx.Identifier{fixtures.SharedSchema, tables[i].Name}.Sanitize()+
-				" WHERE tenant_id = ANY($1)", ids)
-			if err != nil {
-				return fmt.Errorf("delete from %s: %w", tables[i].Name, err)
-			}
-			h.Rows += tag.RowsAffected()
-		}
-		if layout != fixtures.LayoutSchema {
-			return nil
-		}
-		for _, id := range ids {
-			schema := fixtures.TenantContainer(id)
-			// Lock the tables children first, as a writer's insert does (its table, then the
-			// parents its foreign keys check): DROP SCHEMA's own order would deadlock with it.
-			tables := fixtures.Tables()
-			names := make([]string, len(tables))
-			for i, t := range tables {
-				names[len(tables)-1-i] = pgx.Identifier{schema, t.Name}.Sanitize()
-			}
-			if _, err := tx.Exec(ctx, "LOCK TABLE "+strings.Join(names, ", ")+" IN ACCESS EXCLUSIVE MODE"); err != nil {
-				return fmt.Errorf("lock schema %s: %w", schema, err)
-			}
-			n, err := countRows(ctx, tx, schema)
-			if err != nil {
-				return err
-			}
-			h.Rows += n
-			if _, err := tx.Exec(ctx, "DROP SCHEMA "+pgx.Identifier{schema}.Sanitize()+" CASCADE"); err != nil {
-				return fmt.Errorf("drop schema %s: %w", schema, err)
-			}
-		}
-		return nil
+		n, err := deleteOwned(ctx, tx, d.Model, fixtures.SharedSchema, ids)
+		h.Rows += n
+		return err
 	})
+}
+
+// deleteOwned deletes the tenants' rows of every tenant table in schema, children first along the
+// model's foreign keys, in the transaction tx: the parents are locked first, the keys that break a
+// cycle are deferred (or, where they cannot be, set NULL in the rows to delete), and a table owned
+// through foreign keys loses the rows its path leads to the tenants from.
+func deleteOwned(ctx context.Context, tx pgx.Tx, m *fixtures.Model, schema string, ids []int64) (int64, error) {
+	if err := lockParents(ctx, tx, m, schema, ids); err != nil {
+		return 0, err
+	}
+	if _, err := tx.Exec(ctx, "SET CONSTRAINTS ALL DEFERRED"); err != nil {
+		return 0, fmt.Errorf("defer constraints: %w", err)
+	}
+	anyTenant := func(k string) string { return k + " = ANY ($1)" }
+	tables := m.TenantTables()
+	for _, t := range tables {
+		for _, fk := range t.ForeignKeys {
+			if !fk.Deferred || fk.Deferrable {
+				continue
+			}
+			cond, err := m.OwnerCondition(t, schema, "t", anyTenant)
+			if err != nil {
+				return 0, err
+			}
+			var set []string
+			for _, c := range fk.NullableColumns(t) {
+				set = append(set, pgx.Identifier{c}.Sanitize()+" = NULL")
+			}
+			if _, err := tx.Exec(ctx, "UPDATE "+pgx.Identifier{schema, t.Name}.Sanitize()+" t SET "+strings.Join(set, ", ")+
+				" WHERE "+cond, ids); err != nil {
+				return 0, fmt.Errorf("unlink %s from its cycle: %w", t.Name, err)
+			}
+		}
+	}
+	var rows int64
+	for i := len(tables) - 1; i >= 0; i-- { // children first
+		cond, err := m.OwnerCondition(tables[i], schema, "t", anyTenant)
+		if err != nil {
+			return rows, err
+		}
+		tag, err := tx.Exec(ctx, "DELETE FROM "+pgx.Identifier{schema, tables[i].Name}.Sanitize()+" t WHERE "+cond, ids)
+		if err != nil {
+			return rows, fmt.Errorf("delete from %s: %w", tables[i].Name, err)
+		}
+		rows += tag.RowsAffected()
+	}
+	return rows, nil
+}
+
+// dropSchemas drops the tenants' schemas (schema layout) in the transaction tx.
+func dropSchemas(ctx context.Context, tx pgx.Tx, m *fixtures.Model, ids []int64, h *Harm) error {
+	for _, id := range ids {
+		schema := fixtures.TenantContainer(id)
+		// Lock the tables children first, as a writer's insert does (its table, then the
+		// parents its foreign keys check): DROP SCHEMA's own order would deadlock with it.
+		tables := m.TenantTables()
+		names := make([]string, len(tables))
+		for i, t := range tables {
+			names[len(tables)-1-i] = pgx.Identifier{schema, t.Name}.Sanitize()
+		}
+		if _, err := tx.Exec(ctx, "LOCK TABLE "+strings.Join(names, ", ")+" IN ACCESS EXCLUSIVE MODE"); err != nil {
+			return fmt.Errorf("lock schema %s: %w", schema, err)
+		}
+		n, err := countRows(ctx, tx, m, schema)
+		if err != nil {
+			return err
+		}
+		h.Rows += n
+		if _, err := tx.Exec(ctx, "DROP SCHEMA "+pgx.Identifier{schema}.Sanitize()+" CASCADE"); err != nil {
+			return fmt.Errorf("drop schema %s: %w", schema, err)
+		}
+	}
+	return nil
 }
 
 // harmInTransaction checks the database at dsn for runID's marker, then runs do in one
@@ -208,24 +245,21 @@ func perDatabase(s cluster.Server, layout fixtures.Layout, ids []int64,
 	return harms, nil
 }
 
-// lockParents locks the tenants' rows of every table another table references, parents first.
-// A concurrent insert of a child row takes a key-share lock on its parent for its foreign-key
-// check; once the parents are locked it waits for the deletion and then fails, instead of
-// committing between the delete of the children and the delete of its parent (which would then
-// violate the foreign key and abort the whole deletion).
-func lockParents(ctx context.Context, tx pgx.Tx, ids []int64) error {
-	referenced := map[string]bool{}
-	for _, t := range fixtures.Tables() {
-		for _, fk := range t.ForeignKeys {
-			referenced[fk.RefTable] = true
-		}
-	}
-	for _, t := range fixtures.Tables() {
-		if !referenced[t.Name] {
+// lockParents locks the tenants' rows of every tenant table another table references, parents
+// first. A concurrent insert of a child row takes a key-share lock on its parent for its
+// foreign-key check; once the parents are locked it waits for the deletion and then fails,
+// instead of committing between the delete of the children and the delete of its parent (which
+// would then violate the foreign key and abort the whole deletion).
+func lockParents(ctx context.Context, tx pgx.Tx, m *fixtures.Model, schema string, ids []int64) error {
+	for _, t := range m.TenantTables() {
+		if !m.Referenced(t.Name) {
 			continue
 		}
-		if _, err := tx.Exec(ctx, "SELECT FROM "+pgx.Identifier{fixtures.SharedSchema, t.Name}.Sanitize()+
-			" WHERE tenant_id = ANY($1) FOR UPDATE", ids); err != nil {
+		cond, err := m.OwnerCondition(t, schema, "t", func(k string) string { return k + " = ANY ($1)" })
+		if err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, "SELECT FROM "+pgx.Identifier{schema, t.Name}.Sanitize()+" t WHERE "+cond+" FOR UPDATE OF t", ids); err != nil {
 			return fmt.Errorf("lock %s: %w", t.Name, err)
 		}
 	}
@@ -237,7 +271,7 @@ func lockParents(ctx context.Context, tx pgx.Tx, ids []int64) error {
 // so its id cannot be asked for beforehand, and it damages the database before it commits — it
 // first marks pg_database's row invalid in place, then removes the files — so the restore target
 // is the start of the first of those records, not the transaction.
-func dropDatabases(ctx context.Context, s cluster.Server, runID string, ids []int64) ([]Harm, error) {
+func dropDatabases(ctx context.Context, s cluster.Server, runID string, m *fixtures.Model, ids []int64) ([]Harm, error) {
 	conn, err := pgx.Connect(ctx, s.DSN())
 	if err != nil {
 		return nil, fmt.Errorf("connect: %w", err)
@@ -254,7 +288,7 @@ func dropDatabases(ctx context.Context, s cluster.Server, runID string, ids []in
 	for _, id := range ids {
 		name := fixtures.TenantContainer(id)
 		h := Harm{Tenants: []int64{id}}
-		if h.Rows, err = inspectTenantDatabase(ctx, s.DSNFor(name), runID); err != nil {
+		if h.Rows, err = inspectTenantDatabase(ctx, s.DSNFor(name), runID, m); err != nil {
 			return harms, err
 		}
 		if err := conn.QueryRow(ctx, `SELECT pg_current_wal_insert_lsn()::text`).Scan(&h.LSN); err != nil {
@@ -288,7 +322,7 @@ func dropDatabases(ctx context.Context, s cluster.Server, runID string, ids []in
 const pgDatabaseRelfilenode int32 = 1262
 
 // inspectTenantDatabase checks a tenant database's marker and counts its rows.
-func inspectTenantDatabase(ctx context.Context, dsn, runID string) (int64, error) {
+func inspectTenantDatabase(ctx context.Context, dsn, runID string, m *fixtures.Model) (int64, error) {
 	conn, err := pgx.Connect(ctx, dsn)
 	if err != nil {
 		return 0, fmt.Errorf("connect: %w", err)
@@ -297,15 +331,15 @@ func inspectTenantDatabase(ctx context.Context, dsn, runID string) (int64, error
 	if err := cluster.RequireMarker(ctx, conn, runID); err != nil {
 		return 0, err
 	}
-	return countRows(ctx, conn, fixtures.SharedSchema)
+	return countRows(ctx, conn, m, fixtures.SharedSchema)
 }
 
 // countRows counts the rows of every tenant table in schema.
 func countRows(ctx context.Context, q interface {
 	QueryRow(context.Context, string, ...any) pgx.Row
-}, schema string) (int64, error) {
+}, m *fixtures.Model, schema string) (int64, error) {
 	var total int64
-	for _, t := range fixtures.Tables() {
+	for _, t := range m.TenantTables() {
 		var n int64
 		if err := q.QueryRow(ctx, "SELECT count(*) FROM "+pgx.Identifier{schema, t.Name}.Sanitize()).Scan(&n); err != nil {
 			return 0, fmt.Errorf("count %s.%s: %w", schema, t.Name, err)

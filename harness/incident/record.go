@@ -18,6 +18,9 @@ type Record struct {
 	Kind   string          `json:"kind"`
 	RunID  string          `json:"run_id"`
 	Layout fixtures.Layout `json:"layout"`
+	// Model is the tenancy model of the harmed tables, as the catalog records it: what a
+	// restore copies, in which order, and how it finds a tenant's rows.
+	Model *fixtures.Model `json:"model"`
 	// Affected are the tenants whose data was harmed, ordered by id.
 	Affected []Tenant `json:"affected"`
 	// Harms are the harmful transactions, ordered by shard and, within a shard, by WAL position.

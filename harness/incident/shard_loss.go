@@ -23,10 +23,10 @@ func LoseShard(ctx context.Context, c cluster.Cluster, kind string, shard int) (
 		return Record{}, fmt.Errorf("lose shard %d: it does not exist (the cluster has %d)", shard, len(shards))
 	}
 	var tenants []fixtures.CatalogTenant
-	var layout fixtures.Layout
+	var d fixtures.Dataset
 	if err := cluster.WithConn(ctx, c.Catalog().DSN(), func(conn *pgx.Conn) error {
 		var err error
-		if layout, err = fixtures.ReadLayout(ctx, conn); err != nil {
+		if d, err = fixtures.ReadDataset(ctx, conn); err != nil {
 			return err
 		}
 		tenants, err = fixtures.ReadTenants(ctx, conn)
@@ -34,7 +34,7 @@ func LoseShard(ctx context.Context, c cluster.Cluster, kind string, shard int) (
 	}); err != nil {
 		return Record{}, fmt.Errorf("lose shard %d: read catalog: %w", shard, err)
 	}
-	rec := Record{Kind: kind, RunID: c.RunID(), Layout: layout}
+	rec := Record{Kind: kind, RunID: c.RunID(), Layout: d.Layout, Model: d.Model}
 	h := Harm{Shard: shard, ServerLost: true}
 	for _, t := range tenants {
 		if t.Shard == shard {
@@ -43,7 +43,7 @@ func LoseShard(ctx context.Context, c cluster.Cluster, kind string, shard int) (
 		}
 	}
 	s := shards[shard]
-	if err := noteLoss(ctx, s, c.RunID(), layout, h.Tenants, &h); err != nil {
+	if err := noteLoss(ctx, s, c.RunID(), d, h.Tenants, &h); err != nil {
 		return rec, fmt.Errorf("lose shard %d: %w", shard, err)
 	}
 	if err := s.Lose(ctx); err != nil {
@@ -58,7 +58,8 @@ func LoseShard(ctx context.Context, c cluster.Cluster, kind string, shard int) (
 // noteLoss checks the shard's marker and notes, just before the loss, its WAL insert position
 // (LSN and CommitLSN alike: nothing commits the loss), the last WAL segment it archived and how
 // many rows its tenants hold (approximate: writers keep writing until the loss).
-func noteLoss(ctx context.Context, s cluster.Server, runID string, layout fixtures.Layout, ids []int64, h *Harm) error {
+func noteLoss(ctx context.Context, s cluster.Server, runID string, d fixtures.Dataset, ids []int64, h *Harm) error {
+	layout := d.Layout
 	conn, err := pgx.Connect(ctx, s.DSN())
 	if err != nil {
 		return fmt.Errorf("connect: %w", err)
@@ -73,16 +74,16 @@ func noteLoss(ctx context.Context, s cluster.Server, runID string, layout fixtur
 	}
 	h.CommitLSN = h.LSN
 	if layout == fixtures.LayoutShared {
-		h.Rows, err = countRows(ctx, conn, fixtures.SharedSchema)
+		h.Rows, err = countRows(ctx, conn, d.Model, fixtures.SharedSchema)
 		return err
 	}
 	for _, id := range ids {
 		loc := layout.Locate(id)
 		var n int64
 		if layout == fixtures.LayoutSchema {
-			n, err = countRows(ctx, conn, loc.Schema)
+			n, err = countRows(ctx, conn, d.Model, loc.Schema)
 		} else {
-			n, err = inspectTenantDatabase(ctx, s.DSNFor(loc.Database), runID)
+			n, err = inspectTenantDatabase(ctx, s.DSNFor(loc.Database), runID, d.Model)
 		}
 		if err != nil {
 			return err

@@ -20,14 +20,14 @@ var _ = Describe("SoftDeleteTenants", func() {
 	DescribeTable("marks every live row of the tenants, records the mark, and touches nothing else",
 		func(ctx context.Context, layout fixtures.Layout) {
 			c := drilltest.StartCluster(ctx, provider, cluster.Spec{Shards: 2})
-			plan, _, err := dataset.Fill(ctx, c, fixtures.PlanSpec{Seed: 3, Tenants: 8, Rows: 3000, Layout: layout}, fixtures.FillOptions{})
+			plan, _, err := dataset.Fill(ctx, c, dataset.Schema{}, fixtures.PlanSpec{Seed: 3, Tenants: 8, Rows: 3000, Layout: layout}, fixtures.FillOptions{})
 			Expect(err).NotTo(HaveOccurred())
 			var victims []incident.Tenant
 			for shard := range 2 {
 				t := plan.OnShard(shard)[0]
 				victims = append(victims, incident.Tenant{ID: t.ID, Shard: t.Shard})
 			}
-			src := dataset.Source(c, layout)
+			src := dataset.Source(c, layout, fixtures.Builtin())
 			before, err := truth.Take(ctx, src)
 			Expect(err).NotTo(HaveOccurred())
 			live, deleted := map[int64]int64{}, map[int64]map[string]time.Time{}
@@ -66,7 +66,7 @@ var _ = Describe("SoftDeleteTenants", func() {
 
 	It("refuses a tenant on a shard that does not exist, before harming anyone", func(ctx context.Context) {
 		c := drilltest.StartCluster(ctx, provider, cluster.Spec{Shards: 1})
-		_, _, err := dataset.Fill(ctx, c, fixtures.PlanSpec{Seed: 3, Tenants: 2, Rows: 500}, fixtures.FillOptions{})
+		_, _, err := dataset.Fill(ctx, c, dataset.Schema{}, fixtures.PlanSpec{Seed: 3, Tenants: 2, Rows: 500}, fixtures.FillOptions{})
 		Expect(err).NotTo(HaveOccurred())
 		_, err = incident.SoftDeleteTenants(ctx, c, "x", []incident.Tenant{{ID: 1001, Shard: 0}, {ID: 1002, Shard: 5}})
 		Expect(err).To(MatchError("soft-delete tenant 1002: shard 5 does not exist"))
@@ -86,7 +86,7 @@ func marks(ctx context.Context, c cluster.Cluster, layout fixtures.Layout, t inc
 	}
 	var n int64
 	others := map[string]time.Time{}
-	for _, table := range fixtures.Tables() {
+	for _, table := range fixtures.Builtin().TenantTables() {
 		name := pgx.Identifier{loc.Schema, table.Name}.Sanitize()
 		col := pgx.Identifier{table.SoftDelete}.Sanitize()
 		var count int64

@@ -36,7 +36,7 @@ func (m merger) restore(ctx context.Context, src source, live cluster.Server, te
 	if col == nil {
 		return m.merge(ctx, src, live, tenants)
 	}
-	t, ok := fixtures.LookupTable(col.Table)
+	t, ok := m.model.LookupTable(col.Table)
 	if !ok {
 		return nil, fmt.Errorf("repair column %s.%s: no such table", col.Table, col.Column)
 	}
@@ -89,8 +89,8 @@ func (m merger) repairTenant(ctx context.Context, src source, dsn string, loc fi
 			return fmt.Errorf("create staging table: %w", err)
 		}
 		read, err := streamCopy(ctx, func(w io.Writer) error {
-			return src.copyOut(ctx, w, loc, t, tenant.ID)
-		}, tx.Conn(), "COPY "+stage+" FROM STDIN (FORMAT binary)")
+			return src.copyOut(ctx, w, m.model, loc, t, tenant.ID)
+		}, tx.Conn(), "COPY "+stage+" ("+fixtures.ColumnList(t.WrittenColumns())+") FROM STDIN (FORMAT binary)")
 		if err != nil {
 			return err
 		}
@@ -106,9 +106,13 @@ func (m merger) repairTenant(ctx context.Context, src source, dsn string, loc fi
 		} else if col.Value != nil {
 			damaged = *col.Value
 		}
-		join := "(l." + strings.Join(t.PrimaryKey, ", l.") + ") = (s." + strings.Join(t.PrimaryKey, ", s.") + ")"
+		join := "(" + fixtures.QualifiedColumns("l", t.PrimaryKey) + ") = (" + fixtures.QualifiedColumns("s", t.PrimaryKey) + ")"
+		owned, err := m.model.OwnerCondition(t, loc.Schema, "l", func(k string) string { return k + " = $1" })
+		if err != nil {
+			return err
+		}
 		tag, err := tx.Exec(ctx, "UPDATE "+live+" l SET "+name+" = s."+name+" FROM "+stage+" s WHERE "+join+
-			" AND l.tenant_id = $1 AND l."+name+" IS NOT DISTINCT FROM $2::"+c.Type+" AND l."+name+" IS DISTINCT FROM s."+name,
+			" AND "+owned+" AND l."+name+" IS NOT DISTINCT FROM $2::"+c.Type+" AND l."+name+" IS DISTINCT FROM s."+name,
 			tenant.ID, damaged)
 		if err != nil {
 			return fmt.Errorf("repair column %s: %w", c.Name, err)

@@ -115,7 +115,11 @@ func chooseExports(exports []backup.Export, rec incident.Record) (exportSource, 
 	return out, nil
 }
 
-func (s exportSource) copyOut(_ context.Context, w io.Writer, _ fixtures.Location, t fixtures.Table, tenantID int64) error {
+func (s exportSource) copyReference(_ context.Context, _ io.Writer, _ fixtures.Location, t fixtures.Table) error {
+	return fmt.Errorf("read reference table %s: exports hold tenants' rows only, not the global tables a recreated tenant database needs", t.Name)
+}
+
+func (s exportSource) copyOut(_ context.Context, w io.Writer, _ *fixtures.Model, _ fixtures.Location, t fixtures.Table, tenantID int64) error {
 	c := s[tenantID]
 	i := slices.IndexFunc(c.tenant.Tables, func(et backup.ExportedTable) bool { return et.Name == t.Name })
 	if i < 0 {

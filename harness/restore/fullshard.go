@@ -3,11 +3,9 @@ package restore
 import (
 	"context"
 	"fmt"
-	"strconv"
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/pgdrill/pgdrill/fixtures"
 	"github.com/pgdrill/pgdrill/harness/cluster"
 	"github.com/pgdrill/pgdrill/harness/incident"
 )
@@ -61,7 +59,7 @@ func (s FullShardPITR) Restore(ctx context.Context, env Env, rec incident.Record
 		var out []TenantResult
 		if err := tl.time(PhaseSwap, shard, func() error {
 			for _, t := range rec.OnShard(shard) {
-				n, err := countTenant(ctx, sidecar, rec.Layout, t.ID)
+				n, err := countTenant(ctx, sidecar, rec, t.ID)
 				if err != nil {
 					return err
 				}
@@ -77,18 +75,21 @@ func (s FullShardPITR) Restore(ctx context.Context, env Env, rec incident.Record
 }
 
 // countTenant counts one tenant's rows on a server.
-func countTenant(ctx context.Context, s cluster.Server, layout fixtures.Layout, tenantID int64) (int64, error) {
-	loc := layout.Locate(tenantID)
+func countTenant(ctx context.Context, s cluster.Server, rec incident.Record, tenantID int64) (int64, error) {
+	loc := rec.Layout.Locate(tenantID)
 	conn, err := pgx.Connect(ctx, s.DSNFor(loc.Database))
 	if err != nil {
 		return 0, fmt.Errorf("connect to tenant %d on %s: %w", tenantID, s.Name(), err)
 	}
 	defer conn.Close(context.WithoutCancel(ctx))
 	var total int64
-	for _, t := range fixtures.Tables() {
+	for _, t := range rec.Model.TenantTables() {
+		owned, err := rec.Model.OwnerSQL(t, loc.Schema, "t")
+		if err != nil {
+			return 0, err
+		}
 		var n int64
-		if err := conn.QueryRow(ctx, "SELECT count(*) FROM "+pgx.Identifier{loc.Schema, t.Name}.Sanitize()+
-			" WHERE tenant_id = "+strconv.FormatInt(tenantID, 10)).Scan(&n); err != nil {
+		if err := conn.QueryRow(ctx, "SELECT count(*) FROM "+owned.From+" WHERE "+owned.Where(tenantID)).Scan(&n); err != nil {
 			return 0, fmt.Errorf("count %s of tenant %d on %s: %w", t.Name, tenantID, s.Name(), err)
 		}
 		total += n

@@ -37,11 +37,11 @@ func newDrill(ctx context.Context, layout fixtures.Layout, shards int) drill {
 func newDrillOn(ctx context.Context, layout fixtures.Layout, spec cluster.Spec) drill {
 	GinkgoHelper()
 	c := drilltest.StartCluster(ctx, provider, spec)
-	plan, _, err := dataset.Fill(ctx, c, fixtures.PlanSpec{Seed: 11, Tenants: 16, Rows: 8000, Layout: layout}, fixtures.FillOptions{})
+	plan, _, err := dataset.Fill(ctx, c, dataset.Schema{}, fixtures.PlanSpec{Seed: 11, Tenants: 16, Rows: 8000, Layout: layout}, fixtures.FillOptions{})
 	Expect(err).NotTo(HaveOccurred())
 	prot, err := backup.Protect(ctx, c, "drill")
 	Expect(err).NotTo(HaveOccurred())
-	return drill{c: c, plan: plan, prot: prot, src: dataset.Source(c, layout)}
+	return drill{c: c, plan: plan, prot: prot, src: dataset.Source(c, layout, fixtures.Builtin())}
 }
 
 func (d drill) snapshot(ctx context.Context) *truth.Snapshot {

@@ -25,7 +25,7 @@ const (
 
 // IncidentFileVersion is the version of the IncidentFile format written here;
 // ReadIncidentFile refuses any other, so a runbook never misreads a file of another pgdrill.
-const IncidentFileVersion = 1
+const IncidentFileVersion = 2
 
 // IncidentFile is everything a responder needs to bring an incident's tenants back, by hand or
 // by script: what was harmed and when (each harmful transaction's xid, LSN, recovery target and
@@ -37,6 +37,9 @@ type IncidentFile struct {
 	RunID   string          `json:"run_id"`
 	Kind    string          `json:"kind"`
 	Layout  fixtures.Layout `json:"layout"`
+	// Model is the tenancy model of the tenants' tables: every table, its keys, its foreign
+	// keys and how its rows belong to a tenant, in the order a restore copies them.
+	Model *fixtures.Model `json:"model"`
 	// Affected are the harmed tenants with their shards, ordered by id.
 	Affected []incident.Tenant `json:"affected"`
 	// Harms are the harmful transactions, ordered by shard and WAL position.
@@ -57,7 +60,7 @@ type ShardFacts struct {
 
 // NewIncidentFile describes an incident of env's cluster.
 func NewIncidentFile(env Env, rec incident.Record) IncidentFile {
-	f := IncidentFile{Version: IncidentFileVersion, RunID: rec.RunID, Kind: rec.Kind, Layout: rec.Layout,
+	f := IncidentFile{Version: IncidentFileVersion, RunID: rec.RunID, Kind: rec.Kind, Layout: rec.Layout, Model: rec.Model,
 		Affected: rec.Affected, Harms: rec.Harms, Catalog: env.Cluster.Catalog().Info()}
 	for i, s := range env.Cluster.Shards() {
 		sf := ShardFacts{ServerInfo: s.Info()}
@@ -72,7 +75,7 @@ func NewIncidentFile(env Env, rec incident.Record) IncidentFile {
 
 // Record returns the incident the file describes.
 func (f IncidentFile) Record() incident.Record {
-	return incident.Record{Kind: f.Kind, RunID: f.RunID, Layout: f.Layout, Affected: f.Affected, Harms: f.Harms}
+	return incident.Record{Kind: f.Kind, RunID: f.RunID, Layout: f.Layout, Model: f.Model, Affected: f.Affected, Harms: f.Harms}
 }
 
 // Protection returns the base backups the file names, one per shard; empty unless every shard

@@ -49,7 +49,7 @@ func benchShard(b *testing.B, p *local.Provider) (cluster.Cluster, *fixtures.Pla
 	if err != nil {
 		b.Fatal(err)
 	}
-	plan, _, err := dataset.Fill(ctx, c, fixtures.PlanSpec{Seed: 3, Tenants: 400, Rows: benchRows}, fixtures.FillOptions{})
+	plan, _, err := dataset.Fill(ctx, c, dataset.Schema{}, fixtures.PlanSpec{Seed: 3, Tenants: 400, Rows: benchRows}, fixtures.FillOptions{})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -185,7 +185,7 @@ func rawRestore(b *testing.B, p *local.Provider, c cluster.Cluster, bk cluster.B
 	for _, t := range rec.Affected {
 		ids = append(ids, fmt.Sprint(t.ID))
 	}
-	for _, t := range fixtures.Tables() {
+	for _, t := range fixtures.Builtin().TenantTables() {
 		psql := func(dsn, command string) *exec.Cmd {
 			return exec.Command(bins.Path("psql"), "-X", "-q", "-v", "ON_ERROR_STOP=1", dsn, "-c", command)
 		}

@@ -7,7 +7,6 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/pgdrill/pgdrill/fixtures"
 	"github.com/pgdrill/pgdrill/harness/cluster"
 	"github.com/pgdrill/pgdrill/harness/incident"
 )
@@ -69,7 +68,7 @@ func undoHarm(ctx context.Context, env Env, live cluster.Server, rec incident.Re
 		if err != nil {
 			return out, fmt.Errorf("connect to %s on %s: %w", db, live.Name(), err)
 		}
-		r, err := undoInTransaction(ctx, conn, env.Cluster.RunID(), rec.Layout, db, h)
+		r, err := undoInTransaction(ctx, conn, env.Cluster.RunID(), rec, db, h)
 		conn.Close(context.WithoutCancel(ctx))
 		if err != nil {
 			return out, err
@@ -88,25 +87,29 @@ func undoHarm(ctx context.Context, env Env, live cluster.Server, rec incident.Re
 }
 
 // undoInTransaction clears the harm's marks of its tenants kept in database db.
-func undoInTransaction(ctx context.Context, conn *pgx.Conn, runID string, layout fixtures.Layout, db string, h incident.Harm) ([]TenantResult, error) {
+func undoInTransaction(ctx context.Context, conn *pgx.Conn, runID string, rec incident.Record, db string, h incident.Harm) ([]TenantResult, error) {
 	if err := cluster.RequireMarker(ctx, conn, runID); err != nil {
 		return nil, err
 	}
 	var out []TenantResult
 	err := pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
 		for _, id := range h.Tenants {
-			loc := layout.Locate(id)
+			loc := rec.Layout.Locate(id)
 			if loc.Database != db {
 				continue
 			}
 			r := TenantResult{ID: id, Shard: h.Shard}
-			for _, t := range fixtures.Tables() {
+			for _, t := range rec.Model.TenantTables() {
 				if t.SoftDelete == "" {
 					continue
 				}
+				owned, err := rec.Model.OwnerCondition(t, loc.Schema, "t", func(k string) string { return k + " = $1" })
+				if err != nil {
+					return err
+				}
 				col := pgx.Identifier{t.SoftDelete}.Sanitize()
-				tag, err := tx.Exec(ctx, "UPDATE "+pgx.Identifier{loc.Schema, t.Name}.Sanitize()+" SET "+col+
-					" = NULL WHERE tenant_id = $1 AND "+col+" = $2", id, h.SoftDeleteMark)
+				tag, err := tx.Exec(ctx, "UPDATE "+pgx.Identifier{loc.Schema, t.Name}.Sanitize()+" t SET "+col+
+					" = NULL WHERE "+owned+" AND t."+col+" = $2", id, h.SoftDeleteMark)
 				if err != nil {
 					return fmt.Errorf("clear marks in %s of tenant %d: %w", t.Name, id, err)
 				}

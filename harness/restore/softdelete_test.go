@@ -93,7 +93,7 @@ func (d drill) softDeleted(ctx context.Context, tenants []incident.Tenant) map[s
 	for _, t := range tenants {
 		loc := d.plan.Spec.Layout.Locate(t.ID)
 		conn := drilltest.Connect(ctx, d.c.Shards()[t.Shard].DSNFor(loc.Database))
-		for _, table := range fixtures.Tables() {
+		for _, table := range fixtures.Builtin().TenantTables() {
 			col := pgx.Identifier{table.SoftDelete}.Sanitize()
 			rows, err := conn.Query(ctx, "SELECT $2 || ("+fixtures.ColumnList(table.PrimaryKey)+")::text, "+col+
 				" FROM "+pgx.Identifier{loc.Schema, table.Name}.Sanitize()+" WHERE tenant_id = $1 AND "+col+" IS NOT NULL",

@@ -23,6 +23,8 @@ type Baseline struct {
 	Directory *truth.Directory
 	// Schema is the schema of every database the truth covers.
 	Schema *truth.Schema
+	// Reference fingerprints the model's reference tables, by "place: table".
+	Reference map[string]truth.Fingerprint
 	// Taken is when the baseline was taken: the workload starts right after it, so a row lost
 	// with its contents from here lost data older than every write.
 	Taken time.Time
@@ -37,7 +39,7 @@ func TakeBaseline(ctx context.Context, src truth.Source, victims []fixtures.Tena
 		return b, err
 	}
 	for _, v := range victims {
-		for _, t := range fixtures.TableNames() {
+		for _, t := range src.Model.TableNames() {
 			rows, err := src.RowHashes(ctx, v.ID, t)
 			if err != nil {
 				return b, fmt.Errorf("read baseline of tenant %d: %w", v.ID, err)
@@ -52,7 +54,10 @@ func TakeBaseline(ctx context.Context, src truth.Source, victims []fixtures.Tena
 	if err != nil {
 		return b, err
 	}
-	b.Schema, err = truth.TakeSchema(ctx, places)
+	if b.Schema, err = truth.TakeSchema(ctx, places); err != nil {
+		return b, err
+	}
+	b.Reference, err = truth.TakeReference(ctx, src, places)
 	return b, err
 }
 

@@ -55,7 +55,7 @@ func reconcileColumns(ctx context.Context, f Facts, want victimRows, diffs []tru
 // must, by the rule of reconcileColumns.
 func rightRows(ctx context.Context, f Facts, want victimRows, d truth.TableDiff, h *incident.Harm) (map[string]bool, error) {
 	col := h.Column
-	t, _ := fixtures.LookupTable(d.Table)
+	t, _ := f.Plan.Model.LookupTable(d.Table)
 	c, ok := t.Column(col.Column)
 	if !ok {
 		return nil, fmt.Errorf("reconcile %s.%s: no such column", col.Table, col.Column)
@@ -105,14 +105,18 @@ func rightRows(ctx context.Context, f Facts, want victimRows, d truth.TableDiff,
 	hash := func(cols, types []string) string {
 		return truth.ValuesHashSQL("ROW("+strings.Join(cols, ", ")+")", types)
 	}
-	key := "pg_catalog.concat_ws(',', l." + strings.Join(t.PrimaryKey, ", l.") + ")"
+	key := "pg_catalog.concat_ws(',', " + fixtures.QualifiedColumns("l", t.PrimaryKey) + ")"
+	owned, err := f.Plan.Model.OwnerCondition(t, loc.Schema, "l", func(k string) string { return k + " = $1" })
+	if err != nil {
+		return nil, err
+	}
 	args := []any{d.Tenant, keys}
 	if !col.Dropped {
 		args = append(args, col.Value)
 	}
 	q, err := conn.Query(ctx, "SELECT "+key+", "+hash(ordered, orderedTypes)+", "+hash(damaged, damagedTypes)+", "+
 		hash(refilling, refillingTypes)+", "+incident.ColumnHashSQL("l", c.Name)+
-		" FROM "+table+" l WHERE l.tenant_id = $1 AND "+key+" = ANY($2)", args...)
+		" FROM "+table+" l WHERE "+owned+" AND "+key+" = ANY($2)", args...)
 	if err != nil {
 		return nil, fmt.Errorf("reconcile %s of tenant %d: %w", t.Name, d.Tenant, err)
 	}

@@ -110,7 +110,7 @@ func (r *replays) table(ctx context.Context, tt truth.TenantTable) (truth.Expect
 	if !ok {
 		return truth.Expected{}, fmt.Errorf("rebuild %s of tenant %d: the tenant is not in the plan", tt.Table, tt.Tenant)
 	}
-	model, ok := fixtures.LookupTable(tt.Table)
+	model, ok := r.f.Plan.Model.LookupTable(tt.Table)
 	if !ok {
 		return truth.Expected{}, fmt.Errorf("rebuild %s of tenant %d: unknown table", tt.Table, tt.Tenant)
 	}
@@ -152,7 +152,9 @@ func (r *replays) directory(ctx context.Context) (truth.Expected, error) {
 			writes = append(writes, writeOf(e))
 		}
 	}
-	exp, err := truth.Replay(ctx, conn, fixtures.DirectoryTable(), bytes.NewReader(d.Copy), writes)
+	dir := fixtures.DirectoryTable()
+	base := fixtures.Copy{Reader: bytes.NewReader(d.Copy), Format: "binary", Columns: dir.WrittenColumns()}
+	exp, err := truth.Replay(ctx, conn, dir, base, writes)
 	if err != nil {
 		return exp, err
 	}

@@ -79,6 +79,9 @@ type Ending struct {
 	Restore error
 	// Harness is the error of a harness that broke; nil when it did not.
 	Harness error
+	// Input is the error of a scenario that cannot be drilled as written (a schema Postgres
+	// refused, a constraint the synthetic rows cannot keep), found before anything was harmed.
+	Input error
 }
 
 // Judgement is the judge's decision.
@@ -127,6 +130,10 @@ func Judge(d Drill, objs objective.Objectives, end Ending) Judgement {
 	case end.Restore != nil:
 		j.Verdict, j.Reason = Fail, "the restore did not complete: "+end.Restore.Error()
 		j.Problems = append(j.Problems, end.Restore.Error())
+		return j
+	case end.Input != nil:
+		j.Verdict, j.Reason = Error, "the scenario cannot be drilled as written, so this drill says nothing about the restore: "+end.Input.Error()
+		j.Problems = append(j.Problems, end.Input.Error())
 		return j
 	case end.Harness != nil:
 		j.Verdict, j.Reason = Error, "the harness broke, so this drill says nothing about the restore: "+end.Harness.Error()

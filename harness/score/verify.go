@@ -99,7 +99,7 @@ func Verify(ctx context.Context, f Facts) (*Findings, error) {
 	var victims []truth.Mismatch
 	doubts := map[truth.TenantTable]truth.Doubts{}
 	want := expectedRows{replayed: map[truth.TenantTable][]truth.RowHash{}, ledger: victimRows{base: f.Baseline.Rows, entries: f.Ledger}}
-	for _, m := range withMarkedTables(ledger.Check(f.Baseline.Snapshot, after), f.Affected, r.marks) {
+	for _, m := range withMarkedTables(f.Plan.Model, ledger.Check(f.Baseline.Snapshot, after), f.Affected, r.marks) {
 		if !affected[m.Tenant] {
 			h, err := bystander(ctx, r, f.Source, m.TenantTable)
 			if err != nil {
@@ -157,7 +157,7 @@ func Verify(ctx context.Context, f Facts) (*Findings, error) {
 	}
 	for _, v := range f.Affected {
 		expected := int64(0)
-		for _, t := range fixtures.TableNames() {
+		for _, t := range f.Plan.Model.TableNames() {
 			rows, _ := want.RowHashes(ctx, v.ID, t)
 			expected += int64(len(rows))
 		}
@@ -176,7 +176,7 @@ func Verify(ctx context.Context, f Facts) (*Findings, error) {
 // affected tenants a purge should only have marked deleted: the ledger's fingerprint of such a
 // table is of its rows unmarked, so a restore that brought them back unmarked would match it,
 // and only the rows rebuilt with the mark tell.
-func withMarkedTables(mismatches []truth.Mismatch, affected []fixtures.Tenant, marks map[int64]incident.IntendedMark) []truth.Mismatch {
+func withMarkedTables(m *fixtures.Model, mismatches []truth.Mismatch, affected []fixtures.Tenant, marks map[int64]incident.IntendedMark) []truth.Mismatch {
 	out := slices.Clone(mismatches)
 	listed := map[truth.TenantTable]bool{}
 	for _, m := range mismatches {
@@ -186,7 +186,7 @@ func withMarkedTables(mismatches []truth.Mismatch, affected []fixtures.Tenant, m
 		if _, ok := marks[v.ID]; !ok {
 			continue
 		}
-		for _, t := range fixtures.Tables() {
+		for _, t := range m.TenantTables() {
 			if tt := (truth.TenantTable{Tenant: v.ID, Table: t.Name}); t.SoftDelete != "" && !listed[tt] {
 				out = append(out, truth.Mismatch{TenantTable: tt})
 			}
@@ -278,6 +278,10 @@ func integrity(ctx context.Context, f Facts, after *truth.Snapshot, dir *truth.D
 		return nil, nil, err
 	}
 	changes := truth.CompareSchemas(f.Baseline.Schema, now)
+	reference, err := referenceCheck(ctx, f, places)
+	if err != nil {
+		return nil, nil, err
+	}
 	schema := Check{Name: "schema", Passed: len(changes) == 0,
 		Detail: "every table, column, constraint, index, sequence, trigger, type and function is as it was before the incident"}
 	if len(changes) > 0 {
@@ -314,7 +318,44 @@ func integrity(ctx context.Context, f Facts, after *truth.Snapshot, dir *truth.D
 	if len(misrouted) > 0 {
 		routing.Detail = fmt.Sprintf("%d tenant(s) are not routed to their rows: %s", len(misrouted), strings.Join(misrouted[:min(3, len(misrouted))], "; "))
 	}
-	return []Check{schema, placement, routing}, changes, nil
+	checks := []Check{schema, placement, routing}
+	if reference != nil {
+		checks = append(checks, *reference)
+	}
+	return checks, changes, nil
+}
+
+// referenceCheck compares the model's reference tables with the baseline's: global data a tenant
+// restore must never touch. It is nil for a model without reference tables.
+func referenceCheck(ctx context.Context, f Facts, places []truth.SchemaPlace) (*Check, error) {
+	if len(f.Plan.Model.ReferenceTables()) == 0 {
+		return nil, nil
+	}
+	now, err := truth.TakeReference(ctx, f.Source, places)
+	if err != nil {
+		return nil, err
+	}
+	var changed []string
+	for _, k := range slices.Sorted(maps.Keys(f.Baseline.Reference)) {
+		was, is := f.Baseline.Reference[k], now[k]
+		switch _, present := now[k]; {
+		case !present:
+			changed = append(changed, k+" is gone")
+		case was != is:
+			changed = append(changed, fmt.Sprintf("%s changed: %d rows before, %d now", k, was.Rows, is.Rows))
+		}
+	}
+	for _, k := range slices.Sorted(maps.Keys(now)) {
+		if _, before := f.Baseline.Reference[k]; !before {
+			changed = append(changed, k+" is new")
+		}
+	}
+	c := Check{Name: "reference", Passed: len(changed) == 0,
+		Detail: "every reference table (global data, owned by no tenant) is as it was before the incident"}
+	if len(changed) > 0 {
+		c.Detail = fmt.Sprintf("%d reference table(s) differ from before the incident: %s", len(changed), strings.Join(changed[:min(3, len(changed))], "; "))
+	}
+	return &c, nil
 }
 
 // columnHarmOf returns the harm that overwrote or dropped a column of this tenant table.

@@ -28,9 +28,9 @@ type verified struct {
 func newVerified(ctx context.Context) verified {
 	GinkgoHelper()
 	c := drilltest.StartCluster(ctx, provider, cluster.Spec{Shards: 1})
-	plan, _, err := dataset.Fill(ctx, c, fixtures.PlanSpec{Seed: 9, Tenants: 3, Rows: 1500}, fixtures.FillOptions{})
+	plan, _, err := dataset.Fill(ctx, c, dataset.Schema{}, fixtures.PlanSpec{Seed: 9, Tenants: 3, Rows: 1500}, fixtures.FillOptions{})
 	Expect(err).NotTo(HaveOccurred())
-	src := dataset.Source(c, plan.Spec.Layout)
+	src := dataset.Source(c, plan.Spec.Layout, plan.Model)
 	victims := plan.Tenants[:1]
 	base, err := score.TakeBaseline(ctx, src, victims)
 	Expect(err).NotTo(HaveOccurred())

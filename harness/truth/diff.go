@@ -30,7 +30,7 @@ var _ RowReader = Source{}
 // RowHashes reads the tenant's rows of table from every shard of s (a misplaced row is still the
 // tenant's row). Only the primary key and a hash cross the network.
 func (s Source) RowHashes(ctx context.Context, tenant int64, table string) ([]RowHash, error) {
-	t, ok := fixtures.LookupTable(table)
+	t, ok := s.Model.LookupTable(table)
 	if !ok {
 		return nil, fmt.Errorf("read row hashes: unknown table %q", table)
 	}
@@ -52,10 +52,15 @@ func (s Source) shardRowHashes(ctx context.Context, shard int, tenant int64, t f
 	}
 	defer conn.Close(context.WithoutCancel(ctx))
 	loc := s.Layout.Locate(tenant)
-	where := ""
+	name := pgx.Identifier{loc.Schema, t.Name}.Sanitize()
+	from := name + " t"
 	switch s.Layout {
 	case fixtures.LayoutShared:
-		where = " WHERE t.tenant_id = " + strconv.FormatInt(tenant, 10)
+		owned, err := s.Model.OwnerSQL(t, loc.Schema, "t")
+		if err != nil {
+			return nil, err
+		}
+		from = owned.From + " WHERE " + owned.Where(tenant)
 	case fixtures.LayoutSchema, fixtures.LayoutDatabase:
 		containers, err := s.containers(ctx, conn)
 		if err != nil {
@@ -74,7 +79,7 @@ func (s Source) shardRowHashes(ctx context.Context, shard int, tenant int64, t f
 		}
 	}
 	var exists bool
-	if err := conn.QueryRow(ctx, `SELECT pg_catalog.to_regclass($1) IS NOT NULL`, pgx.Identifier{loc.Schema, t.Name}.Sanitize()).Scan(&exists); err != nil {
+	if err := conn.QueryRow(ctx, `SELECT pg_catalog.to_regclass($1) IS NOT NULL`, name).Scan(&exists); err != nil {
 		return nil, err
 	}
 	if !exists {
@@ -84,8 +89,7 @@ func (s Source) shardRowHashes(ctx context.Context, shard int, tenant int64, t f
 	for i, c := range t.PrimaryKey {
 		keys[i] = "t." + pgx.Identifier{c}.Sanitize() + "::pg_catalog.text"
 	}
-	name := pgx.Identifier{loc.Schema, t.Name}.Sanitize()
-	rows, err := conn.Query(ctx, "SELECT ARRAY["+strings.Join(keys, ", ")+"], "+RowHashSQL("t", name)+" FROM "+name+" t"+where)
+	rows, err := conn.Query(ctx, "SELECT ARRAY["+strings.Join(keys, ", ")+"], "+RowHashSQL("t", name)+" FROM "+from)
 	if err != nil {
 		return nil, err
 	}

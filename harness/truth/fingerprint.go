@@ -83,7 +83,7 @@ type Entry struct {
 	Shard int `json:"shard"`
 	// Tenant owns the rows: their tenant_id (shared layout) or their schema's or database's.
 	Tenant int64 `json:"tenant"`
-	// Table is the table's name, as in fixtures.Tables.
+	// Table is the table's name, as in the model.
 	Table string `json:"table"`
 	Fingerprint
 }
@@ -93,7 +93,7 @@ type Entry struct {
 type Snapshot struct {
 	// Layout is the layout the snapshot was read with.
 	Layout fixtures.Layout `json:"layout"`
-	// Entries are sorted by tenant, table (in fixtures.Tables order) and shard.
+	// Entries are sorted by tenant, table name and shard.
 	Entries []Entry `json:"entries"`
 }
 
@@ -101,6 +101,9 @@ type Snapshot struct {
 func Take(ctx context.Context, src Source) (*Snapshot, error) {
 	if !src.Layout.Valid() {
 		return nil, fmt.Errorf("take snapshot: unknown layout %q", src.Layout)
+	}
+	if src.Model == nil {
+		return nil, fmt.Errorf("take snapshot: no tenancy model")
 	}
 	perShard := make([][]Entry, len(src.Shards))
 	errs := make([]error, len(src.Shards))
@@ -122,7 +125,7 @@ func Take(ctx context.Context, src Source) (*Snapshot, error) {
 			return x.Tenant < y.Tenant
 		}
 		if x.Table != y.Table {
-			return tableIndex(x.Table) < tableIndex(y.Table)
+			return x.Table < y.Table
 		}
 		return x.Shard < y.Shard
 	})
@@ -136,11 +139,11 @@ func takeShard(ctx context.Context, src Source, shard int) ([]Entry, error) {
 	}
 	defer conn.Close(context.WithoutCancel(ctx))
 	if src.Layout == fixtures.LayoutShared {
-		tables, err := presentTables(ctx, conn, fixtures.SharedSchema)
+		tables, err := src.presentTables(ctx, conn, fixtures.SharedSchema)
 		if err != nil {
 			return nil, err
 		}
-		return fingerprintTables(ctx, conn, shard, fixtures.SharedSchema, tables, 0)
+		return src.fingerprintTables(ctx, conn, shard, fixtures.SharedSchema, tables, 0)
 	}
 	containers, err := src.containers(ctx, conn)
 	if err != nil {
@@ -150,9 +153,9 @@ func takeShard(ctx context.Context, src Source, shard int) ([]Entry, error) {
 	for id, name := range containers {
 		var entries []Entry
 		if src.Layout == fixtures.LayoutSchema {
-			entries, err = fingerprintContainer(ctx, conn, shard, name, id)
+			entries, err = src.fingerprintContainer(ctx, conn, shard, name, id)
 		} else {
-			entries, err = fingerprintDatabase(ctx, src, shard, name, id)
+			entries, err = src.fingerprintDatabase(ctx, shard, name, id)
 		}
 		if err != nil {
 			return nil, err
@@ -162,27 +165,28 @@ func takeShard(ctx context.Context, src Source, shard int) ([]Entry, error) {
 	return out, nil
 }
 
-func fingerprintDatabase(ctx context.Context, src Source, shard int, database string, tenant int64) ([]Entry, error) {
-	conn, err := src.connect(ctx, shard, database)
+func (s Source) fingerprintDatabase(ctx context.Context, shard int, database string, tenant int64) ([]Entry, error) {
+	conn, err := s.connect(ctx, shard, database)
 	if err != nil {
 		return nil, err
 	}
 	defer conn.Close(context.WithoutCancel(ctx))
-	return fingerprintContainer(ctx, conn, shard, fixtures.SharedSchema, tenant)
+	return s.fingerprintContainer(ctx, conn, shard, fixtures.SharedSchema, tenant)
 }
 
-func fingerprintContainer(ctx context.Context, conn *pgx.Conn, shard int, schema string, tenant int64) ([]Entry, error) {
-	tables, err := presentTables(ctx, conn, schema)
+func (s Source) fingerprintContainer(ctx context.Context, conn *pgx.Conn, shard int, schema string, tenant int64) ([]Entry, error) {
+	tables, err := s.presentTables(ctx, conn, schema)
 	if err != nil {
 		return nil, err
 	}
-	return fingerprintTables(ctx, conn, shard, schema, tables, tenant)
+	return s.fingerprintTables(ctx, conn, shard, schema, tables, tenant)
 }
 
 // fingerprintTables runs one query over all tables of schema. With tenant 0 (shared layout) rows
-// are grouped by their tenant_id; otherwise they all belong to tenant, and an empty table still
-// gets an entry, so that the container's presence shows.
-func fingerprintTables(ctx context.Context, conn *pgx.Conn, shard int, schema string, tables []fixtures.Table, tenant int64) ([]Entry, error) {
+// are grouped by their owner, found as the model says (a tenant column, or a path of foreign
+// keys to one); otherwise they all belong to tenant, and an empty table still gets an entry, so
+// that the container's presence shows.
+func (s Source) fingerprintTables(ctx context.Context, conn *pgx.Conn, shard int, schema string, tables []fixtures.Table, tenant int64) ([]Entry, error) {
 	if len(tables) == 0 {
 		return nil, nil
 	}
@@ -192,8 +196,12 @@ func fingerprintTables(ctx context.Context, conn *pgx.Conn, shard int, schema st
 		lit := quoteLiteral(t.Name)
 		hash := RowHashSQL("t", name)
 		if tenant == 0 {
-			parts[i] = "SELECT " + lit + ", t.tenant_id, pg_catalog.count(*), coalesce(pg_catalog.sum(" + hash + "), 0)::pg_catalog.text FROM " +
-				name + " t GROUP BY t.tenant_id"
+			owned, err := s.Model.OwnerSQL(t, schema, "t")
+			if err != nil {
+				return nil, err
+			}
+			parts[i] = "SELECT " + lit + ", " + owned.Tenant + ", pg_catalog.count(*), coalesce(pg_catalog.sum(" + hash + "), 0)::pg_catalog.text FROM " +
+				owned.From + " GROUP BY 2"
 		} else {
 			parts[i] = fmt.Sprintf("SELECT %s, %d::pg_catalog.int8, pg_catalog.count(*), coalesce(pg_catalog.sum(%s), 0)::pg_catalog.text FROM %s t",
 				lit, tenant, hash, name)
@@ -214,20 +222,11 @@ func fingerprintTables(ctx context.Context, conn *pgx.Conn, shard int, schema st
 	return entries, nil
 }
 
-func tableIndex(name string) int {
-	for i, n := range fixtures.TableNames() {
-		if n == name {
-			return i
-		}
-	}
-	return len(fixtures.TableNames())
-}
-
 // TenantTable names one tenant's table, wherever its rows live.
 type TenantTable struct {
 	// Tenant is the tenant id.
 	Tenant int64 `json:"tenant"`
-	// Table is the table's name, as in fixtures.Tables.
+	// Table is the table's name, as in the model.
 	Table string `json:"table"`
 }
 
@@ -292,7 +291,7 @@ func CompareTables(w, g map[TenantTable]Fingerprint) []Mismatch {
 		if out[i].Tenant != out[j].Tenant {
 			return out[i].Tenant < out[j].Tenant
 		}
-		return tableIndex(out[i].Table) < tableIndex(out[j].Table)
+		return out[i].Table < out[j].Table
 	})
 	return out
 }

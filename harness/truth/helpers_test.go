@@ -25,9 +25,9 @@ type filled struct {
 func fill(ctx context.Context, spec fixtures.PlanSpec) filled {
 	GinkgoHelper()
 	c := drilltest.StartCluster(ctx, provider, cluster.Spec{Shards: spec.Shards})
-	plan, _, err := dataset.Fill(ctx, c, spec, fixtures.FillOptions{})
+	plan, _, err := dataset.Fill(ctx, c, dataset.Schema{}, spec, fixtures.FillOptions{})
 	Expect(err).NotTo(HaveOccurred())
-	src := dataset.Source(c, plan.Spec.Layout)
+	src := dataset.Source(c, plan.Spec.Layout, plan.Model)
 	return filled{c: c, plan: plan, src: src}
 }
 

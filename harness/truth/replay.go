@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"maps"
 	"slices"
 	"strings"
@@ -53,7 +52,7 @@ type Expected struct {
 // transaction.
 const replayTable = "pg_temp.pgdrill_expected"
 
-// Replay rebuilds what table t must hold: the rows of base (binary COPY data of t's columns, as
+// Replay rebuilds what table t must hold: the rows of base (a COPY stream of t's columns, as
 // fixtures generate them or a copy of the table kept earlier) with writes applied in order, in a
 // temporary table of conn's session, which must be set up by ConfigureSession. Each write's key
 // and values are applied with t's column types, so the rows hash as the live table's do while
@@ -61,7 +60,7 @@ const replayTable = "pg_temp.pgdrill_expected"
 // truth: an acknowledged update of a row someone had damaged returned the hash of a damaged row,
 // and the row must be the update applied to the row as it should have been. Nothing outside the
 // session is touched.
-func Replay(ctx context.Context, conn *pgx.Conn, t fixtures.Table, base io.Reader, writes []Write) (Expected, error) {
+func Replay(ctx context.Context, conn *pgx.Conn, t fixtures.Table, base fixtures.Copy, writes []Write) (Expected, error) {
 	var exp Expected
 	tx, err := conn.Begin(ctx)
 	if err != nil {
@@ -71,7 +70,7 @@ func Replay(ctx context.Context, conn *pgx.Conn, t fixtures.Table, base io.Reade
 	if _, err := tx.Exec(ctx, t.CreateSQL(replayTable)+" ON COMMIT DROP"); err != nil {
 		return exp, fmt.Errorf("replay %s: create table: %w", t.Name, err)
 	}
-	if _, err := tx.Conn().PgConn().CopyFrom(ctx, base, "COPY "+replayTable+" FROM STDIN (FORMAT binary)"); err != nil {
+	if _, err := tx.Conn().PgConn().CopyFrom(ctx, base, base.SQL(replayTable)); err != nil {
 		return exp, fmt.Errorf("replay %s: load rows: %w", t.Name, err)
 	}
 	if _, err := tx.Exec(ctx, "ALTER TABLE "+replayTable+" ADD PRIMARY KEY ("+fixtures.ColumnList(t.PrimaryKey)+")"); err != nil {
@@ -236,7 +235,9 @@ func (r replayer) statement(w Write) (string, []any, error) {
 			}
 			names, values = append(names, pgx.Identifier{c}.Sanitize()), append(values, p)
 		}
-		return "INSERT INTO " + replayTable + " (" + strings.Join(names, ", ") + ") VALUES (" + strings.Join(values, ", ") + ")", args, nil
+		// A written identity keeps its value, as the workload's insert kept it.
+		return "INSERT INTO " + replayTable + " (" + strings.Join(names, ", ") + ") OVERRIDING SYSTEM VALUE VALUES (" +
+			strings.Join(values, ", ") + ")", args, nil
 	case "update":
 		var set []string
 		for _, c := range columns {

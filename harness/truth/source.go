@@ -14,6 +14,9 @@ import (
 type Source struct {
 	// Layout is how tenants are stored; fixtures.ReadLayout asks the catalog for it.
 	Layout fixtures.Layout
+	// Model is the tenancy model of the tenants' tables: which tables to read and how a row
+	// finds its tenant.
+	Model *fixtures.Model
 	// Catalog connects to the catalog's database, where the tenant directory is.
 	Catalog string
 	// Shards connect to each shard's fixtures.SharedDatabase, index i at position i.
@@ -93,9 +96,9 @@ func (s Source) containers(ctx context.Context, conn *pgx.Conn) (map[int64]strin
 	return out, nil
 }
 
-// presentTables lists which of the model's tables exist in schema, in model order: an incident
-// may have dropped some, and a missing table is missing rows, not an error.
-func presentTables(ctx context.Context, conn *pgx.Conn, schema string) ([]fixtures.Table, error) {
+// presentTables lists which of the model's tenant tables exist in schema, in model order: an
+// incident may have dropped some, and a missing table is missing rows, not an error.
+func (s Source) presentTables(ctx context.Context, conn *pgx.Conn, schema string) ([]fixtures.Table, error) {
 	names, err := queryStrings(ctx, conn, `SELECT c.relname::pg_catalog.text FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
 		WHERE n.nspname = $1 AND c.relkind IN ('r', 'p')`, schema)
 	if err != nil {
@@ -106,7 +109,7 @@ func presentTables(ctx context.Context, conn *pgx.Conn, schema string) ([]fixtur
 		have[n] = true
 	}
 	var out []fixtures.Table
-	for _, t := range fixtures.Tables() {
+	for _, t := range s.Model.TenantTables() {
 		if have[t.Name] {
 			out = append(out, t)
 		}

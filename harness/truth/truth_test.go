@@ -35,7 +35,7 @@ var _ = Describe("fingerprints", Label("slow"), Ordered, func() {
 	It("are identical for the same seed, in every layout", func(ctx SpecContext) {
 		want := shared.snapshot(ctx)
 		Expect(want.Tenants()).To(HaveLen(spec.Tenants))
-		Expect(want.Tables()).To(HaveLen(spec.Tenants * len(fixtures.Tables())))
+		Expect(want.Tables()).To(HaveLen(spec.Tenants * len(fixtures.Builtin().TenantTables())))
 		for _, f := range []filled{schema, database} {
 			Expect(truth.Compare(want, f.snapshot(ctx))).To(BeEmpty(), "layout %s", f.plan.Spec.Layout)
 		}
@@ -173,7 +173,7 @@ func moveTenant(ctx context.Context, f filled, t fixtures.Tenant, to int) {
 	dst, err := pgx.Connect(ctx, f.src.Shards[to])
 	Expect(err).NotTo(HaveOccurred())
 	defer dst.Close(ctx)
-	tables := fixtures.Tables()
+	tables := fixtures.Builtin().TenantTables()
 	for _, tb := range tables {
 		var buf bytes.Buffer
 		_, err := src.PgConn().CopyTo(ctx, &buf, fmt.Sprintf("COPY (SELECT * FROM %s WHERE tenant_id = %d) TO STDOUT", tb.Name, t.ID))

@@ -85,6 +85,10 @@ func Start(ctx context.Context, c cluster.Cluster, plan *fixtures.Plan, cfg Conf
 		return nil, fmt.Errorf("start workload: plan has %d shards, cluster %d", plan.Spec.Shards, len(shards))
 	}
 	r := &Runner{stop: make(chan struct{}), ledger: &Ledger{}}
+	var synth *synthTargets
+	if !plan.Model.IsBuiltin() {
+		synth = newSynthTargets(plan)
+	}
 	// Each tenant belongs to exactly one writer, so that its writes are acknowledged in the order
 	// they were made and the ledger can replay them; a shard's tenants are dealt out among its
 	// writers.
@@ -101,7 +105,7 @@ func Start(ctx context.Context, c cluster.Cluster, plan *fixtures.Plan, cfg Conf
 			if len(tenants) == 0 {
 				continue
 			}
-			writers = append(writers, &writer{server: s, index: i, layout: plan.Spec.Layout, tenants: tenants, cfg: cfg,
+			writers = append(writers, &writer{server: s, index: i, layout: plan.Spec.Layout, tenants: tenants, cfg: cfg, synth: synth,
 				rng:    rand.New(rand.NewPCG(cfg.Seed, uint64(i*perShard+k)+1)),
 				nextID: map[int64]int64{}, conns: map[string]*pgx.Conn{}, ledger: r.ledger})
 		}
@@ -142,11 +146,13 @@ type writer struct {
 	directory bool
 	layout    fixtures.Layout
 	tenants   []fixtures.Tenant
-	cfg       Config
-	rng       *rand.Rand
-	nextID    map[int64]int64
-	conns     map[string]*pgx.Conn
-	ledger    *Ledger
+	// synth writes to a schema of the scenario's own (nil: the built-in world's statements).
+	synth  *synthTargets
+	cfg    Config
+	rng    *rand.Rand
+	nextID map[int64]int64
+	conns  map[string]*pgx.Conn
+	ledger *Ledger
 }
 
 // run writes until stop is closed or ctx ends; ctx also bounds each statement, so cancelling it
@@ -199,7 +205,15 @@ func (w *writer) write(ctx context.Context) {
 	if w.directory {
 		s = w.directoryUpdate(t)
 	} else {
-		s = w.statement(w.pick(), t)
+		var ok bool
+		if s, ok = w.statementFor(w.pick(), t); !ok {
+			return // the schema has nothing this operation can write
+		}
+	}
+	if s.prepare != nil {
+		if err := s.prepare(ctx, conn, &s); err != nil {
+			return // nothing was written
+		}
 	}
 	start := time.Now()
 	var newHash, oldHash *int64
@@ -248,6 +262,9 @@ type statement struct {
 	table  string
 	key    []string
 	values map[string]*string
+	// prepare, when set, completes the statement over the connection it will be sent on before
+	// it is sent (an insert takes its identity from the table's own sequence).
+	prepare func(ctx context.Context, conn *pgx.Conn, s *statement) error
 }
 
 // statement returns a write of op on tenant t: inserts add comments, updates move an issue's

@@ -99,9 +99,13 @@ func (a *app) runDrills(ctx context.Context, scs []*scenarios.Scenario, override
 		return err
 	}
 	var reps []*reports.Report
+	var invalid error
 	for _, sc := range scs {
 		out := drill.Run(ctx, drill.Config{Scenario: sc, Provider: p, Restore: override, Seed: seed, Log: a.log, RunbookOutput: a.st.Stderr,
 			OnStep: func(step string) { a.log.Info("drill step", "scenario", sc.Metadata.ID, "step", step) }})
+		if out.InvalidInput && invalid == nil {
+			invalid = exitcode.With(fmt.Errorf("scenario %s: %s", sc.Metadata.ID, out.Reason), exitcode.InvalidInput)
+		}
 		rep := drill.Report(out)
 		if err := a.writeReports(outDir, rep); err != nil {
 			return err
@@ -120,6 +124,9 @@ func (a *app) runDrills(ctx context.Context, scs []*scenarios.Scenario, override
 		}
 	}); err != nil {
 		return err
+	}
+	if invalid != nil {
+		return invalid
 	}
 	return verdictError(reps)
 }
