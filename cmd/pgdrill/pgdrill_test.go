@@ -283,6 +283,30 @@ var _ = Describe("pgdrill", func() {
 		expectGone(d)
 	})
 
+	It("runs a game day on a schema of one's own, named by its scenario", func() {
+		dir := GinkgoT().TempDir()
+		schema, err := os.ReadFile("../../scenarios/examples/tasks.sql")
+		Expect(err).NotTo(HaveOccurred())
+		Expect(os.WriteFile(filepath.Join(dir, "tasks.sql"), schema, 0o600)).To(Succeed())
+		file := filepath.Join(dir, "own.yaml")
+		Expect(smallDrill).To(ContainSubstring("  dataset: {tenants: 12, rows: 5000}\n"))
+		Expect(os.WriteFile(file, []byte(strings.Replace(smallDrill, "  dataset: {tenants: 12, rows: 5000}",
+			"  dataset: {tenants: 12, rows: 5000, schema: tasks.sql, tenantKey: account_id, tenantKeys: {accounts: id}}", 1)), 0o600)).To(Succeed())
+		up := pgdrill("up", "--scenario", file, "-o", "json")
+		d := describeFrom(up)
+		Expect(count(d.Shards[0].DSN, "SELECT count(*) FROM tasks")).To(BeNumerically(">", 0), "the shards hold the schema's own tables")
+
+		Expect(finish("incident", d.RunID)).To(gexec.Exit(0))
+		Expect(finish("restore", "--strategy", "pitr-sidecar", d.RunID)).To(gexec.Exit(0))
+		score := finish("score", d.RunID, "--out", filepath.Join(dir, "reports"))
+		Expect(score).To(gexec.Exit(0), string(score.Out.Contents()))
+		Expect(score.Out).To(gbytes.Say(`(?m)^\S+ PASS  `))
+
+		Expect(finish("down", d.RunID)).To(gexec.Exit(0))
+		Eventually(up, time.Minute).Should(gexec.Exit(0))
+		expectGone(d)
+	})
+
 	It("scores a game day from what its pgdrill up kept, whatever the team edits", func() {
 		dir := GinkgoT().TempDir()
 		file := filepath.Join(dir, "small.yaml")

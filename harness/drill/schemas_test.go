@@ -129,6 +129,14 @@ var _ = Describe("a drill of a schema of one's own", Label(drilltest.Slow), func
 				It("passes wrong-id-soft-delete undone by soft-delete-undo", func(ctx context.Context) {
 					expectPassed(runWith(ctx, ownScenario(s, "shared", seed+7, softDeletion, "{strategy: soft-delete-undo}", "{}")))
 				})
+				It("ends shard-loss restored by full-shard-pitr as its objectives say", func(ctx context.Context) {
+					// Writes in WAL the lost disk never archived die with it: bounded, as in the
+					// built-in shard-loss scenario.
+					out := runWith(ctx, ownScenarioWith(s, "shared", seed+9, "{kind: shard-loss, after: 300ms, shard: 1}",
+						"{strategy: full-shard-pitr}", "{}", "[rto<=2m, completeness>=90%, collateral==0, integrity==ok, backups==verified]"))
+					Expect(out.Verdict).To(BeElementOf(score.Pass, score.PassWithConditions), out.Reason)
+					Expect(out.Affected).NotTo(BeEmpty())
+				})
 				It("passes update-without-where restored by logical-export, within the export's age", func(ctx context.Context) {
 					// An export is up to its interval old: what the tenants wrote since is lost, and
 					// bounded here.
