@@ -113,7 +113,8 @@ type Dataset struct {
 	// Distribution shapes tenant sizes. Default: skewed.
 	Distribution Distribution `yaml:"distribution" json:"distribution"`
 	// Schema is the DDL file of the tenants' tables, relative to the scenario file (what
-	// pg_dump --schema-only prints loads). Default: pgdrill's built-in Jira-like world.
+	// pg_dump --schema-only --no-owner --no-privileges prints loads). Default: pgdrill's
+	// built-in Jira-like world.
 	Schema string `yaml:"schema,omitempty" json:"schema,omitempty"`
 	// TenantKey is the column that holds the tenant in most tables. Default: tenant_id.
 	TenantKey string `yaml:"tenantKey,omitempty" json:"tenant_key,omitempty"`

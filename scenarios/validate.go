@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"math"
 	"os"
-	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
@@ -188,7 +187,7 @@ func validateIncident(sp *Spec, d *decoder) {
 		case keyTable:
 			if m := builtinModel(sp); m != nil {
 				if _, ok := m.LookupTable(in.Table); !ok {
-					d.invalid(path, "%s", oneOf(in.Table, m.TableNames()))
+					d.invalid(path, "%s", oneOf(in.Table, m.TenantTableNames()))
 				}
 			}
 		case keyColumn:
@@ -409,10 +408,7 @@ func validateSchema(ds *Dataset, d *decoder) {
 		return
 	}
 	if d.dir != "" {
-		path := ds.Schema
-		if !filepath.IsAbs(path) {
-			path = filepath.Join(d.dir, path)
-		}
+		path := ds.SchemaPath(d.file)
 		if info, err := os.Stat(path); err != nil {
 			d.invalid("spec.dataset.schema", "cannot read the schema file: %v", err)
 		} else if info.IsDir() {

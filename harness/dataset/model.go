@@ -96,17 +96,21 @@ func ReadModel(ctx context.Context, c cluster.Cluster, s Schema) (*fixtures.Mode
 }
 
 // inScratch runs do connected to a scratch database of the cluster's catalog, created for it and
-// dropped after.
-func inScratch(ctx context.Context, c cluster.Cluster, do func(conn *pgx.Conn) error) error {
+// dropped after, even when ctx was cancelled; a drop that fails is part of the error.
+func inScratch(ctx context.Context, c cluster.Cluster, do func(conn *pgx.Conn) error) (err error) {
 	dsn, err := c.Catalog().CreateDatabase(ctx, scratchDatabase)
 	if err != nil {
 		return fmt.Errorf("create scratch database: %w", err)
 	}
 	defer func() {
-		_ = cluster.WithConn(context.WithoutCancel(ctx), c.Catalog().DSN(), func(conn *pgx.Conn) error {
-			_, err := conn.Exec(ctx, "DROP DATABASE IF EXISTS "+pgx.Identifier{scratchDatabase}.Sanitize()+" WITH (FORCE)")
+		dctx := context.WithoutCancel(ctx)
+		derr := cluster.WithConn(dctx, c.Catalog().DSN(), func(conn *pgx.Conn) error {
+			_, err := conn.Exec(dctx, "DROP DATABASE IF EXISTS "+pgx.Identifier{scratchDatabase}.Sanitize()+" WITH (FORCE)")
 			return err
 		})
+		if derr != nil {
+			err = errors.Join(err, fmt.Errorf("drop scratch database: %w", derr))
+		}
 	}()
 	return cluster.WithConn(ctx, dsn, do)
 }

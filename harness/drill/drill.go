@@ -218,6 +218,9 @@ func (r *run) prepare(ctx context.Context, seed uint64) error {
 		if err == nil {
 			r.harmed, err = harmedColumn(sc.Incident, r.plan.Model)
 		}
+		if err == nil {
+			err = checkSchemaFits(sc, r.plan.Model)
+		}
 		if err != nil {
 			if errors.Is(err, dataset.ErrUnusableSchema) {
 				err = exitcode.With(err, exitcode.InvalidInput)

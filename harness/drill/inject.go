@@ -118,11 +118,44 @@ func harmedColumn(in scenarios.Incident, m *fixtures.Model) (columnTarget, error
 	t, ok := m.LookupTable(in.Table)
 	if !ok || !t.Tenant() {
 		return columnTarget{}, fmt.Errorf("%w: spec.incident.table: schema %s has no tenant table %q; its tenant tables: %s",
-			dataset.ErrUnusableSchema, m.Name, in.Table, strings.Join(m.TableNames(), ", "))
+			dataset.ErrUnusableSchema, m.Name, in.Table, strings.Join(m.TenantTableNames(), ", "))
 	}
-	if _, ok := t.Column(in.Column); !ok || t.InPrimaryKey(in.Column) {
-		return columnTarget{}, fmt.Errorf("%w: spec.incident.column: %q is not a data column of %s; its columns: %s",
-			dataset.ErrUnusableSchema, in.Column, t.Name, strings.Join(t.ColumnNames(), ", "))
+	c, ok := t.Column(in.Column)
+	if !ok {
+		return columnTarget{}, fmt.Errorf("%w: spec.incident.column: table %s has no column %q; its columns: %s",
+			dataset.ErrUnusableSchema, t.Name, in.Column, strings.Join(t.ColumnNames(), ", "))
+	}
+	if !m.Harmable(t, c, drop) {
+		return columnTarget{}, fmt.Errorf("%w: spec.incident.column: %s.%s is a key, tenant, sequenced, generated or soft-delete column, or part of a foreign key, a unique key, a check or an index the harm would break: pick a data column",
+			dataset.ErrUnusableSchema, t.Name, in.Column)
 	}
 	return columnTarget{in.Table, in.Column}, nil
+}
+
+// checkSchemaFits refuses, before anything is filled, a scenario whose incident or strategy the
+// schema cannot carry: a soft delete (or a purge that should have been one) where no table has
+// a soft-delete column, which would harm nothing and pass; logical exports restoring tenant
+// databases anew where the schema has reference tables, which exports do not hold.
+func checkSchemaFits(sc scenarios.Spec, m *fixtures.Model) error {
+	switch sc.Incident.Kind {
+	case scenarios.WrongIDSoftDelete, scenarios.PurgeNotSoftDelete:
+		if !slices.ContainsFunc(m.TenantTables(), func(t fixtures.Table) bool { return t.SoftDelete != "" }) {
+			return fmt.Errorf("%w: spec.incident.kind: %s needs a soft-delete column (a nullable timestamp named deleted_at, archived_at, ...), and no table of schema %s has one",
+				dataset.ErrUnusableSchema, sc.Incident.Kind, m.Name)
+		}
+	}
+	if sc.Restore.Strategy == scenarios.LogicalExport && sc.Cluster.Layout == fixtures.LayoutDatabase && len(m.ReferenceTables()) > 0 {
+		return fmt.Errorf("%w: spec.restore.strategy: logical-export cannot recreate a tenant database of schema %s: its exports hold no reference tables (%s); choose pitr-sidecar",
+			dataset.ErrUnusableSchema, m.Name, strings.Join(tableNames(m.ReferenceTables()), ", "))
+	}
+	return nil
+}
+
+// tableNames returns the tables' names.
+func tableNames(tables []fixtures.Table) []string {
+	out := make([]string, len(tables))
+	for i, t := range tables {
+		out[i] = t.Name
+	}
+	return out
 }

@@ -265,7 +265,7 @@ func TestSabotageRunbook(t *testing.T) {
 		run(`INSERT INTO comments SELECT * FROM comments WHERE (tenant_id, comment_id) = (SELECT tenant_id, min(comment_id) FROM comments WHERE tenant_id = $1 GROUP BY 1)`, victim.ID)
 	case "lose-bystander-write":
 		loseBystanderWrite(t, ctx, f)
-	case "schema-miss-row", "schema-change-cell", "schema-duplicate-row":
+	case "schema-miss-row", "schema-change-cell", "schema-duplicate-row", "schema-cross-tenant":
 		schemaSabotage(t, ctx, f, mode)
 	case "unmark":
 		for _, h := range f.Record().Harms {

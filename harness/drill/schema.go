@@ -7,6 +7,7 @@ import (
 	"os"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/pgdrill/pgdrill/fixtures"
 	"github.com/pgdrill/pgdrill/harness/cluster"
@@ -25,9 +26,6 @@ type SchemaSource struct {
 	File string
 	// DSN connects to a database whose schema, never its data, is read.
 	DSN string
-	// Schema names the schema of the tables in that database or file; empty: the one holding
-	// tables.
-	Schema string
 	// TenantKey and TenantKeys say which columns hold the tenant, as in a scenario's
 	// spec.dataset.
 	TenantKey  string
@@ -38,7 +36,7 @@ type SchemaSource struct {
 // server started for the purpose and removed after; a database is only read, in a read-only
 // transaction of catalog queries.
 func (h *Host) InspectSchema(ctx context.Context, src SchemaSource) (*SchemaModel, error) {
-	opts := fixtures.ReadOptions{Schema: src.Schema, TenantKey: src.TenantKey, TenantKeys: src.TenantKeys}
+	opts := fixtures.ReadOptions{TenantKey: src.TenantKey, TenantKeys: src.TenantKeys}
 	if src.DSN != "" {
 		if src.File != "" {
 			return nil, exitcode.With(errors.New("inspect schema: give a file or --from, not both"), exitcode.InvalidInput)
@@ -92,5 +90,9 @@ func inspectDatabase(ctx context.Context, dsn string, opts fixtures.ReadOptions)
 	}
 	defer conn.Close(context.WithoutCancel(ctx))
 	m, err := fixtures.ReadModel(ctx, conn, opts)
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		return nil, exitcode.With(err, exitcode.InvalidInput) // the database refused: a privilege the role lacks
+	}
 	return m, exitcode.With(err, exitcode.HarnessError)
 }

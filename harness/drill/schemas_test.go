@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -137,6 +138,11 @@ var _ = Describe("a drill of a schema of one's own", Label(drilltest.Slow), func
 					Expect(out.Verdict).To(BeElementOf(score.Pass, score.PassWithConditions), out.Reason)
 					Expect(out.Affected).NotTo(BeEmpty())
 				})
+				It("fails a restore that links a tenant's row to another tenant's", func(ctx context.Context) {
+					out := sabotagedRun(ctx, ownScenario(s, "shared", seed+10, deletion, "{strategy: pitr-sidecar}", "{}"), "schema-cross-tenant")
+					Expect(out.Verdict).To(Equal(score.Fail), out.Reason)
+					Expect(failedCheck(out, "tenancy")).To(MatchRegexp(`1 row\(s\) of \w+ on shard \d point through \w+ at another tenant's rows`))
+				})
 				It("passes update-without-where restored by logical-export, within the export's age", func(ctx context.Context) {
 					// An export is up to its interval old: what the tenants wrote since is lost, and
 					// bounded here.
@@ -246,6 +252,25 @@ func schemaSabotage(t *testing.T, ctx context.Context, f restore.IncidentFile, m
 			if exec("INSERT INTO "+name+" ("+cols+") OVERRIDING SYSTEM VALUE SELECT "+fixtures.QualifiedColumns("t", tb.WrittenColumns())+
 				" FROM "+name+" t WHERE "+first(tb)) == 1 {
 				return
+			}
+		}
+	case "schema-cross-tenant":
+		// A foreign key that does not carry the tenant column, pointed at another tenant's row.
+		for _, tb := range m.TenantTables() {
+			for _, fk := range tb.ForeignKeys {
+				parent, _ := m.LookupTable(fk.RefTable)
+				if !parent.Tenant() || parent.Name == tb.Name || slices.Contains(fk.Columns, tb.Owner.Column) || slices.Contains(tb.Owner.Path, fk.Name) {
+					continue
+				}
+				po, err := m.OwnerSQL(parent, fixtures.SharedSchema, "p")
+				if err != nil {
+					t.Fatal(err)
+				}
+				name := pgx.Identifier{fixtures.SharedSchema, tb.Name}.Sanitize()
+				if exec("UPDATE "+name+" t SET ("+fixtures.ColumnList(fk.Columns)+") = (SELECT "+fixtures.QualifiedColumns("p", fk.RefColumns)+
+					" FROM "+po.From+" WHERE "+po.Tenant+" <> "+fmt.Sprint(victim.ID)+" LIMIT 1) WHERE "+first(tb)) == 1 {
+					return
+				}
 			}
 		}
 	case "schema-change-cell":

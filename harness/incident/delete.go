@@ -120,10 +120,7 @@ func deleteOwned(ctx context.Context, tx pgx.Tx, m *fixtures.Model, schema strin
 	anyTenant := func(k string) string { return k + " = ANY ($1)" }
 	tables := m.TenantTables()
 	for _, t := range tables {
-		for _, fk := range t.ForeignKeys {
-			if !fk.Deferred || fk.Deferrable {
-				continue
-			}
+		for _, fk := range t.CycleLinks() {
 			cond, err := m.OwnerCondition(t, schema, "t", anyTenant)
 			if err != nil {
 				return 0, err

@@ -82,7 +82,7 @@ func (m merger) repairTenant(ctx context.Context, src source, dsn string, loc fi
 		return res, err
 	}
 	live := pgx.Identifier{loc.Schema, t.Name}.Sanitize()
-	stage := pgx.Identifier{"pgdrill_repair_" + t.Name}.Sanitize()
+	stage := m.tempTable("repair", t)
 	name := pgx.Identifier{c.Name}.Sanitize()
 	err = pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, t.CreateSQL("pg_temp."+stage)+" ON COMMIT DROP"); err != nil {

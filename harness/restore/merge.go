@@ -104,8 +104,10 @@ func (s *serverSource) copy(ctx context.Context, w io.Writer, loc fixtures.Locat
 		}
 		s.conn, s.db = conn, loc.Database
 	}
-	_, err := s.conn.PgConn().CopyTo(ctx, w, "COPY ("+query+") TO STDOUT (FORMAT binary)")
-	return err
+	if _, err := s.conn.PgConn().CopyTo(ctx, w, "COPY ("+query+") TO STDOUT (FORMAT binary)"); err != nil {
+		return fmt.Errorf("copy rows out of source %s: %w", s.server.Name(), err)
+	}
+	return nil
 }
 
 // close closes the connection, if one is open.
@@ -155,7 +157,7 @@ func (m merger) mergeTenant(ctx context.Context, src source, dst *pgx.Conn, tena
 			}
 		}
 		for _, t := range tables {
-			if err := linkCycles(ctx, tx, loc, t); err != nil {
+			if err := m.linkCycles(ctx, tx, loc, t); err != nil {
 				return fmt.Errorf("merge %s of tenant %d: %w", t.Name, tenantID, err)
 			}
 		}
@@ -194,7 +196,7 @@ func (m merger) mergeTable(ctx context.Context, src source, tx pgx.Tx, loc fixtu
 	live := pgx.Identifier{loc.Schema, t.Name}.Sanitize()
 	mark, marked := m.marks[tenantID]
 	marked = marked && t.SoftDelete != ""
-	links := cycleLinks(t)
+	links := t.CycleLinks()
 	// Rows to mark go through the staging table, where they are marked; rows whose keys close a
 	// cycle that cannot be deferred go in without them first.
 	if !marked && len(links) == 0 {
@@ -205,7 +207,7 @@ func (m merger) mergeTable(ctx context.Context, src source, tx pgx.Tx, loc fixtu
 			return err
 		}
 	}
-	stage := pgx.Identifier{"pgdrill_stage_" + t.Name}.Sanitize()
+	stage := m.tempTable("stage", t)
 	// Generated columns are computed in the staging table too, so that its rows compare with the
 	// live ones whole.
 	if _, err := tx.Exec(ctx, "CREATE TEMP TABLE "+stage+" (LIKE "+live+" INCLUDING GENERATED) ON COMMIT DROP"); err != nil {
@@ -254,9 +256,10 @@ func (m merger) mergeTable(ctx context.Context, src source, tx pgx.Tx, loc fixtu
 	if err != nil {
 		return err
 	}
-	var newer int64
-	if err := tx.QueryRow(ctx, "SELECT count(*) FROM "+live+" l WHERE "+owned+" AND NOT EXISTS (SELECT 1 FROM "+
-		stage+" s WHERE "+join+")", tenantID).Scan(&newer); err != nil {
+	var newer, absent int64
+	if err := tx.QueryRow(ctx, "SELECT (SELECT count(*) FROM "+live+" l WHERE "+owned+" AND NOT EXISTS (SELECT 1 FROM "+
+		stage+" s WHERE "+join+")), (SELECT count(*) FROM "+stage+" s WHERE NOT EXISTS (SELECT 1 FROM "+live+" l WHERE "+join+"))",
+		tenantID).Scan(&newer, &absent); err != nil {
 		return fmt.Errorf("count newer rows: %w", err)
 	}
 	res.Newer += newer
@@ -278,7 +281,7 @@ func (m merger) mergeTable(ctx context.Context, src source, tx pgx.Tx, loc fixtu
 	}
 	if len(links) > 0 {
 		// The rows written are noted, so that only they get their cycle's keys once every table is in.
-		linked := pgx.Identifier{"pgdrill_linked_" + t.Name}.Sanitize()
+		linked := m.tempTable("linked", t)
 		if _, err := tx.Exec(ctx, "CREATE TEMP TABLE "+linked+" ON COMMIT DROP AS SELECT "+pk+" FROM "+stage+" WITH NO DATA"); err != nil {
 			return fmt.Errorf("create table of linked rows: %w", err)
 		}
@@ -289,20 +292,12 @@ func (m merger) mergeTable(ctx context.Context, src source, tx pgx.Tx, loc fixtu
 		return fmt.Errorf("merge into live table: %w", err)
 	}
 	res.RowsWritten += tag.RowsAffected()
-	return nil
-}
-
-// cycleLinks returns t's foreign keys that break a cycle and cannot be deferred
-// (fixtures.ForeignKey.Deferred, not Deferrable): a merge writes their columns NULL first and
-// their values once both ends of the cycle are in (linkCycles).
-func cycleLinks(t fixtures.Table) []fixtures.ForeignKey {
-	var out []fixtures.ForeignKey
-	for _, fk := range t.ForeignKeys {
-		if fk.Deferred && !fk.Deferrable {
-			out = append(out, fk)
-		}
+	if skipped := absent - tag.RowsAffected(); m.policy == KeepLive && skipped > 0 {
+		res.Skipped += skipped
+		m.log.Warn("restored rows collide with live rows on another unique key and are left out", "table", t.Name,
+			"tenant", tenantID, "rows", skipped)
 	}
-	return out
+	return nil
 }
 
 // stagedValues is the select list of the staging table s's written columns, with the nullable
@@ -321,10 +316,16 @@ func stagedValues(t fixtures.Table, links []fixtures.ForeignKey) string {
 	return strings.Join(cols, ", ")
 }
 
+// tempTable names a temporary table of a merge of t (its staging rows, the rows it linked) by
+// t's place in the model, so that long table names cannot collide when cut to 63 bytes.
+func (m merger) tempTable(role string, t fixtures.Table) string {
+	return pgx.Identifier{fmt.Sprintf("pgdrill_%s_%d", role, m.model.TableOrder(t.Name))}.Sanitize()
+}
+
 // linkCycles gives the rows mergeTable wrote of t without their cycle's keys the staged values of
 // those keys, now that every table is in.
-func linkCycles(ctx context.Context, tx pgx.Tx, loc fixtures.Location, t fixtures.Table) error {
-	links := cycleLinks(t)
+func (m merger) linkCycles(ctx context.Context, tx pgx.Tx, loc fixtures.Location, t fixtures.Table) error {
+	links := t.CycleLinks()
 	if len(links) == 0 {
 		return nil
 	}
@@ -337,7 +338,7 @@ func linkCycles(ctx context.Context, tx pgx.Tx, loc fixtures.Location, t fixture
 	}
 	pk := func(alias string) string { return "(" + fixtures.QualifiedColumns(alias, t.PrimaryKey) + ")" }
 	_, err := tx.Exec(ctx, "UPDATE "+pgx.Identifier{loc.Schema, t.Name}.Sanitize()+" l SET "+strings.Join(set, ", ")+" FROM "+
-		pgx.Identifier{"pgdrill_stage_" + t.Name}.Sanitize()+" s, "+pgx.Identifier{"pgdrill_linked_" + t.Name}.Sanitize()+
+		m.tempTable("stage", t)+" s, "+m.tempTable("linked", t)+
 		" k WHERE "+pk("l")+" = "+pk("s")+" AND "+pk("l")+" = "+pk("k"))
 	if err != nil {
 		return fmt.Errorf("link the cycle's keys: %w", err)

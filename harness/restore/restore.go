@@ -109,6 +109,10 @@ type TenantResult struct {
 	Newer int64 `json:"newer"`
 	// ConflictKeys names up to maxConflictKeys conflicting rows, as table(key, ...).
 	ConflictKeys []string `json:"conflict_keys,omitempty"`
+	// Skipped counts source rows left out because a live row holds one of their other unique
+	// keys (a unique e-mail someone took since): not forced in over the live row, and counted
+	// lost by the judge.
+	Skipped int64 `json:"skipped,omitempty"`
 }
 
 // timeline collects phases from a strategy's parallel shard workers.

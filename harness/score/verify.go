@@ -157,7 +157,7 @@ func Verify(ctx context.Context, f Facts) (*Findings, error) {
 	}
 	for _, v := range f.Affected {
 		expected := int64(0)
-		for _, t := range f.Plan.Model.TableNames() {
+		for _, t := range f.Plan.Model.TenantTableNames() {
 			rows, _ := want.RowHashes(ctx, v.ID, t)
 			expected += int64(len(rows))
 		}
@@ -176,7 +176,7 @@ func Verify(ctx context.Context, f Facts) (*Findings, error) {
 // affected tenants a purge should only have marked deleted: the ledger's fingerprint of such a
 // table is of its rows unmarked, so a restore that brought them back unmarked would match it,
 // and only the rows rebuilt with the mark tell.
-func withMarkedTables(m *fixtures.Model, mismatches []truth.Mismatch, affected []fixtures.Tenant, marks map[int64]incident.IntendedMark) []truth.Mismatch {
+func withMarkedTables(model *fixtures.Model, mismatches []truth.Mismatch, affected []fixtures.Tenant, marks map[int64]incident.IntendedMark) []truth.Mismatch {
 	out := slices.Clone(mismatches)
 	listed := map[truth.TenantTable]bool{}
 	for _, m := range mismatches {
@@ -186,7 +186,7 @@ func withMarkedTables(m *fixtures.Model, mismatches []truth.Mismatch, affected [
 		if _, ok := marks[v.ID]; !ok {
 			continue
 		}
-		for _, t := range m.TenantTables() {
+		for _, t := range model.TenantTables() {
 			if tt := (truth.TenantTable{Tenant: v.ID, Table: t.Name}); t.SoftDelete != "" && !listed[tt] {
 				out = append(out, truth.Mismatch{TenantTable: tt})
 			}
@@ -318,7 +318,20 @@ func integrity(ctx context.Context, f Facts, after *truth.Snapshot, dir *truth.D
 	if len(misrouted) > 0 {
 		routing.Detail = fmt.Sprintf("%d tenant(s) are not routed to their rows: %s", len(misrouted), strings.Join(misrouted[:min(3, len(misrouted))], "; "))
 	}
-	checks := []Check{schema, placement, routing}
+	crossed, err := truth.CheckTenancy(ctx, f.Source)
+	if err != nil {
+		return nil, nil, err
+	}
+	tenancy := Check{Name: "tenancy", Passed: len(crossed) == 0,
+		Detail: "every foreign key of a tenant's row points at a row of the same tenant"}
+	if len(crossed) > 0 {
+		var words []string
+		for _, c := range crossed[:min(3, len(crossed))] {
+			words = append(words, c.String())
+		}
+		tenancy.Detail = fmt.Sprintf("%d foreign key(s) cross tenants: %s", len(crossed), strings.Join(words, "; "))
+	}
+	checks := []Check{schema, placement, routing, tenancy}
 	if reference != nil {
 		checks = append(checks, *reference)
 	}

@@ -24,24 +24,20 @@ import (
 // fingerprint (the workload's ledger) return it from their statements.
 func RowHashSQL(alias, table string) string {
 	return hashSQL(alias, "(SELECT pg_catalog.hashtext(pg_catalog.string_agg(pg_catalog.format_type(a.atttypid, NULL), ',' ORDER BY a.attnum))"+
-		" FROM pg_catalog.pg_attribute a WHERE a.attrelid = "+quoteLiteral(table)+"::pg_catalog.regclass AND a.attnum > 0 AND NOT a.attisdropped)")
+		" FROM pg_catalog.pg_attribute a WHERE a.attrelid = "+fixtures.QuoteLiteral(table)+"::pg_catalog.regclass AND a.attnum > 0 AND NOT a.attisdropped)")
 }
 
 // ValuesHashSQL is RowHashSQL of a row expression that is not a table's row (ROW(a, b, c), a
 // repaired row as it must be), whose column types are given in order as format_type names them
 // (ColumnTypes): it hashes to what a table row of those types and values hashes to.
 func ValuesHashSQL(row string, types []string) string {
-	return hashSQL(row, "pg_catalog.hashtext("+quoteLiteral(strings.Join(types, ","))+")")
+	return hashSQL(row, "pg_catalog.hashtext("+fixtures.QuoteLiteral(strings.Join(types, ","))+")")
 }
 
 // hashSQL hashes the text of row with the seed a type list hashes to.
 func hashSQL(row, typeSeed string) string {
 	return "pg_catalog.hashtextextended(" + row + "::pg_catalog.text, " + typeSeed + "::pg_catalog.int8)"
 }
-
-// quoteLiteral quotes s as an SQL string literal (standard_conforming_strings is on in every
-// server pgdrill starts, as it is by default).
-func quoteLiteral(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }
 
 // ColumnTypes returns the type of every column of table (a schema-qualified, quoted name) as
 // RowHashSQL's seed names it, by column name: what ValuesHashSQL needs to hash rows of the table
@@ -193,7 +189,7 @@ func (s Source) fingerprintTables(ctx context.Context, conn *pgx.Conn, shard int
 	parts := make([]string, len(tables))
 	for i, t := range tables {
 		name := pgx.Identifier{schema, t.Name}.Sanitize()
-		lit := quoteLiteral(t.Name)
+		lit := fixtures.QuoteLiteral(t.Name)
 		hash := RowHashSQL("t", name)
 		if tenant == 0 {
 			owned, err := s.Model.OwnerSQL(t, schema, "t")

@@ -12,7 +12,7 @@ import (
 // Source is a set of servers to read the truth from: a live cluster, or sidecars restored from
 // its backups. Plain connection strings keep truth independent of how servers are started.
 type Source struct {
-	// Layout is how tenants are stored; fixtures.ReadLayout asks the catalog for it.
+	// Layout is how tenants are stored; the catalog records it (fixtures.ReadDataset).
 	Layout fixtures.Layout
 	// Model is the tenancy model of the tenants' tables: which tables to read and how a row
 	// finds its tenant.

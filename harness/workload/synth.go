@@ -27,7 +27,8 @@ type synthTargets struct {
 	inserts []fixtures.Table
 	// updates are the tables with a data column a write can change, with those columns.
 	updates []updateTarget
-	// deletes are the tenant tables no foreign key references.
+	// deletes are the tenant tables no foreign key references, but those holding one row per
+	// tenant: the model's root (what detection watches) is never among them.
 	deletes []fixtures.Table
 }
 
@@ -45,7 +46,7 @@ func newSynthTargets(plan *fixtures.Plan) *synthTargets {
 		if !writableKey(t) {
 			continue
 		}
-		if !(len(t.PrimaryKey) == 1 && t.PrimaryKey[0] == t.Owner.Column) {
+		if !t.OneRowPerTenant() {
 			s.inserts = append(s.inserts, t)
 		}
 		u := updateTarget{table: t}
@@ -57,7 +58,7 @@ func newSynthTargets(plan *fixtures.Plan) *synthTargets {
 		if len(u.columns) > 0 {
 			s.updates = append(s.updates, u)
 		}
-		if !m.Referenced(t.Name) {
+		if !m.Referenced(t.Name) && !t.OneRowPerTenant() && t.Name != m.RootTable().Name {
 			s.deletes = append(s.deletes, t)
 		}
 	}

@@ -15,11 +15,11 @@ func (a *app) schemaCommand() *cobra.Command {
 		Use:   "schema",
 		Short: "Explain what pgdrill understands of a multi-tenant schema",
 		Long: `A drill runs on a schema: pgdrill's built-in Jira-like world, or yours, named by a scenario's
-spec.dataset.schema (a DDL file; what pg_dump --schema-only prints loads). pgdrill reads it
-through Postgres itself and builds a tenancy model: which tables belong to a tenant (by a tenant
-column, or through foreign keys to a table with one), which are global reference data, the
-foreign-key graph and the order to fill, copy and delete them in, and everything it cannot
-handle, with why.`,
+spec.dataset.schema (a DDL file; what pg_dump --schema-only --no-owner --no-privileges prints
+loads). pgdrill reads it through Postgres itself and builds a tenancy model: which tables belong
+to a tenant (by a tenant column, or through foreign keys to a table with one), which are global
+reference data, the foreign-key graph and the order to fill, copy and delete them in, and
+everything it cannot handle, with why.`,
 		Example: `  pgdrill schema inspect ours.sql --tenant-key account_id --tenant-keys accounts=id
   pgdrill schema inspect --from 'postgres://app@staging/app'   # reads the catalog, never the data
   pgdrill schema inspect -o json > model.json`,
@@ -47,7 +47,7 @@ must be fixed before the schema can be drilled; "ignored" objects are left out o
 cluster. Exit code 2 when the file does not load, a flag is wrong, or the schema has a refusal.`,
 		Example: `  pgdrill schema inspect
   pgdrill schema inspect ours.sql --tenant-key account_id --tenant-keys accounts=id
-  pgdrill schema inspect --from 'postgres://app@staging/app' --schema app -o json`,
+  pgdrill schema inspect --from 'postgres://app@staging/app' -o json`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if len(args) == 1 {
@@ -68,7 +68,6 @@ cluster. Exit code 2 when the file does not load, a flag is wrong, or the schema
 	}
 	f := cmd.Flags()
 	f.StringVar(&src.DSN, "from", "", "read the schema of this database (a connection string) instead of a file; only its catalog is read")
-	f.StringVar(&src.Schema, "schema", "", "the schema holding the tables (default: the one schema that holds any)")
 	f.StringVar(&src.TenantKey, "tenant-key", "", fmt.Sprintf("the column that holds the tenant in most tables (default %q)", "tenant_id"))
 	f.StringToStringVar(&src.TenantKeys, "tenant-keys", nil, "tables whose tenant column differs, as TABLE=COLUMN,...")
 	return cmd
