@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/jackc/pgx/v5"
@@ -31,9 +32,30 @@ type ColumnHarm struct {
 	Before map[string]int64 `json:"before"`
 }
 
-// RowKey joins a row's primary-key values (as text, in fixtures.Table.PrimaryKey order, as
-// truth.RowHash.Key holds them) into the key of ColumnHarm.Before.
-func RowKey(key []string) string { return strings.Join(key, ",") }
+// RowKey encodes a row's primary-key values (as text, in fixtures.Table.PrimaryKey order, as
+// truth.RowHash.Key holds them) into the key of ColumnHarm.Before: each value after its length
+// in bytes, so that no value's commas can make two keys one.
+func RowKey(key []string) string {
+	var b strings.Builder
+	for i, k := range key {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString(strconv.Itoa(len(k)) + ":" + k)
+	}
+	return b.String()
+}
+
+// RowKeySQL is RowKey of the primary key of the rows under alias, computed by the server: how a
+// harm notes its rows and the judge finds them again.
+func RowKeySQL(alias string, cols []string) string {
+	parts := make([]string, len(cols))
+	for i, c := range cols {
+		v := alias + "." + pgx.Identifier{c}.Sanitize() + "::pg_catalog.text"
+		parts[i] = "pg_catalog.octet_length(" + v + ")::pg_catalog.text || ':' || " + v
+	}
+	return "pg_catalog.concat_ws(',', " + strings.Join(parts, ", ") + ")"
+}
 
 // ColumnHashSQL returns the SQL of the hash of one column's value of the row alias: the hash of
 // the one-column record, so that NULL and the empty string differ. Sessions computing it must be
@@ -124,11 +146,7 @@ func harmColumnIn(ctx context.Context, tx pgx.Tx, m *fixtures.Model, schema stri
 	if err != nil {
 		return 0, err
 	}
-	key := "concat_ws(','"
-	for _, k := range t.PrimaryKey {
-		key += ", o." + pgx.Identifier{k}.Sanitize()
-	}
-	key += ")"
+	key := RowKeySQL("o", t.PrimaryKey)
 	name := pgx.Identifier{col.Column}.Sanitize()
 	c, _ := t.Column(col.Column)
 	typ := c.Type

@@ -8,7 +8,6 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/pgdrill/pgdrill/fixtures"
 	"github.com/pgdrill/pgdrill/harness/incident"
 	"github.com/pgdrill/pgdrill/harness/truth"
 )
@@ -105,7 +104,7 @@ func rightRows(ctx context.Context, f Facts, want victimRows, d truth.TableDiff,
 	hash := func(cols, types []string) string {
 		return truth.ValuesHashSQL("ROW("+strings.Join(cols, ", ")+")", types)
 	}
-	key := "pg_catalog.concat_ws(',', " + fixtures.QualifiedColumns("l", t.PrimaryKey) + ")"
+	key := incident.RowKeySQL("l", t.PrimaryKey)
 	owned, err := f.Plan.Model.OwnerCondition(t, loc.Schema, "l", func(k string) string { return k + " = $1" })
 	if err != nil {
 		return nil, err
