@@ -187,7 +187,7 @@ func validateIncident(sp *Spec, d *decoder) {
 		case keyTable:
 			if m := builtinModel(sp); m != nil {
 				if _, ok := m.LookupTable(in.Table); !ok {
-					d.invalid(path, "%s", oneOf(in.Table, m.TenantTableNames()))
+					d.invalid(path, "%s", oneOf(in.Table, fixtures.TableNames(m.TenantTables())))
 				}
 			}
 		case keyColumn:

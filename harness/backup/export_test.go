@@ -45,7 +45,7 @@ var _ = Describe("ExportTenants", func() {
 				rows += table.Rows
 				Expect(exp.Path(table)).To(BeARegularFile())
 			}
-			Expect(names).To(Equal(fixtures.Builtin().TenantTableNames()))
+			Expect(names).To(Equal(fixtures.TableNames(fixtures.Builtin().TenantTables())))
 			Expect(rows).To(Equal(planned.Rows), "every row of tenant %d", id)
 		}
 		_, ok := exp.Tenant(plan.OnShard(0)[1].ID)

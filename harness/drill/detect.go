@@ -32,8 +32,8 @@ func (r *run) detect(ctx context.Context) error {
 
 // probe checks the steady state every interval — every tenant in the catalog has its data on its
 // shard: rows of the model's root table (sites) under the shared layout, its schema or database
-// otherwise — and returns once it does not hold. It notices tenants whose data is gone, not damaged data (scenario validation
-// refuses a probe for those incidents).
+// otherwise — and returns once it does not hold. It notices tenants whose data is gone, not
+// damaged data (scenario validation refuses a probe for those incidents).
 func (r *run) probe(ctx context.Context, interval, timeout time.Duration) error {
 	deadline := time.Now().Add(timeout)
 	for {

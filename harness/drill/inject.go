@@ -118,7 +118,7 @@ func harmedColumn(in scenarios.Incident, m *fixtures.Model) (columnTarget, error
 	t, ok := m.LookupTable(in.Table)
 	if !ok || !t.Tenant() {
 		return columnTarget{}, fmt.Errorf("%w: spec.incident.table: schema %s has no tenant table %q; its tenant tables: %s",
-			dataset.ErrUnusableSchema, m.Name, in.Table, strings.Join(m.TenantTableNames(), ", "))
+			dataset.ErrUnusableSchema, m.Name, in.Table, strings.Join(fixtures.TableNames(m.TenantTables()), ", "))
 	}
 	c, ok := t.Column(in.Column)
 	if !ok {
@@ -146,16 +146,7 @@ func checkSchemaFits(sc scenarios.Spec, m *fixtures.Model) error {
 	}
 	if sc.Restore.Strategy == scenarios.LogicalExport && sc.Cluster.Layout == fixtures.LayoutDatabase && len(m.ReferenceTables()) > 0 {
 		return fmt.Errorf("%w: spec.restore.strategy: logical-export cannot recreate a tenant database of schema %s: its exports hold no reference tables (%s); choose pitr-sidecar",
-			dataset.ErrUnusableSchema, m.Name, strings.Join(tableNames(m.ReferenceTables()), ", "))
+			dataset.ErrUnusableSchema, m.Name, strings.Join(fixtures.TableNames(m.ReferenceTables()), ", "))
 	}
 	return nil
-}
-
-// tableNames returns the tables' names.
-func tableNames(tables []fixtures.Table) []string {
-	out := make([]string, len(tables))
-	for i, t := range tables {
-		out[i] = t.Name
-	}
-	return out
 }

@@ -92,8 +92,8 @@ func harmColumn(ctx context.Context, c cluster.Cluster, kind string, tenants []T
 		if !ok || !t.Tenant() {
 			return nil, fmt.Errorf("no tenant table %s in schema %s", table, d.Model.Name)
 		}
-		if _, ok := t.Column(column); !ok || slices.Contains(t.PrimaryKey, column) {
-			return nil, fmt.Errorf("%s is not a non-key column of %s", column, table)
+		if c, ok := t.Column(column); !ok || !d.Model.Harmable(t, c, drop) {
+			return nil, fmt.Errorf("%s is not a data column of %s a harm of one column can touch and a repair put back", column, table)
 		}
 		return perDatabase(s, d.Layout, ids, func(dsn string, ids []int64) (Harm, error) {
 			return columnInTransaction(ctx, dsn, c.RunID(), d, ids, t, column, drop)
@@ -117,7 +117,7 @@ func columnInTransaction(ctx context.Context, dsn, runID string, d fixtures.Data
 	return harmInTransaction(ctx, dsn, runID, Harm{Tenants: ids, Column: col}, func(tx pgx.Tx, h *Harm) error {
 		if !drop {
 			schema := layout.Locate(ids[0]).Schema
-			cond, err := d.Model.OwnerCondition(t, schema, "o", func(k string) string { return k + " = $1" })
+			cond, err := d.Model.OwnerCondition(t, schema, "o", "= $1")
 			if err != nil {
 				return err
 			}
@@ -142,7 +142,7 @@ func columnInTransaction(ctx context.Context, dsn, runID string, d fixtures.Data
 // old value's hash to col.Before, and returns the number of rows harmed.
 func harmColumnIn(ctx context.Context, tx pgx.Tx, m *fixtures.Model, schema string, ids []int64, t fixtures.Table, col *ColumnHarm) (int64, error) {
 	table := pgx.Identifier{schema, t.Name}.Sanitize()
-	owned, err := m.OwnerCondition(t, schema, "o", func(k string) string { return k + " = ANY ($1)" })
+	owned, err := m.OwnerCondition(t, schema, "o", "= ANY ($1)")
 	if err != nil {
 		return 0, err
 	}

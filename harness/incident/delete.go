@@ -117,7 +117,7 @@ func deleteOwned(ctx context.Context, tx pgx.Tx, m *fixtures.Model, schema strin
 	if _, err := tx.Exec(ctx, "SET CONSTRAINTS ALL DEFERRED"); err != nil {
 		return 0, fmt.Errorf("defer constraints: %w", err)
 	}
-	anyTenant := func(k string) string { return k + " = ANY ($1)" }
+	anyTenant := "= ANY ($1)"
 	tables := m.TenantTables()
 	for _, t := range tables {
 		for _, fk := range t.CycleLinks() {
@@ -252,7 +252,7 @@ func lockParents(ctx context.Context, tx pgx.Tx, m *fixtures.Model, schema strin
 		if !m.Referenced(t.Name) {
 			continue
 		}
-		cond, err := m.OwnerCondition(t, schema, "t", func(k string) string { return k + " = ANY ($1)" })
+		cond, err := m.OwnerCondition(t, schema, "t", "= ANY ($1)")
 		if err != nil {
 			return err
 		}

@@ -40,7 +40,7 @@ func softDeleteInTransaction(ctx context.Context, dsn, runID string, d fixtures.
 				if t.SoftDelete == "" {
 					continue
 				}
-				cond, err := d.Model.OwnerCondition(t, schema, "t", func(k string) string { return k + " = $2" })
+				cond, err := d.Model.OwnerCondition(t, schema, "t", "= $2")
 				if err != nil {
 					return err
 				}

@@ -107,7 +107,7 @@ func (m merger) repairTenant(ctx context.Context, src source, dsn string, loc fi
 			damaged = *col.Value
 		}
 		join := "(" + fixtures.QualifiedColumns("l", t.PrimaryKey) + ") = (" + fixtures.QualifiedColumns("s", t.PrimaryKey) + ")"
-		owned, err := m.model.OwnerCondition(t, loc.Schema, "l", func(k string) string { return k + " = $1" })
+		owned, err := m.model.OwnerCondition(t, loc.Schema, "l", "= $1")
 		if err != nil {
 			return err
 		}

@@ -252,7 +252,7 @@ func (m merger) mergeTable(ctx context.Context, src source, tx pgx.Tx, loc fixtu
 		}
 	}
 
-	owned, err := m.model.OwnerCondition(t, loc.Schema, "l", func(k string) string { return k + " = $1" })
+	owned, err := m.model.OwnerCondition(t, loc.Schema, "l", "= $1")
 	if err != nil {
 		return err
 	}
@@ -356,7 +356,7 @@ const uniqueViolation = "23505"
 // rolled back to a savepoint and the staging path takes over).
 func (m merger) copyIntoEmpty(ctx context.Context, src source, tx pgx.Tx, loc fixtures.Location, t fixtures.Table, tenantID int64) (int64, error) {
 	live := pgx.Identifier{loc.Schema, t.Name}.Sanitize()
-	owned, err := m.model.OwnerCondition(t, loc.Schema, "l", func(k string) string { return k + " = $1" })
+	owned, err := m.model.OwnerCondition(t, loc.Schema, "l", "= $1")
 	if err != nil {
 		return 0, err
 	}

@@ -103,7 +103,7 @@ func undoInTransaction(ctx context.Context, conn *pgx.Conn, runID string, rec in
 				if t.SoftDelete == "" {
 					continue
 				}
-				owned, err := rec.Model.OwnerCondition(t, loc.Schema, "t", func(k string) string { return k + " = $1" })
+				owned, err := rec.Model.OwnerCondition(t, loc.Schema, "t", "= $1")
 				if err != nil {
 					return err
 				}

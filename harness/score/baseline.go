@@ -39,7 +39,7 @@ func TakeBaseline(ctx context.Context, src truth.Source, victims []fixtures.Tena
 		return b, err
 	}
 	for _, v := range victims {
-		for _, t := range src.Model.TenantTableNames() {
+		for _, t := range fixtures.TableNames(src.Model.TenantTables()) {
 			rows, err := src.RowHashes(ctx, v.ID, t)
 			if err != nil {
 				return b, fmt.Errorf("read baseline of tenant %d: %w", v.ID, err)

@@ -105,7 +105,7 @@ func rightRows(ctx context.Context, f Facts, want victimRows, d truth.TableDiff,
 		return truth.ValuesHashSQL("ROW("+strings.Join(cols, ", ")+")", types)
 	}
 	key := incident.RowKeySQL("l", t.PrimaryKey)
-	owned, err := f.Plan.Model.OwnerCondition(t, loc.Schema, "l", func(k string) string { return k + " = $1" })
+	owned, err := f.Plan.Model.OwnerCondition(t, loc.Schema, "l", "= $1")
 	if err != nil {
 		return nil, err
 	}

@@ -157,7 +157,7 @@ func Verify(ctx context.Context, f Facts) (*Findings, error) {
 	}
 	for _, v := range f.Affected {
 		expected := int64(0)
-		for _, t := range f.Plan.Model.TenantTableNames() {
+		for _, t := range fixtures.TableNames(f.Plan.Model.TenantTables()) {
 			rows, _ := want.RowHashes(ctx, v.ID, t)
 			expected += int64(len(rows))
 		}

@@ -42,6 +42,7 @@ type updateTarget struct {
 func newSynthTargets(plan *fixtures.Plan) *synthTargets {
 	m := plan.Model
 	s := &synthTargets{plan: plan}
+	root := m.RootTable().Name
 	for _, t := range m.TenantTables() {
 		if !writableKey(t) {
 			continue
@@ -58,7 +59,7 @@ func newSynthTargets(plan *fixtures.Plan) *synthTargets {
 		if len(u.columns) > 0 {
 			s.updates = append(s.updates, u)
 		}
-		if !m.Referenced(t.Name) && !t.OneRowPerTenant() && t.Name != m.RootTable().Name {
+		if !m.Referenced(t.Name) && !t.OneRowPerTenant() && t.Name != root {
 			s.deletes = append(s.deletes, t)
 		}
 	}
