@@ -48,6 +48,8 @@ type Report struct {
 	Schema []SchemaChange `json:"schema"`
 	// Backups are the checks of every shard's backup chain, made before the restore.
 	Backups []BackupChain `json:"backups"`
+	// Faults are the chaos the scenario injected, and what became of each fault.
+	Faults []Fault `json:"faults,omitempty"`
 	// Problems say what went wrong, in the order it went wrong.
 	Problems []Problem `json:"problems"`
 	// Notes say what the drill changed from the scenario file, and why (a strategy chosen
@@ -160,6 +162,8 @@ const (
 	KindPhase SpanKind = "phase"
 	// KindEvent is an instant, e.g. the incident or its detection.
 	KindEvent SpanKind = "event"
+	// KindFault is a fault's band, from its injection to its heal, e.g. a network cut.
+	KindFault SpanKind = "fault"
 )
 
 // Span is one phase or event of the drill's timeline. Offsets are from the drill's start on a
@@ -175,6 +179,24 @@ type Span struct {
 	End     time.Time `json:"end"`
 	// Error says why the phase failed; empty when it succeeded.
 	Error string `json:"error,omitempty"`
+}
+
+// Fault is one fault of the drill: what it broke, when, and whether the harness saw it take
+// effect and heal. A fault not seen to take effect left the drill INCONCLUSIVE.
+type Fault struct {
+	Kind   string `json:"kind"`
+	Target string `json:"target"`
+	// At is when the scenario asked it to strike ("restore.merge + 2s").
+	At string `json:"at"`
+	// Description says what it did to what ("kill -9 sidecar-shard-1-1").
+	Description string `json:"description"`
+	// InjectedMS and HealedMS are offsets from the drill's start; 0 when it did not happen.
+	InjectedMS int64 `json:"injected_ms"`
+	HealedMS   int64 `json:"healed_ms"`
+	Confirmed  bool  `json:"confirmed"`
+	Healed     bool  `json:"healed"`
+	// Problem says what went wrong with it; empty when nothing did.
+	Problem string `json:"problem,omitempty"`
 }
 
 // Duration is how long the span lasted (0 for an event).

@@ -38,6 +38,8 @@ type timelineRow struct {
 	Title      string
 	Failed     bool
 	ColorIndex int
+	// Fault draws the row as a fault's band.
+	Fault bool
 }
 
 type timelineMark struct {
@@ -80,6 +82,7 @@ func timeline(r *Report) timelineChart {
 	var order []key
 	var labels eventLabels
 	bars := map[key][]Span{}
+	faults := map[key]bool{}
 	var desc []string
 	for _, s := range r.Timeline {
 		if s.EndMS < origin {
@@ -91,6 +94,7 @@ func timeline(r *Report) timelineChart {
 			continue
 		}
 		k := key{s.Name, s.Shard}
+		faults[k] = faults[k] || s.Kind == KindFault
 		if _, seen := bars[k]; !seen {
 			order = append(order, k)
 		}
@@ -112,6 +116,7 @@ func timeline(r *Report) timelineChart {
 		row := timelineRow{
 			Label: k.name + " · " + ShardName(k.shard), Y: y + 1.5, TextY: y + 10,
 			X: x(first), W: math.Max(1.5, round1(x(last)-x(first))), Failed: failed, ColorIndex: colors[k.name],
+			Fault: faults[k],
 		}
 		row.Title = fmt.Sprintf("%s on %s: from %s to %s (%s)", k.name, ShardName(k.shard),
 			Words(ms(first-origin)), Words(ms(last-origin)), Words(ms(last-first)))

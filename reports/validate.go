@@ -49,7 +49,7 @@ func (r *Report) Validate() error {
 		if s.Shard < -1 {
 			add("timeline[%d] %s has shard %d; use -1 for the whole cluster", i, s.Name, s.Shard)
 		}
-		if s.Kind != KindPhase && s.Kind != KindEvent {
+		if s.Kind != KindPhase && s.Kind != KindEvent && s.Kind != KindFault {
 			add("timeline[%d] %s has kind %q; want phase or event", i, s.Name, s.Kind)
 		}
 	}

@@ -275,54 +275,113 @@ type Runbook struct {
 	Timeout Duration `yaml:"timeout" json:"timeout"`
 }
 
-// Fault is chaos injected at one phase of the drill.
+// Fault is chaos injected into a drill: what breaks (Kind), in what (Target), when (At or During)
+// and for how long (For). Every fault is healed before the final verification, whatever For says,
+// and one that was not seen to take effect makes the drill INCONCLUSIVE.
 type Fault struct {
 	// Kind is what breaks. Required.
 	Kind FaultKind `yaml:"kind" json:"kind"`
-	// Phase is the drill phase during which the fault is injected. Required.
-	Phase Phase `yaml:"phase" json:"phase"`
-	// Params are the kind's parameters (e.g. shard, latency); the fault package checks them.
-	Params map[string]any `yaml:"params,omitempty" json:"params,omitempty"`
+	// Target is what it breaks: catalog; shard (the first shard the incident harmed, or shard-0
+	// before the incident); shard-N; sidecar (the sidecar of the restore phase the fault is
+	// attached to); standby-N; runbook (the restorer itself). Default: runbook for
+	// restorer-crash, shard for every other kind.
+	Target string `yaml:"target,omitempty" json:"target,omitempty"`
+	// At injects the fault when a phase of the drill begins, or a while after it: "incident",
+	// "restore.replay", "restore.merge + 2s". One of At and During is required.
+	At string `yaml:"at,omitempty" json:"at,omitempty"`
+	// During injects the fault when a phase begins and heals it when the phase ends.
+	During string `yaml:"during,omitempty" json:"during,omitempty"`
+	// For heals the fault this long after it struck. Default: with At, just before the final
+	// verification; with During, at the phase's end.
+	For Duration `yaml:"for,omitempty" json:"for,omitempty"`
+	// Latency and Jitter are a latency fault's delay of every packet, each way. Default: 100ms,
+	// 0s.
+	Latency Duration `yaml:"latency,omitempty" json:"latency,omitempty"`
+	Jitter  Duration `yaml:"jitter,omitempty" json:"jitter,omitempty"`
+	// Rate is a bandwidth fault's limit, in KB/s. Default: 100.
+	Rate int64 `yaml:"rate,omitempty" json:"rate,omitempty"`
+	// After is how long a reset fault lets a connection carry data before resetting it.
+	// Default: 0s.
+	After Duration `yaml:"after,omitempty" json:"after,omitempty"`
+	// Immediate makes a restart a crash and a start (kill -9), rather than a clean shutdown and
+	// a start. Default: false.
+	Immediate bool `yaml:"immediate,omitempty" json:"immediate,omitempty"`
+	// Segment names the WAL segment a wal-missing or wal-corrupt fault breaks. Default: the
+	// first segment archived after the base backup's end, the first a replay from it needs.
+	Segment string `yaml:"segment,omitempty" json:"segment,omitempty"`
+	// File names the file, relative to the base backup, a backup-corrupt or backup-truncate
+	// fault breaks. Default: the backup's largest relation file.
+	File string `yaml:"file,omitempty" json:"file,omitempty"`
 }
 
 // FaultKind names a fault.
 type FaultKind string
 
-// The faults (DESIGN.md, Chaos).
+// The faults (DESIGN.md, Chaos), by what they break.
 const (
-	KillShard         FaultKind = "kill-shard"
-	PauseShard        FaultKind = "pause-shard"
-	NetworkLatency    FaultKind = "network-latency"
-	NetworkCut        FaultKind = "network-cut"
-	MissingWALSegment FaultKind = "missing-wal-segment"
-	CorruptBackupFile FaultKind = "corrupt-backup-file"
-	CrashRestore      FaultKind = "crash-restore"
+	// Process faults.
+	FaultKill    FaultKind = "kill"    // kill -9; healed by a start (a sidecar: by its restore)
+	FaultPause   FaultKind = "pause"   // SIGSTOP; healed by SIGCONT
+	FaultRestart FaultKind = "restart" // a clean restart, or a crash and start (immediate)
+	// Network faults, through a TCP fault proxy in front of the target.
+	FaultLatency   FaultKind = "latency"   // latency (with jitter) each way
+	FaultBandwidth FaultKind = "bandwidth" // a bandwidth limit
+	FaultReset     FaultKind = "reset"     // connections reset (RST)
+	FaultCut       FaultKind = "cut"       // every connection closed, new ones refused
+	FaultStall     FaultKind = "stall"     // half-open: connections stay up, nothing arrives
+	// Storage faults, on the target shard's archive and base backup.
+	FaultWALMissing     FaultKind = "wal-missing"
+	FaultWALCorrupt     FaultKind = "wal-corrupt"
+	FaultBackupCorrupt  FaultKind = "backup-corrupt"
+	FaultBackupTruncate FaultKind = "backup-truncate"
+	FaultDiskFull       FaultKind = "disk-full" // a sidecar's data directory on a filesystem that fills up
+	// The restorer itself: the runbook killed partway and run again.
+	FaultRestorerCrash FaultKind = "restorer-crash"
 )
 
 // FaultKinds lists the faults.
 func FaultKinds() []FaultKind {
-	return []FaultKind{KillShard, PauseShard, NetworkLatency, NetworkCut, MissingWALSegment,
-		CorruptBackupFile, CrashRestore}
+	return []FaultKind{FaultKill, FaultPause, FaultRestart, FaultLatency, FaultBandwidth, FaultReset, FaultCut, FaultStall,
+		FaultWALMissing, FaultWALCorrupt, FaultBackupCorrupt, FaultBackupTruncate, FaultDiskFull, FaultRestorerCrash}
 }
 
-// Phase names a phase of the drill's timeline that a fault can be attached to.
-type Phase string
+// Network reports whether the fault is a network fault, injected through a proxy.
+func (k FaultKind) Network() bool {
+	switch k {
+	case FaultLatency, FaultBandwidth, FaultReset, FaultCut, FaultStall:
+		return true
+	}
+	return false
+}
 
-// The phases a fault can be attached to, in timeline order. Provisioning is not one: there is
-// nothing to break yet.
+// Storage reports whether the fault breaks a file of a backup or an archive.
+func (k FaultKind) Storage() bool {
+	switch k {
+	case FaultWALMissing, FaultWALCorrupt, FaultBackupCorrupt, FaultBackupTruncate:
+		return true
+	}
+	return false
+}
+
+// The drill's phases a fault can be attached to, in timeline order: the drill's own steps
+// before the verification (the Jepsen rule: every fault is healed before it) and the restore's
+// phases, named restore.PHASE. Provisioning is not one: there is nothing to break yet.
 const (
-	PhaseFill     Phase = "fill"
-	PhaseProtect  Phase = "protect"
-	PhaseWorkload Phase = "workload"
-	PhaseIncident Phase = "incident"
-	PhaseDetect   Phase = "detect"
-	PhaseRestore  Phase = "restore"
-	PhaseVerify   Phase = "verify"
+	PhaseFill     = "fill"
+	PhaseProtect  = "protect"
+	PhaseBaseline = "baseline"
+	PhaseWorkload = "workload"
+	PhaseIncident = "incident"
+	PhaseDetect   = "detect"
+	PhaseBackups  = "backups"
+	PhaseRestore  = "restore"
 )
 
-// Phases lists the phases faults can be attached to, in timeline order.
-func Phases() []Phase {
-	return []Phase{PhaseFill, PhaseProtect, PhaseWorkload, PhaseIncident, PhaseDetect, PhaseRestore, PhaseVerify}
+// FaultPhases lists the phases faults can be attached to, in timeline order.
+func FaultPhases() []string {
+	return []string{PhaseFill, PhaseProtect, PhaseBaseline, PhaseWorkload, PhaseIncident, PhaseDetect, PhaseBackups, PhaseRestore,
+		"restore.archive", "restore.provision", "restore.replay", "restore.merge", "restore.undo", "restore.pause",
+		"restore.swap", "restore.runbook"}
 }
 
 // Duration is a time.Duration written as text ("30s", "15m"; a bare 0 is 0s) in YAML and JSON.

@@ -46,17 +46,21 @@ spec:
 `
 
 var _ = Describe("built-in scenarios", func() {
-	It("has one valid scenario per incident kind, named after it", func() {
+	It("has one valid scenario per incident kind, named after it, and chaos scenarios tagged as such", func() {
 		var kinds []scenarios.IncidentKind
 		for _, s := range scenarios.Builtin() {
 			Expect(s.File).To(Equal("scenarios/" + s.Metadata.ID + ".yaml"))
-			Expect(s.Metadata.ID).To(Equal(string(s.Spec.Incident.Kind)))
+			if len(s.Spec.Faults) > 0 {
+				Expect(s.Metadata.Tags).To(ContainElement("chaos"), s.Metadata.ID)
+			} else {
+				Expect(s.Metadata.ID).To(Equal(string(s.Spec.Incident.Kind)))
+				kinds = append(kinds, s.Spec.Incident.Kind)
+			}
 			Expect(s.Objectives()).NotTo(BeEmpty())
 			again, err := scenarios.Load(filepath.Base(s.File)) // the file on disk is the embedded one
 			Expect(err).NotTo(HaveOccurred())
 			again.File = s.File
 			Expect(again).To(Equal(s))
-			kinds = append(kinds, s.Spec.Incident.Kind)
 		}
 		Expect(kinds).To(ConsistOf(scenarios.IncidentKinds()))
 	})
@@ -105,8 +109,8 @@ var _ = Describe("decoding and validating", func() {
 			"testdata/incompatible.yaml:17:5: spec.incident.fraction: not a parameter of shard-loss, which takes: shard",
 			"testdata/incompatible.yaml:21:5: spec.restore.strategy: delayed-standby cannot restore shard-loss: use one of full-shard-pitr, runbook",
 			"testdata/incompatible.yaml:22:5: spec.restore.runbook: only used with strategy runbook, not delayed-standby",
-			"testdata/incompatible.yaml:24:29: spec.faults[0].phase: crash-restore can only be injected in phase restore",
-			"testdata/incompatible.yaml:25:7: spec.faults[1].phase: required: one of fill, protect, workload, incident, detect, restore, verify",
+			"testdata/incompatible.yaml:24:20: spec.faults[0].target: a sidecar runs during restore.replay and restore.merge only: attach the fault to one of them",
+			"testdata/incompatible.yaml:25:7: spec.faults[1].at: required (or during): when the fault strikes, one of fill, protect, baseline, workload, incident, detect, backups, restore, restore.archive, restore.provision, restore.replay, restore.merge, restore.undo, restore.pause, restore.swap, restore.runbook, with an optional + DURATION",
 			"testdata/incompatible.yaml:26:3: spec.objectives: empty: a drill needs at least one objective; remove the key to use the tier's preset",
 		}))
 	})
@@ -180,11 +184,38 @@ var _ = Describe("decoding and validating", func() {
 		Entry("one ring", "{kind: ring-rollout, rings: [{name: all, fraction: 1}]}", "a rollout needs at least 2 rings, got 1"),
 	)
 
+	It("accepts every fault it injects, and names every one it cannot", func() {
+		faults := `  faults:
+    - {kind: kill, target: sidecar, at: restore.replay}
+    - {kind: pause, target: catalog, during: restore.merge}
+    - {kind: restart, target: shard-1, at: workload + 1s}
+    - {kind: latency, at: restore.merge, latency: 50ms, jitter: 10ms, for: 2s}
+    - {kind: bandwidth, target: sidecar, during: restore.merge, rate: 500}
+    - {kind: reset, at: restore, after: 1s}
+    - {kind: cut, target: shard, at: restore.merge, for: 2s}
+    - {kind: stall, target: catalog, at: detect, for: 1s}
+    - {kind: wal-missing, at: detect}
+    - {kind: wal-corrupt, at: detect, segment: "000000010000000000000003"}
+    - {kind: backup-corrupt, at: detect}
+    - {kind: backup-truncate, at: detect, file: base/5/16384}
+`
+		sc, err := scenarios.Parse("x.yaml", []byte(minimal+faults))
+		Expect(err).NotTo(HaveOccurred())
+		Expect(sc.Spec.Faults).To(HaveLen(12))
+		Expect(sc.Spec.Faults[2].Trigger()).To(Equal(scenarios.Trigger{Phase: "workload", Offset: time.Second}))
+		Expect(sc.Spec.Faults[0].TargetOrDefault()).To(Equal("sidecar"))
+		Expect(sc.Spec.Faults[5].TargetOrDefault()).To(Equal("shard"))
+		for _, k := range []string{"disk-full", "restorer-crash"} {
+			_, err := scenarios.Parse("x.yaml", []byte(minimal+"  faults: [{kind: "+k+", at: restore}]\n"))
+			Expect(err).To(MatchError(ContainSubstring(k + " is not injected yet")))
+		}
+	})
+
 	It("refuses what is not implemented yet rather than running without it", func() {
-		_, err := scenarios.Parse("x.yaml", []byte(minimal+"  faults: [{kind: kill-shard, phase: restore}]\n"+
+		_, err := scenarios.Parse("x.yaml", []byte(minimal+"  faults: [{kind: disk-full, at: restore}]\n"+
 			"  dataset: {distribution: uniform}\n  cluster: {provider: container}\n"))
 		Expect(lines(err)).To(ConsistOf(
-			ContainSubstring("spec.faults[0]: fault kill-shard is not injected yet"),
+			ContainSubstring("spec.faults[0].kind: disk-full is not injected yet"),
 			ContainSubstring("spec.dataset.distribution: uniform sizes are not implemented yet"),
 			ContainSubstring("spec.cluster.provider: the container provider is not implemented yet"),
 		))
@@ -263,9 +294,18 @@ var _ = Describe("decoding and validating", func() {
 		Entry(nil, "  restore: {strategy: runbook}\n", "spec.restore.runbook.command: required with strategy runbook"),
 		Entry(nil, "  restore: {strategy: pitr}\n", `"pitr" is not one of pitr-sidecar`),
 		Entry(nil, "  protection: {baseBackup: false, logicalExportInterval: 1m}\n  restore: {strategy: logical-export}\n"+
-			"  faults: [{kind: corrupt-backup-file, phase: restore}]\n", "corrupt-backup-file breaks backups, but spec.protection takes none"),
-		Entry(nil, "  faults: [{kind: kill-shard, phase: provision}]\n", `spec.faults[0].phase: "provision" is not one of fill, protect`),
-		Entry(nil, "  faults: [{kind: oom, phase: restore}]\n", `spec.faults[0].kind: "oom" is not one of kill-shard`),
+			"  faults: [{kind: backup-corrupt, at: restore}]\n", "backup-corrupt breaks the base backup chain, but spec.protection.baseBackup is off"),
+		Entry(nil, "  faults: [{kind: pause, at: provision}]\n", `spec.faults[0].at: phase "provision" is not one of fill, protect`),
+		Entry(nil, "  faults: [{kind: pause, at: verify}]\n", `spec.faults[0].at: phase "verify" is not one of fill`),
+		Entry(nil, "  faults: [{kind: oom, at: restore}]\n", `spec.faults[0].kind: "oom" is not one of kill, pause`),
+		Entry(nil, "  faults: [{kind: pause, at: restore + soon}]\n", `spec.faults[0].at: "soon" after the phase is not a duration like 2s`),
+		Entry(nil, "  faults: [{kind: pause, at: restore, during: restore}]\n", "spec.faults[0].during: at and during are exclusive"),
+		Entry(nil, "  faults: [{kind: pause, target: shard-9, at: restore}]\n", "spec.faults[0].target: shard-9: the cluster has 4 shard(s)"),
+		Entry(nil, "  faults: [{kind: pause, target: node-1, at: restore}]\n", `spec.faults[0].target: "node-1" is not a target`),
+		Entry(nil, "  faults: [{kind: wal-missing, target: catalog, at: restore}]\n", "spec.faults[0].target: wal-missing cannot break catalog: it breaks shard"),
+		Entry(nil, "  faults: [{kind: pause, at: restore, latency: 1s}]\n", "spec.faults[0].latency: pause has no latency"),
+		Entry(nil, "  faults: [{kind: kill, target: shard-1, at: restore}]\n", "kill crashes shard-1, whose throwaway settings (fsync and synchronous_commit off) lose acknowledged commits in a crash: set spec.cluster.durable: true"),
+		Entry(nil, "  faults: [{kind: restorer-crash, at: restore}]\n", "spec.faults[0].kind: restorer-crash is not injected yet"),
 		Entry(nil, "  detection: {delay: 1s, probe: {}}\n", "spec.detection.delay: give a delay or a probe, not both"),
 		Entry(nil, "  detection: {probe: {interval: 1m, timeout: 30s}}\n", "30s is shorter than the interval 1m0s: the probe would never run"),
 		Entry(nil, "  workload: {writers: 65}\n", "must be between 0 (no workload) and 64, got 65"),

@@ -334,45 +334,9 @@ func validateRestore(sp *Spec, d *decoder) {
 // fieldProblem is a problem with one field, before it is placed in the file.
 type fieldProblem struct{ field, msg string }
 
-// faultPhases are the phases a fault kind can be injected in, when it cannot be all of them.
-var faultPhases = map[FaultKind][]Phase{
-	CrashRestore:      {PhaseRestore},
-	MissingWALSegment: {PhaseProtect, PhaseWorkload, PhaseIncident, PhaseDetect, PhaseRestore},
-	CorruptBackupFile: {PhaseProtect, PhaseWorkload, PhaseIncident, PhaseDetect, PhaseRestore},
-}
-
 func validateFaults(sp *Spec, d *decoder) {
 	for i, f := range sp.Faults {
-		path := fmt.Sprintf("spec.faults[%d]", i)
-		ok := true
-		invalid := func(field, format string, args ...any) {
-			ok = false
-			d.invalid(field, format, args...)
-		}
-		kindOK := f.Kind != "" && oneOf(f.Kind, FaultKinds()) == ""
-		switch {
-		case f.Kind == "":
-			invalid(path+".kind", "required: one of %s", strings.Join(names(FaultKinds()), ", "))
-		case !kindOK:
-			invalid(path+".kind", "%s", oneOf(f.Kind, FaultKinds()))
-		}
-		switch {
-		case f.Phase == "":
-			invalid(path+".phase", "required: one of %s", strings.Join(names(Phases()), ", "))
-		case oneOf(f.Phase, Phases()) != "":
-			invalid(path+".phase", "%s", oneOf(f.Phase, Phases()))
-		case kindOK && faultPhases[f.Kind] != nil && !slices.Contains(faultPhases[f.Kind], f.Phase):
-			invalid(path+".phase", "%s can only be injected in phase %s", f.Kind,
-				strings.Join(names(faultPhases[f.Kind]), ", "))
-		}
-		backups := sp.Protection.BaseBackup || sp.Protection.PgBackRest
-		if (f.Kind == MissingWALSegment || f.Kind == CorruptBackupFile) && !backups {
-			invalid(path+".kind", "%s breaks backups, but spec.protection takes none", f.Kind)
-		}
-		if ok {
-			// Refused rather than ignored: a drill must not pass without the fault it was asked for.
-			d.invalid(path, "fault %s is not injected yet (faults come in a later release); remove it", f.Kind)
-		}
+		validateFault(sp, f, fmt.Sprintf("spec.faults[%d]", i), d.invalid)
 	}
 }
 

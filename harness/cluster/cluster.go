@@ -215,6 +215,17 @@ type StandbySpec struct {
 // kill, back up, start sidecars, destroy), asked of a server another process attached to.
 var ErrNotOwned = errors.New("not available on a cluster this process did not start; use the process that owns it")
 
+// ErrNotRunning is returned by Kill, Pause and Resume asked of a server whose process is not
+// running (not started yet, stopped, or gone): a fault injected into a server that is not up
+// yet waits for it on this error.
+var ErrNotRunning = errors.New("not running")
+
+// ErrDied means a server's process ended while pgdrill waited for it (to accept connections, to
+// reach its recovery target) without having been asked to stop: killed, or crashed. Recovery
+// can resume from where it stopped, so starting the server again is a sound retry; a server
+// that exited on an error of its own (a missing WAL segment, a bad setting) is not ErrDied.
+var ErrDied = errors.New("server process died")
+
 // ErrPastTarget means a standby already applied the recovery target it was asked to stop at: its
 // delay ran out before the restore began.
 var ErrPastTarget = errors.New("standby already replayed past the recovery target")
@@ -243,6 +254,10 @@ type ServerInfo struct {
 	// BinDir is where the server's programs are (pg_ctl, pg_basebackup, pg_waldump), in the
 	// provider's terms; empty where the provider does not say.
 	BinDir string `json:"bin_dir,omitempty"`
+	// PID is the server's main process (the postmaster) while it runs, where the provider runs
+	// servers as processes pgdrill can see; 0 otherwise. A fault that kills a server confirms by
+	// it that the process it killed is gone.
+	PID int `json:"pid,omitempty"`
 	// Paused reports whether the server is frozen by Pause.
 	Paused bool `json:"paused,omitempty"`
 	// Upstream names the server a sidecar was restored from or a standby replicates.

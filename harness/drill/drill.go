@@ -93,6 +93,8 @@ type run struct {
 	standbys []cluster.Standby
 	// exportDir holds the logical exports the protection phase took; removed at teardown.
 	exportDir string
+	// chaos injects the scenario's faults; nil when it has none.
+	chaos *chaos
 }
 
 // Run runs the drill and returns its outcome, whose Verdict says how it went. Everything it
@@ -146,6 +148,7 @@ func newRun(cfg Config) *run {
 	if r.log == nil {
 		r.log = slog.Default()
 	}
+	r.chaos = newChaos(r)
 	seed := sc.Spec.Seed
 	if cfg.Seed != 0 {
 		seed = cfg.Seed
@@ -187,6 +190,7 @@ func (r *run) execute(ctx context.Context, strategy restore.Strategy, seed uint6
 	}); err != nil {
 		return err
 	}
+	r.chaos.healAll()
 	return r.step(ctx, StepVerify, func() error {
 		r.stopWorkload()
 		return r.verify(ctx)
@@ -199,7 +203,7 @@ func (r *run) prepare(ctx context.Context, seed uint64) error {
 	sc := r.cfg.Scenario.Spec
 	if err := r.step(ctx, StepProvision, func() error {
 		c, err := r.cfg.Provider.Create(ctx, cluster.Spec{Shards: sc.Cluster.Shards, Durable: sc.Cluster.Durable, Engine: r.engine()})
-		r.c = c // set before err is checked: teardown destroys a partial cluster too
+		r.c = r.chaos.wrap(c) // set before err is checked: teardown destroys a partial cluster too
 		if err != nil {
 			return err
 		}
@@ -283,6 +287,11 @@ func (r *run) addRestore(res restore.Result) {
 	r.out.Restore.Phases = append(r.out.Restore.Phases, res.Phases...)
 	r.out.Restore.Tenants = append(r.out.Restore.Tenants, res.Tenants...)
 	r.out.Restore.Output += res.Output
+	r.out.Restore.Retries = append(r.out.Restore.Retries, res.Retries...)
+	for _, rt := range res.Retries {
+		r.out.Events = append(r.out.Events, Event{Name: StepRestore + ".retry", Shard: rt.Shard, Start: rt.At.Sub(r.start),
+			End: rt.At.Add(rt.Wait).Sub(r.start), At: rt.At.UTC(), Error: rt.Cause})
+	}
 	for _, p := range res.Phases {
 		r.out.Events = append(r.out.Events, Event{Name: StepRestore + "." + p.Name, Shard: p.Shard,
 			Start: p.Start.Sub(r.start), End: p.End.Sub(r.start), At: p.Start.UTC()})
@@ -308,8 +317,10 @@ func (r *run) step(ctx context.Context, name string, f func() error) error {
 	if r.cfg.OnStep != nil {
 		r.cfg.OnStep(name)
 	}
+	r.chaos.began(name, -1, nil)
 	start := time.Now()
 	err := f()
+	r.chaos.ended(name, -1)
 	e := Event{Name: name, Shard: -1, Start: start.Sub(r.start), End: time.Since(r.start), At: start.UTC()}
 	if err != nil {
 		e.Error = err.Error()
@@ -325,6 +336,9 @@ func (r *run) teardown(ctx context.Context) {
 	ctx = context.WithoutCancel(ctx)
 	if r.ledger == nil {
 		r.stopWorkload()
+	}
+	for _, err := range r.chaos.cleanup() {
+		r.out.Problems = append(r.out.Problems, "a fault was not cleaned up: "+err.Error())
 	}
 	if r.c == nil {
 		return

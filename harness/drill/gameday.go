@@ -115,6 +115,7 @@ func (g *GameDay) Score(ctx context.Context) (*Outcome, error) {
 	}
 	err := r.step(ctx, StepBackups, func() error { return r.checkBackups(ctx) })
 	if err == nil {
+		r.chaos.healAll()
 		err = r.step(ctx, StepVerify, func() error { return r.verify(ctx) })
 	}
 	r.finish(ctx, err)
@@ -133,7 +134,11 @@ func (g *GameDay) Teardown(ctx context.Context) {
 
 // env is what a strategy restoring this drill's incident works with.
 func (r *run) env() restore.Env {
-	return restore.Env{Cluster: r.c, Protection: r.prot, Log: r.log, Standbys: r.standbys}
+	env := restore.Env{Cluster: r.c, Protection: r.prot, Log: r.log, Standbys: r.standbys}
+	if r.chaos != nil {
+		env.Watch = r.chaos
+	}
+	return env
 }
 
 // protectedFor says why strategy s cannot restore this drill, if it cannot: it needs standbys or

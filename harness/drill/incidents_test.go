@@ -126,6 +126,9 @@ var builtinVerdicts = []struct {
 	want score.Verdict
 }{
 	{"bad-migration", score.Pass},
+	{"corrupt-backup", score.Fail},     // the backup check finds the corrupt file before the restore
+	{"missing-wal", score.Fail},        // the backup check names the missing segment; nothing is merged
+	{"restore-under-fire", score.Pass}, // a killed sidecar and a cut network, both survived
 	{"purge-not-soft-delete", score.Pass},
 	{"ring-rollout", score.Pass},
 	{"shard-loss", score.PassWithConditions}, // writes never archived died with the disk: bounded, not zero

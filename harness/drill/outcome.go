@@ -67,6 +67,8 @@ type Outcome struct {
 	BlastRadius *BlastRadius          `json:"blast_radius,omitempty"`
 	// Backups are the backup chain checks made before the restore.
 	Backups []backup.ChainReport `json:"backups,omitempty"`
+	// Faults are the chaos the scenario asked for and what became of each fault.
+	Faults []FaultOutcome `json:"faults,omitempty"`
 	// Restore is what the restore strategy reported of itself: shown as reported, never judged.
 	Restore    *restore.Result      `json:"restore,omitempty"`
 	Writes     int                  `json:"writes"`

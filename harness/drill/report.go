@@ -32,6 +32,19 @@ func Report(o *Outcome) *reports.Report {
 		r.Timeline = append(r.Timeline, reports.Span{Name: e.Name, Kind: reports.KindPhase, Shard: e.Shard,
 			StartMS: ms(e.Start), EndMS: ms(e.End), Start: e.At, End: e.At.Add(e.End - e.Start), Error: e.Error})
 	}
+	for _, f := range o.Faults {
+		rf := reports.Fault{Kind: f.Kind, Target: f.Target, At: f.Trigger, Description: f.Description, InjectedMS: ms(f.Injected),
+			HealedMS: ms(f.HealedAt), Confirmed: f.Confirmed, Healed: f.Healed, Problem: f.Problem}
+		r.Faults = append(r.Faults, rf)
+		if f.Injected > 0 {
+			end := max(f.HealedAt, f.Injected)
+			if f.HealedAt == 0 {
+				end = o.Finished.Sub(o.Started)
+			}
+			r.Timeline = append(r.Timeline, reports.Span{Name: "fault: " + f.Description, Kind: reports.KindFault, Shard: -1,
+				StartMS: ms(f.Injected), EndMS: ms(end), Start: f.InjectedAt, End: f.InjectedAt.Add(end - f.Injected), Error: f.Problem})
+		}
+	}
 	if inc := o.Incident; inc != nil {
 		r.Incident = reports.Incident{Kind: inc.Kind, At: inc.First(), AtMS: ms(inc.FirstNoted().Sub(o.Started))}
 		for _, t := range inc.Affected {

@@ -106,8 +106,13 @@ func (r *run) finish(ctx context.Context, err error) {
 		end.Harness = err
 	}
 	sc := r.cfg.Scenario.Spec.Workload
+	o.Faults = r.chaos.records()
+	var faults []score.Fault
+	for _, f := range o.Faults {
+		faults = append(faults, score.Fault{Description: f.Description, Confirmed: f.Confirmed, Healed: f.Healed, Problem: f.Problem})
+	}
 	j := score.Judge(score.Drill{Baseline: r.base, Ledger: r.ledgerEntries(), Clock: r.clock, Chains: o.Backups, Findings: r.findings,
-		WorkloadExpected: sc.Writers > 0 && sc.Rate > 0}, r.cfg.Scenario.Objectives(), end)
+		WorkloadExpected: sc.Writers > 0 && sc.Rate > 0, Faults: faults}, r.cfg.Scenario.Objectives(), end)
 	o.Measures, o.Results, o.Verdict, o.Reason = j.Measures, j.Results, j.Verdict, j.Reason
 	o.Problems = append(o.Problems, j.Problems...)
 	r.log.Info("drill finished", "verdict", o.Verdict, "reason", o.Reason)

@@ -46,8 +46,8 @@ func (s LogicalExport) Restore(ctx context.Context, env Env, rec incident.Record
 		env.Log.Info("restoring tenant from export", "tenant", t.ID, "export", e.exp.Dir,
 			"age_at_harm", e.harm.Time.Sub(e.tenant.Time))
 	}
-	tl := &timeline{}
-	m := newMerger(env, rec, s.Policy)
+	tl := newTimeline(env)
+	m := newMerger(env, rec, s.Policy, tl)
 	shards := env.Cluster.Shards()
 	res.Tenants, err = perShard(ctx, rec, func(ctx context.Context, shard int, harms []incident.Harm) ([]TenantResult, error) {
 		var out []TenantResult
@@ -63,8 +63,7 @@ func (s LogicalExport) Restore(ctx context.Context, env Env, rec incident.Record
 		})
 		return out, err
 	})
-	res.Phases = tl.sorted()
-	return res, err
+	return tl.result(res.Strategy, res.Tenants), err
 }
 
 // exportSource reads each tenant's rows from the export chosen for it.

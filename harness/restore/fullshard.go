@@ -38,7 +38,7 @@ func (FullShardPITR) Name() string { return "full-shard-pitr" }
 
 // Restore implements Strategy.
 func (s FullShardPITR) Restore(ctx context.Context, env Env, rec incident.Record) (Result, error) {
-	tl := &timeline{}
+	tl := newTimeline(env)
 	shards := env.Cluster.Shards()
 	tenants, err := perShard(ctx, rec, func(ctx context.Context, shard int, harms []incident.Harm) ([]TenantResult, error) {
 		b, err := shardBackup(env, shard)
@@ -71,7 +71,7 @@ func (s FullShardPITR) Restore(ctx context.Context, env Env, rec incident.Record
 		}
 		return out, nil
 	})
-	return Result{Strategy: s.Name(), Phases: tl.sorted(), Tenants: tenants}, err
+	return tl.result(s.Name(), tenants), err
 }
 
 // countTenant counts one tenant's rows on a server.

@@ -52,13 +52,16 @@ type merger struct {
 	// marks are the soft deletes a purge should have been, by tenant: the rows a merge brings
 	// back for those tenants are marked deleted as the job should have left them.
 	marks map[int64]incident.IntendedMark
+	// tl takes the tenants' transactions retried after a lost connection.
+	tl *timeline
 }
 
 // newMerger returns the merger a strategy restores rec's tenants with in env, under policy p
-// (KeepLive when p is empty: a strategy's zero value must not overwrite newer writes).
-func newMerger(env Env, rec incident.Record, p ConflictPolicy) merger {
+// (KeepLive when p is empty: a strategy's zero value must not overwrite newer writes), noting
+// its retries on tl.
+func newMerger(env Env, rec incident.Record, p ConflictPolicy, tl *timeline) merger {
 	return merger{runID: env.Cluster.RunID(), layout: rec.Layout, model: rec.Model, policy: cmp.Or(p, KeepLive), log: env.Log,
-		marks: rec.IntendedMarks()}
+		marks: rec.IntendedMarks(), tl: tl}
 }
 
 // source is where a merge reads the affected tenants' pre-incident rows: a server recovered to
@@ -124,13 +127,18 @@ func (s *serverSource) close(ctx context.Context) {
 // Rows the source lacks are left alone and counted as newer. When the tenant's schema is missing
 // on dst (schema layout, dropped) or its database is new (database layout), the tables and their
 // constraints are created in the same transaction.
-func (m merger) mergeTenant(ctx context.Context, src source, dst *pgx.Conn, tenantID int64, createTables bool) (TenantResult, error) {
+func (m merger) mergeTenant(ctx context.Context, src source, dst *pgx.Conn, tenantID int64, createTables bool, xid *string) (TenantResult, error) {
 	res := TenantResult{ID: tenantID}
 	loc := m.layout.Locate(tenantID)
 	if err := cluster.RequireMarker(ctx, dst, m.runID); err != nil {
 		return res, err
 	}
 	err := pgx.BeginFunc(ctx, dst, func(tx pgx.Tx) error {
+		// The transaction's id, taken first: if the connection is lost at the commit, it tells
+		// whether the tenant is back (see committed).
+		if err := tx.QueryRow(ctx, "SELECT pg_current_xact_id()::text").Scan(xid); err != nil {
+			return fmt.Errorf("start transaction of tenant %d: %w", tenantID, err)
+		}
 		tables := m.model.TenantTables()
 		if createTables && m.layout == fixtures.LayoutDatabase {
 			if err := m.createDatabaseObjects(ctx, src, tx, loc); err != nil {
@@ -409,41 +417,69 @@ func streamCopy(ctx context.Context, out func(io.Writer) error, dst *pgx.Conn, i
 }
 
 // merge merges the given tenants from src into the live shard, one transaction per tenant, in
-// the databases the layout keeps them in. With an error it returns the results of the tenants
-// merged before it: their transactions are committed.
+// the databases the layout keeps them in. A tenant whose transaction lost its connection (a
+// network cut, a reset) is tried again on a new one, with bounded backoff, unless the server
+// says the lost transaction committed: each tenant is merged whole, once, or not at all. With an
+// error it returns the results of the tenants merged before it: their transactions are
+// committed.
 func (m merger) merge(ctx context.Context, src source, live cluster.Server, tenants []incident.Tenant) ([]TenantResult, error) {
 	var out []TenantResult
-	if m.layout != fixtures.LayoutDatabase {
-		dstConn, err := pgx.Connect(ctx, live.DSN())
-		if err != nil {
-			return nil, fmt.Errorf("connect to %s: %w", live.Name(), err)
+	var dst *pgx.Conn // the shared and schema layouts' connection, kept from tenant to tenant
+	defer func() {
+		if dst != nil {
+			dst.Close(context.WithoutCancel(ctx))
 		}
-		defer dstConn.Close(context.WithoutCancel(ctx))
-		for _, t := range tenants {
-			create := false
-			if m.layout == fixtures.LayoutSchema {
-				if err := dstConn.QueryRow(ctx, "SELECT to_regnamespace($1) IS NULL",
-					fixtures.TenantContainer(t.ID)).Scan(&create); err != nil {
-					return out, fmt.Errorf("look up schema of tenant %d: %w", t.ID, err)
+	}()
+	for _, t := range tenants {
+		var r TenantResult
+		err := transient.retry(ctx, m.tl, m.log, PhaseMerge, t.Shard, t.ID, lostConnection, func() error {
+			var err error
+			if m.layout == fixtures.LayoutDatabase {
+				r, err = m.mergeDatabase(ctx, src, live, t)
+				return err
+			}
+			if dst == nil || dst.IsClosed() {
+				if dst, err = pgx.Connect(ctx, live.DSN()); err != nil {
+					return fmt.Errorf("connect to %s: %w", live.Name(), err)
 				}
 			}
-			r, err := m.mergeTenant(ctx, src, dstConn, t.ID, create)
-			if err != nil {
-				return out, err
+			create := false
+			if m.layout == fixtures.LayoutSchema {
+				if err := dst.QueryRow(ctx, "SELECT to_regnamespace($1) IS NULL", fixtures.TenantContainer(t.ID)).Scan(&create); err != nil {
+					return onConn(dst, fmt.Errorf("look up schema of tenant %d: %w", t.ID, err))
+				}
 			}
-			r.Shard = t.Shard
-			out = append(out, r)
-		}
-		return out, nil
-	}
-	for _, t := range tenants {
-		r, err := m.mergeDatabase(ctx, src, live, t)
+			r, err = m.mergeInto(ctx, src, live, dst, live.DSN(), t, create)
+			return err
+		})
 		if err != nil {
 			return out, err
 		}
 		out = append(out, r)
 	}
 	return out, nil
+}
+
+// mergeInto merges tenant t through dst, a connection to the database at dsn of live that
+// holds it, creating its tables first when create says they are missing. When the connection is
+// lost, the server is asked whether the tenant's transaction committed before the loss is
+// returned (as errConnLost, for a retry): a committed one is the tenant's result.
+func (m merger) mergeInto(ctx context.Context, src source, live cluster.Server, dst *pgx.Conn, dsn string, t incident.Tenant, create bool) (TenantResult, error) {
+	var xid string
+	r, err := m.mergeTenant(ctx, src, dst, t.ID, create, &xid)
+	r.Shard = t.Shard
+	if err = onConn(dst, err); !errors.Is(err, errConnLost) {
+		return r, err
+	}
+	done, cerr := committed(ctx, dsn, xid)
+	switch {
+	case cerr != nil:
+		return r, fmt.Errorf("%w; and whether tenant %d's transaction %s committed is unknown: %w", err, t.ID, xid, cerr)
+	case done:
+		m.log.Warn("the connection was lost as the tenant's transaction committed; it did commit", "tenant", t.ID, "xid", xid, "server", live.Name())
+		return r, nil
+	}
+	return r, err
 }
 
 // mergeDatabase merges one tenant of the database layout, creating its database (with the
@@ -455,7 +491,7 @@ func (m merger) mergeDatabase(ctx context.Context, src source, live cluster.Serv
 		return TenantResult{}, fmt.Errorf("connect to %s: %w", live.Name(), err)
 	}
 	var exists bool
-	err = admin.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)", name).Scan(&exists)
+	err = onConn(admin, admin.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)", name).Scan(&exists))
 	admin.Close(context.WithoutCancel(ctx))
 	if err != nil {
 		return TenantResult{}, fmt.Errorf("look up database of tenant %d: %w", t.ID, err)
@@ -471,7 +507,13 @@ func (m merger) mergeDatabase(ctx context.Context, src source, live cluster.Serv
 		return TenantResult{}, fmt.Errorf("connect to tenant %d on %s: %w", t.ID, live.Name(), err)
 	}
 	defer dstConn.Close(context.WithoutCancel(ctx))
-	r, err := m.mergeTenant(ctx, src, dstConn, t.ID, !exists)
-	r.Shard = t.Shard
-	return r, err
+	// A database created by an attempt whose transaction was lost holds no tables yet.
+	create := !exists
+	if exists {
+		root := pgx.Identifier{fixtures.SharedSchema, m.model.TenantTables()[0].Name}.Sanitize()
+		if err := dstConn.QueryRow(ctx, "SELECT to_regclass($1) IS NULL", root).Scan(&create); err != nil {
+			return TenantResult{}, onConn(dstConn, fmt.Errorf("look up tables of tenant %d: %w", t.ID, err))
+		}
+	}
+	return m.mergeInto(ctx, src, live, dstConn, dstDSN, t, create)
 }

@@ -39,6 +39,8 @@ type Env struct {
 	// Standbys are the delayed standbys the protection phase started (StartStandbys), index i
 	// for shard i; none when it started none.
 	Standbys []cluster.Standby
+	// Watch, when set, is told as each phase begins and ends: what a drill attaches faults to.
+	Watch Watcher
 }
 
 // The phases a restore reports, in the order they happen on a shard.
@@ -82,6 +84,8 @@ type Result struct {
 	// Output is what an external command (a runbook) printed, stdout and stderr together, its
 	// last MaxOutput bytes: what a person reads first when a drill's runbook failed.
 	Output string `json:"output,omitempty"`
+	// Retries are the steps the restore tried again after a failure a retry can mend.
+	Retries []Retry `json:"retries,omitempty"`
 }
 
 // Rows is the number of rows the restore wrote into live shards.
@@ -115,19 +119,31 @@ type TenantResult struct {
 	Skipped int64 `json:"skipped,omitempty"`
 }
 
-// timeline collects phases from a strategy's parallel shard workers.
+// timeline collects phases from a strategy's parallel shard workers, and tells its watcher.
 type timeline struct {
-	mu     sync.Mutex
-	phases []Phase
+	watch   Watcher
+	mu      sync.Mutex
+	phases  []Phase
+	retries []Retry
 }
 
-// time runs f as phase name on shard and records it, whether f fails or not.
-func (t *timeline) time(name string, shard int, f func() error) error {
+// newTimeline returns the timeline of a restore in env.
+func newTimeline(env Env) *timeline { return &timeline{watch: env.Watch} }
+
+// time runs f as phase name on shard, working on the servers on, and records it, whether f
+// fails or not.
+func (t *timeline) time(name string, shard int, f func() error, on ...cluster.Server) error {
+	if t.watch != nil {
+		t.watch.PhaseBegan(PhaseStart{Name: name, Shard: shard, Servers: on})
+	}
 	start := time.Now()
 	err := f()
 	t.mu.Lock()
 	t.phases = append(t.phases, Phase{Name: name, Shard: shard, Start: start, End: time.Now()})
 	t.mu.Unlock()
+	if t.watch != nil {
+		t.watch.PhaseEnded(name, shard)
+	}
 	switch {
 	case err == nil:
 		return nil
@@ -136,6 +152,23 @@ func (t *timeline) time(name string, shard int, f func() error) error {
 	default:
 		return fmt.Errorf("%s on shard %d: %w", name, shard, err)
 	}
+}
+
+// retried records a step retried.
+func (t *timeline) retried(r Retry) {
+	t.mu.Lock()
+	t.retries = append(t.retries, r)
+	t.mu.Unlock()
+}
+
+// result returns the result of a restore by strategy: its phases ordered by start, its retries
+// in the order they happened, and its tenants.
+func (t *timeline) result(strategy string, tenants []TenantResult) Result {
+	t.mu.Lock()
+	retries := slices.Clone(t.retries)
+	t.mu.Unlock()
+	slices.SortStableFunc(retries, func(a, b Retry) int { return a.At.Compare(b.At) })
+	return Result{Strategy: strategy, Phases: t.sorted(), Tenants: tenants, Retries: retries}
 }
 
 // sorted returns the phases ordered by start.

@@ -126,7 +126,7 @@ func (r Runbook) Restore(ctx context.Context, env Env, rec incident.Record) (Res
 		w = io.MultiWriter(out, lines)
 	}
 	env.Log.Info("running runbook", "command", r.Command, "incident_file", incidentPath)
-	tl := &timeline{}
+	tl := newTimeline(env)
 	err = tl.time(PhaseRunbook, AllShards, func() error {
 		return r.run(ctx, w, append(os.Environ(),
 			IncidentFileEnv+"="+incidentPath,

@@ -55,7 +55,11 @@ func recoverSidecar(ctx context.Context, env Env, tl *timeline, live cluster.Ser
 	}); err != nil {
 		return nil, err
 	}
-	if err := tl.time(PhaseReplay, h.Shard, func() error { return sidecar.Start(ctx) }); err != nil {
+	// A sidecar that died replaying (killed, crashed) resumes recovery where it stopped when
+	// started again.
+	if err := tl.time(PhaseReplay, h.Shard, func() error {
+		return transient.retry(ctx, tl, env.Log, PhaseReplay, h.Shard, 0, died, func() error { return sidecar.Start(ctx) })
+	}, sidecar); err != nil {
 		stopSidecar(ctx, env.Log, sidecar)
 		return nil, nameGap(ctx, live, b, h, err)
 	}
@@ -94,6 +98,6 @@ func mergeStep(ctx context.Context, tl *timeline, m merger, src, live cluster.Se
 		var err error
 		out, err = m.restoreFrom(ctx, src, live, harmed(h), h.Column)
 		return err
-	})
+	}, src, live)
 	return out, err
 }

@@ -25,8 +25,8 @@ func (PITRSidecar) Name() string { return "pitr-sidecar" }
 
 // Restore implements Strategy.
 func (s PITRSidecar) Restore(ctx context.Context, env Env, rec incident.Record) (Result, error) {
-	tl := &timeline{}
-	m := newMerger(env, rec, s.Policy)
+	tl := newTimeline(env)
+	m := newMerger(env, rec, s.Policy, tl)
 	shards := env.Cluster.Shards()
 	tenants, err := perShard(ctx, rec, func(ctx context.Context, shard int, harms []incident.Harm) ([]TenantResult, error) {
 		b, err := shardBackup(env, shard)
@@ -52,7 +52,7 @@ func (s PITRSidecar) Restore(ctx context.Context, env Env, rec incident.Record) 
 		}
 		return out, nil
 	})
-	return Result{Strategy: s.Name(), Phases: tl.sorted(), Tenants: tenants}, err
+	return tl.result(s.Name(), tenants), err
 }
 
 // restoreHarm recovers a sidecar from b to just before one harm and merges the tenants it

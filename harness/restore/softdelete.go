@@ -34,7 +34,7 @@ func (s SoftDeleteUndo) Restore(ctx context.Context, env Env, rec incident.Recor
 			return res, fmt.Errorf("undo soft delete: the harm %s on shard %d wrote no deletion mark (not a soft delete)", h.XID, h.Shard)
 		}
 	}
-	tl := &timeline{}
+	tl := newTimeline(env)
 	shards := env.Cluster.Shards()
 	var err error
 	res.Tenants, err = perShard(ctx, rec, func(ctx context.Context, shard int, harms []incident.Harm) ([]TenantResult, error) {

@@ -57,8 +57,8 @@ func (DelayedStandby) Name() string { return "delayed-standby" }
 
 // Restore implements Strategy.
 func (s DelayedStandby) Restore(ctx context.Context, env Env, rec incident.Record) (Result, error) {
-	tl := &timeline{}
-	m := newMerger(env, rec, s.Policy)
+	tl := newTimeline(env)
+	m := newMerger(env, rec, s.Policy, tl)
 	shards := env.Cluster.Shards()
 	tenants, err := perShard(ctx, rec, func(ctx context.Context, shard int, harms []incident.Harm) ([]TenantResult, error) {
 		if shard >= len(env.Standbys) || env.Standbys[shard] == nil {
@@ -89,5 +89,5 @@ func (s DelayedStandby) Restore(ctx context.Context, env Env, rec incident.Recor
 		}
 		return out, nil
 	})
-	return Result{Strategy: s.Name(), Phases: tl.sorted(), Tenants: tenants}, err
+	return tl.result(s.Name(), tenants), err
 }

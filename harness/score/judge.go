@@ -69,6 +69,20 @@ type Drill struct {
 	// WorkloadExpected says the scenario asked for writes, so a ledger without one acknowledged
 	// leaves the bystanders' safety untested.
 	WorkloadExpected bool
+	// Faults are the chaos the scenario asked for, as the harness observed it.
+	Faults []Fault
+}
+
+// Fault is one fault of the drill as the harness observed it: a fault that was not seen to take
+// effect was not rehearsed, and one not seen healed may have touched the verification, so
+// either leaves a drill that would otherwise pass INCONCLUSIVE. What a fault did to the data is
+// judged like anything else: by the data.
+type Fault struct {
+	Description string
+	Confirmed   bool
+	Healed      bool
+	// Problem is why it was not confirmed or healed, in words.
+	Problem string
 }
 
 // Ending says how the drill ended before it was judged on its data.
@@ -230,6 +244,14 @@ func (d Drill) weigh(results []objective.Result) (failures, doubts, conditions [
 			doubts = append(doubts, res.Reason)
 		case !res.Passed:
 			failures = append(failures, res.Reason)
+		}
+	}
+	for _, flt := range d.Faults {
+		switch {
+		case !flt.Confirmed:
+			doubts = append(doubts, fmt.Sprintf("fault %q was not seen to take effect (%s), so the drill did not rehearse it", flt.Description, flt.Problem))
+		case !flt.Healed:
+			doubts = append(doubts, fmt.Sprintf("fault %q was not seen healed before the verification (%s)", flt.Description, flt.Problem))
 		}
 	}
 	if d.WorkloadExpected && f.Writes == 0 {

@@ -138,7 +138,7 @@ func (s *server) waitPromoted(ctx context.Context) error {
 	for {
 		select {
 		case <-s.exited:
-			return fmt.Errorf("postgres exited during recovery: %s", tail(s.Log(), 15))
+			return fmt.Errorf("postgres %w during recovery: %s", s.exitCause(), tail(s.Log(), 15))
 		case <-ctx.Done():
 			return fmt.Errorf("wait for recovery of %s: %w", s.name, ctx.Err())
 		case <-t.C:

@@ -50,7 +50,9 @@ type server struct {
 	port   int
 	proc   runstate.Process
 	exited chan struct{} // closed once the running postmaster has been waited for
-	paused bool
+	// exitErr is how the postmaster ended (cmd.Wait's error), set before exited closes.
+	exitErr error
+	paused  bool
 }
 
 var _ cluster.Server = (*server)(nil)
@@ -82,7 +84,15 @@ func (s *server) Info() cluster.ServerInfo {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return cluster.ServerInfo{Name: s.name, Role: s.role, Index: s.index, Host: "127.0.0.1", Port: s.port,
+	pid := 0
+	if s.exited != nil {
+		select {
+		case <-s.exited:
+		default:
+			pid = s.proc.PID
+		}
+	}
+	return cluster.ServerInfo{Name: s.name, Role: s.role, Index: s.index, Host: "127.0.0.1", Port: s.port, PID: pid,
 		DSN:     dsnAt(s.port, cluster.DefaultDatabase),
 		Version: s.c.p.bins.Major, DataDir: s.dataDir(), WALArchive: s.archive, Account: s.c.p.user.Name, BinDir: s.c.p.bins.Dir,
 		Paused: s.paused, Upstream: upstream}
@@ -208,7 +218,10 @@ func (s *server) startOnce(ctx context.Context, port int) error {
 	}
 	exited := make(chan struct{})
 	go func() {
-		_ = cmd.Wait()
+		err := cmd.Wait()
+		s.mu.Lock()
+		s.exitErr = err
+		s.mu.Unlock()
 		close(exited)
 	}()
 	proc, err := runstate.Identify(cmd.Process.Pid)
@@ -259,13 +272,29 @@ func (s *server) waitReady(ctx context.Context, logOffset int64) error {
 			if strings.Contains(msg, "could not bind") || strings.Contains(msg, "Address already in use") {
 				return errPortTaken
 			}
-			return fmt.Errorf("start %s: postgres exited: %s", s.name, tail(msg, 15))
+			return fmt.Errorf("start %s: postgres %w: %s", s.name, s.exitCause(), tail(msg, 15))
 		case <-ctx.Done():
 			_ = terminate(context.WithoutCancel(ctx), s.proc, s.dataDir(), s.exited)
 			return fmt.Errorf("start %s: %w; log: %s", s.name, ctx.Err(), tail(s.logSince(logOffset), 5))
 		case <-t.C:
 		}
 	}
+}
+
+// exitCause says how the postmaster, which has exited, ended: cluster.ErrDied when a signal
+// ended it (kill -9, a crash), a plain "exited" error with its status otherwise (it stopped on
+// an error of its own, which its log tells).
+func (s *server) exitCause() error {
+	s.mu.Lock()
+	err := s.exitErr
+	s.mu.Unlock()
+	var exit *exec.ExitError
+	if errors.As(err, &exit) {
+		if ws, ok := exit.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+			return fmt.Errorf("%w (%s)", cluster.ErrDied, ws.Signal())
+		}
+	}
+	return fmt.Errorf("exited (%v)", err)
 }
 
 // logSince returns what the server logged since offset.
@@ -310,7 +339,7 @@ func (s *server) Kill(ctx context.Context) error {
 	proc, exited := s.proc, s.exited
 	s.mu.Unlock()
 	if exited == nil || !isPostmaster(proc, s.dataDir()) {
-		return fmt.Errorf("kill %s: not running", s.name)
+		return fmt.Errorf("kill %s: %w", s.name, cluster.ErrNotRunning)
 	}
 	signalServer(proc.PID, syscall.SIGKILL)
 	if !waitGone(ctx, proc, exited) || !waitDetached(ctx, s.dataDir()) {
@@ -350,7 +379,7 @@ func (s *server) signalGroup(sig syscall.Signal, paused bool) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.exited == nil || !isPostmaster(s.proc, s.dataDir()) {
-		return fmt.Errorf("signal %s: not running", s.name)
+		return fmt.Errorf("signal %s: %w", s.name, cluster.ErrNotRunning)
 	}
 	signalServer(s.proc.PID, sig)
 	s.paused = paused

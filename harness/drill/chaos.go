@@ -1,0 +1,426 @@
+package drill
+
+import (
+	"cmp"
+	"context"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/pgdrill/pgdrill/harness/cluster"
+	"github.com/pgdrill/pgdrill/harness/fault"
+	"github.com/pgdrill/pgdrill/harness/fault/netproxy"
+	"github.com/pgdrill/pgdrill/harness/restore"
+	"github.com/pgdrill/pgdrill/scenarios"
+)
+
+// faultStepTimeout bounds each lifecycle step of a fault (a heal that hangs must not hang the
+// drill).
+const faultStepTimeout = time.Minute
+
+// chaos injects a scenario's faults into a drill at the phases they are attached to, heals them
+// when their time is up and, at the latest, before the final verification (the Jepsen rule), and
+// cleans every one up at teardown, whatever happened. It is the restore's Watcher, so faults can
+// strike inside a restore's phases.
+type chaos struct {
+	r   *run
+	log *slog.Logger
+	// net is the fault proxy in front of every server, when a fault needs it; nil otherwise.
+	net *netproxy.Network
+
+	mu     sync.Mutex
+	faults []*scheduled
+	// wg tracks the goroutines that inject and heal.
+	wg sync.WaitGroup
+	// closed is set once the verification is about to begin: nothing strikes after it.
+	closed bool
+}
+
+// scheduled is one fault of the scenario and what became of it.
+type scheduled struct {
+	spec    scenarios.Fault
+	trigger scenarios.Trigger
+	// fired is set when its trigger came; failer once the target was known.
+	fired  bool
+	failer *fault.Failer
+	// phaseEnd is closed when the phase the fault is attached to ends (During, and a fault
+	// still waiting for its target to start).
+	phaseEnd chan struct{}
+	shard    int
+	// problem says why the fault never struck, when it did not.
+	problem string
+	// injected and healed bound the fault's band on the timeline.
+	injected, healed time.Time
+}
+
+// newChaos returns the chaos of r's scenario; nil when it has no faults.
+func newChaos(r *run) *chaos {
+	specs := r.cfg.Scenario.Spec.Faults
+	if len(specs) == 0 {
+		return nil
+	}
+	ch := &chaos{r: r, log: r.log}
+	for _, f := range specs {
+		ch.faults = append(ch.faults, &scheduled{spec: f, trigger: f.Trigger(), shard: -1})
+		if f.Kind.Network() {
+			ch.net = netproxy.New(r.log)
+		}
+	}
+	return ch
+}
+
+// wrap returns the cluster every client of the drill uses: c itself, or c behind the fault proxy
+// when a fault needs it.
+func (ch *chaos) wrap(c cluster.Cluster) cluster.Cluster {
+	if ch == nil || ch.net == nil || c == nil {
+		return c
+	}
+	return ch.net.Cluster(c)
+}
+
+// began is told that a drill step or a restore phase began; faults attached to it strike.
+func (ch *chaos) began(phase string, shard int, servers []cluster.Server) {
+	if ch == nil {
+		return
+	}
+	ch.mu.Lock()
+	defer ch.mu.Unlock()
+	if ch.closed {
+		return
+	}
+	for _, f := range ch.faults {
+		if f.fired || f.trigger.Phase != phase || !onShard(f.spec, shard) {
+			continue
+		}
+		f.fired, f.shard, f.phaseEnd = true, shard, make(chan struct{})
+		ch.wg.Add(1)
+		go func() {
+			defer ch.wg.Done()
+			ch.strike(f, servers)
+		}()
+	}
+}
+
+// onShard reports whether a fault whose target names a shard is attached to that shard's phase:
+// a restore phase runs once per shard.
+func onShard(f scenarios.Fault, shard int) bool {
+	kind, index, _ := scenarios.ParseTarget(f.TargetOrDefault())
+	return shard < 0 || index < 0 || kind != "shard" || index == shard
+}
+
+// ended is told that a drill step or a restore phase ended: faults attached to it with During
+// heal.
+func (ch *chaos) ended(phase string, shard int) {
+	if ch == nil {
+		return
+	}
+	ch.mu.Lock()
+	defer ch.mu.Unlock()
+	for _, f := range ch.faults {
+		if f.fired && f.trigger.Phase == phase && f.shard == shard && !isClosed(f.phaseEnd) {
+			close(f.phaseEnd)
+		}
+	}
+}
+
+func isClosed(c chan struct{}) bool {
+	select {
+	case <-c:
+		return true
+	default:
+		return false
+	}
+}
+
+// PhaseBegan implements restore.Watcher.
+func (ch *chaos) PhaseBegan(p restore.PhaseStart) {
+	ch.began(StepRestore+"."+p.Name, p.Shard, p.Servers)
+}
+
+// PhaseEnded implements restore.Watcher.
+func (ch *chaos) PhaseEnded(name string, shard int) { ch.ended(StepRestore+"."+name, shard) }
+
+// strike waits for the fault's offset, finds its target, injects it and confirms it took
+// effect, and heals it when its time is up.
+func (ch *chaos) strike(f *scheduled, servers []cluster.Server) {
+	ctx := context.Background() // the drill's ctx may end; the lifecycle must still run to cleanup
+	if f.trigger.Offset > 0 {
+		select {
+		case <-time.After(f.trigger.Offset):
+		case <-f.phaseEnd:
+			if f.spec.During != "" || strings.HasPrefix(f.trigger.Phase, StepRestore+".") {
+				ch.missed(f, fmt.Sprintf("phase %s ended before the fault was due (%s after it began)", f.trigger.Phase, f.trigger.Offset))
+				return
+			}
+		}
+	}
+	flt, err := ch.build(f, servers)
+	if err != nil {
+		ch.missed(f, err.Error())
+		return
+	}
+	fl := fault.New(flt)
+	ch.mu.Lock()
+	f.failer = fl
+	ch.mu.Unlock()
+	step := func(do func(context.Context) error) error {
+		sctx, cancel := context.WithTimeout(ctx, faultStepTimeout)
+		defer cancel()
+		return do(sctx)
+	}
+	if err := step(fl.Setup); err != nil {
+		ch.log.Warn("fault could not be set up", "fault", fl.Describe(), "err", err)
+		return
+	}
+	ch.log.Warn("injecting fault", "fault", fl.Describe(), "at", f.trigger.String())
+	ch.mu.Lock()
+	f.injected = time.Now()
+	ch.mu.Unlock()
+	if err := step(fl.Inject); err != nil {
+		ch.log.Warn("fault could not be injected", "fault", fl.Describe(), "err", err)
+		return
+	}
+	if err := step(fl.Confirm); err != nil {
+		ch.log.Warn("fault did not take effect", "fault", fl.Describe(), "err", err)
+	}
+	var healAfter <-chan time.Time
+	if d := f.spec.For.Std(); d > 0 {
+		healAfter = time.After(d - time.Since(f.injected))
+	}
+	var phaseEnd <-chan struct{}
+	if f.spec.During != "" {
+		phaseEnd = f.phaseEnd
+	}
+	if healAfter == nil && phaseEnd == nil {
+		return // healed before the verification (healAll)
+	}
+	select {
+	case <-healAfter:
+	case <-phaseEnd:
+	}
+	ch.heal(f)
+}
+
+// missed records that a fault never struck, and why.
+func (ch *chaos) missed(f *scheduled, why string) {
+	ch.log.Warn("fault did not strike", "kind", f.spec.Kind, "at", f.trigger.String(), "why", why)
+	ch.mu.Lock()
+	f.problem = why
+	ch.mu.Unlock()
+}
+
+// heal heals one fault, once.
+func (ch *chaos) heal(f *scheduled) {
+	ch.mu.Lock()
+	fl, done := f.failer, !f.healed.IsZero()
+	ch.mu.Unlock()
+	if fl == nil || done {
+		return
+	}
+	rec := fl.Record()
+	if rec.State != fault.StateInjected && rec.State != fault.StateConfirmed {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), faultStepTimeout)
+	defer cancel()
+	if err := fl.Heal(ctx); err != nil {
+		ch.log.Warn("fault could not be healed", "fault", fl.Describe(), "err", err)
+	} else {
+		ch.log.Info("fault healed", "fault", fl.Describe())
+	}
+	ch.mu.Lock()
+	f.healed = time.Now()
+	ch.mu.Unlock()
+}
+
+// healAll waits for every fault that is striking, heals every one still injected, and lets no
+// fault strike after it: what runs before the final verification. A fault whose phase never came
+// is recorded as never struck.
+func (ch *chaos) healAll() {
+	if ch == nil {
+		return
+	}
+	ch.mu.Lock()
+	ch.closed = true
+	for _, f := range ch.faults {
+		if f.fired && !isClosed(f.phaseEnd) {
+			close(f.phaseEnd) // a fault still waiting for its offset or its target gives up
+		}
+	}
+	ch.mu.Unlock()
+	ch.wg.Wait()
+	for _, f := range ch.faults {
+		if !f.fired && f.problem == "" {
+			f.problem = "phase " + f.trigger.Phase + " never began, so the fault never struck"
+		}
+		ch.heal(f)
+	}
+}
+
+// cleanup heals and cleans up every fault and closes the fault proxy: what teardown runs on
+// every way out.
+func (ch *chaos) cleanup() []error {
+	if ch == nil {
+		return nil
+	}
+	ch.healAll()
+	var errs []error
+	for _, f := range ch.faults {
+		if f.failer == nil {
+			continue
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), faultStepTimeout)
+		if err := f.failer.Cleanup(ctx); err != nil {
+			errs = append(errs, err)
+		}
+		cancel()
+	}
+	if ch.net != nil {
+		if err := ch.net.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("close fault proxy: %w", err))
+		}
+	}
+	return errs
+}
+
+// target finds the server a fault breaks.
+func (ch *chaos) target(f *scheduled, servers []cluster.Server) (cluster.Server, int, error) {
+	r := ch.r
+	kind, index, err := scenarios.ParseTarget(f.spec.TargetOrDefault())
+	if err != nil {
+		return nil, -1, err
+	}
+	switch kind {
+	case "catalog":
+		return r.c.Catalog(), -1, nil
+	case "sidecar":
+		for _, s := range servers {
+			if s.Role() == cluster.RoleSidecar {
+				return s, f.shard, nil
+			}
+		}
+		return nil, -1, fmt.Errorf("phase %s works on no sidecar here (the strategy restores from elsewhere)", f.trigger.Phase)
+	case "standby":
+		if index >= len(r.standbys) {
+			return nil, -1, fmt.Errorf("the drill has no standby-%d", index)
+		}
+		return r.standbys[index], index, nil
+	}
+	if index < 0 {
+		index = ch.harmedShard(f)
+	}
+	shards := r.c.Shards()
+	if index >= len(shards) {
+		return nil, -1, fmt.Errorf("the cluster has no shard-%d", index)
+	}
+	return shards[index], index, nil
+}
+
+// harmedShard is the shard "shard" means: the shard of the restore phase the fault is attached
+// to, else the first shard the incident harmed, else shard 0.
+func (ch *chaos) harmedShard(f *scheduled) int {
+	if f.shard >= 0 {
+		return f.shard
+	}
+	best := -1
+	if inc := ch.r.out.Incident; inc != nil {
+		for _, t := range inc.Affected {
+			if best < 0 || t.Shard < best {
+				best = t.Shard
+			}
+		}
+	}
+	return max(best, 0)
+}
+
+// build makes the fault f's spec describes, aimed at its target.
+func (ch *chaos) build(f *scheduled, servers []cluster.Server) (fault.Fault, error) {
+	s, shard, err := ch.target(f, servers)
+	if err != nil {
+		return nil, err
+	}
+	spec := f.spec
+	switch {
+	case spec.Kind == scenarios.FaultKill:
+		return &fault.Kill{Server: s}, nil
+	case spec.Kind == scenarios.FaultPause:
+		return &fault.Pause{Server: s}, nil
+	case spec.Kind == scenarios.FaultRestart:
+		return &fault.Restart{Server: s, Immediate: spec.Immediate}, nil
+	case spec.Kind.Network():
+		return ch.networkFault(spec, s)
+	case spec.Kind.Storage():
+		if shard < 0 || shard >= len(ch.r.prot.Backups) {
+			return nil, fmt.Errorf("%s has no base backup to break", s.Name())
+		}
+		b := ch.r.prot.Backups[shard]
+		switch spec.Kind {
+		case scenarios.FaultWALMissing, scenarios.FaultWALCorrupt:
+			return &fault.WALSegment{Server: s, Backup: b, Corrupt: spec.Kind == scenarios.FaultWALCorrupt, Segment: spec.Segment}, nil
+		default:
+			return &fault.BackupFile{Backup: b, Truncate: spec.Kind == scenarios.FaultBackupTruncate, File: spec.File}, nil
+		}
+	}
+	return nil, fmt.Errorf("fault %s is not injected", spec.Kind)
+}
+
+// records returns what became of every fault, in the scenario's order.
+func (ch *chaos) records() []FaultOutcome {
+	if ch == nil {
+		return nil
+	}
+	ch.mu.Lock()
+	defer ch.mu.Unlock()
+	var out []FaultOutcome
+	for _, f := range ch.faults {
+		o := FaultOutcome{Kind: string(f.spec.Kind), Target: f.spec.TargetOrDefault(), Trigger: f.trigger.String(),
+			Description: string(f.spec.Kind) + " " + f.spec.TargetOrDefault(), Problem: f.problem}
+		if f.failer != nil {
+			rec := f.failer.Record()
+			o.Description, o.State, o.Confirmed, o.Healed, o.Steps = rec.Description, rec.State, rec.Confirmed, rec.Healed, rec.Steps
+			o.Problem = cmp.Or(rec.Problem, o.Problem)
+		}
+		if !f.injected.IsZero() {
+			o.Injected, o.InjectedAt = f.injected.Sub(ch.r.start), f.injected.UTC()
+		}
+		if !f.healed.IsZero() {
+			o.HealedAt = f.healed.Sub(ch.r.start)
+		}
+		out = append(out, o)
+	}
+	return out
+}
+
+// FaultOutcome is what became of one fault of the scenario: what the timeline draws as a band,
+// the reports list, and the judge weighs.
+type FaultOutcome struct {
+	Kind    string `json:"kind"`
+	Target  string `json:"target"`
+	Trigger string `json:"at"`
+	// Description says what the fault did to what ("kill -9 sidecar-shard-1-1").
+	Description string      `json:"description"`
+	State       fault.State `json:"state,omitempty"`
+	// Confirmed says it was observed to take effect; Healed that its target was observed to work
+	// again.
+	Confirmed bool         `json:"confirmed"`
+	Healed    bool         `json:"healed"`
+	Steps     []fault.Step `json:"steps,omitempty"`
+	// Injected and HealedAt are offsets from the drill's start; zero when it did not happen.
+	Injected   time.Duration `json:"injected"`
+	InjectedAt time.Time     `json:"injected_at,omitzero"`
+	HealedAt   time.Duration `json:"healed_at"`
+	// Problem says what went wrong: why it never struck, or its first failed step.
+	Problem string `json:"problem,omitempty"`
+}
+
+// networkFault makes a network fault of spec in front of s.
+func (ch *chaos) networkFault(spec scenarios.Fault, s cluster.Server) (fault.Fault, error) {
+	p, err := ch.net.Proxy(s)
+	if err != nil {
+		return nil, err
+	}
+	return &fault.Network{Proxy: p, Server: s, Kind: fault.NetworkKind(spec.Kind), Latency: spec.Latency.Std(), Jitter: spec.Jitter.Std(),
+		Rate: spec.Rate, After: spec.After.Std()}, nil
+}

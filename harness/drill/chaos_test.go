@@ -1,0 +1,125 @@
+package drill_test
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+
+	"github.com/pgdrill/pgdrill/harness/drill"
+	"github.com/pgdrill/pgdrill/harness/drilltest"
+	"github.com/pgdrill/pgdrill/harness/objective"
+	"github.com/pgdrill/pgdrill/harness/restore"
+	"github.com/pgdrill/pgdrill/harness/score"
+	"github.com/pgdrill/pgdrill/reports"
+	"github.com/pgdrill/pgdrill/scenarios"
+)
+
+// chaosScenario is a small wrong-id deletion restored by restore, with faults (YAML list items).
+func chaosScenario(restore, protection string, faults ...string) *scenarios.Scenario {
+	GinkgoHelper()
+	list := ""
+	for _, f := range faults {
+		list += "    - " + f + "\n"
+	}
+	sc, err := scenarios.Parse("chaos.yaml", []byte(fmt.Sprintf(`apiVersion: pgdrill.dev/v1alpha1
+kind: Scenario
+metadata: {id: chaos, title: A small drill under fire}
+spec:
+  hypothesis: The restore survives the faults and brings every tenant back.
+  seed: 7
+  cluster: {shards: 2, durable: true}
+  dataset: {tenants: 16, rows: 8000}
+  workload: {rate: 200}
+  protection: {%s}
+  incident: {kind: wrong-id-deletion, after: 300ms, fraction: 0.25}
+  detection: {delay: 200ms}
+  restore: %s
+  faults:
+%s  objectives: [rto<=2m, completeness>=100%%, collateral==0, integrity==ok]
+`, protection, restore, list)))
+	Expect(err).NotTo(HaveOccurred())
+	return sc
+}
+
+// expectStruckAndHealed asserts every fault of out was seen to take effect and to heal, and is a
+// band on the report's timeline.
+func expectStruckAndHealed(out *drill.Outcome) {
+	GinkgoHelper()
+	Expect(out.Faults).NotTo(BeEmpty())
+	rep := drill.Report(out)
+	for _, f := range out.Faults {
+		Expect(f.Confirmed).To(BeTrue(), "%s: %s", f.Description, f.Problem)
+		Expect(f.Healed).To(BeTrue(), "%s: %s", f.Description, f.Problem)
+		Expect(f.HealedAt).To(BeNumerically(">=", f.Injected))
+		Expect(rep.Timeline).To(ContainElement(And(HaveField("Kind", reports.KindFault), HaveField("Name", "fault: "+f.Description))))
+	}
+	Expect(rep.Faults).To(HaveLen(len(out.Faults)))
+}
+
+// retriedIn lists the phases a restore retried a step of.
+func retriedIn(out *drill.Outcome) []string {
+	var phases []string
+	for _, r := range out.Restore.Retries {
+		phases = append(phases, r.Phase)
+	}
+	return phases
+}
+
+var _ = Describe("faults in a drill", Label(drilltest.Slow), func() {
+	It("kills the sidecar during replay and cuts the network to the shard during the merge: the restore retries, and passes", func(ctx context.Context) {
+		out := runWith(ctx, chaosScenario("{strategy: pitr-sidecar}", "",
+			"{kind: kill, target: sidecar, at: restore.replay}", "{kind: cut, target: shard, at: restore.merge, for: 2s}"))
+		expectPassed(out)
+		expectStruckAndHealed(out)
+		By("retrying the replay of a dead sidecar and the merge of a tenant whose connection was cut")
+		Expect(retriedIn(out)).To(ContainElements(restore.PhaseReplay, restore.PhaseMerge))
+		Expect(out.Measures).To(HaveKey(objective.RTO))
+		Expect(out.Measures[objective.RTO].Number).To(BeNumerically(">", 2), "the 2 s cut is in the RTO")
+	})
+
+	It("kills the live shard during the merge and starts it again: the merge waits it out", func(ctx context.Context) {
+		out := runWith(ctx, chaosScenario("{strategy: pitr-sidecar}", "", "{kind: kill, target: shard, at: restore.merge, for: 1s}"))
+		Expect(out.Verdict).To(BeElementOf(score.Pass, score.PassWithConditions), out.Reason)
+		expectStruckAndHealed(out)
+		Expect(retriedIn(out)).To(ContainElement(restore.PhaseMerge))
+	})
+
+	It("slows the network to every shard during the restore with latency, and still passes", func(ctx context.Context) {
+		out := runWith(ctx, chaosScenario("{strategy: pitr-sidecar}", "",
+			"{kind: latency, target: shard-0, during: restore, latency: 20ms}", "{kind: latency, target: shard-1, during: restore, latency: 20ms}"))
+		expectPassed(out)
+		expectStruckAndHealed(out)
+	})
+
+	It("never turns a restore that brought nothing back into a PASS, whatever the faults", func(ctx context.Context) {
+		out := runWith(ctx, chaosScenario("{strategy: runbook, runbook: {command: 'true'}}", "",
+			"{kind: cut, target: shard, at: restore, for: 1s}"))
+		Expect(out.Verdict).To(Equal(score.Fail), out.Reason)
+		expectStruckAndHealed(out)
+	})
+
+	It("makes a drill whose fault never took effect INCONCLUSIVE, never a PASS", func(ctx context.Context) {
+		// A delayed standby restores from the standby: its replay works on no sidecar to kill.
+		out := runWith(ctx, chaosScenario("{strategy: delayed-standby}", "standbyApplyDelay: 1m",
+			"{kind: kill, target: sidecar, at: restore.replay}"))
+		Expect(out.Verdict).To(Equal(score.Inconclusive), out.Reason)
+		Expect(out.Reason).To(ContainSubstring("was not seen to take effect"))
+		Expect(out.Faults[0].Problem).To(ContainSubstring("works on no sidecar"))
+	})
+
+	It("leaves no saved original, proxy or server behind", func(ctx context.Context) {
+		out := runWith(ctx, chaosScenario("{strategy: pitr-sidecar}", "",
+			"{kind: wal-missing, at: detect}", "{kind: stall, target: catalog, at: backups, for: 1s}"))
+		Expect(out.Verdict).To(Equal(score.Fail), out.Reason)
+		Expect(out.Reason).To(ContainSubstring("WAL archive is missing"))
+		expectStruckAndHealed(out)
+		Expect(out.Problems).NotTo(ContainElement(ContainSubstring("not cleaned up")))
+		left, err := filepath.Glob(filepath.Join(os.TempDir(), "pgdrill-*", "*", ".pgdrill-fault-*"))
+		Expect(err).NotTo(HaveOccurred())
+		Expect(left).To(BeEmpty())
+	})
+})

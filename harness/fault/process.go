@@ -1,0 +1,205 @@
+package fault
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"syscall"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/pgdrill/pgdrill/harness/cluster"
+)
+
+// upWait bounds how long a process fault waits for its target to run: a fault attached to the
+// start of a phase ("kill the sidecar during replay") strikes as soon as the phase has started
+// the server, not before.
+const upWait = 30 * time.Second
+
+// probeTimeout bounds the queries the confirmations make.
+const probeTimeout = 2 * time.Second
+
+// whenRunning calls f until the server runs (f does not fail with cluster.ErrNotRunning), upWait
+// passes or ctx ends.
+func whenRunning(ctx context.Context, f func(context.Context) error) error {
+	ctx, cancel := context.WithTimeout(ctx, upWait)
+	defer cancel()
+	for {
+		err := f(ctx)
+		if !errors.Is(err, cluster.ErrNotRunning) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%w (waited %s for it to start)", err, upWait)
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
+}
+
+// answers runs SELECT 1 on a new connection to s within probeTimeout.
+func answers(ctx context.Context, s cluster.Server) error {
+	ctx, cancel := context.WithTimeout(ctx, probeTimeout)
+	defer cancel()
+	return cluster.WithConn(ctx, s.DSN(), func(conn *pgx.Conn) error {
+		_, err := conn.Exec(ctx, "SELECT 1")
+		return err
+	})
+}
+
+// alive reports whether process pid exists.
+func alive(pid int) bool {
+	return pid > 0 && syscall.Kill(pid, 0) == nil
+}
+
+// Kill is kill -9 of a server, as a crash or an OOM kill does. Healing starts it again, with
+// crash recovery, unless it is a sidecar: the restore that owns it must notice and restart it
+// itself, which is what the drill rehearses.
+type Kill struct {
+	Server cluster.Server
+	pid    int
+}
+
+// Describe implements Fault.
+func (k *Kill) Describe() string { return "kill -9 " + k.Server.Name() }
+
+// Setup implements Fault.
+func (k *Kill) Setup(context.Context) error { return nil }
+
+// Inject implements Fault: it waits for the server to run, then kills it.
+func (k *Kill) Inject(ctx context.Context) error {
+	return whenRunning(ctx, func(ctx context.Context) error {
+		k.pid = k.Server.Info().PID
+		return k.Server.Kill(ctx)
+	})
+}
+
+// Confirm implements Fault: the process killed is gone.
+func (k *Kill) Confirm(context.Context) error {
+	switch {
+	case k.pid == 0:
+		return errors.New("the provider does not say which process runs the server, so its death cannot be observed")
+	case alive(k.pid):
+		return fmt.Errorf("process %d of %s still runs", k.pid, k.Server.Name())
+	}
+	return nil
+}
+
+// Heal implements Fault.
+func (k *Kill) Heal(ctx context.Context) error {
+	if k.restoresOwn() {
+		return nil
+	}
+	if err := k.Server.Start(ctx); err != nil && !alreadyRunning(k.Server) {
+		return err
+	}
+	return nil
+}
+
+// ConfirmHealed implements Fault: the server answers again (a sidecar: nothing to observe).
+func (k *Kill) ConfirmHealed(ctx context.Context) error {
+	if k.restoresOwn() {
+		return nil
+	}
+	return answers(ctx, k.Server)
+}
+
+// Cleanup implements Fault.
+func (k *Kill) Cleanup(context.Context) error { return nil }
+
+// restoresOwn reports whether the restore owns the server (a sidecar) and so restarts it.
+func (k *Kill) restoresOwn() bool { return k.Server.Role() == cluster.RoleSidecar }
+
+// alreadyRunning reports whether s runs (so a Start that failed found it started by someone
+// else, the restore).
+func alreadyRunning(s cluster.Server) bool { return alive(s.Info().PID) }
+
+// Pause freezes a server with SIGSTOP, as a stalled host or a long GC pause does: connections
+// hang, nothing fails fast. Healing thaws it (SIGCONT).
+type Pause struct {
+	Server cluster.Server
+}
+
+// Describe implements Fault.
+func (p *Pause) Describe() string { return "SIGSTOP " + p.Server.Name() }
+
+// Setup implements Fault.
+func (p *Pause) Setup(context.Context) error { return nil }
+
+// Inject implements Fault: it waits for the server to run, then freezes it.
+func (p *Pause) Inject(ctx context.Context) error { return whenRunning(ctx, p.Server.Pause) }
+
+// Confirm implements Fault: a query does not answer in time.
+func (p *Pause) Confirm(ctx context.Context) error {
+	if err := answers(ctx, p.Server); err == nil {
+		return fmt.Errorf("%s still answers queries", p.Server.Name())
+	}
+	return nil
+}
+
+// Heal implements Fault.
+func (p *Pause) Heal(ctx context.Context) error { return p.Server.Resume(ctx) }
+
+// ConfirmHealed implements Fault: the server answers again.
+func (p *Pause) ConfirmHealed(ctx context.Context) error { return answers(ctx, p.Server) }
+
+// Cleanup implements Fault.
+func (p *Pause) Cleanup(context.Context) error { return nil }
+
+// Restart restarts a server: cleanly (a fast shutdown, as a planned restart) or immediately (kill
+// -9 and start, as a crash and a supervisor's restart). Every client connection is lost either
+// way; the server comes back at the same address.
+type Restart struct {
+	Server    cluster.Server
+	Immediate bool
+	pid       int
+}
+
+// Describe implements Fault.
+func (r *Restart) Describe() string {
+	if r.Immediate {
+		return "immediate restart of " + r.Server.Name()
+	}
+	return "clean restart of " + r.Server.Name()
+}
+
+// Setup implements Fault: a sidecar's start is its restore's, so it cannot be restarted under it.
+func (r *Restart) Setup(context.Context) error {
+	if r.Server.Role() == cluster.RoleSidecar {
+		return fmt.Errorf("%s is a sidecar, which its restore starts: kill it instead", r.Server.Name())
+	}
+	return nil
+}
+
+// Inject implements Fault.
+func (r *Restart) Inject(ctx context.Context) error {
+	return whenRunning(ctx, func(ctx context.Context) error {
+		r.pid = r.Server.Info().PID
+		stop := r.Server.Stop
+		if r.Immediate {
+			stop = r.Server.Kill
+		}
+		if err := stop(ctx); err != nil {
+			return err
+		}
+		return r.Server.Start(ctx)
+	})
+}
+
+// Confirm implements Fault: another process runs the server now, and it answers.
+func (r *Restart) Confirm(ctx context.Context) error {
+	if now := r.Server.Info().PID; r.pid == 0 || now == r.pid {
+		return fmt.Errorf("%s runs as the same process %d as before", r.Server.Name(), now)
+	}
+	return answers(ctx, r.Server)
+}
+
+// Heal implements Fault: a restart heals itself.
+func (r *Restart) Heal(context.Context) error { return nil }
+
+// ConfirmHealed implements Fault.
+func (r *Restart) ConfirmHealed(ctx context.Context) error { return answers(ctx, r.Server) }
+
+// Cleanup implements Fault.
+func (r *Restart) Cleanup(context.Context) error { return nil }
