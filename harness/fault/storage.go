@@ -29,12 +29,12 @@ type stash struct {
 	dir string
 }
 
-// newStash makes a stash next to path (in the directory above path's directory, which the
-// cluster owns).
-func newStash(path string) (stash, error) {
-	dir, err := os.MkdirTemp(filepath.Dir(filepath.Dir(path)), ".pgdrill-fault-")
+// newStash makes a stash beside dir (a WAL archive or a base backup), in its parent, which the
+// cluster owns: never inside it, where a check of the backup would find an extra file.
+func newStash(dir string) (stash, error) {
+	dir, err := os.MkdirTemp(filepath.Dir(dir), ".pgdrill-fault-")
 	if err != nil {
-		return stash{}, fmt.Errorf("make a place for the original of %s: %w", path, err)
+		return stash{}, fmt.Errorf("make a place for the originals of %s: %w", dir, err)
 	}
 	return stash{dir: dir}, nil
 }
@@ -73,6 +73,50 @@ func (s stash) remove() error {
 		return fmt.Errorf("remove saved originals: %w", err)
 	}
 	return nil
+}
+
+// original is a file a storage fault breaks, with the copy it saved of it: what it puts back,
+// and compares with.
+type original struct {
+	path  string
+	info  fs.FileInfo
+	saved string
+	stash stash
+}
+
+// save records path, a file below dir, and saves a copy of it in a stash beside dir.
+func (o *original) save(dir, path, what string) error {
+	var err error
+	o.path = path
+	if o.info, err = os.Stat(path); err != nil {
+		return fmt.Errorf("find %s: %w", what, err)
+	}
+	if o.stash, err = newStash(dir); err != nil {
+		return err
+	}
+	o.saved, err = o.stash.keep(path)
+	return err
+}
+
+// broken says, with an error, that the file still holds its original bytes.
+func (o *original) broken(what string) error {
+	same, err := sameContents(o.path, o.saved)
+	if err == nil && same {
+		err = fmt.Errorf("%s holds its original bytes", what)
+	}
+	return err
+}
+
+// putBack writes the original back.
+func (o *original) putBack() error { return restoreFile(o.saved, o.path, o.info) }
+
+// intact says, with an error, that the file does not hold its original bytes.
+func (o *original) intact(what string) error {
+	same, err := sameContents(o.path, o.saved)
+	if err == nil && !same {
+		err = fmt.Errorf("%s does not hold its original bytes", what)
+	}
+	return err
 }
 
 // sameContents reports whether the files at a and b hold the same bytes.
@@ -129,10 +173,7 @@ type WALSegment struct {
 	// Segment names the segment; empty chooses as above.
 	Segment string
 
-	path  string
-	info  fs.FileInfo
-	saved string
-	stash stash
+	original
 }
 
 // Describe implements Fault.
@@ -164,15 +205,7 @@ func (w *WALSegment) Setup(ctx context.Context) error {
 			return err
 		}
 	}
-	w.path = filepath.Join(dir, w.Segment)
-	if w.info, err = os.Stat(w.path); err != nil {
-		return fmt.Errorf("find WAL segment %s in the archive: %w", w.Segment, err)
-	}
-	if w.stash, err = newStash(w.path); err != nil {
-		return err
-	}
-	w.saved, err = w.stash.keep(w.path)
-	return err
+	return w.save(dir, filepath.Join(dir, w.Segment), "WAL segment "+w.Segment+" in the archive")
 }
 
 // firstAfterBackup names the first segment archived after the one holding the backup's end,
@@ -216,14 +249,7 @@ func (w *WALSegment) Inject(context.Context) error {
 // lists it, or its bytes differ from the original's.
 func (w *WALSegment) Confirm(ctx context.Context) error {
 	if w.Corrupt {
-		same, err := sameContents(w.path, w.saved)
-		switch {
-		case err != nil:
-			return err
-		case same:
-			return fmt.Errorf("WAL segment %s holds its original bytes", w.Segment)
-		}
-		return nil
+		return w.broken("WAL segment " + w.Segment)
 	}
 	archived, err := w.Server.ArchivedWAL(ctx)
 	if err != nil {
@@ -236,15 +262,11 @@ func (w *WALSegment) Confirm(ctx context.Context) error {
 }
 
 // Heal implements Fault: the original goes back.
-func (w *WALSegment) Heal(context.Context) error { return restoreFile(w.saved, w.path, w.info) }
+func (w *WALSegment) Heal(context.Context) error { return w.putBack() }
 
 // ConfirmHealed implements Fault: the archive holds the original bytes.
 func (w *WALSegment) ConfirmHealed(context.Context) error {
-	same, err := sameContents(w.path, w.saved)
-	if err == nil && !same {
-		err = fmt.Errorf("WAL segment %s does not hold its original bytes", w.Segment)
-	}
-	return err
+	return w.intact("WAL segment " + w.Segment)
 }
 
 // Cleanup implements Fault.
@@ -259,10 +281,7 @@ type BackupFile struct {
 	// File is the file, relative to the backup's directory; empty chooses as above.
 	File string
 
-	path  string
-	info  fs.FileInfo
-	saved string
-	stash stash
+	original
 }
 
 // Describe implements Fault.
@@ -292,15 +311,7 @@ func (b *BackupFile) Setup(context.Context) error {
 			return err
 		}
 	}
-	b.path = filepath.Join(dir, b.File)
-	if b.info, err = os.Stat(b.path); err != nil {
-		return fmt.Errorf("find %s in base backup %s: %w", b.File, b.Backup.ID, err)
-	}
-	if b.stash, err = newStash(filepath.Join(dir, "x")); err != nil {
-		return err
-	}
-	b.saved, err = b.stash.keep(b.path)
-	return err
+	return b.save(dir, filepath.Join(dir, b.File), b.File+" in base backup "+b.Backup.ID)
 }
 
 // largestRelation names the largest file under base/ of a backup directory.
@@ -342,26 +353,15 @@ func (b *BackupFile) Inject(context.Context) error {
 
 // Confirm implements Fault: the file's bytes differ from the original's.
 func (b *BackupFile) Confirm(context.Context) error {
-	same, err := sameContents(b.path, b.saved)
-	switch {
-	case err != nil:
-		return err
-	case same:
-		return fmt.Errorf("%s of base backup %s holds its original bytes", b.File, b.Backup.ID)
-	}
-	return nil
+	return b.broken(b.File + " of base backup " + b.Backup.ID)
 }
 
 // Heal implements Fault: the original goes back.
-func (b *BackupFile) Heal(context.Context) error { return restoreFile(b.saved, b.path, b.info) }
+func (b *BackupFile) Heal(context.Context) error { return b.putBack() }
 
 // ConfirmHealed implements Fault: the file holds the original bytes.
 func (b *BackupFile) ConfirmHealed(context.Context) error {
-	same, err := sameContents(b.path, b.saved)
-	if err == nil && !same {
-		err = fmt.Errorf("%s of base backup %s does not hold its original bytes", b.File, b.Backup.ID)
-	}
-	return err
+	return b.intact(b.File + " of base backup " + b.Backup.ID)
 }
 
 // Cleanup implements Fault.
