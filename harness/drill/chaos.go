@@ -34,8 +34,10 @@ type chaos struct {
 	faults []*scheduled
 	// wg tracks the goroutines that inject and heal.
 	wg sync.WaitGroup
-	// closed is set once the verification is about to begin: nothing strikes after it.
+	// closed is set once the verification is about to begin: nothing strikes after it; stop
+	// closes then, so that a fault still waiting for its offset gives up.
 	closed bool
+	stop   chan struct{}
 }
 
 // scheduled is one fault of the scenario and what became of it.
@@ -61,7 +63,7 @@ func newChaos(r *run) *chaos {
 	if len(specs) == 0 {
 		return nil
 	}
-	ch := &chaos{r: r, log: r.log}
+	ch := &chaos{r: r, log: r.log, stop: make(chan struct{})}
 	for _, f := range specs {
 		ch.faults = append(ch.faults, &scheduled{spec: f, trigger: f.Trigger(), shard: -1})
 		if f.Kind.Network() {
@@ -147,13 +149,22 @@ func (ch *chaos) PhaseEnded(name string, shard int) { ch.ended(StepRestore+"."+n
 func (ch *chaos) strike(f *scheduled, servers []cluster.Server) {
 	ctx := context.Background() // the drill's ctx may end; the lifecycle must still run to cleanup
 	if f.trigger.Offset > 0 {
+		// A restore phase's fault strikes inside the phase or not at all; a drill step's strikes
+		// its offset after the step began, however soon the step ended.
+		due := time.NewTimer(f.trigger.Offset)
+		defer due.Stop()
+		var end <-chan struct{}
+		if f.spec.During != "" || strings.HasPrefix(f.trigger.Phase, StepRestore+".") {
+			end = f.phaseEnd
+		}
 		select {
-		case <-time.After(f.trigger.Offset):
-		case <-f.phaseEnd:
-			if f.spec.During != "" || strings.HasPrefix(f.trigger.Phase, StepRestore+".") {
-				ch.missed(f, fmt.Sprintf("phase %s ended before the fault was due (%s after it began)", f.trigger.Phase, f.trigger.Offset))
-				return
-			}
+		case <-due.C:
+		case <-end:
+			ch.missed(f, fmt.Sprintf("phase %s ended before the fault was due (%s after it began)", f.trigger.Phase, f.trigger.Offset))
+			return
+		case <-ch.stop:
+			ch.missed(f, fmt.Sprintf("the verification began before the fault was due (%s after %s began)", f.trigger.Offset, f.trigger.Phase))
+			return
 		}
 	}
 	flt, err := ch.build(f, servers)
@@ -243,6 +254,9 @@ func (ch *chaos) healAll() {
 		return
 	}
 	ch.mu.Lock()
+	if !ch.closed {
+		close(ch.stop)
+	}
 	ch.closed = true
 	for _, f := range ch.faults {
 		if f.fired && !isClosed(f.phaseEnd) {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"time"
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
@@ -109,6 +110,19 @@ var _ = Describe("faults in a drill", Label(drilltest.Slow), func() {
 		Expect(out.Verdict).To(Equal(score.Inconclusive), out.Reason)
 		Expect(out.Reason).To(ContainSubstring("was not seen to take effect"))
 		Expect(out.Faults[0].Problem).To(ContainSubstring("works on no sidecar"))
+	})
+
+	It("strikes a drill step's fault its offset after the step began, however soon the step ended", func(ctx context.Context) {
+		out := runWith(ctx, chaosScenario("{strategy: pitr-sidecar}", "", "{kind: pause, target: catalog, at: workload + 250ms, for: 100ms}"))
+		expectPassed(out)
+		expectStruckAndHealed(out)
+		var workload drill.Event
+		for _, e := range out.Events {
+			if e.Name == drill.StepWorkload {
+				workload = e
+			}
+		}
+		Expect(out.Faults[0].Injected - workload.Start).To(BeNumerically(">=", 250*time.Millisecond))
 	})
 
 	It("leaves no saved original, proxy or server behind", func(ctx context.Context) {
