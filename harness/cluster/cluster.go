@@ -179,6 +179,11 @@ type Server interface {
 	// ArchivedWAL lists the WAL segment file names in the server's archive, sorted; history and
 	// backup-label files are left out. Empty for servers without an archive.
 	ArchivedWAL(ctx context.Context) ([]string, error)
+	// VerifyWAL reads every record of the server's WAL archive from LSN from up to LSN to
+	// (pg_waldump), so that a corrupt segment is found before a restore needs it: a replay may
+	// fall back to another copy of a segment, or may not. Nil for a server without an archive
+	// and for one whose archive pgBackRest keeps (its own verify checks it).
+	VerifyWAL(ctx context.Context, from, to string) error
 }
 
 // Standby is a streaming replica that a restore can stop short of a harmful transaction and read

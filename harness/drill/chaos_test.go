@@ -125,6 +125,13 @@ var _ = Describe("faults in a drill", Label(drilltest.Slow), func() {
 		Expect(out.Faults[0].Injected - workload.Start).To(BeNumerically(">=", 250*time.Millisecond))
 	})
 
+	It("finds a corrupt WAL segment in the backup check, before any restore reads it, and FAILs", func(ctx context.Context) {
+		out := runWith(ctx, chaosScenario("{strategy: pitr-sidecar}", "", "{kind: wal-corrupt, at: detect}"))
+		Expect(out.Verdict).To(Equal(score.Fail), out.Reason)
+		Expect(out.Reason).To(ContainSubstring("WAL archive does not read through"))
+		expectStruckAndHealed(out)
+	})
+
 	It("leaves no saved original, proxy or server behind", func(ctx context.Context) {
 		out := runWith(ctx, chaosScenario("{strategy: pitr-sidecar}", "",
 			"{kind: wal-missing, at: detect}", "{kind: stall, target: catalog, at: backups, for: 1s}"))

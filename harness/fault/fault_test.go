@@ -215,15 +215,20 @@ var _ = Describe("storage faults", Ordered, func() {
 				filepath.Join(shard.Info().WALArchive, w.Segment)).CombinedOutput()
 			return string(out), err
 		}
+		var now string
+		Expect(drilltest.Connect(ctx, shard.DSN()).QueryRow(ctx, "SELECT pg_current_wal_lsn()::text").Scan(&now)).To(Succeed())
 		var broken int
 		lifecycle(ctx, w, func() {
 			out, err := waldump()
 			Expect(err).To(HaveOccurred())
-			Expect(out).To(ContainSubstring("error in WAL record"))
+			Expect(out).To(MatchRegexp("error in WAL record|could not find a valid record"))
 			broken = strings.Count(out, "\n")
+			Expect(shard.VerifyWAL(ctx, b.StartLSN, now)).To(MatchError(MatchRegexp("error in WAL record|could not find a valid record")),
+				"the chain check reads it")
 		}, func() {
 			out, _ := waldump()
 			Expect(strings.Count(out, "\n")).To(BeNumerically(">", broken), "it reads past where the corruption stopped it")
+			Expect(shard.VerifyWAL(ctx, b.StartLSN, now)).To(Succeed())
 		})
 		Expect(stashes()).To(BeEmpty())
 	})

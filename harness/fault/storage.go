@@ -21,6 +21,10 @@ import (
 // copy when cleaned up. They work where the provider keeps those files on this machine's
 // filesystem (the local provider) and refuse, in Setup, anything else.
 
+// walLongPageHeader is the size of the header that starts every WAL segment
+// (XLogLongPageHeaderData): the segment's first record follows it.
+const walLongPageHeader = 40
+
 // corruptBytes is how much of a file a corruption overwrites.
 const corruptBytes = 512
 
@@ -236,8 +240,10 @@ func firstAfterBackup(ctx context.Context, s cluster.Server, b cluster.Backup) (
 // Inject implements Fault.
 func (w *WALSegment) Inject(context.Context) error {
 	if w.Corrupt {
-		// Past the first pages' headers, into the records a replay must read.
-		return corrupt(w.path, 3*8192+100)
+		// The segment's first records, right after its long page header: whatever else the
+		// segment holds, a replay that enters it reads them (a stretch further in may lie past
+		// the segment's switch record, where nothing reads).
+		return corrupt(w.path, walLongPageHeader)
 	}
 	if err := os.Remove(w.path); err != nil {
 		return fmt.Errorf("remove WAL segment %s: %w", w.Segment, err)

@@ -218,6 +218,18 @@ func (s *server) VerifyBackup(ctx context.Context, b cluster.Backup) error {
 	return nil
 }
 
+// VerifyWAL implements cluster.Server.
+func (s *server) VerifyWAL(ctx context.Context, from, to string) error {
+	if s.archive == "" || s.pgBackRest() {
+		return nil
+	}
+	cmd := exec.CommandContext(ctx, s.c.p.bins.Path("pg_waldump"), "--quiet", "--path", s.archive, "--start", from, "--end", to)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("read WAL of %s from %s to %s: %w: %s", s.name, from, to, err, tail(string(out), 5))
+	}
+	return nil
+}
+
 // walSegmentName matches archived WAL segment files (not .history, .backup or .partial files).
 var walSegmentName = regexp.MustCompile(`^[0-9A-F]{24}$`)
 
