@@ -2,7 +2,6 @@ package fault
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net"
 	"time"
@@ -139,9 +138,6 @@ func timed(ctx context.Context, s cluster.Server, query string) (time.Duration, 
 		var out string
 		err := conn.QueryRow(ctx, query).Scan(&out)
 		took = time.Since(start)
-		if errors.Is(err, pgx.ErrNoRows) {
-			return nil
-		}
 		return err
 	})
 	return took, err
