@@ -94,8 +94,6 @@ func notInjected(k FaultKind) string {
 	switch k {
 	case FaultDiskFull:
 		return "disk-full is not injected yet (a sidecar's data directory on a size-limited filesystem comes in a later release); remove it"
-	case FaultRestorerCrash:
-		return "restorer-crash is not injected yet (killing the runbook and running it again comes in a later release); remove it"
 	}
 	return ""
 }
@@ -149,6 +147,9 @@ func validateFault(sp *Spec, f Fault, path string, invalid func(field, format st
 	case kind == "sidecar" && trigger.Phase != "restore.replay" && trigger.Phase != "restore.merge":
 		invalid(path+".target", "a sidecar runs during restore.replay and restore.merge only: attach the fault to one of them")
 	}
+	if f.Kind == FaultRestorerCrash {
+		validateRestorerCrash(sp, f, path, trigger, invalid)
+	}
 	crash := f.Kind == FaultKill || f.Kind == FaultRestart && f.Immediate
 	if crash && (kind == "shard" || kind == "catalog") && !sp.Cluster.Durable {
 		invalid(path+".kind", "%s crashes %s, whose throwaway settings (fsync and synchronous_commit off) lose acknowledged commits in a crash: set spec.cluster.durable: true",
@@ -164,16 +165,30 @@ func validateFault(sp *Spec, f Fault, path string, invalid func(field, format st
 		invalid(path+".for", "must not be negative")
 	}
 	params := map[string]bool{"latency": f.Latency != 0, "jitter": f.Jitter != 0, "rate": f.Rate != 0, "after": f.After != 0,
-		"immediate": f.Immediate, "segment": f.Segment != "", "file": f.File != ""}
+		"immediate": f.Immediate, "segment": f.Segment != "", "file": f.File != "", "tenants": f.Tenants != 0}
 	own := map[FaultKind][]string{FaultLatency: {"latency", "jitter"}, FaultBandwidth: {"rate"}, FaultReset: {"after"},
 		FaultRestart: {"immediate"}, FaultWALMissing: {"segment"}, FaultWALCorrupt: {"segment"}, FaultBackupCorrupt: {"file"},
-		FaultBackupTruncate: {"file"}}
-	for _, p := range []string{"latency", "jitter", "rate", "after", "immediate", "segment", "file"} {
+		FaultBackupTruncate: {"file"}, FaultRestorerCrash: {"tenants"}}
+	for _, p := range []string{"latency", "jitter", "rate", "after", "immediate", "segment", "file", "tenants"} {
 		if params[p] && !slices.Contains(own[f.Kind], p) {
 			invalid(path+"."+p, "%s has no %s", f.Kind, p)
 		}
 	}
-	if f.Latency.Std() < 0 || f.Jitter.Std() < 0 || f.After.Std() < 0 || f.Rate < 0 {
-		invalid(path, "latency, jitter, after and rate must not be negative")
+	if f.Latency.Std() < 0 || f.Jitter.Std() < 0 || f.After.Std() < 0 || f.Rate < 0 || f.Tenants < 0 {
+		invalid(path, "latency, jitter, after, rate and tenants must not be negative")
+	}
+}
+
+// validateRestorerCrash checks what a restorer-crash needs: a runbook to crash, while it
+// restores, and a heal that does not wait for the restore to end (the restore waits for it).
+func validateRestorerCrash(sp *Spec, f Fault, path string, trigger Trigger, invalid func(field, format string, args ...any)) {
+	if sp.Restore.Strategy != RunbookStrategy {
+		invalid(path+".kind", "restorer-crash crashes the runbook, but spec.restore.strategy is %s: use strategy runbook", sp.Restore.Strategy)
+	}
+	if f.During != "" {
+		invalid(path+".during", "restorer-crash strikes once and is healed when the runbook runs again: use at (and for: how long until it does)")
+	}
+	if trigger.Phase != "" && !strings.HasPrefix(trigger.Phase, PhaseRestore+".") {
+		invalid(path+".at", "restorer-crash strikes while the runbook restores: attach it to restore.runbook or to a phase its `pgdrill restore` journals (restore.replay, restore.merge, ...)")
 	}
 }

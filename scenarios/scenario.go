@@ -292,7 +292,8 @@ type Fault struct {
 	// During injects the fault when a phase begins and heals it when the phase ends.
 	During string `yaml:"during,omitempty" json:"during,omitempty"`
 	// For heals the fault this long after it struck. Default: with At, just before the final
-	// verification; with During, at the phase's end.
+	// verification (a restorer-crash: at once, the runbook runs again); with During, at the
+	// phase's end.
 	For Duration `yaml:"for,omitempty" json:"for,omitempty"`
 	// Latency and Jitter are a latency fault's delay of every packet, each way. Default: 100ms,
 	// 0s.
@@ -312,6 +313,9 @@ type Fault struct {
 	// File names the file, relative to the base backup, a backup-corrupt or backup-truncate
 	// fault breaks. Default: the backup's largest relation file.
 	File string `yaml:"file,omitempty" json:"file,omitempty"`
+	// Tenants is how many tenants a restorer-crash lets the runbook restore (as its `pgdrill
+	// restore` journals them) before it crashes it: "mid-merge". Default: 1.
+	Tenants int `yaml:"tenants,omitempty" json:"tenants,omitempty"`
 }
 
 // FaultKind names a fault.

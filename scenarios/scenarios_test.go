@@ -205,10 +205,13 @@ var _ = Describe("decoding and validating", func() {
 		Expect(sc.Spec.Faults[2].Trigger()).To(Equal(scenarios.Trigger{Phase: "workload", Offset: time.Second}))
 		Expect(sc.Spec.Faults[0].TargetOrDefault()).To(Equal("sidecar"))
 		Expect(sc.Spec.Faults[5].TargetOrDefault()).To(Equal("shard"))
-		for _, k := range []string{"disk-full", "restorer-crash"} {
-			_, err := scenarios.Parse("x.yaml", []byte(minimal+"  faults: [{kind: "+k+", at: restore}]\n"))
-			Expect(err).To(MatchError(ContainSubstring(k + " is not injected yet")))
-		}
+		_, err = scenarios.Parse("x.yaml", []byte(minimal+"  faults: [{kind: disk-full, at: restore}]\n"))
+		Expect(err).To(MatchError(ContainSubstring("disk-full is not injected yet")))
+		sc, err = scenarios.Parse("x.yaml", []byte(minimal+"  restore: {strategy: runbook, runbook: {command: ./restore.sh}}\n"+
+			"  faults: [{kind: restorer-crash, at: restore.merge, tenants: 2}]\n"))
+		Expect(err).NotTo(HaveOccurred())
+		Expect(sc.Spec.Faults[0].TargetOrDefault()).To(Equal("runbook"))
+		Expect(sc.Spec.Faults[0].Tenants).To(Equal(2))
 	})
 
 	It("refuses what is not implemented yet rather than running without it", func() {
@@ -305,7 +308,12 @@ var _ = Describe("decoding and validating", func() {
 		Entry(nil, "  faults: [{kind: wal-missing, target: catalog, at: restore}]\n", "spec.faults[0].target: wal-missing cannot break catalog: it breaks shard"),
 		Entry(nil, "  faults: [{kind: pause, at: restore, latency: 1s}]\n", "spec.faults[0].latency: pause has no latency"),
 		Entry(nil, "  faults: [{kind: kill, target: shard-1, at: restore}]\n", "kill crashes shard-1, whose throwaway settings (fsync and synchronous_commit off) lose acknowledged commits in a crash: set spec.cluster.durable: true"),
-		Entry(nil, "  faults: [{kind: restorer-crash, at: restore}]\n", "spec.faults[0].kind: restorer-crash is not injected yet"),
+		Entry(nil, "  faults: [{kind: restorer-crash, at: restore.merge}]\n", "spec.faults[0].kind: restorer-crash crashes the runbook, but spec.restore.strategy is pitr-sidecar: use strategy runbook"),
+		Entry(nil, "  restore: {strategy: runbook, runbook: {command: x}}\n  faults: [{kind: restorer-crash, during: restore.merge}]\n",
+			"spec.faults[0].during: restorer-crash strikes once and is healed when the runbook runs again"),
+		Entry(nil, "  restore: {strategy: runbook, runbook: {command: x}}\n  faults: [{kind: restorer-crash, at: incident}]\n",
+			"spec.faults[0].at: restorer-crash strikes while the runbook restores"),
+		Entry(nil, "  faults: [{kind: kill, target: sidecar, at: restore.replay, tenants: 3}]\n", "spec.faults[0].tenants: kill has no tenants"),
 		Entry(nil, "  detection: {delay: 1s, probe: {}}\n", "spec.detection.delay: give a delay or a probe, not both"),
 		Entry(nil, "  detection: {probe: {interval: 1m, timeout: 30s}}\n", "30s is shorter than the interval 1m0s: the probe would never run"),
 		Entry(nil, "  workload: {writers: 65}\n", "must be between 0 (no workload) and 64, got 65"),

@@ -82,8 +82,9 @@ func (ch *chaos) wrap(c cluster.Cluster) cluster.Cluster {
 	return ch.net.Cluster(c)
 }
 
-// began is told that a drill step or a restore phase began; faults attached to it strike.
-func (ch *chaos) began(phase string, shard int, servers []cluster.Server) {
+// began is told that a drill step or a restore phase began, working on servers (and, in a
+// runbook's phases, its restorer); faults attached to it strike.
+func (ch *chaos) began(phase string, shard int, servers []cluster.Server, restorer *restore.Restorer) {
 	if ch == nil {
 		return
 	}
@@ -100,7 +101,7 @@ func (ch *chaos) began(phase string, shard int, servers []cluster.Server) {
 		ch.wg.Add(1)
 		go func() {
 			defer ch.wg.Done()
-			ch.strike(f, servers)
+			ch.strike(f, servers, restorer)
 		}()
 	}
 }
@@ -138,7 +139,7 @@ func isClosed(c chan struct{}) bool {
 
 // PhaseBegan implements restore.Watcher.
 func (ch *chaos) PhaseBegan(p restore.PhaseStart) {
-	ch.began(StepRestore+"."+p.Name, p.Shard, p.Servers)
+	ch.began(StepRestore+"."+p.Name, p.Shard, p.Servers, p.Restorer)
 }
 
 // PhaseEnded implements restore.Watcher.
@@ -146,7 +147,7 @@ func (ch *chaos) PhaseEnded(name string, shard int) { ch.ended(StepRestore+"."+n
 
 // strike waits for the fault's offset, finds its target, injects it and confirms it took
 // effect, and heals it when its time is up.
-func (ch *chaos) strike(f *scheduled, servers []cluster.Server) {
+func (ch *chaos) strike(f *scheduled, servers []cluster.Server, restorer *restore.Restorer) {
 	ctx := context.Background() // the drill's ctx may end; the lifecycle must still run to cleanup
 	if f.trigger.Offset > 0 {
 		// A restore phase's fault strikes inside the phase or not at all; a drill step's strikes
@@ -167,7 +168,7 @@ func (ch *chaos) strike(f *scheduled, servers []cluster.Server) {
 			return
 		}
 	}
-	flt, err := ch.build(f, servers)
+	flt, err := ch.build(f, servers, restorer)
 	if err != nil {
 		ch.missed(f, err.Error())
 		return
@@ -205,7 +206,12 @@ func (ch *chaos) strike(f *scheduled, servers []cluster.Server) {
 		phaseEnd = f.phaseEnd
 	}
 	if healAfter == nil && phaseEnd == nil {
-		return // healed before the verification (healAll)
+		if f.spec.Kind != scenarios.FaultRestorerCrash {
+			return // healed before the verification (healAll)
+		}
+		// The restore waits for its restorer to be back: without a `for`, the responder runs the
+		// runbook again at once.
+		healAfter = time.After(0)
 	}
 	select {
 	case <-healAfter:
@@ -350,7 +356,13 @@ func (ch *chaos) harmedShard(f *scheduled) int {
 }
 
 // build makes the fault f's spec describes, aimed at its target.
-func (ch *chaos) build(f *scheduled, servers []cluster.Server) (fault.Fault, error) {
+func (ch *chaos) build(f *scheduled, servers []cluster.Server, restorer *restore.Restorer) (fault.Fault, error) {
+	if f.spec.Kind == scenarios.FaultRestorerCrash {
+		if restorer == nil {
+			return nil, fmt.Errorf("phase %s runs no runbook to crash (the strategy is %s)", f.trigger.Phase, ch.r.out.Strategy)
+		}
+		return &fault.RestorerCrash{Restorer: restorer, Tenants: f.spec.Tenants}, nil
+	}
 	s, shard, err := ch.target(f, servers)
 	if err != nil {
 		return nil, err

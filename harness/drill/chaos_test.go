@@ -132,6 +132,33 @@ var _ = Describe("faults in a drill", Label(drilltest.Slow), func() {
 		expectStruckAndHealed(out)
 	})
 
+	It("crashes the runbook mid-merge and runs it again: the rerun restores only what the crashed run left, and passes", func(ctx context.Context) {
+		out := runWith(ctx, chaosScenario("{strategy: runbook, runbook: {command: 'pgdrill restore --strategy pitr-sidecar', timeout: 2m}}", "",
+			"{kind: restorer-crash, at: restore.merge, tenants: 1}"))
+		expectPassed(out)
+		expectStruckAndHealed(out)
+		Expect(retriedIn(out)).To(Equal([]string{restore.PhaseRunbook}), "one crash, one rerun")
+		By("killing everything the runbook ran at once, and rerunning it from its journal")
+		Expect(out.Restore.Output).To(ContainSubstring("crashing: killing everything the program runs at once"))
+		Expect(out.Restore.Output).To(ContainSubstring("an earlier run of the restore brought the tenant back"))
+		Expect(out.Restore.Output).To(MatchRegexp(`pitr-sidecar restored 4 tenant\(s\), \d+ row\(s\) written \([123] of them by an earlier run`))
+		By("leaving no record or process of the crashed restore behind")
+		recs, err := provider.Store().List()
+		Expect(err).NotTo(HaveOccurred())
+		for _, rec := range recs {
+			Expect(rec.RunID).NotTo(HavePrefix(out.RunID), "the crashed restore's sidecar record is reaped")
+		}
+	})
+
+	It("never passes a rerun that skips what the crashed runbook left undone", func(ctx context.Context) {
+		out := runWith(ctx, chaosScenario(`{strategy: runbook, runbook: {command: 'if [ -e "$PGDRILL_WORKDIR/ran" ]; then echo nothing left to do; exit 0; fi; `+
+			`touch "$PGDRILL_WORKDIR/ran"; pgdrill restore --strategy pitr-sidecar', timeout: 2m}}`, "",
+			"{kind: restorer-crash, at: restore.merge, tenants: 1}"))
+		Expect(out.Verdict).To(Equal(score.Fail), out.Reason)
+		Expect(out.Measures[objective.Completeness].Number).To(BeNumerically("<", 100))
+		expectStruckAndHealed(out)
+	})
+
 	It("leaves no saved original, proxy or server behind", func(ctx context.Context) {
 		out := runWith(ctx, chaosScenario("{strategy: pitr-sidecar}", "",
 			"{kind: wal-missing, at: detect}", "{kind: stall, target: catalog, at: backups, for: 1s}"))

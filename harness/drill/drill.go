@@ -46,6 +46,9 @@ type Config struct {
 	// prefixed (the CLI's stderr), so a team sees where its runbook is; the whole of it is in
 	// the outcome too (Restore.Output), and in every report.
 	RunbookOutput io.Writer
+	// RunbookEnv is more environment for a runbook restore ("NAME=value"), after pgdrill's own:
+	// what the pgdrill commands it runs need to reach this drill (Host.RunbookEnv).
+	RunbookEnv []string
 }
 
 // The drill's own steps, as they appear on the timeline.
@@ -317,7 +320,7 @@ func (r *run) step(ctx context.Context, name string, f func() error) error {
 	if r.cfg.OnStep != nil {
 		r.cfg.OnStep(name)
 	}
-	r.chaos.began(name, -1, nil)
+	r.chaos.began(name, -1, nil, nil)
 	start := time.Now()
 	err := f()
 	r.chaos.ended(name, -1)

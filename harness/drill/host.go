@@ -114,6 +114,24 @@ func (h *Host) workRoot() string {
 	return local.DefaultWorkRoot()
 }
 
+// RunbookEnv is the environment a drill's runbook gets on top of pgdrill's own, so that the
+// `pgdrill` commands it runs (`pgdrill restore`) are this very pgdrill, first on PATH, and reach
+// this drill's servers: its state dir, work root and Postgres binaries, as flags chose them.
+func (h *Host) RunbookEnv() ([]string, error) {
+	store, err := h.store()
+	if err != nil {
+		return nil, err
+	}
+	env := []string{"PGDRILL_STATE_DIR=" + store.Dir(), "PGDRILL_WORK_ROOT=" + h.workRoot()}
+	if h.opts.BinDir != "" {
+		env = append(env, "PGDRILL_PG_BIN="+h.opts.BinDir)
+	}
+	if self, err := os.Executable(); err == nil && filepath.Base(self) == "pgdrill" {
+		env = append(env, "PATH="+filepath.Dir(self)+string(os.PathListSeparator)+os.Getenv("PATH"))
+	}
+	return env, nil
+}
+
 // MaxShards is the most shard servers a cluster can have.
 const MaxShards = cluster.MaxShards
 
@@ -261,11 +279,16 @@ type RestoreResult = restore.Result
 // `pgdrill restore` inside a runbook restores the incident that file describes.
 const IncidentFileEnv = restore.IncidentFileEnv
 
+// JournalEnv names the restore journal a drill hands its runbook's `pgdrill restore`.
+const JournalEnv = restore.JournalEnv
+
 // RestoreFromIncidentFile runs a built-in strategy against the incident the incident file at path
 // describes, from this process, attached to the incident's run: what a runbook's `pgdrill
 // restore` does. The strategy must work from the file alone; its sidecars are removed when it
-// ends, and the run's own servers are never stopped.
-func (h *Host) RestoreFromIncidentFile(ctx context.Context, strategy, path string) (res RestoreResult, err error) {
+// ends, and the run's own servers are never stopped. With a journal (a path; "" for none), the
+// restore records how far it got there, and restores only what an earlier run with the same
+// journal, killed before it ended, left undone (restore.Journal).
+func (h *Host) RestoreFromIncidentFile(ctx context.Context, strategy, path, journal string) (res RestoreResult, err error) {
 	s, err := builtinStrategy(strategy, func(s scenarios.StrategyInfo) bool { return s.FromIncidentFile },
 		"needs what only the drill that protected the cluster has (standbys, exports); from an incident file,")
 	if err != nil {
@@ -290,7 +313,20 @@ func (h *Host) RestoreFromIncidentFile(ctx context.Context, strategy, path strin
 	if err != nil {
 		return res, exitcode.With(err, exitcode.HarnessError)
 	}
-	res, err = s.Restore(ctx, restore.Env{Cluster: c, Protection: f.Protection(), Log: h.log}, f.Record())
+	env := restore.Env{Cluster: c, Protection: f.Protection(), Log: h.log}
+	if journal != "" {
+		j, err := restore.OpenJournal(journal, f.RunID)
+		if err != nil {
+			return res, exitcode.With(err, exitcode.InvalidInput)
+		}
+		defer func() {
+			if cerr := j.Close(); cerr != nil {
+				h.log.Warn("could not journal every phase of the restore", "err", cerr)
+			}
+		}()
+		env.Watch, env.Journal = j, j
+	}
+	res, err = s.Restore(ctx, env, f.Record())
 	return res, exitcode.With(err, exitcode.ObjectivesMissed)
 }
 

@@ -132,6 +132,7 @@ var builtinVerdicts = []struct {
 	{id: "corrupt-backup", want: score.Fail},                      // the backup check finds the corrupt file before the restore
 	{id: "missing-wal", want: score.Fail},                         // the backup check names the missing segment; nothing is merged
 	{id: "restore-under-fire", want: score.Pass, unknownOK: true}, // a killed sidecar and a cut network, both survived
+	{id: "restorer-crash", want: score.Pass},                      // the runbook killed mid-merge and run again; nothing twice
 	{id: "purge-not-soft-delete", want: score.Pass},
 	{id: "ring-rollout", want: score.Pass},
 	{id: "shard-loss", want: score.PassWithConditions}, // writes never archived died with the disk: bounded, not zero

@@ -71,6 +71,7 @@ func (r *run) equip(s restore.Strategy) restore.Strategy {
 		if st.Stream == nil {
 			st.Stream = r.cfg.RunbookOutput
 		}
+		st.Environ = append(st.Environ, r.cfg.RunbookEnv...)
 		return st
 	}
 	return s

@@ -99,6 +99,39 @@ func CommandContext(ctx context.Context, grace time.Duration, name string, arg .
 	return cmd
 }
 
+// crashSignal asks a reaper to crash its program (Crash).
+const crashSignal = syscall.SIGUSR1
+
+// Crash kills everything a command started by CommandContext runs — the program and whatever it
+// started, every process below the reaper — at once with SIGKILL, as the crash of the machine it
+// ran on would: nothing gets to clean up or finish a write. The command then exits as killed by
+// SIGKILL. It is how a drill rehearses a restorer that dies halfway (the restorer-crash fault);
+// the reaper still reaps everything, so nothing is left running.
+func Crash(cmd *exec.Cmd) error {
+	if cmd.Process == nil {
+		return errors.New("crash command: not started")
+	}
+	if err := cmd.Process.Signal(crashSignal); err != nil {
+		return fmt.Errorf("crash command: %w", err)
+	}
+	return nil
+}
+
+// Below returns every process below the reaper of a command started by CommandContext: the
+// program and everything it started (that is still running), for a caller to watch them go.
+func Below(cmd *exec.Cmd) []runstate.Process {
+	if cmd.Process == nil {
+		return nil
+	}
+	var out []runstate.Process
+	for _, pid := range runstate.Descendants(cmd.Process.Pid) {
+		if p, err := runstate.Identify(pid); err == nil {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
 // reaper is the state of a serving reaper.
 type reaper struct {
 	self    int
@@ -122,7 +155,7 @@ func serve(graceArg, parentArg string, argv []string) int {
 	}
 	// Handled, not ignored: an ignored signal would stay ignored in the program.
 	signals := make(chan os.Signal, 16)
-	signal.Notify(signals, syscall.SIGTERM, syscall.SIGCHLD, syscall.SIGPIPE)
+	signal.Notify(signals, syscall.SIGTERM, crashSignal, syscall.SIGCHLD, syscall.SIGPIPE)
 	if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {
 		return failed(fmt.Errorf("become a child subreaper: %w", err))
 	}
@@ -143,19 +176,24 @@ func serve(graceArg, parentArg string, argv []string) int {
 	for r.status == nil {
 		select {
 		case sig := <-signals:
-			if sig == syscall.SIGTERM {
-				r.stop(grace)
+			switch sig {
+			case syscall.SIGTERM:
+				r.stop(syscall.SIGTERM, grace)
+				return r.exitCode()
+			case crashSignal:
+				r.note("crashing: killing everything the program runs at once", r.below())
+				r.stop(syscall.SIGKILL, 0)
 				return r.exitCode()
 			}
 		case <-tick.C:
 			if os.Getppid() != parent { // it died: nobody will stop the program but the reaper
-				r.stop(grace)
+				r.stop(syscall.SIGTERM, grace)
 				return r.exitCode()
 			}
 		}
 		r.reap()
 	}
-	r.stop(grace)
+	r.stop(syscall.SIGTERM, grace)
 	return r.exitCode()
 }
 
@@ -187,17 +225,21 @@ func (r *reaper) reap() bool {
 	}
 }
 
-// stop ends everything below the reaper: SIGTERM (and SIGCONT, for what is stopped) to the
-// program's group while the program is not reaped and to every child, SIGKILL to what is left
-// once grace is over, until no child is left or killTimeout has passed after SIGKILL.
-func (r *reaper) stop(grace time.Duration) {
+// stop ends everything below the reaper: first (SIGTERM, and SIGCONT for what is stopped; or
+// SIGKILL at once, for a crash) to the program's group while the program is not reaped and to
+// every child, SIGKILL to what is left once grace is over, until no child is left or killTimeout
+// has passed after SIGKILL.
+func (r *reaper) stop(first syscall.Signal, grace time.Duration) {
 	if r.reap() {
 		return
 	}
-	if left := r.left(); len(left) > 0 {
+	if left := r.left(); len(left) > 0 && first != syscall.SIGKILL {
 		r.note(fmt.Sprintf("stopping %d process(es) left running", len(left)), left)
 	}
-	sig, until := syscall.SIGTERM, time.Now().Add(grace)
+	sig, until := first, time.Now().Add(grace)
+	if sig == syscall.SIGKILL {
+		until = time.Now().Add(killTimeout)
+	}
 	for {
 		if r.status == nil {
 			r.signal(-r.program, sig)
@@ -241,6 +283,17 @@ func (r *reaper) left() []string {
 		if pid == r.program || err != nil || !p.Alive() {
 			continue
 		}
+		args, _ := runstate.CommandLine(pid)
+		out = append(out, strconv.Itoa(pid)+" "+strings.Join(args, " "))
+	}
+	return out
+}
+
+// below describes every process below the reaper, the program included, each as "PID command
+// line".
+func (r *reaper) below() []string {
+	var out []string
+	for _, pid := range runstate.Descendants(r.self) {
 		args, _ := runstate.CommandLine(pid)
 		out = append(out, strconv.Itoa(pid)+" "+strings.Join(args, " "))
 	}

@@ -85,6 +85,28 @@ var _ = Describe("a reaper", func() {
 		Expect("/proc/"+note.FindStringSubmatch(out.String())[1]).NotTo(BeAnExistingFile(), "killed and reaped")
 	})
 
+	It("crashes its program and everything below it at once, giving none the grace to clean up", func(ctx context.Context) {
+		pids := filepath.Join(GinkgoT().TempDir(), "pids")
+		var out bytes.Buffer
+		// A grace longer than the spec: a stop that honoured it would time the spec out.
+		cmd := reaper.CommandContext(ctx, time.Hour, "sh", "-c", "trap 'echo trapped-$((40+2))' TERM; "+forkScript, "sh", pids)
+		cmd.Stdout, cmd.Stderr = &out, &out
+		Expect(cmd.Start()).To(Succeed())
+		Eventually(func() []runstate.Process { return drilltest.ReadProcesses(pids) }, 10*time.Second).Should(HaveLen(2))
+		procs := drilltest.ReadProcesses(pids)
+		Expect(reaper.Below(cmd)).To(ContainElements(procs), "it sees the program and the daemon it started")
+
+		Expect(reaper.Crash(cmd)).To(Succeed())
+		var exit *exec.ExitError
+		Expect(errors.As(cmd.Wait(), &exit)).To(BeTrue())
+		Expect(exit.Sys().(syscall.WaitStatus).Signal()).To(Equal(syscall.SIGKILL), "it exits as killed")
+		for _, p := range procs {
+			Expect(p.Alive()).To(BeFalse(), "process %d is gone, reaped", p.PID)
+		}
+		Expect(out.String()).To(ContainSubstring("[pgdrill: crashing: killing everything the program runs at once"))
+		Expect(out.String()).NotTo(ContainSubstring("trapped-42"), "SIGKILL, not SIGTERM")
+	})
+
 	It("stops its program and everything below it when the process that started it dies", func(ctx context.Context) {
 		pids := filepath.Join(GinkgoT().TempDir(), "pids")
 		parent := exec.Command(os.Args[0], "-test.run=^TestReaper$")

@@ -16,14 +16,15 @@ import (
 // restoreFrom brings tenants back from a source server (a recovered sidecar or standby), reading
 // it over one connection at a time: a merge of their rows, or, where the harm overwrote or dropped
 // one column, a repair of that column (see restore).
-func (m merger) restoreFrom(ctx context.Context, src, live cluster.Server, tenants []incident.Tenant, col *incident.ColumnHarm) ([]TenantResult, error) {
+func (m merger) restoreFrom(ctx context.Context, src, live cluster.Server, h incident.Harm) ([]TenantResult, error) {
 	s := &serverSource{server: src}
 	defer s.close(ctx)
-	return m.restore(ctx, s, live, tenants, col)
+	return m.restore(ctx, s, live, h)
 }
 
-// restore merges the tenants' rows from src (merge), or, where the harm overwrote or dropped one
-// column (col not nil), repairs that column only.
+// restore brings back the tenants harm h harmed from src: it merges their rows, or, where the harm
+// overwrote or dropped one column (h.Column), repairs that column only. Tenants an earlier run
+// of the restore brought back (its journal says so) are left as they are.
 //
 // A column harm removed no rows, so a merge has nothing to insert: under KeepLive it would keep
 // the damage, and under PreferBackup it would overwrite every column of every harmed row with the
@@ -32,7 +33,9 @@ func (m merger) restoreFrom(ctx context.Context, src, live cluster.Server, tenan
 // one column back, and only into rows that still hold the harm's value (NULL, for a dropped column
 // added back): what anyone wrote since, in that column or any other, is kept; such rows are
 // counted as conflicts.
-func (m merger) restore(ctx context.Context, src source, live cluster.Server, tenants []incident.Tenant, col *incident.ColumnHarm) ([]TenantResult, error) {
+func (m merger) restore(ctx context.Context, src source, live cluster.Server, h incident.Harm) ([]TenantResult, error) {
+	m.harm = harmKey(h)
+	tenants, col := harmed(h), h.Column
 	if col == nil {
 		return m.merge(ctx, src, live, tenants)
 	}
@@ -49,9 +52,20 @@ func (m merger) restore(ctx context.Context, src source, live cluster.Server, te
 	for _, tenant := range tenants {
 		loc := m.layout.Locate(tenant.ID)
 		table := pgx.Identifier{loc.Schema, t.Name}.Sanitize()
-		r, err := m.repairTenant(ctx, src, live.DSNFor(loc.Database), loc, t, c, col, tenant)
+		r, done, err := m.resumed(ctx, live, tenant)
 		if err != nil {
 			return out, err
+		}
+		if !done {
+			err = transient.retry(ctx, m.tl, m.log, PhaseMerge, tenant.Shard, tenant.ID, lostConnection, func() error {
+				var err error
+				r, err = m.repairTenant(ctx, src, live, live.DSNFor(loc.Database), loc, t, c, col, tenant)
+				return err
+			})
+			if err != nil {
+				return out, err
+			}
+			m.finished(r)
 		}
 		out = append(out, r)
 		if col.Dropped {
@@ -67,10 +81,12 @@ func (m merger) restore(ctx context.Context, src source, live cluster.Server, te
 	return out, nil
 }
 
-// repairTenant repairs one tenant's column in one transaction: the tenant's rows of the table are
-// streamed from src into a staging table, the column is added back if the harm dropped it, and
-// each row still holding the harm's value takes the source's value by primary key.
-func (m merger) repairTenant(ctx context.Context, src source, dsn string, loc fixtures.Location, t fixtures.Table,
+// repairTenant repairs one tenant's column in one transaction on the database at dsn of server:
+// the tenant's rows of the table are streamed from src into a staging table, the column is added
+// back if the harm dropped it, and each row still holding the harm's value takes the source's
+// value by primary key. A lost connection is returned as errConnLost unless the server says the
+// transaction committed (see settle).
+func (m merger) repairTenant(ctx context.Context, src source, server cluster.Server, dsn string, loc fixtures.Location, t fixtures.Table,
 	c fixtures.Column, col *incident.ColumnHarm, tenant incident.Tenant) (TenantResult, error) {
 	res := TenantResult{ID: tenant.ID, Shard: tenant.Shard}
 	conn, err := pgx.Connect(ctx, dsn)
@@ -84,7 +100,11 @@ func (m merger) repairTenant(ctx context.Context, src source, dsn string, loc fi
 	live := pgx.Identifier{loc.Schema, t.Name}.Sanitize()
 	stage := m.tempTable("repair", t)
 	name := pgx.Identifier{c.Name}.Sanitize()
+	var xid string
 	err = pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
+		if err := m.beginTenant(ctx, tx, tenant, &xid); err != nil {
+			return err
+		}
 		if _, err := tx.Exec(ctx, t.CreateSQL("pg_temp."+stage)+" ON COMMIT DROP"); err != nil {
 			return fmt.Errorf("create staging table: %w", err)
 		}
@@ -135,9 +155,9 @@ func (m merger) repairTenant(ctx context.Context, src source, dsn string, loc fi
 		return nil
 	})
 	if err != nil {
-		return res, fmt.Errorf("repair %s.%s of tenant %d: %w", t.Name, c.Name, tenant.ID, err)
+		err = fmt.Errorf("repair %s.%s of tenant %d: %w", t.Name, c.Name, tenant.ID, err)
 	}
-	return res, nil
+	return m.settle(ctx, res, onConn(conn, err), server, dsn, tenant, xid)
 }
 
 // restoreNotNull gives a column added back its NOT NULL once every row has a value again. Rows

@@ -53,7 +53,7 @@ func (s LogicalExport) Restore(ctx context.Context, env Env, rec incident.Record
 		var out []TenantResult
 		err := tl.time(PhaseMerge, shard, func() error {
 			for _, h := range harms {
-				r, err := m.restore(ctx, src, shards[shard], harmed(h), h.Column)
+				r, err := m.restore(ctx, src, shards[shard], h)
 				out = append(out, r...)
 				if err != nil {
 					return err

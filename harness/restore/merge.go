@@ -54,6 +54,10 @@ type merger struct {
 	marks map[int64]incident.IntendedMark
 	// tl takes the tenants' transactions retried after a lost connection.
 	tl *timeline
+	// journal, when set, says which tenants an earlier run of the restore brought back, and
+	// takes each tenant's transaction before it commits; harm names the harm restored from in it.
+	journal *Journal
+	harm    string
 }
 
 // newMerger returns the merger a strategy restores rec's tenants with in env, under policy p
@@ -61,7 +65,7 @@ type merger struct {
 // its retries on tl.
 func newMerger(env Env, rec incident.Record, p ConflictPolicy, tl *timeline) merger {
 	return merger{runID: env.Cluster.RunID(), layout: rec.Layout, model: rec.Model, policy: cmp.Or(p, KeepLive), log: env.Log,
-		marks: rec.IntendedMarks(), tl: tl}
+		marks: rec.IntendedMarks(), tl: tl, journal: env.Journal}
 }
 
 // source is where a merge reads the affected tenants' pre-incident rows: a server recovered to
@@ -127,17 +131,16 @@ func (s *serverSource) close(ctx context.Context) {
 // Rows the source lacks are left alone and counted as newer. When the tenant's schema is missing
 // on dst (schema layout, dropped) or its database is new (database layout), the tables and their
 // constraints are created in the same transaction.
-func (m merger) mergeTenant(ctx context.Context, src source, dst *pgx.Conn, tenantID int64, createTables bool, xid *string) (TenantResult, error) {
+func (m merger) mergeTenant(ctx context.Context, src source, dst *pgx.Conn, tenant incident.Tenant, createTables bool, xid *string) (TenantResult, error) {
+	tenantID := tenant.ID
 	res := TenantResult{ID: tenantID}
 	loc := m.layout.Locate(tenantID)
 	if err := cluster.RequireMarker(ctx, dst, m.runID); err != nil {
 		return res, err
 	}
 	err := pgx.BeginFunc(ctx, dst, func(tx pgx.Tx) error {
-		// The transaction's id, taken first: if the connection is lost at the commit, it tells
-		// whether the tenant is back (see committed).
-		if err := tx.QueryRow(ctx, "SELECT pg_current_xact_id()::text").Scan(xid); err != nil {
-			return fmt.Errorf("start transaction of tenant %d: %w", tenantID, err)
+		if err := m.beginTenant(ctx, tx, tenant, xid); err != nil {
+			return err
 		}
 		tables := m.model.TenantTables()
 		if createTables && m.layout == fixtures.LayoutDatabase {
@@ -177,6 +180,68 @@ func (m merger) mergeTenant(ctx context.Context, src source, dst *pgx.Conn, tena
 		return nil
 	})
 	return res, err
+}
+
+// beginTenant starts tenant t's transaction tx: it takes the transaction's id first, so that if
+// the connection is lost at the commit the server can still say whether the tenant is back (see
+// committed), and journals it before anything can commit.
+func (m merger) beginTenant(ctx context.Context, tx pgx.Tx, t incident.Tenant, xid *string) error {
+	if err := tx.QueryRow(ctx, "SELECT pg_current_xact_id()::text").Scan(xid); err != nil {
+		return fmt.Errorf("start transaction of tenant %d: %w", t.ID, err)
+	}
+	return m.journal.begin(m.harm, t, *xid)
+}
+
+// resumed says whether an earlier run of the restore, killed before it ended, brought tenant t
+// back already, by its journal: journaled done, or its transaction journaled and committed, as
+// the live shard says. Such a tenant is not restored again, and its result is marked Earlier.
+func (m merger) resumed(ctx context.Context, live cluster.Server, t incident.Tenant) (TenantResult, bool, error) {
+	res, done, xid := m.journal.earlier(m.harm, t)
+	if done {
+		m.log.Info("an earlier run of the restore brought the tenant back, as its journal says; it is not restored again", "tenant", t.ID)
+		res.Earlier = true
+		return res, true, nil
+	}
+	if xid == "" {
+		return res, false, nil
+	}
+	back, err := committed(ctx, live.DSN(), xid)
+	if err != nil {
+		return res, false, fmt.Errorf("ask whether an earlier run restored tenant %d (transaction %s): %w", t.ID, xid, err)
+	}
+	if !back {
+		return res, false, nil
+	}
+	m.log.Info("an earlier run of the restore brought the tenant back, as its committed transaction says; it is not restored again", "tenant", t.ID, "xid", xid)
+	res = TenantResult{ID: t.ID, Shard: t.Shard, Earlier: true}
+	m.finished(res)
+	return res, true, nil
+}
+
+// allResumed reports whether an earlier run of the restore brought back every one of tenants
+// (see resumed), with their results when it did: then the harm needs no source at all.
+func (m merger) allResumed(ctx context.Context, live cluster.Server, tenants []incident.Tenant) ([]TenantResult, bool, error) {
+	if m.journal == nil {
+		return nil, false, nil
+	}
+	var out []TenantResult
+	for _, t := range tenants {
+		r, done, err := m.resumed(ctx, live, t)
+		if err != nil || !done {
+			return nil, false, err
+		}
+		out = append(out, r)
+	}
+	m.log.Info("an earlier run of the restore brought back every tenant of the harm; nothing is recovered for it", "harm", m.harm)
+	return out, true, nil
+}
+
+// finished journals that a tenant is back. A journal that cannot take it loses nothing: the
+// tenant's transaction, journaled before its commit, says so to the next run.
+func (m merger) finished(r TenantResult) {
+	if err := m.journal.finish(m.harm, r); err != nil {
+		m.log.Warn("could not journal a tenant restored; a run after a crash asks Postgres instead", "tenant", r.ID, "err", err)
+	}
 }
 
 // createDatabaseObjects gives a tenant database created anew what every tenant database holds
@@ -431,8 +496,15 @@ func (m merger) merge(ctx context.Context, src source, live cluster.Server, tena
 		}
 	}()
 	for _, t := range tenants {
-		var r TenantResult
-		err := transient.retry(ctx, m.tl, m.log, PhaseMerge, t.Shard, t.ID, lostConnection, func() error {
+		r, done, err := m.resumed(ctx, live, t)
+		if err != nil {
+			return out, err
+		}
+		if done {
+			out = append(out, r)
+			continue
+		}
+		err = transient.retry(ctx, m.tl, m.log, PhaseMerge, t.Shard, t.ID, lostConnection, func() error {
 			var err error
 			if m.layout == fixtures.LayoutDatabase {
 				r, err = m.mergeDatabase(ctx, src, live, t)
@@ -455,6 +527,7 @@ func (m merger) merge(ctx context.Context, src source, live cluster.Server, tena
 		if err != nil {
 			return out, err
 		}
+		m.finished(r)
 		out = append(out, r)
 	}
 	return out, nil
@@ -466,9 +539,17 @@ func (m merger) merge(ctx context.Context, src source, live cluster.Server, tena
 // returned (as errConnLost, for a retry): a committed one is the tenant's result.
 func (m merger) mergeInto(ctx context.Context, src source, live cluster.Server, dst *pgx.Conn, dsn string, t incident.Tenant, create bool) (TenantResult, error) {
 	var xid string
-	r, err := m.mergeTenant(ctx, src, dst, t.ID, create, &xid)
+	r, err := m.mergeTenant(ctx, src, dst, t, create, &xid)
 	r.Shard = t.Shard
-	if err = onConn(dst, err); !errors.Is(err, errConnLost) {
+	return m.settle(ctx, r, onConn(dst, err), live, dsn, t, xid)
+}
+
+// settle is the end of tenant t's transaction xid on the database at dsn of live, which ended
+// with err: when err is the connection's loss, the server is asked whether the transaction
+// committed before the loss is returned (as errConnLost, for a retry); a committed one is the
+// tenant's result r.
+func (m merger) settle(ctx context.Context, r TenantResult, err error, live cluster.Server, dsn string, t incident.Tenant, xid string) (TenantResult, error) {
+	if !errors.Is(err, errConnLost) {
 		return r, err
 	}
 	done, cerr := committed(ctx, dsn, xid)

@@ -41,6 +41,9 @@ type Env struct {
 	Standbys []cluster.Standby
 	// Watch, when set, is told as each phase begins and ends: what a drill attaches faults to.
 	Watch Watcher
+	// Journal, when set, records how far the restore got, and says how far an earlier run of it
+	// got that was killed before it ended: what it restored is not restored again.
+	Journal *Journal
 }
 
 // The phases a restore reports, in the order they happen on a shard.
@@ -117,6 +120,10 @@ type TenantResult struct {
 	// keys (a unique e-mail someone took since): not forced in over the live row, and counted
 	// lost by the judge.
 	Skipped int64 `json:"skipped,omitempty"`
+	// Earlier says an earlier run of the restore, killed before it ended, brought the tenant back,
+	// as its journal (Journal) says: it was not restored again. The counts are that run's, or
+	// zero when only the live shard could say that its transaction committed.
+	Earlier bool `json:"earlier,omitempty"`
 }
 
 // timeline collects phases from a strategy's parallel shard workers, and tells its watcher.
@@ -133,8 +140,14 @@ func newTimeline(env Env) *timeline { return &timeline{watch: env.Watch} }
 // time runs f as phase name on shard, working on the servers on, and records it, whether f
 // fails or not.
 func (t *timeline) time(name string, shard int, f func() error, on ...cluster.Server) error {
+	return t.timePhase(PhaseStart{Name: name, Shard: shard, Servers: on}, f)
+}
+
+// timePhase runs f as phase p and records it, whether f fails or not.
+func (t *timeline) timePhase(p PhaseStart, f func() error) error {
+	name, shard := p.Name, p.Shard
 	if t.watch != nil {
-		t.watch.PhaseBegan(PhaseStart{Name: name, Shard: shard, Servers: on})
+		t.watch.PhaseBegan(p)
 	}
 	start := time.Now()
 	err := f()

@@ -73,6 +73,9 @@ type Runbook struct {
 	// wrote to them, and the order is what tells a story. Default: none; the output is still kept
 	// in Result.Output.
 	Stream io.Writer
+	// Environ is more of the command's environment ("NAME=value"), after pgdrill's own and
+	// before the incident's (IncidentFileEnv and the others, which always win).
+	Environ []string
 }
 
 // Name implements Strategy.
@@ -126,15 +129,36 @@ func (r Runbook) Restore(ctx context.Context, env Env, rec incident.Record) (Res
 		w = io.MultiWriter(out, lines)
 	}
 	env.Log.Info("running runbook", "command", r.Command, "incident_file", incidentPath)
+	journal := filepath.Join(root, "restore-journal.jsonl")
+	environ := append(append(os.Environ(), r.Environ...),
+		IncidentFileEnv+"="+incidentPath,
+		CatalogDSNEnv+"="+env.Cluster.Catalog().DSN(),
+		AffectedTenantsEnv+"="+strings.Join(ids, ","),
+		WorkDirEnv+"="+work,
+		JournalEnv+"="+journal)
 	tl := newTimeline(env)
-	err = tl.time(PhaseRunbook, AllShards, func() error {
-		return r.run(ctx, w, append(os.Environ(),
-			IncidentFileEnv+"="+incidentPath,
-			CatalogDSNEnv+"="+env.Cluster.Catalog().DSN(),
-			AffectedTenantsEnv+"="+strings.Join(ids, ","),
-			WorkDirEnv+"="+work))
+	p := newRestorer()
+	err = tl.timePhase(PhaseStart{Name: PhaseRunbook, Shard: AllShards, Restorer: p}, func() error {
+		follow := r.follow(env.Watch, journal, p)
+		defer follow()
+		for {
+			err := r.run(ctx, w, environ, p)
+			if crashed := p.end(); err == nil || !crashed {
+				return err
+			}
+			// The drill crashed it (a restorer-crash fault): the responder runs it again, once
+			// back, and its journal says what the crashed run finished.
+			tl.retried(Retry{Phase: PhaseRunbook, Shard: AllShards, Attempt: p.Attempt(), At: time.Now(),
+				Cause: "the runbook crashed (killed with everything it ran): " + err.Error()})
+			env.Log.Warn("the runbook crashed; running it again once its restorer is back", "attempt", p.Attempt(), "err", err)
+			fmt.Fprintf(w, "[pgdrill: the runbook crashed (attempt %d); it runs again once its restorer is back]\n", p.Attempt())
+			if err := p.awaitRerun(ctx); err != nil {
+				return err
+			}
+		}
 	})
 	res.Phases = tl.sorted()
+	res.Retries = tl.result(r.Name(), nil).Retries
 	if lines != nil {
 		if ferr := lines.flush(); ferr != nil {
 			env.Log.Warn("could not stream runbook output", "err", ferr)
@@ -194,8 +218,9 @@ func shareWorkDir(root, work, account string) error {
 	return nil
 }
 
-// run runs the command below a reaper, so that whatever it started is gone when run returns.
-func (r Runbook) run(ctx context.Context, out io.Writer, environ []string) error {
+// run runs the command once below a reaper, so that whatever it started is gone when run
+// returns, as attempt p; the caller ends the attempt (p.end).
+func (r Runbook) run(ctx context.Context, out io.Writer, environ []string, p *Restorer) error {
 	timeout := cmp.Or(r.Timeout, DefaultRunbookTimeout)
 	runCtx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
@@ -203,7 +228,13 @@ func (r Runbook) run(ctx context.Context, out io.Writer, environ []string) error
 	cmd.Dir = r.Dir
 	cmd.Env = environ
 	cmd.Stdout, cmd.Stderr = out, out // the same writer: one pipe, written in the runbook's order
-	err := cmd.Run()
+	err := cmd.Start()
+	if err == nil {
+		p.begin(cmd)
+		err = cmd.Wait()
+	} else {
+		p.begin(nil)
+	}
 	switch {
 	case err == nil:
 		return nil
@@ -216,6 +247,73 @@ func (r Runbook) run(ctx context.Context, out io.Writer, environ []string) error
 		return fmt.Errorf("run runbook: a process it started still holds its output: %w", err)
 	default:
 		return fmt.Errorf("run runbook: %w", err)
+	}
+}
+
+// followPoll is how often a running runbook's journal is read for what its `pgdrill restore`
+// did.
+const followPoll = 20 * time.Millisecond
+
+// follow reads, while the runbook runs, the journal its `pgdrill restore` keeps, and tells watch
+// the phases it journals (with the runbook's Restorer, so that a fault attached to
+// restore.merge strikes inside the runbook's merge) and p the tenants it brings back. A phase
+// begun by an attempt that crashed ends when the crash is seen. It returns the function that
+// stops following, after a last read.
+func (r Runbook) follow(watch Watcher, journal string, p *Restorer) (stop func()) {
+	done := make(chan struct{})
+	finished := make(chan struct{})
+	tail := &journalTail{path: journal}
+	open := map[[2]string]bool{} // phases begun and not ended: name, shard
+	read := func() {
+		running := p.Running()    // before the read: what a command that ended wrote is all read
+		entries, _ := tail.next() // a journal it cannot read tells watch nothing; the verification tells all
+		defer func() {
+			if running {
+				return
+			}
+			for k := range open { // the attempt that began them is gone
+				if watch != nil {
+					shard, _ := strconv.Atoi(k[1])
+					watch.PhaseEnded(k[0], shard)
+				}
+				delete(open, k)
+			}
+		}()
+		for _, e := range entries {
+			k := [2]string{e.Phase, strconv.Itoa(e.Shard)}
+			switch e.Event {
+			case JournalPhaseBegan:
+				open[k] = true
+				if watch != nil {
+					watch.PhaseBegan(PhaseStart{Name: e.Phase, Shard: e.Shard, Restorer: p})
+				}
+			case JournalPhaseEnded:
+				delete(open, k)
+				if watch != nil {
+					watch.PhaseEnded(e.Phase, e.Shard)
+				}
+			case JournalTenantDone:
+				p.tenantBack()
+			}
+		}
+	}
+	go func() {
+		defer close(finished)
+		t := time.NewTicker(followPoll)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				read()
+				return
+			case <-t.C:
+				read()
+			}
+		}
+	}()
+	return func() {
+		close(done)
+		<-finished
 	}
 }
 

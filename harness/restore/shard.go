@@ -96,7 +96,7 @@ func mergeStep(ctx context.Context, tl *timeline, m merger, src, live cluster.Se
 	var out []TenantResult
 	err := tl.time(PhaseMerge, h.Shard, func() error {
 		var err error
-		out, err = m.restoreFrom(ctx, src, live, harmed(h), h.Column)
+		out, err = m.restoreFrom(ctx, src, live, h)
 		return err
 	}, src, live)
 	return out, err

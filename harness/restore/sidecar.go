@@ -59,6 +59,10 @@ func (s PITRSidecar) Restore(ctx context.Context, env Env, rec incident.Record) 
 // harmed.
 func restoreHarm(ctx context.Context, env Env, tl *timeline, m merger, live cluster.Server, b cluster.Backup,
 	h incident.Harm) ([]TenantResult, error) {
+	m.harm = harmKey(h)
+	if back, all, err := m.allResumed(ctx, live, harmed(h)); err != nil || all {
+		return back, err
+	}
 	sidecar, err := recoverSidecar(ctx, env, tl, live, b, h)
 	if err != nil {
 		return nil, err

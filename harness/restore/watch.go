@@ -20,4 +20,7 @@ type PhaseStart struct {
 	// Servers are the servers the phase works on: the sidecar it replays into, the source and
 	// the live shard it merges between; none when it works on no server of its own.
 	Servers []cluster.Server
+	// Restorer is the runbook's process, in PhaseRunbook and in the phases its `pgdrill restore`
+	// journals; nil in a built-in strategy's phases.
+	Restorer *Restorer
 }

@@ -34,7 +34,9 @@ pgdrill's steps and a person can run them by hand.
 
 Inside a runbook (a drill sets $` + drill.IncidentFileEnv + `), the incident is the one that file describes, and
 the strategy must work from it alone: one of ` + fromIncident() + `. Its sidecars are this
-command's own and removed when it ends; the run's servers are never stopped.
+command's own and removed when it ends; the run's servers are never stopped. It journals how
+far it got in $` + drill.JournalEnv + ` (a drill sets it): run again after a crash, it restores
+only what the crashed run left, each tenant once.
 
 On a game day, the game day's ` + "`pgdrill up --scenario`" + ` runs the strategy itself, with every standby and
 export its protection made, and puts its phases on the game day's timeline.
@@ -55,7 +57,7 @@ Exit codes: 0 restored, 1 the restore failed, 2 invalid input, 3 the harness bro
 			var res drill.RestoreResult
 			var err error
 			if path := a.env(drill.IncidentFileEnv); path != "" && len(args) == 0 {
-				res, err = a.host.RestoreFromIncidentFile(ctx, strategy, path)
+				res, err = a.host.RestoreFromIncidentFile(ctx, strategy, path, a.env(drill.JournalEnv))
 			} else {
 				var c *drill.GameDayClient
 				if c, err = a.dialGameDay(args); err != nil {
@@ -77,7 +79,17 @@ Exit codes: 0 restored, 1 the restore failed, 2 invalid input, 3 the harness bro
 }
 
 func printRestore(w io.Writer, res drill.RestoreResult) {
-	fmt.Fprintf(w, "%s restored %d tenant(s), %d row(s) written\n", res.Strategy, len(res.Tenants), res.Rows())
+	earlier := 0
+	for _, t := range res.Tenants {
+		if t.Earlier {
+			earlier++
+		}
+	}
+	fmt.Fprintf(w, "%s restored %d tenant(s), %d row(s) written", res.Strategy, len(res.Tenants), res.Rows())
+	if earlier > 0 {
+		fmt.Fprintf(w, " (%d of them by an earlier run that was killed, as its journal says)", earlier)
+	}
+	fmt.Fprintln(w)
 	for _, p := range res.Phases {
 		fmt.Fprintf(w, "  %-10s shard %-3d %s\n", p.Name, p.Shard, p.Duration().Round(time.Millisecond))
 	}

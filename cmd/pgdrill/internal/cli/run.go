@@ -98,11 +98,16 @@ func (a *app) runDrills(ctx context.Context, scs []*scenarios.Scenario, override
 	if err != nil {
 		return err
 	}
+	runbookEnv, err := a.host.RunbookEnv()
+	if err != nil {
+		return err
+	}
 	var reps []*reports.Report
 	var invalid error
 	for _, sc := range scs {
 		out := drill.Run(ctx, drill.Config{Scenario: sc, Provider: p, Restore: override, Seed: seed, Log: a.log, RunbookOutput: a.st.Stderr,
-			OnStep: func(step string) { a.log.Info("drill step", "scenario", sc.Metadata.ID, "step", step) }})
+			RunbookEnv: runbookEnv,
+			OnStep:     func(step string) { a.log.Info("drill step", "scenario", sc.Metadata.ID, "step", step) }})
 		if out.InvalidInput && invalid == nil {
 			invalid = exitcode.With(fmt.Errorf("scenario %s: %s", sc.Metadata.ID, out.Reason), exitcode.InvalidInput)
 		}
