@@ -1,6 +1,7 @@
 package scenarios
 
 import (
+	"errors"
 	"fmt"
 	"regexp"
 	"slices"
@@ -191,4 +192,22 @@ func validateRestorerCrash(sp *Spec, f Fault, path string, trigger Trigger, inva
 	if trigger.Phase != "" && !strings.HasPrefix(trigger.Phase, PhaseRestore+".") {
 		invalid(path+".at", "restorer-crash strikes while the runbook restores: attach it to restore.runbook or to a phase its `pgdrill restore` journals (restore.replay, restore.merge, ...)")
 	}
+}
+
+// CheckFaultByHand checks a fault a game day's facilitator injects by hand into a drill of sp
+// (`pgdrill fault inject`): one of the scenario's faults, struck at once while the team restores,
+// without at or during. Its error lists every problem, by field.
+func CheckFaultByHand(sp *Spec, f Fault) error {
+	var problems []string
+	f.At = PhaseRestore
+	validateFault(sp, f, "fault", func(field, format string, args ...any) {
+		problems = append(problems, field+": "+fmt.Sprintf(format, args...))
+	})
+	switch {
+	case len(problems) > 0:
+		return errors.New(strings.Join(problems, "; "))
+	case f.Kind == FaultRestorerCrash:
+		return errors.New("fault.kind: restorer-crash crashes a drill's runbook; on a game day the team's restorer is theirs")
+	}
+	return nil
 }

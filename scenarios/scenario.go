@@ -400,6 +400,17 @@ func (d Duration) String() string { return time.Duration(d).String() }
 // MarshalText writes d as text, so YAML and JSON show "30s" instead of nanoseconds.
 func (d Duration) MarshalText() ([]byte, error) { return []byte(d.String()), nil }
 
+// UnmarshalText reads what MarshalText writes, so that a scenario's parts travel as JSON (a
+// game day's `pgdrill fault inject` sends a Fault to its owner).
+func (d *Duration) UnmarshalText(text []byte) error {
+	v, err := time.ParseDuration(string(text))
+	if err != nil {
+		return fmt.Errorf("read duration: %w", err)
+	}
+	*d = Duration(v)
+	return nil
+}
+
 // names turns enum values into strings for messages.
 func names[T ~string](vs []T) []string {
 	out := make([]string, len(vs))

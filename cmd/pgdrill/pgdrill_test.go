@@ -283,6 +283,65 @@ var _ = Describe("pgdrill", func() {
 		expectGone(d)
 	})
 
+	It("lets a facilitator break things on a game day while the team restores, each fault timed and in the score", func() {
+		dir := GinkgoT().TempDir()
+		file := filepath.Join(dir, "small.yaml")
+		Expect(os.WriteFile(file, []byte(smallDrill), 0o600)).To(Succeed())
+		up := pgdrill("up", "--scenario", file, "-o", "json")
+		d := describeFrom(up)
+		Expect(finish("incident", d.RunID)).To(gexec.Exit(0))
+
+		type outcome struct {
+			ID          int
+			State       string
+			Confirmed   bool
+			Healed      bool
+			Description string
+		}
+		inject := func(args ...string) outcome {
+			GinkgoHelper()
+			s := finish(append([]string{"fault", "inject"}, append(args, d.RunID, "-o", "json")...)...)
+			Expect(s).To(gexec.Exit(0), string(s.Err.Contents()))
+			var o outcome
+			Expect(json.Unmarshal(s.Out.Contents(), &o)).To(Succeed())
+			Expect(o.Confirmed).To(BeTrue(), "seen to take effect before the command returns")
+			return o
+		}
+		By("pausing the catalog for a moment and cutting the network to a shard, through the game day's fault proxy")
+		paused := inject("pause", "--target", "catalog", "--for", "300ms")
+		cut := inject("cut", "--target", "shard")
+		Expect([]int{paused.ID, cut.ID}).To(Equal([]int{1, 2}))
+		Expect(cut.Description).To(ContainSubstring("cut"))
+		Eventually(func() []outcome {
+			var faults []outcome
+			Expect(json.Unmarshal(finish("fault", "list", d.RunID, "-o", "json").Out.Contents(), &faults)).To(Succeed())
+			return faults
+		}, 10*time.Second).Should(ConsistOf(HaveField("Healed", true), HaveField("Healed", false)), "the pause healed itself after 300ms")
+		Expect(finish("fault", "heal", "2", d.RunID)).To(gexec.Exit(0))
+		Expect(finish("fault", "heal", "2", d.RunID)).To(gexec.Exit(2), "healed once")
+
+		By("refusing, unchanged, what cannot be injected here")
+		s := finish("fault", "inject", "kill", "--target", "catalog", d.RunID)
+		Expect(s).To(gexec.Exit(2))
+		Expect(s.Err).To(gbytes.Say("durable"))
+		Expect(finish("fault", "inject", "restorer-crash", d.RunID)).To(gexec.Exit(2))
+		Expect(finish("fault", "inject", "no-such-fault", d.RunID)).To(gexec.Exit(2))
+
+		By("scoring the restore with the faults on its timeline")
+		Expect(finish("restore", "--strategy", "pitr-sidecar", d.RunID)).To(gexec.Exit(0))
+		score := finish("score", d.RunID, "--out", filepath.Join(dir, "reports"), "-o", "json")
+		var rep struct {
+			Verdict string
+			Faults  []struct{ At string }
+		}
+		Expect(json.Unmarshal(score.Out.Contents(), &rep)).To(Succeed())
+		Expect(rep.Verdict).To(BeElementOf("PASS", "PASS_WITH_CONDITIONS"), "a cut may leave a write's outcome unknown: a condition")
+		Expect(rep.Faults).To(ConsistOf(HaveField("At", "by hand"), HaveField("At", "by hand")))
+		up.Signal(syscall.SIGINT)
+		Eventually(up, time.Minute).Should(gexec.Exit(0))
+		expectGone(d)
+	})
+
 	It("runs a game day on a schema of one's own, named by its scenario", func() {
 		dir := GinkgoT().TempDir()
 		schema, err := os.ReadFile("../../scenarios/examples/tasks.sql")

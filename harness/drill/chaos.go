@@ -3,8 +3,10 @@ package drill
 import (
 	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -53,20 +55,28 @@ type scheduled struct {
 	shard    int
 	// problem says why the fault never struck, when it did not.
 	problem string
+	// struck, when set, is closed once the fault is confirmed or failed to be (injectNow waits
+	// for it).
+	struck chan struct{}
 	// injected and healed bound the fault's band on the timeline.
 	injected, healed time.Time
 }
 
-// newChaos returns the chaos of r's scenario; nil when it has no faults.
-func newChaos(r *run) *chaos {
+// newChaos returns the chaos of r's scenario; nil when it has no faults, unless r is a game day:
+// there a facilitator may inject faults by hand (injectNow), network faults included, so the
+// fault proxy is in front of every server from the start.
+func newChaos(r *run, gameDay bool) *chaos {
 	specs := r.cfg.Scenario.Spec.Faults
-	if len(specs) == 0 {
+	if len(specs) == 0 && !gameDay {
 		return nil
 	}
 	ch := &chaos{r: r, log: r.log, stop: make(chan struct{})}
+	if gameDay {
+		ch.net = netproxy.New(r.log)
+	}
 	for _, f := range specs {
 		ch.faults = append(ch.faults, &scheduled{spec: f, trigger: f.Trigger(), shard: -1})
-		if f.Kind.Network() {
+		if f.Kind.Network() && ch.net == nil {
 			ch.net = netproxy.New(r.log)
 		}
 	}
@@ -149,6 +159,12 @@ func (ch *chaos) PhaseEnded(name string, shard int) { ch.ended(StepRestore+"."+n
 // effect, and heals it when its time is up.
 func (ch *chaos) strike(f *scheduled, servers []cluster.Server, restorer *restore.Restorer) {
 	ctx := context.Background() // the drill's ctx may end; the lifecycle must still run to cleanup
+	struck := func() {
+		if f.struck != nil && !isClosed(f.struck) {
+			close(f.struck)
+		}
+	}
+	defer struck()
 	if f.trigger.Offset > 0 {
 		// A restore phase's fault strikes inside the phase or not at all; a drill step's strikes
 		// its offset after the step began, however soon the step ended.
@@ -197,6 +213,7 @@ func (ch *chaos) strike(f *scheduled, servers []cluster.Server, restorer *restor
 	if err := step(fl.Confirm); err != nil {
 		ch.log.Warn("fault did not take effect", "fault", fl.Describe(), "err", err)
 	}
+	struck()
 	var healAfter <-chan time.Time
 	if d := f.spec.For.Std(); d > 0 {
 		healAfter = time.After(d - time.Since(f.injected))
@@ -400,8 +417,8 @@ func (ch *chaos) records() []FaultOutcome {
 	ch.mu.Lock()
 	defer ch.mu.Unlock()
 	var out []FaultOutcome
-	for _, f := range ch.faults {
-		o := FaultOutcome{Kind: string(f.spec.Kind), Target: f.spec.TargetOrDefault(), Trigger: f.trigger.String(),
+	for i, f := range ch.faults {
+		o := FaultOutcome{ID: i + 1, Kind: string(f.spec.Kind), Target: f.spec.TargetOrDefault(), Trigger: f.trigger.String(),
 			Description: string(f.spec.Kind) + " " + f.spec.TargetOrDefault(), Problem: f.problem}
 		if f.failer != nil {
 			rec := f.failer.Record()
@@ -422,6 +439,8 @@ func (ch *chaos) records() []FaultOutcome {
 // FaultOutcome is what became of one fault of the scenario: what the timeline draws as a band,
 // the reports list, and the judge weighs.
 type FaultOutcome struct {
+	// ID numbers the fault in the drill, from 1: what `pgdrill fault heal` names.
+	ID      int    `json:"id"`
 	Kind    string `json:"kind"`
 	Target  string `json:"target"`
 	Trigger string `json:"at"`
@@ -449,4 +468,56 @@ func (ch *chaos) networkFault(spec scenarios.Fault, s cluster.Server) (fault.Fau
 	}
 	return &fault.Network{Proxy: p, Server: s, Kind: fault.NetworkKind(spec.Kind), Latency: spec.Latency.Std(), Jitter: spec.Jitter.Std(),
 		Rate: spec.Rate, After: spec.After.Std()}, nil
+}
+
+// ByHand is the trigger of a fault a game day's facilitator injects (`pgdrill fault inject`).
+const ByHand = "by hand"
+
+// injectNow strikes a fault at once — one a game day's facilitator injects by hand — and returns
+// what became of it once it was seen to take effect (or failed to): it heals after spec.For, by
+// healByHand, or before the verification, whichever comes first, and is weighed in the score like
+// any fault of the scenario.
+func (ch *chaos) injectNow(spec scenarios.Fault) (FaultOutcome, error) {
+	ch.mu.Lock()
+	switch {
+	case ch.closed:
+		ch.mu.Unlock()
+		return FaultOutcome{}, errors.New("inject fault: the game day is being scored, and no fault strikes after its verification began")
+	case spec.Kind.Network() && ch.net == nil:
+		ch.mu.Unlock()
+		return FaultOutcome{}, errors.New("inject fault: this drill has no fault proxy in front of its servers")
+	}
+	f := &scheduled{spec: spec, trigger: scenarios.Trigger{Phase: ByHand}, fired: true, shard: -1,
+		phaseEnd: make(chan struct{}), struck: make(chan struct{})}
+	ch.faults = append(ch.faults, f)
+	id := len(ch.faults)
+	ch.wg.Add(1)
+	ch.mu.Unlock()
+	go func() {
+		defer ch.wg.Done()
+		ch.strike(f, nil, nil)
+	}()
+	<-f.struck
+	return ch.records()[id-1], nil
+}
+
+// healByHand heals fault id (from 1) now, and returns what became of it.
+func (ch *chaos) healByHand(id int) (FaultOutcome, error) {
+	ch.mu.Lock()
+	if id < 1 || id > len(ch.faults) {
+		n := len(ch.faults)
+		ch.mu.Unlock()
+		return FaultOutcome{}, fmt.Errorf("heal fault %d: the drill has %d fault(s); `pgdrill fault list` numbers them", id, n)
+	}
+	f := ch.faults[id-1]
+	healed := !f.healed.IsZero()
+	ch.mu.Unlock()
+	if healed {
+		return FaultOutcome{}, fmt.Errorf("heal fault %d: it is healed already", id)
+	}
+	if f.failer == nil || !slices.Contains([]fault.State{fault.StateInjected, fault.StateConfirmed}, f.failer.Record().State) {
+		return FaultOutcome{}, fmt.Errorf("heal fault %d: it is not injected", id)
+	}
+	ch.heal(f)
+	return ch.records()[id-1], nil
 }

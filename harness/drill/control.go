@@ -2,7 +2,8 @@ package drill
 
 // The game day's control channel: the one way between a game day's `pgdrill up --scenario`, which
 // owns the cluster and the truth the team is scored against, and the commands the team runs
-// while it lasts: `pgdrill incident`, `pgdrill restore` and `pgdrill score`. The owner serves a
+// while it lasts: `pgdrill incident`, `pgdrill restore` and `pgdrill score`, and the facilitator's
+// `pgdrill fault inject|heal|list`. The owner serves a
 // small HTTP API on a unix socket (mode 0600) in the game day's directory; the commands are its
 // clients.
 //
@@ -30,6 +31,7 @@ import (
 	"github.com/pgdrill/pgdrill/harness/incident"
 	"github.com/pgdrill/pgdrill/harness/restore"
 	"github.com/pgdrill/pgdrill/reports"
+	"github.com/pgdrill/pgdrill/scenarios"
 )
 
 // File names in a game day's directory.
@@ -68,6 +70,11 @@ func pageOf(scenario string, rec *incident.Record) Page {
 // restoreRequest asks the owner to run a built-in strategy.
 type restoreRequest struct {
 	Strategy string `json:"strategy"`
+}
+
+// healRequest asks the owner to heal a fault, by its id.
+type healRequest struct {
+	ID int `json:"id"`
 }
 
 // failure is an error crossing the channel, with the exit code it maps to.
@@ -125,6 +132,35 @@ func (g *GameDay) serve(ctx context.Context, dir string, log *slog.Logger) error
 			return
 		}
 		reply(w, res)
+	})
+	mux.HandleFunc("POST /fault/inject", func(w http.ResponseWriter, req *http.Request) {
+		var f scenarios.Fault
+		if err := json.NewDecoder(req.Body).Decode(&f); err != nil {
+			fail(w, exitcode.With(fmt.Errorf("read fault: %w", err), exitcode.InvalidInput))
+			return
+		}
+		o, err := g.InjectFault(f)
+		if err != nil {
+			fail(w, err)
+			return
+		}
+		reply(w, o)
+	})
+	mux.HandleFunc("POST /fault/heal", func(w http.ResponseWriter, req *http.Request) {
+		var h healRequest
+		if err := json.NewDecoder(req.Body).Decode(&h); err != nil {
+			fail(w, exitcode.With(fmt.Errorf("read heal request: %w", err), exitcode.InvalidInput))
+			return
+		}
+		o, err := g.HealFault(h.ID)
+		if err != nil {
+			fail(w, err)
+			return
+		}
+		reply(w, o)
+	})
+	mux.HandleFunc("POST /fault/list", func(w http.ResponseWriter, _ *http.Request) {
+		reply(w, g.Faults())
 	})
 	mux.HandleFunc("POST /score", func(w http.ResponseWriter, req *http.Request) {
 		out, err := g.Score(req.Context())
@@ -205,6 +241,28 @@ func (c *GameDayClient) Restore(ctx context.Context, strategy string) (RestoreRe
 	var res RestoreResult
 	err := c.call(ctx, "/restore", restoreRequest{Strategy: strategy}, &res)
 	return res, err
+}
+
+// InjectFault asks the owner to break something now, and returns what became of the fault once
+// it was seen to take effect (or failed to).
+func (c *GameDayClient) InjectFault(ctx context.Context, f scenarios.Fault) (FaultOutcome, error) {
+	var o FaultOutcome
+	err := c.call(ctx, "/fault/inject", f, &o)
+	return o, err
+}
+
+// HealFault asks the owner to heal fault id now.
+func (c *GameDayClient) HealFault(ctx context.Context, id int) (FaultOutcome, error) {
+	var o FaultOutcome
+	err := c.call(ctx, "/fault/heal", healRequest{ID: id}, &o)
+	return o, err
+}
+
+// Faults asks the owner for every fault of the game day and what became of each.
+func (c *GameDayClient) Faults(ctx context.Context) ([]FaultOutcome, error) {
+	var out []FaultOutcome
+	err := c.call(ctx, "/fault/list", nil, &out)
+	return out, err
 }
 
 // Score asks the owner to score the game day, and returns the report.

@@ -151,7 +151,7 @@ func newRun(cfg Config) *run {
 	if r.log == nil {
 		r.log = slog.Default()
 	}
-	r.chaos = newChaos(r)
+	r.chaos = newChaos(r, false)
 	seed := sc.Spec.Seed
 	if cfg.Seed != 0 {
 		seed = cfg.Seed

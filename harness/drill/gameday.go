@@ -35,6 +35,7 @@ var errNoIncident = exitcode.With(errors.New("the game day has no incident yet: 
 // game day is returned too, so the caller can Teardown what was started.
 func StartGameDay(ctx context.Context, cfg Config) (*GameDay, error) {
 	r := newRun(cfg) // no strategy: the team restores
+	r.chaos = newChaos(r, true)
 	g := &GameDay{r: r}
 	return g, r.prepare(ctx, r.out.Seed)
 }
@@ -124,6 +125,32 @@ func (g *GameDay) Score(ctx context.Context) (*Outcome, error) {
 	}
 	return r.out, nil
 }
+
+// InjectFault breaks something now, as a facilitator does while the team restores (`pgdrill fault
+// inject`): spec is a scenario's fault without its at or during. It returns once the fault was
+// seen to take effect, or failed to; the fault heals after spec.For, by HealFault, or before the
+// verification, and is timed on the game day's timeline and weighed in its score. A fault the
+// scenario could not hold is refused, as invalid input, saying why.
+func (g *GameDay) InjectFault(spec scenarios.Fault) (FaultOutcome, error) {
+	if spec.At != "" || spec.During != "" {
+		return FaultOutcome{}, exitcode.With(errors.New("inject fault: a fault injected by hand strikes now: leave out at and during"), exitcode.InvalidInput)
+	}
+	if err := scenarios.CheckFaultByHand(&g.r.cfg.Scenario.Spec, spec); err != nil {
+		return FaultOutcome{}, exitcode.With(fmt.Errorf("inject fault: %w", err), exitcode.InvalidInput)
+	}
+	o, err := g.r.chaos.injectNow(spec)
+	return o, exitcode.With(err, exitcode.InvalidInput)
+}
+
+// HealFault heals fault id (from 1, as Faults numbers them) now.
+func (g *GameDay) HealFault(id int) (FaultOutcome, error) {
+	o, err := g.r.chaos.healByHand(id)
+	return o, exitcode.With(err, exitcode.InvalidInput)
+}
+
+// Faults lists every fault of the game day, the scenario's and the facilitator's, with what
+// became of each.
+func (g *GameDay) Faults() []FaultOutcome { return g.r.chaos.records() }
 
 // Teardown stops the workload and destroys the cluster.
 func (g *GameDay) Teardown(ctx context.Context) {

@@ -111,10 +111,16 @@ until ` + "`pgdrill down`" + `.`,
 }
 
 // maxArgs rejects more than n arguments as invalid input (exit code 2).
-func maxArgs(n int) cobra.PositionalArgs {
+func maxArgs(n int) cobra.PositionalArgs { return rangeArgs(0, n) }
+
+// rangeArgs rejects fewer than least or more than most arguments as invalid input (exit code 2).
+func rangeArgs(least, most int) cobra.PositionalArgs {
 	return func(cmd *cobra.Command, args []string) error {
-		if len(args) > n {
-			return invalid("%s takes at most %d argument(s), got %d", cmd.CommandPath(), n, len(args))
+		switch {
+		case len(args) > most:
+			return invalid("%s takes at most %d argument(s), got %d", cmd.CommandPath(), most, len(args))
+		case len(args) < least:
+			return invalid("%s takes at least %d argument(s), got %d: see --help", cmd.CommandPath(), least, len(args))
 		}
 		return nil
 	}
