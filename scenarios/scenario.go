@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -39,6 +40,12 @@ type Scenario struct {
 // Objectives are the scenario's objectives, parsed: the spec's own, or its tier's preset when it
 // writes none.
 func (s *Scenario) Objectives() objective.Objectives { return s.objectives }
+
+// HasFault reports whether the scenario injects a fault of kind k: what the cluster must be made
+// ready for before it starts (a disk-full needs sidecars with disks of their own).
+func (s *Scenario) HasFault(k FaultKind) bool {
+	return slices.ContainsFunc(s.Spec.Faults, func(f Fault) bool { return f.Kind == k })
+}
 
 // Metadata says what a scenario is and who answers for it, for listings and scorecards.
 type Metadata struct {
@@ -338,7 +345,7 @@ const (
 	FaultWALCorrupt     FaultKind = "wal-corrupt"
 	FaultBackupCorrupt  FaultKind = "backup-corrupt"
 	FaultBackupTruncate FaultKind = "backup-truncate"
-	FaultDiskFull       FaultKind = "disk-full" // a sidecar's data directory on a filesystem that fills up
+	FaultDiskFull       FaultKind = "disk-full" // a sidecar's data directory on a filesystem of its own, filled
 	// The restorer itself: the runbook killed partway and run again.
 	FaultRestorerCrash FaultKind = "restorer-crash"
 )

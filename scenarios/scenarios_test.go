@@ -205,8 +205,9 @@ var _ = Describe("decoding and validating", func() {
 		Expect(sc.Spec.Faults[2].Trigger()).To(Equal(scenarios.Trigger{Phase: "workload", Offset: time.Second}))
 		Expect(sc.Spec.Faults[0].TargetOrDefault()).To(Equal("sidecar"))
 		Expect(sc.Spec.Faults[5].TargetOrDefault()).To(Equal("shard"))
-		_, err = scenarios.Parse("x.yaml", []byte(minimal+"  faults: [{kind: disk-full, at: restore}]\n"))
-		Expect(err).To(MatchError(ContainSubstring("disk-full is not injected yet")))
+		sc, err = scenarios.Parse("x.yaml", []byte(minimal+"  faults: [{kind: disk-full, target: sidecar, at: restore.replay, for: 2s}]\n"))
+		Expect(err).NotTo(HaveOccurred())
+		Expect(sc.HasFault(scenarios.FaultDiskFull)).To(BeTrue())
 		sc, err = scenarios.Parse("x.yaml", []byte(minimal+"  restore: {strategy: runbook, runbook: {command: ./restore.sh}}\n"+
 			"  faults: [{kind: restorer-crash, at: restore.merge, tenants: 2}]\n"))
 		Expect(err).NotTo(HaveOccurred())
@@ -215,10 +216,9 @@ var _ = Describe("decoding and validating", func() {
 	})
 
 	It("refuses what is not implemented yet rather than running without it", func() {
-		_, err := scenarios.Parse("x.yaml", []byte(minimal+"  faults: [{kind: disk-full, at: restore}]\n"+
+		_, err := scenarios.Parse("x.yaml", []byte(minimal+
 			"  dataset: {distribution: uniform}\n  cluster: {provider: container}\n"))
 		Expect(lines(err)).To(ConsistOf(
-			ContainSubstring("spec.faults[0].kind: disk-full is not injected yet"),
 			ContainSubstring("spec.dataset.distribution: uniform sizes are not implemented yet"),
 			ContainSubstring("spec.cluster.provider: the container provider is not implemented yet"),
 		))
@@ -314,6 +314,9 @@ var _ = Describe("decoding and validating", func() {
 		Entry(nil, "  restore: {strategy: runbook, runbook: {command: x}}\n  faults: [{kind: restorer-crash, at: incident}]\n",
 			"spec.faults[0].at: restorer-crash strikes while the runbook restores"),
 		Entry(nil, "  faults: [{kind: kill, target: sidecar, at: restore.replay, tenants: 3}]\n", "spec.faults[0].tenants: kill has no tenants"),
+		Entry(nil, "  faults: [{kind: disk-full, at: restore.replay}]\n", "spec.faults[0].target: disk-full cannot break shard: it breaks sidecar"),
+		Entry(nil, "  protection: {standbyApplyDelay: 1m}\n  restore: {strategy: delayed-standby}\n  faults: [{kind: disk-full, target: sidecar, at: restore.replay}]\n",
+			"spec.faults[0].kind: disk-full fills the disk of the sidecar pitr-sidecar recovers; spec.restore.strategy is delayed-standby"),
 		Entry(nil, "  detection: {delay: 1s, probe: {}}\n", "spec.detection.delay: give a delay or a probe, not both"),
 		Entry(nil, "  detection: {probe: {interval: 1m, timeout: 30s}}\n", "30s is shorter than the interval 1m0s: the probe would never run"),
 		Entry(nil, "  workload: {writers: 65}\n", "must be between 0 (no workload) and 64, got 65"),

@@ -51,6 +51,19 @@ type Spec struct {
 	// Engine is the backup tool of the shards: what BaseBackup runs, where WAL is archived and
 	// what a sidecar is restored with. Default (""): EngineBaseBackup.
 	Engine Engine
+	// SidecarDisks gives each sidecar's data directory a filesystem of its own (Disk), so that
+	// a disk-full fault fills the sidecar's disk and nothing else. The local provider mounts a
+	// tmpfs, which needs root; it refuses the spec otherwise.
+	SidecarDisks bool
+}
+
+// Disk is a server whose data directory is a filesystem of its own (Spec.SidecarDisks): what a
+// disk-full fault shrinks to what is used, and grows back.
+type Disk interface {
+	// DiskUsage returns the bytes used, the filesystem's size and what is still free.
+	DiskUsage() (used, size, avail int64, err error)
+	// ResizeDisk sets the filesystem's size, in bytes; never below what is used.
+	ResizeDisk(ctx context.Context, size int64) error
 }
 
 // Engine names a backup tool a cluster's shards are protected with.
@@ -230,6 +243,11 @@ var ErrNotRunning = errors.New("not running")
 // can resume from where it stopped, so starting the server again is a sound retry; a server
 // that exited on an error of its own (a missing WAL segment, a bad setting) is not ErrDied.
 var ErrDied = errors.New("server process died")
+
+// ErrNoSpace means a server's process stopped because its disk was full ("No space left on
+// device"). Starting it again is sound once there is room, which may come (a volume grown, space
+// freed by someone), so a restore retries it with bounded backoff, then gives up saying so.
+var ErrNoSpace = errors.New("its disk is full")
 
 // ErrPastTarget means a standby already applied the recovery target it was asked to stop at: its
 // delay ran out before the restore began.

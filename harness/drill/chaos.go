@@ -392,6 +392,8 @@ func (ch *chaos) build(f *scheduled, servers []cluster.Server, restorer *restore
 		return &fault.Pause{Server: s}, nil
 	case spec.Kind == scenarios.FaultRestart:
 		return &fault.Restart{Server: s, Immediate: spec.Immediate}, nil
+	case spec.Kind == scenarios.FaultDiskFull:
+		return &fault.DiskFull{Server: s}, nil
 	case spec.Kind.Network():
 		return ch.networkFault(spec, s)
 	case spec.Kind.Storage():

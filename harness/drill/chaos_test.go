@@ -61,6 +61,14 @@ func expectStruckAndHealed(out *drill.Outcome) {
 	Expect(rep.Faults).To(HaveLen(len(out.Faults)))
 }
 
+// expectNoMounts asserts that no filesystem pgdrill mounted (a sidecar's disk) is left.
+func expectNoMounts() {
+	GinkgoHelper()
+	mounts, err := os.ReadFile("/proc/self/mountinfo")
+	Expect(err).NotTo(HaveOccurred())
+	Expect(string(mounts)).NotTo(ContainSubstring("/sidecar-shard-"), "no sidecar's disk is left mounted")
+}
+
 // retriedIn lists the phases a restore retried a step of.
 func retriedIn(out *drill.Outcome) []string {
 	var phases []string
@@ -157,6 +165,23 @@ var _ = Describe("faults in a drill", Label(drilltest.Slow), func() {
 		Expect(out.Verdict).To(Equal(score.Fail), out.Reason)
 		Expect(out.Measures[objective.Completeness].Number).To(BeNumerically("<", 100))
 		expectStruckAndHealed(out)
+	})
+
+	It("fills the sidecar's disk during replay and frees it after 2s: the restore starts the sidecar again, and passes", func(ctx context.Context) {
+		out := runWith(ctx, chaosScenario("{strategy: pitr-sidecar}", "", "{kind: disk-full, target: sidecar, at: restore.replay, for: 2s}"))
+		expectPassed(out)
+		expectStruckAndHealed(out)
+		Expect(retriedIn(out)).To(ContainElement(restore.PhaseReplay))
+		Expect(out.Restore.Retries[0].Cause).To(ContainSubstring("No space left on device"))
+		expectNoMounts()
+	})
+
+	It("FAILs a restore whose sidecar's disk stays full, saying so", func(ctx context.Context) {
+		out := runWith(ctx, chaosScenario("{strategy: pitr-sidecar}", "", "{kind: disk-full, target: sidecar, at: restore.replay}"))
+		Expect(out.Verdict).To(Equal(score.Fail), out.Reason)
+		Expect(out.Reason).To(ContainSubstring("No space left on device"))
+		expectStruckAndHealed(out)
+		expectNoMounts()
 	})
 
 	It("leaves no saved original, proxy or server behind", func(ctx context.Context) {

@@ -205,7 +205,8 @@ func (r *run) execute(ctx context.Context, strategy restore.Strategy, seed uint6
 func (r *run) prepare(ctx context.Context, seed uint64) error {
 	sc := r.cfg.Scenario.Spec
 	if err := r.step(ctx, StepProvision, func() error {
-		c, err := r.cfg.Provider.Create(ctx, cluster.Spec{Shards: sc.Cluster.Shards, Durable: sc.Cluster.Durable, Engine: r.engine()})
+		c, err := r.cfg.Provider.Create(ctx, cluster.Spec{Shards: sc.Cluster.Shards, Durable: sc.Cluster.Durable, Engine: r.engine(),
+			SidecarDisks: r.cfg.Scenario.HasFault(scenarios.FaultDiskFull)})
 		r.c = r.chaos.wrap(c) // set before err is checked: teardown destroys a partial cluster too
 		if err != nil {
 			return err

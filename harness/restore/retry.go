@@ -77,9 +77,11 @@ func sleepCtx(ctx context.Context, d time.Duration) error {
 	}
 }
 
-// died reports whether a server's start failed because its process died (killed, crashed):
-// started again, it recovers from where it stopped.
-func died(err error) bool { return errors.Is(err, cluster.ErrDied) }
+// died reports whether a server's start failed because its process died (killed, crashed) or
+// its disk was full: started again (once there is room), it recovers from where it stopped.
+func died(err error) bool {
+	return errors.Is(err, cluster.ErrDied) || errors.Is(err, cluster.ErrNoSpace)
+}
 
 // lostConnection reports whether err is the loss of a connection (reset, cut, refused, timed
 // out at the network, the server shutting down or starting up) rather than an answer of the

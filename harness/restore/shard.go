@@ -55,8 +55,8 @@ func recoverSidecar(ctx context.Context, env Env, tl *timeline, live cluster.Ser
 	}); err != nil {
 		return nil, err
 	}
-	// A sidecar that died replaying (killed, crashed) resumes recovery where it stopped when
-	// started again.
+	// A sidecar that died replaying (killed, crashed, its disk full) resumes recovery where it
+	// stopped when started again.
 	if err := tl.time(PhaseReplay, h.Shard, func() error {
 		return transient.retry(ctx, tl, env.Log, PhaseReplay, h.Shard, 0, died, func() error { return sidecar.Start(ctx) })
 	}, sidecar); err != nil {

@@ -113,6 +113,11 @@ func (c *localCluster) PrepareSidecar(ctx context.Context, spec cluster.SidecarS
 	if spec.From.Engine == cluster.EnginePgBackRest {
 		return s, c.restorePgBackRest(ctx, origin, s, spec)
 	}
+	if c.spec.SidecarDisks {
+		if err := s.mountDisk(); err != nil {
+			return s, fmt.Errorf("prepare sidecar: %w", err)
+		}
+	}
 	if err := copyTree(ctx, spec.From.Location, s.dataDir()); err != nil {
 		return s, err
 	}
@@ -138,7 +143,8 @@ func (s *server) waitPromoted(ctx context.Context) error {
 	for {
 		select {
 		case <-s.exited:
-			return fmt.Errorf("postgres %w during recovery: %s", s.exitCause(), tail(s.Log(), 15))
+			log := tail(s.Log(), 15)
+			return fmt.Errorf("postgres %w during recovery: %s", s.exitCause(log), log)
 		case <-ctx.Done():
 			return fmt.Errorf("wait for recovery of %s: %w", s.name, ctx.Err())
 		case <-t.C:

@@ -179,6 +179,9 @@ func (p *Provider) Create(ctx context.Context, spec cluster.Spec) (cluster.Clust
 	if err := spec.Validate(); err != nil {
 		return nil, fmt.Errorf("create cluster: %w", err)
 	}
+	if spec.SidecarDisks && os.Geteuid() != 0 {
+		return nil, fmt.Errorf("create cluster: %w", errNoRootForDisks)
+	}
 	runID, err := newRunID()
 	if err != nil {
 		return nil, err
@@ -432,6 +435,9 @@ func removeRunDir(dir, runID string) error {
 	}
 	if string(data) != runID {
 		return fmt.Errorf("remove %s: it belongs to run %q, not %q; left alone", dir, data, runID)
+	}
+	if err := unmountUnder(dir); err != nil {
+		return fmt.Errorf("remove %s: %w", dir, err)
 	}
 	if err := os.RemoveAll(dir); err != nil {
 		return fmt.Errorf("remove %s: %w", dir, err)

@@ -53,6 +53,8 @@ type server struct {
 	// exitErr is how the postmaster ended (cmd.Wait's error), set before exited closes.
 	exitErr error
 	paused  bool
+	// disk says the data directory is a filesystem of its own (cluster.Spec.SidecarDisks).
+	disk bool
 }
 
 var _ cluster.Server = (*server)(nil)
@@ -272,7 +274,7 @@ func (s *server) waitReady(ctx context.Context, logOffset int64) error {
 			if strings.Contains(msg, "could not bind") || strings.Contains(msg, "Address already in use") {
 				return errPortTaken
 			}
-			return fmt.Errorf("start %s: postgres %w: %s", s.name, s.exitCause(), tail(msg, 15))
+			return fmt.Errorf("start %s: postgres %w: %s", s.name, s.exitCause(tail(msg, 15)), tail(msg, 15))
 		case <-ctx.Done():
 			_ = terminate(context.WithoutCancel(ctx), s.proc, s.dataDir(), s.exited)
 			return fmt.Errorf("start %s: %w; log: %s", s.name, ctx.Err(), tail(s.logSince(logOffset), 5))
@@ -282,9 +284,10 @@ func (s *server) waitReady(ctx context.Context, logOffset int64) error {
 }
 
 // exitCause says how the postmaster, which has exited, ended: cluster.ErrDied when a signal
-// ended it (kill -9, a crash), a plain "exited" error with its status otherwise (it stopped on
-// an error of its own, which its log tells).
-func (s *server) exitCause() error {
+// ended it (kill -9, a crash), cluster.ErrNoSpace when the last lines of its log say its disk
+// was full, a plain "exited" error with its status otherwise (it stopped on an error of its
+// own, which its log tells).
+func (s *server) exitCause(lastLog string) error {
 	s.mu.Lock()
 	err := s.exitErr
 	s.mu.Unlock()
@@ -294,8 +297,14 @@ func (s *server) exitCause() error {
 			return fmt.Errorf("%w (%s)", cluster.ErrDied, ws.Signal())
 		}
 	}
+	if strings.Contains(lastLog, noSpace) {
+		return fmt.Errorf("exited (%v): %w", err, cluster.ErrNoSpace)
+	}
 	return fmt.Errorf("exited (%v)", err)
 }
+
+// noSpace is how Postgres's log says a write failed for want of space (ENOSPC's message).
+const noSpace = "No space left on device"
 
 // logSince returns what the server logged since offset.
 func (s *server) logSince(offset int64) string {

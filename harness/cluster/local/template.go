@@ -82,12 +82,13 @@ func (p *Provider) ensureTemplate(ctx context.Context) (string, error) {
 // copyTree copies a data directory with its owners and modes (cp -a), reflinking where the
 // filesystem can.
 func copyTree(ctx context.Context, src, dst string) error {
-	if _, err := os.Stat(dst); err == nil {
+	from := src
+	if entries, err := os.ReadDir(dst); err == nil && len(entries) == 0 {
+		from = src + "/." // into an empty directory that is there already: a filesystem of its own
+	} else if err == nil || !errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("copy %s: destination %s exists", src, dst)
-	} else if !errors.Is(err, os.ErrNotExist) {
-		return fmt.Errorf("copy %s: %w", src, err)
 	}
-	out, err := exec.CommandContext(ctx, "cp", "-a", "--reflink=auto", src, dst).CombinedOutput()
+	out, err := exec.CommandContext(ctx, "cp", "-a", "--reflink=auto", from, dst).CombinedOutput()
 	if err != nil {
 		return fmt.Errorf("copy %s to %s: %w: %s", src, dst, err, strings.TrimSpace(string(out)))
 	}
