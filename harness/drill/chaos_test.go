@@ -90,6 +90,13 @@ var _ = Describe("faults in a drill", Label(drilltest.Slow), func() {
 		Expect(out.Measures[objective.RTO].Number).To(BeNumerically(">", 2), "the 2 s cut is in the RTO")
 	})
 
+	It("cuts the network to the sidecar during the merge: the tenant is merged again once it is back", func(ctx context.Context) {
+		out := runWith(ctx, chaosScenario("{strategy: pitr-sidecar}", "", "{kind: cut, target: sidecar, at: restore.merge, for: 1s}"))
+		expectPassed(out)
+		expectStruckAndHealed(out)
+		Expect(retriedIn(out)).To(ContainElement(restore.PhaseMerge))
+	})
+
 	It("kills the live shard during the merge and starts it again: the merge waits it out", func(ctx context.Context) {
 		out := runWith(ctx, chaosScenario("{strategy: pitr-sidecar}", "", "{kind: kill, target: shard, at: restore.merge, for: 1s}"))
 		Expect(out.Verdict).To(BeElementOf(score.Pass, score.PassWithConditions), out.Reason)

@@ -112,7 +112,9 @@ func (s *serverSource) copy(ctx context.Context, w io.Writer, loc fixtures.Locat
 		s.conn, s.db = conn, loc.Database
 	}
 	if _, err := s.conn.PgConn().CopyTo(ctx, w, "COPY ("+query+") TO STDOUT (FORMAT binary)"); err != nil {
-		return fmt.Errorf("copy rows out of source %s: %w", s.server.Name(), err)
+		// A connection to the source lost halfway (a cut, a reset) fails the tenant's transaction
+		// as a lost connection: the merge tries the tenant again, on new connections.
+		return onConn(s.conn, fmt.Errorf("copy rows out of source %s: %w", s.server.Name(), err))
 	}
 	return nil
 }
@@ -460,6 +462,9 @@ func (m merger) copyIntoEmpty(ctx context.Context, src source, tx pgx.Tx, loc fi
 	}
 }
 
+// errCopyEnded stops the source of a streamCopy whose destination ended first.
+var errCopyEnded = errors.New("copy into destination ended")
+
 // streamCopy pipes the binary COPY data that out writes into a COPY FROM STDIN on dst without
 // holding the rows in memory, and returns the number of rows copied.
 func streamCopy(ctx context.Context, out func(io.Writer) error, dst *pgx.Conn, in string) (int64, error) {
@@ -471,8 +476,10 @@ func streamCopy(ctx context.Context, out func(io.Writer) error, dst *pgx.Conn, i
 		readErr <- err
 	}()
 	tag, err := dst.PgConn().CopyFrom(ctx, pr, in)
-	pr.CloseWithError(errors.New("copy into destination ended"))
-	if rerr := <-readErr; rerr != nil && err == nil {
+	pr.CloseWithError(errCopyEnded)
+	if rerr := <-readErr; rerr != nil && !errors.Is(rerr, errCopyEnded) {
+		// The source failed first, and the destination's COPY failed of it ("COPY from stdin
+		// failed"): the cause is the source's, a lost connection to it included.
 		err = fmt.Errorf("read from source: %w", rerr)
 	}
 	if err != nil {
