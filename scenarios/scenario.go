@@ -321,7 +321,7 @@ type Fault struct {
 	// fault breaks. Default: the backup's largest relation file.
 	File string `yaml:"file,omitempty" json:"file,omitempty"`
 	// Tenants is how many tenants a restorer-crash lets the runbook restore (as its `pgdrill
-	// restore` journals them) before it crashes it: "mid-merge". Default: 1.
+	// restore` journals them) before it crashes it: "mid-merge". Default: 0, at once.
 	Tenants int `yaml:"tenants,omitempty" json:"tenants,omitempty"`
 }
 

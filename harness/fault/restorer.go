@@ -31,12 +31,13 @@ const restorerPoll = 10 * time.Millisecond
 
 // RestorerCrash kills the restorer itself halfway — the runbook and whatever it runs (`pgdrill
 // restore`, its sidecar, psql), all at once with SIGKILL, as the crash of the responder's laptop
-// would — once it has restored Tenants tenants; healing lets it run again, as the responder
-// does once back. The rerun must finish what the crashed run left without restoring anything
+// would — at once, or once it has restored Tenants tenants; healing lets it run again, as the
+// responder does once back. The rerun must finish what the crashed run left without restoring anything
 // twice: what the drill's verification then checks.
 type RestorerCrash struct {
 	Restorer Restorer
-	// Tenants is how many tenants the restorer must have restored before the crash. Default: 1.
+	// Tenants is how many tenants the restorer must have restored before the crash, as the
+	// journal of its `pgdrill restore` says; 0 crashes it at once.
 	Tenants int
 	procs   []runstate.Process
 	exited  <-chan struct{}
@@ -45,26 +46,31 @@ type RestorerCrash struct {
 
 // Describe implements Fault.
 func (c *RestorerCrash) Describe() string {
-	return fmt.Sprintf("crash the runbook (kill -9 of all it runs) after %d tenant(s)", c.tenants())
+	if c.Tenants == 0 {
+		return "crash the runbook (kill -9 of all it runs)"
+	}
+	return fmt.Sprintf("crash the runbook (kill -9 of all it runs) after %d tenant(s)", c.Tenants)
 }
-
-func (c *RestorerCrash) tenants() int { return max(c.Tenants, 1) }
 
 // Setup implements Fault.
 func (c *RestorerCrash) Setup(context.Context) error { return nil }
 
-// Inject implements Fault: it waits until the restorer has restored enough tenants, then
-// crashes it. A restorer that ends first was never crashed: the fault did not take effect.
+// Inject implements Fault: it waits until the restorer runs and has restored enough tenants,
+// then crashes it. A restorer that ends first was never crashed: the fault did not take effect.
 func (c *RestorerCrash) Inject(ctx context.Context) error {
 	t := time.NewTicker(restorerPoll)
 	defer t.Stop()
-	for c.Restorer.Merged() < c.tenants() {
-		if !c.Restorer.Running() {
-			return fmt.Errorf("the runbook ended before it restored %d tenant(s)", c.tenants())
+	for {
+		running := c.Restorer.Running()
+		if running && c.Restorer.Merged() >= c.Tenants {
+			break
+		}
+		if !running && c.Restorer.Attempt() > 0 {
+			return fmt.Errorf("the runbook ended before it restored %d tenant(s)", c.Tenants)
 		}
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("wait for the runbook to restore %d tenant(s): %w", c.tenants(), ctx.Err())
+			return fmt.Errorf("wait for the runbook to restore %d tenant(s): %w", c.Tenants, ctx.Err())
 		case <-t.C:
 		}
 	}
