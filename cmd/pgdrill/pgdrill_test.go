@@ -62,6 +62,17 @@ func finish(args ...string) *gexec.Session {
 	return pgdrill(args...).Wait(2 * time.Minute)
 }
 
+// upSmallGameDay starts a game day of smallDrill, written to a directory of its own, and returns
+// that directory, the running `pgdrill up` and its cluster.
+func upSmallGameDay() (string, *gexec.Session, cluster.Description) {
+	GinkgoHelper()
+	dir := GinkgoT().TempDir()
+	file := filepath.Join(dir, "small.yaml")
+	Expect(os.WriteFile(file, []byte(smallDrill), 0o600)).To(Succeed())
+	up := pgdrill("up", "--scenario", file, "-o", "json")
+	return dir, up, describeFrom(up)
+}
+
 // describeFrom waits for `up -o json` to print the cluster and decodes it.
 func describeFrom(s *gexec.Session) cluster.Description {
 	GinkgoHelper()
@@ -257,11 +268,7 @@ var _ = Describe("pgdrill", func() {
 	})
 
 	It("runs a game day: up from a scenario, incident, restore by hand, score, down", func() {
-		dir := GinkgoT().TempDir()
-		file := filepath.Join(dir, "small.yaml")
-		Expect(os.WriteFile(file, []byte(smallDrill), 0o600)).To(Succeed())
-		up := pgdrill("up", "--scenario", file, "-o", "json")
-		d := describeFrom(up)
+		dir, up, d := upSmallGameDay()
 
 		By("paging the team")
 		inc := finish("incident", d.RunID, "-o", "json")
@@ -284,11 +291,7 @@ var _ = Describe("pgdrill", func() {
 	})
 
 	It("lets a facilitator break things on a game day while the team restores, each fault timed and in the score", func() {
-		dir := GinkgoT().TempDir()
-		file := filepath.Join(dir, "small.yaml")
-		Expect(os.WriteFile(file, []byte(smallDrill), 0o600)).To(Succeed())
-		up := pgdrill("up", "--scenario", file, "-o", "json")
-		d := describeFrom(up)
+		dir, up, d := upSmallGameDay()
 		Expect(finish("incident", d.RunID)).To(gexec.Exit(0))
 
 		type outcome struct {
@@ -367,11 +370,7 @@ var _ = Describe("pgdrill", func() {
 	})
 
 	It("scores a game day from what its pgdrill up kept, whatever the team edits", func() {
-		dir := GinkgoT().TempDir()
-		file := filepath.Join(dir, "small.yaml")
-		Expect(os.WriteFile(file, []byte(smallDrill), 0o600)).To(Succeed())
-		up := pgdrill("up", "--scenario", file, "-o", "json")
-		d := describeFrom(up)
+		dir, up, d := upSmallGameDay()
 		inc := finish("incident", d.RunID, "-o", "json")
 		Expect(inc).To(gexec.Exit(0))
 		var page struct{ Tenants []int64 }
@@ -404,11 +403,7 @@ var _ = Describe("pgdrill", func() {
 	})
 
 	It("scores an unrestored game day as FAIL", func() {
-		dir := GinkgoT().TempDir()
-		file := filepath.Join(dir, "small.yaml")
-		Expect(os.WriteFile(file, []byte(smallDrill), 0o600)).To(Succeed())
-		up := pgdrill("up", "--scenario", file, "-o", "json")
-		d := describeFrom(up)
+		dir, up, d := upSmallGameDay()
 		Expect(finish("incident", d.RunID)).To(gexec.Exit(0))
 		score := finish("score", d.RunID, "--out", filepath.Join(dir, "reports"))
 		Expect(score).To(gexec.Exit(1))

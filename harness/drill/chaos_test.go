@@ -97,6 +97,12 @@ var _ = Describe("faults in a drill", Label(drilltest.Slow), func() {
 		Expect(retriedIn(out)).To(ContainElement(restore.PhaseMerge))
 	})
 
+	It("sees a fault on the sidecar healed as its phase ends, though the restore stops the sidecar then", func(ctx context.Context) {
+		out := runWith(ctx, chaosScenario("{strategy: pitr-sidecar}", "", "{kind: bandwidth, target: sidecar, during: restore.merge, rate: 1000}"))
+		expectPassed(out)
+		expectStruckAndHealed(out)
+	})
+
 	It("kills the live shard during the merge and starts it again: the merge waits it out", func(ctx context.Context) {
 		out := runWith(ctx, chaosScenario("{strategy: pitr-sidecar}", "", "{kind: kill, target: shard, at: restore.merge, for: 1s}"))
 		Expect(out.Verdict).To(BeElementOf(score.Pass, score.PassWithConditions), out.Reason)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -146,8 +147,20 @@ func timed(ctx context.Context, s cluster.Server, query string) (time.Duration, 
 // Heal implements Fault.
 func (n *Network) Heal(context.Context) error { return n.Proxy.Heal() }
 
-// ConfirmHealed implements Fault: the server answers through the proxy again.
-func (n *Network) ConfirmHealed(ctx context.Context) error { return answers(ctx, n.Server) }
+// ConfirmHealed implements Fault: the proxy carries no fault, and the server answers through it.
+//
+// The proxy must carry no fault any more, and the server must answer through it; but a sidecar
+// is the restore's, which stops it once its phase is done, often as a fault attached to that
+// phase heals: for one, the clean proxy is what can be seen healed.
+func (n *Network) ConfirmHealed(ctx context.Context) error {
+	if left := n.Proxy.Faults(); len(left) > 0 {
+		return fmt.Errorf("the proxy in front of %s still carries %s", n.Server.Name(), strings.Join(left, ", "))
+	}
+	if n.Server.Role() == cluster.RoleSidecar {
+		return nil
+	}
+	return answers(ctx, n.Server)
+}
 
 // Cleanup implements Fault: the proxy itself is the drill's, closed at teardown.
 func (n *Network) Cleanup(context.Context) error { return nil }
