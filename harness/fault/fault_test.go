@@ -244,3 +244,42 @@ var _ = Describe("storage faults", Ordered, func() {
 		})
 	}
 })
+
+var _ = Describe("a disk-full fault", func() {
+	It("fills a sidecar's own disk so that its writes fail, gives the room back, and leaves no mount", func(ctx context.Context) {
+		if os.Geteuid() != 0 {
+			Skip("a sidecar's own disk is a tmpfs mount, which needs root")
+		}
+		var dataDir string
+		DeferCleanup(func() { // after the cluster's teardown, registered below
+			mounts, err := os.ReadFile("/proc/self/mountinfo")
+			Expect(err).NotTo(HaveOccurred())
+			Expect(string(mounts)).NotTo(ContainSubstring(dataDir), "its disk is unmounted with the cluster")
+		})
+		c := drilltest.StartCluster(ctx, provider, cluster.Spec{Shards: 1, SidecarDisks: true})
+		shard := c.Shards()[0]
+		p, err := backup.Protect(ctx, c, "disk")
+		Expect(err).NotTo(HaveOccurred())
+		sidecar, err := c.PrepareSidecar(ctx, cluster.SidecarSpec{From: p.Backups[0]})
+		Expect(err).NotTo(HaveOccurred())
+		Expect(sidecar.Start(ctx)).To(Succeed())
+		dataDir = sidecar.Info().DataDir
+		write := func() error {
+			return cluster.WithConn(ctx, sidecar.DSN(), func(conn *pgx.Conn) error {
+				_, err := conn.Exec(ctx, "CREATE TABLE ballast AS SELECT repeat('x', 1000) AS pad FROM generate_series(1, 20000); DROP TABLE ballast; CHECKPOINT")
+				return err
+			})
+		}
+		lifecycle(ctx, &fault.DiskFull{Server: sidecar}, func() {
+			Expect(write()).To(MatchError(ContainSubstring("No space left on device")), "seen from a client of the sidecar")
+		}, func() {
+			Eventually(func() error {
+				if err := sidecar.Start(ctx); err != nil && !strings.Contains(err.Error(), "already") {
+					return err
+				}
+				return write()
+			}, 30*time.Second).Should(Succeed(), "the sidecar writes again once started again")
+		})
+		Expect(answers(ctx, shard)).To(Succeed(), "the shard's disk was never touched")
+	})
+})
