@@ -31,6 +31,9 @@ func ParseLSN(s string) (LSN, error) {
 
 func (l LSN) String() string { return fmt.Sprintf("%X/%X", uint64(l)>>32, uint64(l)&0xFFFFFFFF) }
 
+// MarshalText writes the LSN as Postgres does, so JSON shows "16/B374D848", not a number.
+func (l LSN) MarshalText() ([]byte, error) { return []byte(l.String()), nil }
+
 // Segment is one WAL segment file: a timeline and a segment number.
 type Segment struct {
 	Timeline uint32

@@ -12,6 +12,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"maps"
 	"regexp"
 	"slices"
@@ -197,6 +198,11 @@ type Server interface {
 	// fall back to another copy of a segment, or may not. Nil for a server without an archive
 	// and for one whose archive pgBackRest keeps (its own verify checks it).
 	VerifyWAL(ctx context.Context, from, to string) error
+	// DumpWAL writes pg_waldump's description of every record of the server's WAL archive from
+	// LSN from up to LSN to to w, one record a line: what finding a harm in the WAL (package
+	// locate) reads, wherever the provider keeps the archive. It fails for a server without an
+	// archive, or whose archive pgBackRest keeps.
+	DumpWAL(ctx context.Context, from, to string, w io.Writer) error
 }
 
 // Standby is a streaming replica that a restore can stop short of a harmful transaction and read

@@ -4,11 +4,13 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -232,6 +234,20 @@ func (s *server) VerifyWAL(ctx context.Context, from, to string) error {
 	cmd := exec.CommandContext(ctx, s.c.p.bins.Path("pg_waldump"), "--quiet", "--path", s.archive, "--start", from, "--end", to)
 	if out, err := cmd.CombinedOutput(); err != nil {
 		return fmt.Errorf("read WAL of %s from %s to %s: %w: %s", s.name, from, to, err, tail(string(out), 5))
+	}
+	return nil
+}
+
+// DumpWAL implements cluster.Server.
+func (s *server) DumpWAL(ctx context.Context, from, to string, w io.Writer) error {
+	if s.archive == "" || s.pgBackRest() {
+		return fmt.Errorf("dump WAL of %s: it has no WAL archive of pgdrill's own to read", s.name)
+	}
+	var stderr strings.Builder
+	cmd := exec.CommandContext(ctx, s.c.p.bins.Path("pg_waldump"), "--path", s.archive, "--start", from, "--end", to)
+	cmd.Stdout, cmd.Stderr = w, &stderr
+	if err := cmd.Run(); err != nil {
+		return fmt.Errorf("dump WAL of %s from %s to %s: %w: %s", s.name, from, to, err, tail(stderr.String(), 5))
 	}
 	return nil
 }

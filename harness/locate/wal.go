@@ -1,0 +1,254 @@
+// Package locate finds the harm of an incident the way a responder must: in the WAL. A blind
+// drill hands the team what support would, a few tenants and an approximate time, never the
+// transactions; this package reads the shards' WAL archives (pg_waldump, through
+// cluster.Server.DumpWAL) and tells, per transaction, what it changed and when it committed, so
+// that the harmful transactions, every tenant they harmed and the recovery target before them can
+// be found.
+//
+// This file reads the WAL into transactions. The rows a transaction deleted or overwrote are
+// named by their tuple ids (block, offset) in a relation file: a server recovered to just before
+// the transaction says whose rows they were.
+package locate
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/pgdrill/pgdrill/harness/backup"
+)
+
+// RelFile names a relation's file as the WAL does: tablespace, database and relfilenode.
+type RelFile struct {
+	Tablespace uint32 `json:"tablespace"`
+	Database   uint32 `json:"database"`
+	Relation   uint32 `json:"relation"`
+}
+
+// Catalog reports whether the file is a system catalog's: a change to one is DDL (a dropped
+// column, a dropped table), not a change to rows of the tenants'.
+func (r RelFile) Catalog() bool { return r.Relation < firstUserOID }
+
+// firstUserOID is Postgres's FirstNormalObjectId: below it are the objects initdb made.
+const firstUserOID = 16384
+
+// TID is a tuple id: where a row version lives in its relation.
+type TID struct {
+	Block  uint32 `json:"block"`
+	Offset uint16 `json:"offset"`
+}
+
+// String writes the tid as Postgres does, "(block,offset)", ready for `WHERE ctid = ANY(...)`.
+func (t TID) String() string { return fmt.Sprintf("(%d,%d)", t.Block, t.Offset) }
+
+// Changes are what one transaction did to one relation.
+type Changes struct {
+	// Deleted and Updated are the row versions it deleted, and the old versions of the rows it
+	// updated, in WAL order.
+	Deleted []TID `json:"deleted,omitempty"`
+	Updated []TID `json:"updated,omitempty"`
+	// Inserted counts the rows it inserted.
+	Inserted int `json:"inserted,omitempty"`
+}
+
+// Outcome is how a transaction ended, as far as the WAL read shows.
+type Outcome string
+
+// The outcomes.
+const (
+	Committed Outcome = "committed"
+	Aborted   Outcome = "aborted"
+	// Unfinished is a transaction whose end lies past the WAL read (or that was running when
+	// the server stopped).
+	Unfinished Outcome = "unfinished"
+)
+
+// Txn is one transaction as the WAL shows it.
+type Txn struct {
+	XID uint32 `json:"xid"`
+	// FirstLSN is the start of its first record: a recovery target just before the transaction
+	// (recovery_target_lsn, exclusive) brings back everything it changed. CommitLSN is its
+	// commit (or abort) record's.
+	FirstLSN  backup.LSN `json:"first_lsn"`
+	CommitLSN backup.LSN `json:"commit_lsn,omitzero"`
+	Outcome   Outcome    `json:"outcome"`
+	Time      time.Time  `json:"time,omitzero"`
+	// Relations are its changes to rows, by relation file; catalogs' are counted in
+	// CatalogChanges instead.
+	Relations map[RelFile]*Changes `json:"-"`
+	// CatalogChanges counts its changes to system catalogs: DDL.
+	CatalogChanges int `json:"catalog_changes,omitempty"`
+	// DroppedFiles are the relation files its commit removed (DROP TABLE, DROP SCHEMA,
+	// TRUNCATE, a rewrite); DroppedDatabases the databases it removed (DROP DATABASE).
+	DroppedFiles     []RelFile `json:"dropped_files,omitempty"`
+	DroppedDatabases []uint32  `json:"dropped_databases,omitempty"`
+}
+
+// RowsChanged counts the rows it deleted or updated in relations that are not catalogs.
+func (t *Txn) RowsChanged() int {
+	n := 0
+	for _, c := range t.Relations {
+		n += len(c.Deleted) + len(c.Updated)
+	}
+	return n
+}
+
+// changes returns the changes to rel, made on first use.
+func (t *Txn) changes(rel RelFile) *Changes {
+	c := t.Relations[rel]
+	if c == nil {
+		c = &Changes{}
+		t.Relations[rel] = c
+	}
+	return c
+}
+
+// A pg_waldump line: rmgr, transaction id, LSN and description.
+var (
+	recordLine = regexp.MustCompile(`^rmgr: (\S+)\s+len \(rec/tot\):\s*\d+/\s*\d+, tx:\s*(\d+), lsn: ([0-9A-F]+/[0-9A-F]+), prev [0-9A-F]+/[0-9A-F]+, desc: (.*)$`)
+	blockRef   = regexp.MustCompile(`blkref #(\d+): rel (\d+)/(\d+)/(\d+)(?: fork \w+)? blk (\d+)`)
+	offset     = regexp.MustCompile(`^\S+ off (\d+)`)
+	tuples     = regexp.MustCompile(`^MULTI_INSERT(?:\+INIT)? (\d+) tuples`)
+	relPath    = regexp.MustCompile(`base/(\d+)/(\d+)`)
+	dropDir    = regexp.MustCompile(`^DROP dir (\d+)/(\d+)`)
+)
+
+// commitTimeLayout is how pg_waldump writes a commit's time.
+const commitTimeLayout = "2006-01-02 15:04:05.999999 MST"
+
+// Scan reads pg_waldump's text from r and returns the transactions it shows, in the order of
+// their first record. Records of no transaction (checkpoints, full-page images written outside
+// one, pruning) are skipped; a line that is not a record is an error.
+func Scan(r io.Reader) ([]*Txn, error) {
+	byXID := map[uint32]*Txn{}
+	var order []*Txn
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 0, 64<<10), 16<<20) // a commit record lists every invalidation
+	for n := 1; sc.Scan(); n++ {
+		m := recordLine.FindStringSubmatch(sc.Text())
+		if m == nil {
+			return nil, fmt.Errorf("read WAL: line %d: not a record: %.200s", n, sc.Text())
+		}
+		xid64, _ := strconv.ParseUint(m[2], 10, 32)
+		xid := uint32(xid64)
+		if xid == 0 {
+			continue
+		}
+		lsn, err := backup.ParseLSN(m[3])
+		if err != nil {
+			return nil, fmt.Errorf("read WAL: line %d: %w", n, err)
+		}
+		t := byXID[xid]
+		if t == nil {
+			t = &Txn{XID: xid, FirstLSN: lsn, Outcome: Unfinished, Relations: map[RelFile]*Changes{}}
+			byXID[xid] = t
+			order = append(order, t)
+		}
+		if err := t.add(m[1], lsn, m[4]); err != nil {
+			return nil, fmt.Errorf("read WAL: line %d: %w", n, err)
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return nil, fmt.Errorf("read WAL: %w", err)
+	}
+	return order, nil
+}
+
+// add applies one record of the transaction: its resource manager, LSN and description.
+func (t *Txn) add(rmgr string, lsn backup.LSN, desc string) error {
+	switch rmgr {
+	case "Transaction":
+		return t.end(lsn, desc)
+	case "Database":
+		if m := dropDir.FindStringSubmatch(desc); m != nil {
+			db, _ := strconv.ParseUint(m[2], 10, 32)
+			t.DroppedDatabases = append(t.DroppedDatabases, uint32(db))
+		}
+		return nil
+	case "Heap", "Heap2":
+	default:
+		return nil
+	}
+	refs := blockRef.FindAllStringSubmatch(desc, -1)
+	if len(refs) == 0 {
+		return nil
+	}
+	rel, blk := refOf(refs[0])
+	if rel.Catalog() {
+		t.CatalogChanges++
+		return nil
+	}
+	op, _, _ := strings.Cut(desc, " ")
+	switch op {
+	case "DELETE", "UPDATE", "HOT_UPDATE":
+		m := offset.FindStringSubmatch(desc)
+		if m == nil {
+			return fmt.Errorf("%s record at %s names no tuple: %s", op, lsn, desc)
+		}
+		off, _ := strconv.ParseUint(m[1], 10, 16)
+		if op != "DELETE" && len(refs) > 1 {
+			_, blk = refOf(refs[1]) // the old version's page, when the new one went elsewhere
+		}
+		c := t.changes(rel)
+		if op == "DELETE" {
+			c.Deleted = append(c.Deleted, TID{Block: blk, Offset: uint16(off)})
+		} else {
+			c.Updated = append(c.Updated, TID{Block: blk, Offset: uint16(off)})
+		}
+	case "INSERT", "INSERT+INIT":
+		t.changes(rel).Inserted++
+	default:
+		if m := tuples.FindStringSubmatch(desc); m != nil {
+			n, _ := strconv.Atoi(m[1])
+			t.changes(rel).Inserted += n
+		}
+	}
+	return nil
+}
+
+// end applies a Transaction record: a commit or an abort, with what it dropped.
+func (t *Txn) end(lsn backup.LSN, desc string) error {
+	var outcome Outcome
+	switch {
+	case strings.HasPrefix(desc, "COMMIT "):
+		outcome = Committed
+	case strings.HasPrefix(desc, "ABORT "):
+		outcome = Aborted
+	default:
+		return nil // PREPARE, ASSIGNMENT, INVALIDATION: not the end
+	}
+	stamp, rest, _ := strings.Cut(strings.TrimPrefix(strings.TrimPrefix(desc, "COMMIT "), "ABORT "), ";")
+	when, err := time.Parse(commitTimeLayout, strings.TrimSpace(stamp))
+	if err != nil {
+		return fmt.Errorf("end of transaction %d at %s: read its time: %w", t.XID, lsn, err)
+	}
+	t.Outcome, t.CommitLSN, t.Time = outcome, lsn, when
+	for part := range strings.SplitSeq(rest, ";") {
+		part = strings.TrimSpace(part)
+		if !strings.HasPrefix(part, "rels: ") {
+			continue
+		}
+		for _, m := range relPath.FindAllStringSubmatch(part, -1) {
+			db, _ := strconv.ParseUint(m[1], 10, 32)
+			rel, _ := strconv.ParseUint(m[2], 10, 32)
+			t.DroppedFiles = append(t.DroppedFiles, RelFile{Tablespace: defaultTablespace, Database: uint32(db), Relation: uint32(rel)})
+		}
+	}
+	return nil
+}
+
+// defaultTablespace is pg_default's oid: the tablespace of files under base/.
+const defaultTablespace = 1663
+
+// refOf reads a block reference's relation file and block.
+func refOf(m []string) (RelFile, uint32) {
+	num := func(s string) uint32 {
+		v, _ := strconv.ParseUint(s, 10, 32)
+		return uint32(v)
+	}
+	return RelFile{Tablespace: num(m[2]), Database: num(m[3]), Relation: num(m[4])}, num(m[5])
+}
