@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"maps"
 	"slices"
@@ -64,58 +65,74 @@ func (f Finding) Victims() []int64 {
 	return slices.Sorted(maps.Keys(seen))
 }
 
-// Find looks for the harm on shard, whose base backup is b and whose tenants' tables model m
-// describes in layout, as a responder would: it reads the shard's WAL archive from the backup to
-// now, keeps the transactions committed within the report's window that deleted or overwrote
-// rows or dropped tables (DROP TABLE, DROP SCHEMA, TRUNCATE), recovers a sidecar of c to just
-// before the first of them, and asks it whose rows those were. One query per table changed,
-// whatever the number of transactions and tenants.
+// Find looks for the harm on every shard of c, whose base backups are backups (one per shard)
+// and whose tenants' tables model m describes in layout, as a responder would. On each shard it
+// reads the WAL archive from the backup to now, keeps the transactions committed within the
+// report's window that deleted or overwrote rows or dropped tables (DROP TABLE, DROP SCHEMA,
+// TRUNCATE), recovers a sidecar to just before the first of them, and asks it whose rows those
+// were: one query per table changed, whatever the number of transactions and tenants.
 //
-// A transaction that changed rows of a reported tenant is harmful; so is one that wiped tenants
-// (deleted rows of the model's root table) through tables a harmful one wiped tenants through: a
-// script run in many transactions. Every tenant a harmful transaction changed is a victim, the ones no
-// ticket names included; a transaction that changed other tenants' rows otherwise (the
-// workload's own deletes) is not a harm.
-func Find(ctx context.Context, c cluster.Cluster, shard int, b cluster.Backup, m *fixtures.Model, layout fixtures.Layout, rep Report) (Finding, error) {
-	out := Finding{Shard: shard}
+// A transaction that changed rows of a reported tenant is harmful; so is one, on any shard, that
+// wiped tenants (deleted rows of the model's root table) through tables a harmful one wiped
+// tenants through: a script run in many transactions, or on every shard. Every tenant a harmful
+// transaction changed is a victim, the ones no ticket names included; a transaction that changed
+// other tenants' rows otherwise (the workload's own deletes) is not a harm. It returns one
+// finding per shard, in shard order.
+func Find(ctx context.Context, c cluster.Cluster, backups []cluster.Backup, m *fixtures.Model, layout fixtures.Layout, rep Report) ([]Finding, error) {
 	if layout == fixtures.LayoutDatabase {
-		return out, fmt.Errorf("locate harm on shard %d: the database layout is not searched yet", shard)
+		return nil, errors.New("locate harm: the database layout is not searched yet")
 	}
+	if len(backups) != len(c.Shards()) {
+		return nil, fmt.Errorf("locate harm: %d base backup(s) for %d shard(s)", len(backups), len(c.Shards()))
+	}
+	var all []searched
+	for shard := range c.Shards() {
+		s, err := search(ctx, c, shard, backups[shard], m, rep)
+		if err != nil {
+			return nil, fmt.Errorf("locate harm on shard %d: %w", shard, err)
+		}
+		all = append(all, s)
+	}
+	return judge(all, m.RootTable().Name, rep.Tenants), nil
+}
+
+// searched is one shard's transactions in the window, and whose rows each touched.
+type searched struct {
+	shard   int
+	txns    []*Txn
+	touched [][]touch
+}
+
+// search reads shard's WAL from its backup b to now, and finds whose rows each transaction in
+// the report's window touched.
+func search(ctx context.Context, c cluster.Cluster, shard int, b cluster.Backup, m *fixtures.Model, rep Report) (searched, error) {
+	out := searched{shard: shard}
 	live := c.Shards()[shard]
 	end, err := currentLSN(ctx, live)
 	if err != nil {
 		return out, err
 	}
 	if _, err := backup.ArchiveNow(ctx, live); err != nil {
-		return out, fmt.Errorf("locate harm on shard %d: %w", shard, err)
+		return out, err
 	}
 	var dump bytes.Buffer
 	if err := live.DumpWAL(ctx, b.StartLSN, end, &dump); err != nil {
-		return out, fmt.Errorf("locate harm on shard %d: %w", shard, err)
+		return out, err
 	}
 	txns, err := Scan(&dump)
 	if err != nil {
-		return out, fmt.Errorf("locate harm on shard %d: %w", shard, err)
+		return out, err
 	}
-	var window []*Txn
 	for _, t := range txns {
 		if t.Outcome == Committed && !t.Time.Before(rep.From) && !t.Time.After(rep.To) && (t.RowsChanged() > 0 || len(t.DroppedFiles) > 0) {
-			window = append(window, t)
+			out.txns = append(out.txns, t)
 		}
 	}
-	out.Considered = len(window)
-	if len(window) == 0 {
+	if len(out.txns) == 0 {
 		return out, nil
 	}
-	touched, err := whoseRows(ctx, c, b, m, window)
-	if err != nil {
-		return out, fmt.Errorf("locate harm on shard %d: %w", shard, err)
-	}
-	out.Harms = judge(window, touched, m.RootTable().Name, rep.Tenants)
-	if len(out.Harms) > 0 {
-		out.RecoverTo = cluster.RecoveryTarget{XID: strconv.FormatUint(uint64(out.Harms[0].XID), 10)}
-	}
-	return out, nil
+	out.touched, err = whoseRows(ctx, c, b, m, out.txns)
+	return out, err
 }
 
 // currentLSN is the shard's WAL insert position.
@@ -290,38 +307,46 @@ func subset(a, b []string) bool {
 	return !slices.ContainsFunc(a, func(s string) bool { return !slices.Contains(b, s) })
 }
 
-// judge picks the harmful transactions among txns, given whose rows each touched (touched[i] for
-// txns[i]), the model's root table and the reported tenants.
-func judge(txns []*Txn, touched [][]touch, root string, reported []int64) []Harm {
-	tablesOf := func(i int) []string {
+// judge picks the harmful transactions of every shard, given whose rows each touched, the
+// model's root table and the reported tenants, and returns one finding per shard.
+func judge(all []searched, root string, reported []int64) []Finding {
+	type ref struct{ s, i int } // shard, transaction
+	tablesOf := func(r ref) []string {
 		var names []string
-		for _, t := range touched[i] {
+		for _, t := range all[r.s].touched[r.i] {
 			names = append(names, t.table)
 		}
 		return names
 	}
-	wipes := func(i int) bool {
-		return slices.ContainsFunc(touched[i], func(t touch) bool { return t.table == root && len(t.tenants) > 0 })
+	wipes := func(r ref) bool {
+		return slices.ContainsFunc(all[r.s].touched[r.i], func(t touch) bool { return t.table == root && len(t.tenants) > 0 })
 	}
-	harm := func(i int, confidence, why string) Harm {
-		h := Harm{XID: txns[i].XID, FirstLSN: txns[i].FirstLSN, CommitLSN: txns[i].CommitLSN, Time: txns[i].Time,
-			Tenants: map[int64]int{}, Confidence: confidence, Why: why}
-		for _, t := range touched[i] {
-			h.Tables = append(h.Tables, t.table)
-			for id, n := range t.tenants {
+	harm := func(r ref, confidence, why string) Harm {
+		t := all[r.s].txns[r.i]
+		h := Harm{XID: t.XID, FirstLSN: t.FirstLSN, CommitLSN: t.CommitLSN, Time: t.Time, Tenants: map[int64]int{},
+			Confidence: confidence, Why: why}
+		for _, tc := range all[r.s].touched[r.i] {
+			h.Tables = append(h.Tables, tc.table)
+			for id, n := range tc.tenants {
 				h.Tenants[id] += n
 			}
 		}
 		slices.Sort(h.Tables)
 		return h
 	}
-	harmful := map[int]Harm{}
-	// The tables of each reported harm that wiped tenants, by its xid: a tenant with no rows in
-	// one of them is wiped through fewer.
-	scripts := map[uint32][]string{}
-	for i := range txns {
+	var refs []ref
+	for s := range all {
+		for i := range all[s].txns {
+			refs = append(refs, ref{s, i})
+		}
+	}
+	harmful := map[ref]Harm{}
+	// The tables of each reported harm that wiped tenants: a tenant with no rows in one of them
+	// is wiped through fewer.
+	var scripts []ref
+	for _, r := range refs {
 		var named []int64
-		for _, t := range touched[i] {
+		for _, t := range all[r.s].touched[r.i] {
 			for _, id := range reported {
 				if t.tenants[id] > 0 && !slices.Contains(named, id) {
 					named = append(named, id)
@@ -332,24 +357,36 @@ func judge(txns []*Txn, touched [][]touch, root string, reported []int64) []Harm
 			continue
 		}
 		slices.Sort(named)
-		harmful[i] = harm(i, "reported", fmt.Sprintf("it changed rows of reported tenant(s) %v", named))
-		if wipes(i) {
-			scripts[txns[i].XID] = tablesOf(i)
+		harmful[r] = harm(r, "reported", fmt.Sprintf("it changed rows of reported tenant(s) %v", named))
+		if wipes(r) {
+			scripts = append(scripts, r)
 		}
 	}
-	for i := range txns {
-		if _, ok := harmful[i]; ok || !wipes(i) {
+	for _, r := range refs {
+		if _, ok := harmful[r]; ok || !wipes(r) {
 			continue
 		}
-		for _, xid := range slices.Sorted(maps.Keys(scripts)) {
-			if !subset(tablesOf(i), scripts[xid]) {
-				continue
+		for _, sr := range scripts {
+			if subset(tablesOf(r), tablesOf(sr)) {
+				harmful[r] = harm(r, "pattern", fmt.Sprintf("it wiped tenants through the tables of harmful transaction %d on shard %d: the same script, in another transaction",
+					all[sr.s].txns[sr.i].XID, all[sr.s].shard))
+				break
 			}
-			harmful[i] = harm(i, "pattern", fmt.Sprintf("it wiped tenants through the tables of harmful transaction %d: the same script, in another transaction", xid))
-			break
 		}
 	}
-	out := slices.Collect(maps.Values(harmful))
-	slices.SortFunc(out, func(a, b Harm) int { return cmp.Compare(a.FirstLSN, b.FirstLSN) })
+	out := make([]Finding, len(all))
+	for s, sh := range all {
+		f := Finding{Shard: sh.shard, Considered: len(sh.txns)}
+		for i := range sh.txns {
+			if h, ok := harmful[ref{s, i}]; ok {
+				f.Harms = append(f.Harms, h)
+			}
+		}
+		slices.SortFunc(f.Harms, func(a, b Harm) int { return cmp.Compare(a.FirstLSN, b.FirstLSN) })
+		if len(f.Harms) > 0 {
+			f.RecoverTo = cluster.RecoveryTarget{XID: strconv.FormatUint(uint64(f.Harms[0].XID), 10)}
+		}
+		out[s] = f
+	}
 	return out
 }

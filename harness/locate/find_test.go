@@ -21,27 +21,30 @@ import (
 
 var _ = Describe("finding the harm from a ticket", Label(drilltest.Slow), func() {
 	for _, layout := range []fixtures.Layout{fixtures.LayoutShared, fixtures.LayoutSchema} {
-		It("finds all 6 victims of a script run as 6 transactions from a ticket naming 1, and not the tenants whose rows were deleted legitimately meanwhile: "+string(layout), func(ctx context.Context) {
-			c := drilltest.StartCluster(ctx, provider, cluster.Spec{Shards: 1})
+		It("finds all 6 victims of a script run as 6 transactions on 2 shards from a ticket naming 1, and not the tenants whose rows were deleted legitimately meanwhile: "+string(layout), func(ctx context.Context) {
+			c := drilltest.StartCluster(ctx, provider, cluster.Spec{Shards: 2})
 			m := fixtures.Builtin()
 			plan, _, err := dataset.Fill(ctx, c, dataset.Schema{}, fixtures.PlanSpec{Seed: 5, Tenants: 16, Rows: 6000, Layout: layout}, fixtures.FillOptions{})
 			Expect(err).NotTo(HaveOccurred())
 			prot, err := backup.Protect(ctx, c, "locate")
 			Expect(err).NotTo(HaveOccurred())
-			shard := c.Shards()[0]
-			tenants := plan.OnShard(0)
 			var victims []incident.Tenant
-			for _, t := range tenants[:6] {
-				victims = append(victims, incident.Tenant{ID: t.ID, Shard: 0})
+			var bystanders []fixtures.Tenant
+			for shard := range 2 {
+				tenants := plan.OnShard(shard)
+				for _, t := range tenants[:3] {
+					victims = append(victims, incident.Tenant{ID: t.ID, Shard: shard})
+				}
+				bystanders = append(bystanders, tenants[3:5]...)
 			}
-			bystanders := tenants[6:9]
 			from := time.Now().Add(-time.Second)
 
 			By("deleting one comment of each of 3 other tenants, legitimately, between the script's transactions")
 			comments, ok := m.LookupTable("comments")
 			Expect(ok).To(BeTrue())
-			conn := drilltest.Connect(ctx, shard.DSN())
-			deleteOne := func(id int64) {
+			deleteOne := func(t fixtures.Tenant) {
+				id := t.ID
+				conn := drilltest.Connect(ctx, c.Shards()[t.Shard].DSN())
 				schema := layout.Locate(id).Schema
 				cond, err := m.OwnerCondition(comments, schema, "c", "= $1")
 				Expect(err).NotTo(HaveOccurred())
@@ -50,36 +53,44 @@ var _ = Describe("finding the harm from a ticket", Label(drilltest.Slow), func()
 				Expect(err).NotTo(HaveOccurred())
 				Expect(tag.RowsAffected()).To(BeEquivalentTo(1))
 			}
-			var first string
+			first := map[int]string{} // the script's first transaction, by shard
 			for i, v := range victims {
 				if i < len(bystanders) {
-					deleteOne(bystanders[i].ID)
+					deleteOne(bystanders[i])
 				}
 				rec, err := incident.DeleteTenants(ctx, c, "wrong-id-deletion", []incident.Tenant{v})
 				Expect(err).NotTo(HaveOccurred())
-				if i == 0 {
-					first = rec.Harms[0].XID
+				if _, ok := first[v.Shard]; !ok {
+					first[v.Shard] = rec.Harms[0].XID
 				}
 			}
 			to := time.Now().Add(time.Second)
 
-			f, err := locate.Find(ctx, c, 0, prot.Backups[0], m, layout, locate.Report{Tenants: []int64{victims[2].ID}, From: from, To: to})
+			found, err := locate.Find(ctx, c, prot.Backups, m, layout, locate.Report{Tenants: []int64{victims[2].ID}, From: from, To: to})
 			Expect(err).NotTo(HaveOccurred())
-			var want []int64
+			Expect(found).To(HaveLen(2))
+			var want, got []int64
 			for _, v := range victims {
 				want = append(want, v.ID)
 			}
-			slices.Sort(want)
-			Expect(f.Victims()).To(Equal(want), "every victim, the 5 no ticket names included, and no bystander")
-			Expect(f.Harms).To(HaveLen(6))
-			Expect(f.Considered).To(BeNumerically(">=", 9), "the bystanders' deletes were considered, and judged no harm")
 			var confidence []string
-			for _, h := range f.Harms {
-				confidence = append(confidence, h.Confidence)
+			considered := 0
+			for shard, f := range found {
+				Expect(f.Shard).To(Equal(shard))
+				got = append(got, f.Victims()...)
+				Expect(f.Harms).To(HaveLen(3))
+				for _, h := range f.Harms {
+					confidence = append(confidence, h.Confidence)
+				}
+				considered += f.Considered
+				Expect(f.RecoverTo.XID).To(Equal(first[shard]), "just before the script's first transaction on shard %d", shard)
+				Expect(strconv.ParseUint(f.RecoverTo.XID, 10, 32)).To(BeEquivalentTo(f.Harms[0].XID))
 			}
+			slices.Sort(want)
+			slices.Sort(got)
+			Expect(got).To(Equal(want), "every victim on both shards, the 5 no ticket names included, and no bystander")
+			Expect(considered).To(BeNumerically(">=", 10), "the bystanders' deletes were considered, and judged no harm")
 			Expect(confidence).To(ConsistOf("reported", "pattern", "pattern", "pattern", "pattern", "pattern"))
-			Expect(f.RecoverTo.XID).To(Equal(first), "just before the script's first transaction")
-			Expect(strconv.ParseUint(f.RecoverTo.XID, 10, 32)).To(BeEquivalentTo(f.Harms[0].XID))
 		})
 	}
 })
