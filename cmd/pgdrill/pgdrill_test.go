@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -277,6 +278,26 @@ var _ = Describe("pgdrill", func() {
 		Expect(json.Unmarshal(inc.Out.Contents(), &page)).To(Succeed())
 		Expect(page.Tenants).To(HaveLen(3))
 		Expect(finish("incident", d.RunID)).To(gexec.Exit(2), "an incident happens once")
+
+		By("locating every victim in the WAL from a ticket naming one of them")
+		loc := finish("locate", "--tenant", strconv.FormatInt(page.Tenants[0], 10), "--since", "2m", d.RunID, "-o", "json")
+		Expect(loc).To(gexec.Exit(0), string(loc.Err.Contents()))
+		var found []struct {
+			Harms []struct{ Tenants map[string]int }
+		}
+		Expect(json.Unmarshal(loc.Out.Contents(), &found)).To(Succeed())
+		var located []int64
+		for _, f := range found {
+			for _, h := range f.Harms {
+				for id := range h.Tenants {
+					n, err := strconv.ParseInt(id, 10, 64)
+					Expect(err).NotTo(HaveOccurred())
+					located = append(located, n)
+				}
+			}
+		}
+		Expect(located).To(ConsistOf(page.Tenants), "the paged tenants, no more, found from one")
+		Expect(finish("locate", "--tenant", "1", "--since", "soon", d.RunID)).To(gexec.Exit(2))
 
 		By("restoring with a built-in step, then scoring")
 		Expect(finish("restore", "--strategy", "pitr-sidecar", d.RunID)).To(gexec.Exit(0))

@@ -34,6 +34,16 @@ func (l LSN) String() string { return fmt.Sprintf("%X/%X", uint64(l)>>32, uint64
 // MarshalText writes the LSN as Postgres does, so JSON shows "16/B374D848", not a number.
 func (l LSN) MarshalText() ([]byte, error) { return []byte(l.String()), nil }
 
+// UnmarshalText reads what MarshalText writes.
+func (l *LSN) UnmarshalText(text []byte) error {
+	v, err := ParseLSN(string(text))
+	if err != nil {
+		return err
+	}
+	*l = v
+	return nil
+}
+
 // Segment is one WAL segment file: a timeline and a segment number.
 type Segment struct {
 	Timeline uint32

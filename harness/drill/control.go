@@ -3,7 +3,7 @@ package drill
 // The game day's control channel: the one way between a game day's `pgdrill up --scenario`, which
 // owns the cluster and the truth the team is scored against, and the commands the team runs
 // while it lasts: `pgdrill incident`, `pgdrill restore` and `pgdrill score`, and the facilitator's
-// `pgdrill fault inject|heal|list`. The owner serves a
+// `pgdrill fault inject|heal|list`, and `pgdrill locate`. The owner serves a
 // small HTTP API on a unix socket (mode 0600) in the game day's directory; the commands are its
 // clients.
 //
@@ -29,6 +29,7 @@ import (
 
 	"github.com/pgdrill/pgdrill/harness/exitcode"
 	"github.com/pgdrill/pgdrill/harness/incident"
+	"github.com/pgdrill/pgdrill/harness/locate"
 	"github.com/pgdrill/pgdrill/harness/restore"
 	"github.com/pgdrill/pgdrill/reports"
 	"github.com/pgdrill/pgdrill/scenarios"
@@ -159,6 +160,19 @@ func (g *GameDay) serve(ctx context.Context, dir string, log *slog.Logger) error
 		}
 		reply(w, o)
 	})
+	mux.HandleFunc("POST /locate", func(w http.ResponseWriter, req *http.Request) {
+		var rep locate.Report
+		if err := json.NewDecoder(req.Body).Decode(&rep); err != nil {
+			fail(w, exitcode.With(fmt.Errorf("read report: %w", err), exitcode.InvalidInput))
+			return
+		}
+		found, err := g.Locate(req.Context(), rep)
+		if err != nil {
+			fail(w, err)
+			return
+		}
+		reply(w, found)
+	})
 	mux.HandleFunc("POST /fault/list", func(w http.ResponseWriter, _ *http.Request) {
 		reply(w, g.Faults())
 	})
@@ -262,6 +276,13 @@ func (c *GameDayClient) HealFault(ctx context.Context, id int) (FaultOutcome, er
 func (c *GameDayClient) Faults(ctx context.Context) ([]FaultOutcome, error) {
 	var out []FaultOutcome
 	err := c.call(ctx, "/fault/list", nil, &out)
+	return out, err
+}
+
+// Locate asks the owner to find the harm from what a responder knows.
+func (c *GameDayClient) Locate(ctx context.Context, rep locate.Report) ([]locate.Finding, error) {
+	var out []locate.Finding
+	err := c.call(ctx, "/locate", rep, &out)
 	return out, err
 }
 

@@ -21,8 +21,9 @@ import (
 // Report is what a responder knows when the tickets come in: some of the tenants that lost
 // data, and about when.
 type Report struct {
-	Tenants  []int64
-	From, To time.Time
+	Tenants []int64   `json:"tenants"`
+	From    time.Time `json:"from"`
+	To      time.Time `json:"to"`
 }
 
 // Harm is a transaction Find judged harmful, with what it harmed and why it was judged so.

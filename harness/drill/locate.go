@@ -1,0 +1,66 @@
+package drill
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/pgdrill/pgdrill/harness/exitcode"
+	"github.com/pgdrill/pgdrill/harness/locate"
+	"github.com/pgdrill/pgdrill/harness/restore"
+)
+
+// LocateReport is what a responder knows when the tickets come in (locate.Report).
+type LocateReport = locate.Report
+
+// Finding is what locating the harm found on one shard (locate.Finding).
+type Finding = locate.Finding
+
+// Locate finds the incident's harm from what a responder knows (rep: reported tenants, a time
+// window), on every shard of the game day, as `pgdrill locate` asks: see locate.Find. It works
+// from the WAL archives and the servers alone; the incident record only tells it the tenants'
+// tables, never the harm.
+func (g *GameDay) Locate(ctx context.Context, rep locate.Report) ([]locate.Finding, error) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	r := g.r
+	if r.out.Incident == nil {
+		return nil, errNoIncident
+	}
+	found, err := locate.Find(ctx, r.c, r.prot.Backups, r.out.Incident.Model, r.out.Incident.Layout, rep)
+	return found, exitcode.With(err, exitcode.HarnessError)
+}
+
+// LocateFromIncidentFile finds the harm of the incident the incident file at path describes,
+// from this process, attached to the incident's run: what a runbook's `pgdrill locate` does. It
+// reads the file for the cluster, the backups and the tenants' tables, never for the harm.
+func (h *Host) LocateFromIncidentFile(ctx context.Context, path string, rep locate.Report) ([]locate.Finding, error) {
+	f, err := restore.ReadIncidentFile(path)
+	if err != nil {
+		return nil, exitcode.With(err, exitcode.InvalidInput)
+	}
+	p, err := h.localProvider(ctx)
+	if err != nil {
+		return nil, err
+	}
+	c, err := p.Attach(ctx, f.RunID)
+	if c != nil {
+		defer func() {
+			if derr := c.Destroy(context.WithoutCancel(ctx)); derr != nil {
+				h.log.Error("could not remove this search's sidecars", "err", derr)
+			}
+		}()
+	}
+	if err != nil {
+		return nil, exitcode.With(err, exitcode.HarnessError)
+	}
+	backups := f.Protection().Backups
+	if len(backups) == 0 {
+		return nil, exitcode.With(errors.New("locate harm: the incident file names no base backup of every shard"), exitcode.InvalidInput)
+	}
+	found, err := locate.Find(ctx, c, backups, f.Model, f.Layout, rep)
+	if err != nil {
+		return nil, exitcode.With(fmt.Errorf("locate harm of run %s: %w", f.RunID, err), exitcode.HarnessError)
+	}
+	return found, nil
+}
