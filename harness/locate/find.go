@@ -73,7 +73,8 @@ func (f Finding) Victims() []int64 {
 // TRUNCATE), recovers a sidecar to just before the first of them, and asks it whose rows those
 // were: one query per table changed, whatever the number of transactions and tenants.
 //
-// A transaction that changed rows of a reported tenant is harmful; so is one, on any shard, that
+// A transaction that wiped a reported tenant, or changed at least half of its rows of a table,
+// is harmful (a tenant's own writes, a row at a time, are not); so is one, on any shard, that
 // wiped tenants (deleted rows of the model's root table) through tables a harmful one wiped
 // tenants through: a script run in many transactions, or on every shard. Every tenant a harmful
 // transaction changed is a victim, the ones no ticket names included; a transaction that changed
@@ -132,7 +133,7 @@ func search(ctx context.Context, c cluster.Cluster, shard int, b cluster.Backup,
 	if len(out.txns) == 0 {
 		return out, nil
 	}
-	out.touched, err = whoseRows(ctx, c, b, m, out.txns)
+	out.touched, err = whoseRows(ctx, c, b, m, out.txns, rep.Tenants)
 	return out, err
 }
 
@@ -148,15 +149,18 @@ func currentLSN(ctx context.Context, s cluster.Server) (string, error) {
 	return lsn, nil
 }
 
-// touch is what one transaction did to tenants in one table: rows by tenant.
+// touch is what one transaction did to tenants in one table: rows by tenant, and, for the
+// reported tenants, how many rows each had there before.
 type touch struct {
 	table   string
 	tenants map[int64]int
+	had     map[int64]int
 }
 
 // whoseRows recovers a sidecar from b to just before the first of txns and returns, per
-// transaction (by index), the tenants whose rows each deleted or updated, table by table.
-func whoseRows(ctx context.Context, c cluster.Cluster, b cluster.Backup, m *fixtures.Model, txns []*Txn) ([][]touch, error) {
+// transaction (by index), the tenants whose rows each deleted or updated, table by table, with
+// what the reported tenants had in those tables.
+func whoseRows(ctx context.Context, c cluster.Cluster, b cluster.Backup, m *fixtures.Model, txns []*Txn, reported []int64) ([][]touch, error) {
 	sidecar, err := c.PrepareSidecar(ctx, cluster.SidecarSpec{From: b, Target: cluster.RecoveryTarget{LSN: txns[0].FirstLSN.String()}})
 	if err == nil {
 		defer func() { _ = sidecar.Stop(context.WithoutCancel(ctx)) }()
@@ -197,12 +201,12 @@ func whoseRows(ctx context.Context, c cluster.Cluster, b cluster.Backup, m *fixt
 				if !ok {
 					continue
 				}
-				counts, err := tenantCounts(ctx, conn, m, name, nil, nil)
+				counts, err := tenantCounts(ctx, conn, m, name, nil, nil, reported)
 				if err != nil {
 					return err
 				}
 				for _, c := range counts {
-					out[i] = addTouch(out[i], name.table, c.tenant, c.rows)
+					out[i] = addTouch(out[i], name.table, c)
 				}
 			}
 		}
@@ -211,12 +215,12 @@ func whoseRows(ctx context.Context, c cluster.Cluster, b cluster.Backup, m *fixt
 			if !ok {
 				continue // a table made after the sidecar's point, or not a table
 			}
-			counts, err := tenantCounts(ctx, conn, m, name, tu.tids, tu.txn)
+			counts, err := tenantCounts(ctx, conn, m, name, tu.tids, tu.txn, reported)
 			if err != nil {
 				return err
 			}
 			for _, c := range counts {
-				out[c.txn] = addTouch(out[c.txn], name.table, c.tenant, c.rows)
+				out[c.txn] = addTouch(out[c.txn], name.table, c)
 			}
 		}
 		return nil
@@ -224,17 +228,20 @@ func whoseRows(ctx context.Context, c cluster.Cluster, b cluster.Backup, m *fixt
 	return out, err
 }
 
-// count is how many rows of a tenant a transaction (by index) changed.
+// count is how many rows of a tenant a transaction (by index) changed, and, for a reported
+// tenant, how many it had in the table.
 type count struct {
 	txn    int32
 	tenant int64
 	rows   int
+	had    int
 }
 
 // tenantCounts counts the rows of table name on conn by tenant and transaction: the tuples tids,
 // each changed by the transaction of the same index in txns; every row (as transaction 0) when
-// tids is nil. A table no tenant owns (reference data, pgdrill's own) counts none.
-func tenantCounts(ctx context.Context, conn *pgx.Conn, m *fixtures.Model, name qualified, tids []string, txns []int32) ([]count, error) {
+// tids is nil. The reported tenants' counts come with how many rows each had in the table. A
+// table no tenant owns (reference data, pgdrill's own) counts none.
+func tenantCounts(ctx context.Context, conn *pgx.Conn, m *fixtures.Model, name qualified, tids []string, txns []int32, reported []int64) ([]count, error) {
 	t, ok := m.LookupTable(name.table)
 	if !ok || (t.Owner.Kind != fixtures.OwnedByColumn && t.Owner.Kind != fixtures.OwnedByPath) {
 		return nil, nil
@@ -266,17 +273,45 @@ func tenantCounts(ctx context.Context, conn *pgx.Conn, m *fixtures.Model, name q
 	}); err != nil {
 		return nil, fmt.Errorf("find whose rows of %s were changed: %w", name.table, err)
 	}
+	var asked []int64
+	for _, c := range out {
+		if slices.Contains(reported, c.tenant) && !slices.Contains(asked, c.tenant) {
+			asked = append(asked, c.tenant)
+		}
+	}
+	if len(asked) == 0 {
+		return out, nil
+	}
+	rows, err = conn.Query(ctx, "SELECT "+tenant+", count(*) FROM "+owned.From+" WHERE "+tenant+" = ANY($1) GROUP BY 1", asked)
+	if err != nil {
+		return nil, fmt.Errorf("count the reported tenants' rows of %s: %w", name.table, err)
+	}
+	had := map[int64]int{}
+	var id int64
+	var n int
+	if _, err := pgx.ForEachRow(rows, []any{&id, &n}, func() error {
+		had[id] = n
+		return nil
+	}); err != nil {
+		return nil, fmt.Errorf("count the reported tenants' rows of %s: %w", name.table, err)
+	}
+	for i := range out {
+		out[i].had = had[out[i].tenant]
+	}
 	return out, nil
 }
 
-// addTouch counts n rows of tenant id in table into ts.
-func addTouch(ts []touch, table string, id int64, n int) []touch {
+// addTouch counts c's rows in table into ts.
+func addTouch(ts []touch, table string, c count) []touch {
 	i := slices.IndexFunc(ts, func(t touch) bool { return t.table == table })
 	if i < 0 {
-		ts = append(ts, touch{table: table, tenants: map[int64]int{}})
+		ts = append(ts, touch{table: table, tenants: map[int64]int{}, had: map[int64]int{}})
 		i = len(ts) - 1
 	}
-	ts[i].tenants[id] += n
+	ts[i].tenants[c.tenant] += c.rows
+	if c.had > 0 {
+		ts[i].had[c.tenant] += c.had
+	}
 	return ts
 }
 
@@ -301,6 +336,17 @@ func tablesByFile(ctx context.Context, conn *pgx.Conn) (map[uint32]qualified, er
 		return nil, fmt.Errorf("list tables: %w", err)
 	}
 	return out, nil
+}
+
+// bulkRows is the fewest rows of a table a bulk change of a tenant changes: a workload's write
+// of one row is never one.
+const bulkRows = 2
+
+// bulk reports whether touch t of the root table wiped tenant id, or changed at least half of
+// its rows of the table (and more than one): what a harm does, unlike a tenant's own writes.
+func bulk(t touch, id int64, root string) bool {
+	n := t.tenants[id]
+	return n > 0 && t.table == root || n >= bulkRows && 2*n >= t.had[id]
 }
 
 // subset reports whether every one of a is in b.
@@ -349,7 +395,7 @@ func judge(all []searched, root string, reported []int64) []Finding {
 		var named []int64
 		for _, t := range all[r.s].touched[r.i] {
 			for _, id := range reported {
-				if t.tenants[id] > 0 && !slices.Contains(named, id) {
+				if bulk(t, id, root) && !slices.Contains(named, id) {
 					named = append(named, id)
 				}
 			}
@@ -358,7 +404,7 @@ func judge(all []searched, root string, reported []int64) []Finding {
 			continue
 		}
 		slices.Sort(named)
-		harmful[r] = harm(r, "reported", fmt.Sprintf("it changed rows of reported tenant(s) %v", named))
+		harmful[r] = harm(r, "reported", fmt.Sprintf("it wiped reported tenant(s) %v, or changed at least half of their rows of a table", named))
 		if wipes(r) {
 			scripts = append(scripts, r)
 		}

@@ -98,7 +98,7 @@ func parseWhen(s string, now time.Time) (time.Time, error) {
 
 // printFindings writes each shard's harms, then every victim.
 func printFindings(w io.Writer, found []drill.Finding) {
-	var victims []string
+	var victims []int64
 	for _, f := range found {
 		fmt.Fprintf(w, "shard %d: %d harmful transaction(s) of %d that changed rows in the window", f.Shard, len(f.Harms), f.Considered)
 		if f.RecoverTo.XID != "" {
@@ -114,9 +114,8 @@ func printFindings(w io.Writer, found []drill.Finding) {
 			}
 			fmt.Fprintf(w, "    tenants: %s\n", strings.Join(parts, ", "))
 		}
-		for _, id := range f.Victims() {
-			victims = append(victims, fmt.Sprint(id))
-		}
+		victims = append(victims, f.Victims()...)
 	}
-	fmt.Fprintf(w, "victims: %d: %s\n", len(victims), strings.Join(victims, ", "))
+	slices.Sort(victims)
+	fmt.Fprintf(w, "victims: %d: %s\n", len(victims), strings.Trim(fmt.Sprint(victims), "[]"))
 }
