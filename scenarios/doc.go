@@ -51,10 +51,11 @@
 //	    fraction: 0.03               # kind-specific parameters: see Incident
 //	  detection:
 //	    delay: 10s                   # or: probe: {interval: 5s, timeout: 10m}
+//	    knowledge: told              # or blind: the restore locates the harm from a ticket
 //	  restore:
 //	    strategy: pitr-sidecar       # or runbook, with runbook: {command: ./restore.sh, timeout: 30m}
 //	  faults:                        # default: none
-//	    - {kind: kill-shard, phase: restore, params: {shard: 1}}
+//	    - {kind: kill, target: sidecar, at: restore.replay}
 //	  objectives: [rto<=1h, rpo<=5m, completeness>=100%, collateral==0, integrity==ok]
 //
 // Beyond each field's own range, validation refuses combinations that cannot work: a strategy

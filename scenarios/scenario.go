@@ -208,7 +208,27 @@ type Detection struct {
 	Delay Duration `yaml:"delay" json:"delay"`
 	// Probe detects the incident by checking the steady state repeatedly instead.
 	Probe *Probe `yaml:"probe" json:"probe"`
+	// Knowledge is what the restore is told of the incident: KnowledgeTold (the harmful
+	// transactions and every victim) or KnowledgeBlind (what tickets would say: a few of the
+	// victims and about when; the harm must be located). Default: told.
+	Knowledge Knowledge `yaml:"knowledge,omitempty" json:"knowledge,omitempty"`
 }
+
+// Knowledge is what a restore is told of the incident.
+type Knowledge string
+
+// The knowledge levels.
+const (
+	// KnowledgeTold hands the restore each harmful transaction and the full list of victims.
+	KnowledgeTold Knowledge = "told"
+	// KnowledgeBlind hands it only what a responder would have: a few of the victims, reported,
+	// and a time window; the restore locates the harm itself (package locate), and that takes
+	// its time in the RTO.
+	KnowledgeBlind Knowledge = "blind"
+)
+
+// Knowledges lists the knowledge levels.
+func Knowledges() []Knowledge { return []Knowledge{KnowledgeTold, KnowledgeBlind} }
 
 // detector returns the key and value of what detects the incident: the probe, or else the delay.
 func (det Detection) detector() (string, any) {
@@ -222,13 +242,21 @@ func (det Detection) detector() (string, any) {
 // delay of 0s (detected at once) is written too: dropped, it would read back as the default.
 func (det Detection) MarshalYAML() (any, error) {
 	key, v := det.detector()
-	return yaml.MapSlice{{Key: key, Value: v}}, nil
+	out := yaml.MapSlice{{Key: key, Value: v}}
+	if det.Knowledge != "" {
+		out = append(out, yaml.MapItem{Key: "knowledge", Value: det.Knowledge})
+	}
+	return out, nil
 }
 
 // MarshalJSON writes what MarshalYAML writes.
 func (det Detection) MarshalJSON() ([]byte, error) {
 	key, v := det.detector()
-	b, err := json.Marshal(map[string]any{key: v})
+	m := map[string]any{key: v}
+	if det.Knowledge != "" {
+		m["knowledge"] = det.Knowledge
+	}
+	b, err := json.Marshal(m)
 	if err != nil {
 		return nil, fmt.Errorf("marshal detection: %w", err)
 	}

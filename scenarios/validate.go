@@ -52,6 +52,14 @@ func validate(s *Scenario, d *decoder) {
 	validateProtection(&sp.Protection, d)
 	validateIncident(sp, d)
 	validateDetection(&sp.Detection, sp.Incident.Kind, d)
+	if sp.Detection.Knowledge == KnowledgeBlind {
+		switch {
+		case sp.Cluster.Layout == fixtures.LayoutDatabase:
+			d.invalid("spec.detection.knowledge", "blind drills of the database layout are not located yet: use told, or layout shared or schema")
+		case sp.Restore.Strategy == RunbookStrategy:
+			d.invalid("spec.detection.knowledge", "a runbook is handed the told incident file still; blind runbooks come with `pgdrill locate` in them: use told")
+		}
+	}
 	validateRestore(sp, d)
 	validateFaults(sp, d)
 	s.objectives = validateObjectives(sp.Objectives, d)
@@ -279,6 +287,13 @@ func validateRings(in *Incident, targeted float64, d *decoder) {
 }
 
 func validateDetection(det *Detection, kind IncidentKind, d *decoder) {
+	if det.Knowledge != "" {
+		if msg := oneOf(det.Knowledge, Knowledges()); msg != "" {
+			d.invalid("spec.detection.knowledge", "%s", msg)
+		} else if det.Knowledge == KnowledgeBlind && kind != WrongIDDeletion && kind != RingRollout {
+			d.invalid("spec.detection.knowledge", "blind drills of %s are not located yet (only wrong-id-deletion and ring-rollout): use told", kind)
+		}
+	}
 	if det.Probe == nil {
 		wait(d, "spec.detection.delay", det.Delay, true)
 		return

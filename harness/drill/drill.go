@@ -269,12 +269,20 @@ func (r *run) prepare(ctx context.Context, seed uint64) error {
 	return nil
 }
 
-// restore runs the strategy against the recorded incident and puts its phases on the timeline.
+// restore runs the strategy against the recorded incident (a blind drill's: as the restore
+// located it first) and puts its phases on the timeline.
 // A failure of the strategy is the restore's (a FAIL), unless the drill was interrupted. What
 // the strategy reports of itself (rows written, conflicts) is kept as reported; the judge never
 // reads it.
 func (r *run) restore(ctx context.Context, strategy restore.Strategy) (restore.Result, error) {
-	res, err := r.equip(strategy).Restore(ctx, r.env(), *r.out.Incident)
+	rec := *r.out.Incident
+	if r.blind() {
+		var err error
+		if rec, err = r.locate(ctx); err != nil {
+			return restore.Result{Strategy: strategy.Name()}, fmt.Errorf("%w: %w", errRestore, err)
+		}
+	}
+	res, err := r.equip(strategy).Restore(ctx, r.env(), rec)
 	r.addRestore(res)
 	if err != nil && ctx.Err() == nil {
 		return res, fmt.Errorf("%w: %w", errRestore, err)

@@ -84,6 +84,9 @@ type Outcome struct {
 	Reason string `json:"reason"`
 	// Notes say what the drill changed from the scenario it was given, and why.
 	Notes []string `json:"notes,omitempty"`
+	// Located is what a blind drill's restore found of the incident, against the truth; nil for
+	// a drill told the incident.
+	Located *Located `json:"located,omitempty"`
 	// Problems lists what went wrong, for the "what went wrong" part of reports.
 	Problems []string `json:"problems,omitempty"`
 }

@@ -1,0 +1,148 @@
+package drill
+
+import (
+	"cmp"
+	"context"
+	"fmt"
+	"maps"
+	"math/rand/v2"
+	"slices"
+	"strconv"
+	"time"
+
+	"github.com/pgdrill/pgdrill/harness/incident"
+	"github.com/pgdrill/pgdrill/harness/locate"
+	"github.com/pgdrill/pgdrill/harness/score"
+	"github.com/pgdrill/pgdrill/scenarios"
+)
+
+// StepLocate is a blind drill's search for the harm, inside the restore (it is time to restore).
+const StepLocate = "locate"
+
+// ticketStream is the random stream, under the drill's seed, that picks the tenants a ticket
+// names: its own, so that the choice does not move when other choices do.
+const ticketStream = 0x71c7e7
+
+// ticketWindow is how far before the harm a ticket's "since about" reaches.
+const ticketWindow = time.Minute
+
+// Located is what a blind drill's restore found of the incident, against the truth.
+type Located struct {
+	// Reported are the tenants the tickets named; From and To the window they gave.
+	Reported []int64   `json:"reported"`
+	From     time.Time `json:"from"`
+	To       time.Time `json:"to"`
+	// Found are the victims located; Missed the true victims it did not find (they stay lost);
+	// Innocent the tenants it took for victims that were not (restored over their own writes).
+	Found    []int64 `json:"found"`
+	Missed   []int64 `json:"missed,omitempty"`
+	Innocent []int64 `json:"innocent,omitempty"`
+	// TargetsExact says every harmed shard's recovery target is the true one.
+	TargetsExact bool          `json:"targets_exact"`
+	Took         time.Duration `json:"took"`
+}
+
+// blind reports whether the drill's restore must locate the harm itself.
+func (r *run) blind() bool {
+	return r.cfg.Scenario.Spec.Detection.Knowledge == scenarios.KnowledgeBlind && r.strategy != nil
+}
+
+// ticket is what support would say of rec: a third of its victims (at least one), drawn by the
+// drill's seed, and a window from a minute before the harm to now.
+func (r *run) ticket(rec incident.Record) locate.Report {
+	ids := make([]int64, len(rec.Affected))
+	for i, t := range rec.Affected {
+		ids[i] = t.ID
+	}
+	rng := rand.New(rand.NewPCG(r.out.Seed, ticketStream))
+	rng.Shuffle(len(ids), func(i, j int) { ids[i], ids[j] = ids[j], ids[i] })
+	reported := slices.Clone(ids[:max(1, len(ids)/3)])
+	slices.Sort(reported)
+	return locate.Report{Tenants: reported, From: rec.First().Add(-ticketWindow), To: time.Now()}
+}
+
+// locate finds the incident's harm from a ticket, as a responder must, timed as a phase of the
+// restore, and returns the incident as it was located: the record the strategy restores from.
+// What it found is compared with the truth in the outcome; the verification scores the restore
+// against the truth whatever was located.
+func (r *run) locate(ctx context.Context) (incident.Record, error) {
+	truth := *r.out.Incident
+	rep := r.ticket(truth)
+	start := time.Now()
+	found, err := locate.Find(ctx, r.c, r.prot.Backups, truth.Model, truth.Layout, rep)
+	end := time.Now()
+	r.out.Events = append(r.out.Events, Event{Name: StepRestore + "." + StepLocate, Shard: -1, Start: start.Sub(r.start),
+		End: end.Sub(r.start), At: start.UTC()})
+	r.clock.Phases = append(r.clock.Phases, score.Phase{Name: StepLocate, Shard: -1, Start: start, End: end})
+	if err != nil {
+		return truth, err
+	}
+	rec := incident.Record{Kind: truth.Kind, RunID: truth.RunID, Layout: truth.Layout, Model: truth.Model}
+	for _, f := range found {
+		for _, id := range f.Victims() {
+			rec.Affected = append(rec.Affected, incident.Tenant{ID: id, Shard: f.Shard})
+		}
+		for _, h := range f.Harms {
+			xid := strconv.FormatUint(uint64(h.XID), 10)
+			rec.Harms = append(rec.Harms, incident.Harm{Shard: f.Shard, Tenants: slices.Sorted(maps.Keys(h.Tenants)), XID: xid,
+				LSN: h.FirstLSN.String(), CommitLSN: h.CommitLSN.String(), Time: h.Time, RecoverTo: f.RecoverTo})
+		}
+	}
+	slices.SortFunc(rec.Affected, func(a, b incident.Tenant) int { return cmp.Compare(a.ID, b.ID) })
+	l := compareLocated(truth, rec, found)
+	l.Reported, l.From, l.To, l.Took = rep.Tenants, rep.From, rep.To, end.Sub(start)
+	r.out.Located = &l
+	note := fmt.Sprintf("blind: located %d of %d victims from %d reported tenant(s) in %s", len(l.Found)-len(l.Innocent),
+		len(truth.Affected), len(rep.Tenants), l.Took.Round(time.Millisecond))
+	if len(l.Missed) > 0 {
+		note += fmt.Sprintf("; missed %v", l.Missed)
+	}
+	if len(l.Innocent) > 0 {
+		note += fmt.Sprintf("; took innocent tenant(s) %v for victims", l.Innocent)
+	}
+	if l.TargetsExact {
+		note += "; every recovery target is the true one"
+	} else {
+		note += "; some recovery target is not the true one"
+	}
+	r.out.Notes = append(r.out.Notes, note)
+	r.log.Info("located the harm", "note", note)
+	if len(rec.Harms) == 0 {
+		return rec, fmt.Errorf("locate the harm: nothing harmful found from tenants %v since %s", rep.Tenants, rep.From.Format(time.TimeOnly))
+	}
+	return rec, nil
+}
+
+// compareLocated compares the victims and recovery targets located with the truth.
+func compareLocated(truth, located incident.Record, found []locate.Finding) Located {
+	var l Located
+	isTrue := map[int64]bool{}
+	for _, t := range truth.Affected {
+		isTrue[t.ID] = true
+	}
+	got := map[int64]bool{}
+	for _, t := range located.Affected {
+		got[t.ID] = true
+		l.Found = append(l.Found, t.ID)
+		if !isTrue[t.ID] {
+			l.Innocent = append(l.Innocent, t.ID)
+		}
+	}
+	for _, t := range truth.Affected {
+		if !got[t.ID] {
+			l.Missed = append(l.Missed, t.ID)
+		}
+	}
+	l.TargetsExact = true
+	for _, f := range found {
+		harms := truth.HarmsOn(f.Shard)
+		want := ""
+		if len(harms) > 0 {
+			want = harms[0].RecoverTo.XID
+		}
+		if f.RecoverTo.XID != want {
+			l.TargetsExact = false
+		}
+	}
+	return l
+}

@@ -1,0 +1,43 @@
+package drill_test
+
+import (
+	"context"
+
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+
+	"github.com/pgdrill/pgdrill/harness/drill"
+	"github.com/pgdrill/pgdrill/harness/drilltest"
+	"github.com/pgdrill/pgdrill/scenarios"
+)
+
+var _ = Describe("a blind drill", Label(drilltest.Slow), func() {
+	for _, layout := range []string{"shared", "schema"} {
+		It("locates every victim and the true recovery targets from a ticket naming a few, inside the restore's time, and passes: "+layout, func(ctx context.Context) {
+			sc := smallScenario(layout, 3)
+			sc.Spec.Detection.Knowledge = scenarios.KnowledgeBlind
+			out := drill.Run(ctx, drill.Config{Scenario: sc, Provider: provider, Log: drilltest.DiscardLogger()})
+			expectPassed(out)
+			Expect(out.Located).NotTo(BeNil())
+			l := out.Located
+			var truth []int64
+			for _, t := range out.Incident.Affected {
+				truth = append(truth, t.ID)
+			}
+			Expect(len(l.Reported)).To(BeNumerically("<", len(truth)), "the ticket names a few, not all")
+			Expect(truth).To(ContainElements(l.Reported))
+			Expect(l.Found).To(ConsistOf(truth), "every victim, the unreported ones included")
+			Expect(l.Missed).To(BeEmpty())
+			Expect(l.Innocent).To(BeEmpty())
+			Expect(l.TargetsExact).To(BeTrue())
+			var located *drill.Event
+			for i, e := range out.Events {
+				if e.Name == drill.StepRestore+"."+drill.StepLocate {
+					located = &out.Events[i]
+				}
+			}
+			Expect(located).NotTo(BeNil(), "locating is a phase on the timeline")
+			Expect(out.Notes).To(ContainElement(ContainSubstring("blind: located")))
+		})
+	}
+})
