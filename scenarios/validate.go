@@ -53,11 +53,8 @@ func validate(s *Scenario, d *decoder) {
 	validateIncident(sp, d)
 	validateDetection(&sp.Detection, sp.Incident.Kind, d)
 	if sp.Detection.Knowledge == KnowledgeBlind {
-		switch {
-		case sp.Cluster.Layout == fixtures.LayoutDatabase:
+		if sp.Cluster.Layout == fixtures.LayoutDatabase {
 			d.invalid("spec.detection.knowledge", "blind drills of the database layout are not located yet: use told, or layout shared or schema")
-		case sp.Restore.Strategy == RunbookStrategy:
-			d.invalid("spec.detection.knowledge", "a runbook is handed the told incident file still; blind runbooks come with `pgdrill locate` in them: use told")
 		}
 	}
 	validateRestore(sp, d)

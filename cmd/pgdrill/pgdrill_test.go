@@ -423,6 +423,36 @@ var _ = Describe("pgdrill", func() {
 		expectGone(d)
 	})
 
+	It("pages a blind game day with the ticket alone, and its restore locates the rest", func() {
+		dir := GinkgoT().TempDir()
+		file := filepath.Join(dir, "blind.yaml")
+		Expect(os.WriteFile(file, []byte(strings.Replace(smallDrill, "detection: {delay: 200ms}", "detection: {delay: 200ms, knowledge: blind}", 1)), 0o600)).To(Succeed())
+		up := pgdrill("up", "--scenario", file, "-o", "json")
+		d := describeFrom(up)
+		inc := finish("incident", d.RunID, "-o", "json")
+		Expect(inc).To(gexec.Exit(0))
+		var page struct{ Tenants []int64 }
+		Expect(json.Unmarshal(inc.Out.Contents(), &page)).To(Succeed())
+		Expect(page.Tenants).To(HaveLen(1), "a third of the 3 victims: what the tickets say")
+		incidentFile, err := os.ReadFile(filepath.Join(stateDir, "gamedays", d.RunID, "incident.json"))
+		Expect(err).NotTo(HaveOccurred())
+		var handed struct {
+			Affected []any
+			Harms    []any
+			Ticket   struct{ Tenants []int64 }
+		}
+		Expect(json.Unmarshal(incidentFile, &handed)).To(Succeed())
+		Expect(handed.Affected).To(BeEmpty(), "the team's copy names no victims beyond the ticket")
+		Expect(handed.Harms).To(BeEmpty())
+		Expect(handed.Ticket.Tenants).To(Equal(page.Tenants))
+		Expect(finish("restore", "--strategy", "pitr-sidecar", d.RunID)).To(gexec.Exit(0))
+		score := finish("score", d.RunID, "--out", filepath.Join(dir, "reports"))
+		Expect(score).To(gexec.Exit(0), string(score.Out.Contents()))
+		up.Signal(syscall.SIGINT)
+		Eventually(up, time.Minute).Should(gexec.Exit(0))
+		expectGone(d)
+	})
+
 	It("scores an unrestored game day as FAIL", func() {
 		dir, up, d := upSmallGameDay()
 		Expect(finish("incident", d.RunID)).To(gexec.Exit(0))

@@ -1,13 +1,10 @@
 package drill
 
 import (
-	"cmp"
 	"context"
 	"fmt"
-	"maps"
 	"math/rand/v2"
 	"slices"
-	"strconv"
 	"time"
 
 	"github.com/pgdrill/pgdrill/harness/incident"
@@ -42,14 +39,24 @@ type Located struct {
 	Took         time.Duration `json:"took"`
 }
 
-// blind reports whether the drill's restore must locate the harm itself.
+// blind reports whether the scenario's restore must locate the harm itself.
 func (r *run) blind() bool {
-	return r.cfg.Scenario.Spec.Detection.Knowledge == scenarios.KnowledgeBlind && r.strategy != nil
+	return r.cfg.Scenario.Spec.Detection.Knowledge == scenarios.KnowledgeBlind
+}
+
+// handed is what the team (a runbook, a game day's responders) is told of the incident rec: all
+// of it, or in a blind drill the ticket alone, with the tables it may look in.
+func (r *run) handed(rec incident.Record) incident.Record {
+	if !r.blind() {
+		return rec
+	}
+	t := r.ticket(rec)
+	return incident.Record{Kind: rec.Kind, RunID: rec.RunID, Layout: rec.Layout, Model: rec.Model, Ticket: &t}
 }
 
 // ticket is what support would say of rec: a third of its victims (at least one), drawn by the
 // drill's seed, and a window from a minute before the harm to now.
-func (r *run) ticket(rec incident.Record) locate.Report {
+func (r *run) ticket(rec incident.Record) incident.Ticket {
 	ids := make([]int64, len(rec.Affected))
 	for i, t := range rec.Affected {
 		ids[i] = t.ID
@@ -58,7 +65,7 @@ func (r *run) ticket(rec incident.Record) locate.Report {
 	rng.Shuffle(len(ids), func(i, j int) { ids[i], ids[j] = ids[j], ids[i] })
 	reported := slices.Clone(ids[:max(1, len(ids)/3)])
 	slices.Sort(reported)
-	return locate.Report{Tenants: reported, From: rec.First().Add(-ticketWindow), To: time.Now()}
+	return incident.Ticket{Tenants: reported, From: rec.First().Add(-ticketWindow), To: time.Now()}
 }
 
 // locate finds the incident's harm from a ticket, as a responder must, timed as a phase of the
@@ -77,18 +84,7 @@ func (r *run) locate(ctx context.Context) (incident.Record, error) {
 	if err != nil {
 		return truth, err
 	}
-	rec := incident.Record{Kind: truth.Kind, RunID: truth.RunID, Layout: truth.Layout, Model: truth.Model}
-	for _, f := range found {
-		for _, id := range f.Victims() {
-			rec.Affected = append(rec.Affected, incident.Tenant{ID: id, Shard: f.Shard})
-		}
-		for _, h := range f.Harms {
-			xid := strconv.FormatUint(uint64(h.XID), 10)
-			rec.Harms = append(rec.Harms, incident.Harm{Shard: f.Shard, Tenants: slices.Sorted(maps.Keys(h.Tenants)), XID: xid,
-				LSN: h.FirstLSN.String(), CommitLSN: h.CommitLSN.String(), Time: h.Time, RecoverTo: f.RecoverTo})
-		}
-	}
-	slices.SortFunc(rec.Affected, func(a, b incident.Tenant) int { return cmp.Compare(a.ID, b.ID) })
+	rec := locate.Record(truth, found)
 	l := compareLocated(truth, rec, found)
 	l.Reported, l.From, l.To, l.Took = rep.Tenants, rep.From, rep.To, end.Sub(start)
 	r.out.Located = &l

@@ -40,4 +40,14 @@ var _ = Describe("a blind drill", Label(drilltest.Slow), func() {
 			Expect(out.Notes).To(ContainElement(ContainSubstring("blind: located")))
 		})
 	}
+
+	It("hands a runbook the ticket alone; its `pgdrill restore` locates the harm itself, and passes", func(ctx context.Context) {
+		sc := smallScenarioWith("shared", 3, "{strategy: runbook, runbook: {command: 'pgdrill restore --strategy pitr-sidecar', timeout: 2m}}", "{}")
+		sc.Spec.Detection.Knowledge = scenarios.KnowledgeBlind
+		out := drill.Run(ctx, drill.Config{Scenario: sc, Provider: provider, Log: drilltest.DiscardLogger()})
+		expectPassed(out)
+		Expect(out.Notes).To(ContainElement(ContainSubstring("blind: the runbook was handed a ticket naming")))
+		Expect(out.Restore.Output).To(ContainSubstring("located the harm from the ticket"))
+		Expect(out.Located).To(BeNil(), "what the runbook found is its own; the verification tells how it went")
+	})
 })

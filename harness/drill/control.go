@@ -57,11 +57,15 @@ type Page struct {
 	Message string    `json:"message"`
 }
 
-// pageOf is the page for an incident of a scenario.
-func pageOf(scenario string, rec *incident.Record) Page {
-	p := Page{RunID: rec.RunID, At: rec.First()}
-	for _, t := range rec.Affected {
+// pageOf is the page of run's incident of a scenario, which happened at, as the team is told it
+// (handed): its victims, or a blind drill's ticket's.
+func pageOf(scenario, runID string, handed incident.Record, at time.Time) Page {
+	p := Page{RunID: runID, At: at}
+	for _, t := range handed.Affected {
 		p.Tenants = append(p.Tenants, t.ID)
+	}
+	if handed.Ticket != nil {
+		p.Tenants = handed.Ticket.Tenants
 	}
 	p.Message = fmt.Sprintf("SEV-1 (%s): support reports %d customer(s) whose data is missing or wrong since about %s — tenants %v. "+
 		"Everyone else seems fine. Restore them, then run `pgdrill score`.", scenario, len(p.Tenants), p.At.Local().Format(time.TimeOnly), p.Tenants)
@@ -107,8 +111,7 @@ func (g *GameDay) serve(ctx context.Context, dir string, log *slog.Logger) error
 	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /incident", func(w http.ResponseWriter, req *http.Request) {
-		rec, err := g.Inject(req.Context())
-		if err != nil {
+		if _, err := g.Inject(req.Context()); err != nil {
 			fail(w, err)
 			return
 		}
@@ -119,7 +122,12 @@ func (g *GameDay) serve(ctx context.Context, dir string, log *slog.Logger) error
 		if err != nil {
 			log.Warn("could not write the incident file for the team", "err", err)
 		}
-		reply(w, pageOf(g.Scenario().Metadata.ID, rec))
+		page, err := g.Page()
+		if err != nil {
+			fail(w, err)
+			return
+		}
+		reply(w, page)
 	})
 	mux.HandleFunc("POST /restore", func(w http.ResponseWriter, req *http.Request) {
 		var r restoreRequest
@@ -161,7 +169,7 @@ func (g *GameDay) serve(ctx context.Context, dir string, log *slog.Logger) error
 		reply(w, o)
 	})
 	mux.HandleFunc("POST /locate", func(w http.ResponseWriter, req *http.Request) {
-		var rep locate.Report
+		var rep incident.Ticket
 		if err := json.NewDecoder(req.Body).Decode(&rep); err != nil {
 			fail(w, exitcode.With(fmt.Errorf("read report: %w", err), exitcode.InvalidInput))
 			return
@@ -280,7 +288,7 @@ func (c *GameDayClient) Faults(ctx context.Context) ([]FaultOutcome, error) {
 }
 
 // Locate asks the owner to find the harm from what a responder knows.
-func (c *GameDayClient) Locate(ctx context.Context, rep locate.Report) ([]locate.Finding, error) {
+func (c *GameDayClient) Locate(ctx context.Context, rep incident.Ticket) ([]locate.Finding, error) {
 	var out []locate.Finding
 	err := c.call(ctx, "/locate", rep, &out)
 	return out, err

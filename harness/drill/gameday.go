@@ -53,7 +53,18 @@ func (g *GameDay) IncidentFile() (restore.IncidentFile, error) {
 	if g.r.out.Incident == nil {
 		return restore.IncidentFile{}, errNoIncident
 	}
-	return restore.NewIncidentFile(g.r.env(), *g.r.out.Incident), nil
+	return restore.NewIncidentFile(g.r.env(), g.r.handed(*g.r.out.Incident)), nil
+}
+
+// Page is what the on-call engineer is paged with once the incident happened: the tenants
+// support reports (in a blind game day, the ticket's few) and since when.
+func (g *GameDay) Page() (Page, error) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.r.out.Incident == nil {
+		return Page{}, errNoIncident
+	}
+	return pageOf(g.Scenario().Metadata.ID, g.r.out.Incident.RunID, g.r.handed(*g.r.out.Incident), g.r.out.Incident.First()), nil
 }
 
 // Inject breaks the cluster as the scenario says and records the incident.

@@ -17,6 +17,7 @@ import (
 	"github.com/pgdrill/pgdrill/harness/cluster/local"
 	"github.com/pgdrill/pgdrill/harness/dataset"
 	"github.com/pgdrill/pgdrill/harness/exitcode"
+	"github.com/pgdrill/pgdrill/harness/locate"
 	"github.com/pgdrill/pgdrill/harness/restore"
 	"github.com/pgdrill/pgdrill/harness/runstate"
 	"github.com/pgdrill/pgdrill/scenarios"
@@ -326,7 +327,21 @@ func (h *Host) RestoreFromIncidentFile(ctx context.Context, strategy, path, jour
 		}()
 		env.Watch, env.Journal = j, j
 	}
-	res, err = s.Restore(ctx, env, f.Record())
+	rec := f.Record()
+	if rec.Ticket != nil && len(rec.Harms) == 0 {
+		// A blind drill's file: the harm is found first, from the ticket, as `pgdrill locate` would.
+		found, err := locate.Find(ctx, c, f.Protection().Backups, rec.Model, rec.Layout, *rec.Ticket)
+		if err != nil {
+			return res, exitcode.With(fmt.Errorf("locate the harm from the ticket: %w", err), exitcode.HarnessError)
+		}
+		rec = locate.Record(rec, found)
+		h.log.Info("located the harm from the ticket", "victims", len(rec.Affected), "harms", len(rec.Harms))
+		if len(rec.Harms) == 0 {
+			return res, exitcode.With(fmt.Errorf("locate the harm: nothing harmful found from tenants %v since %s",
+				rec.Ticket.Tenants, rec.Ticket.From.Format(time.TimeOnly)), exitcode.ObjectivesMissed)
+		}
+	}
+	res, err = s.Restore(ctx, env, rec)
 	return res, exitcode.With(err, exitcode.ObjectivesMissed)
 }
 

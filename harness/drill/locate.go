@@ -6,21 +6,22 @@ import (
 	"fmt"
 
 	"github.com/pgdrill/pgdrill/harness/exitcode"
+	"github.com/pgdrill/pgdrill/harness/incident"
 	"github.com/pgdrill/pgdrill/harness/locate"
 	"github.com/pgdrill/pgdrill/harness/restore"
 )
 
-// LocateReport is what a responder knows when the tickets come in (locate.Report).
-type LocateReport = locate.Report
+// Ticket is what a responder knows when the tickets come in (incident.Ticket).
+type Ticket = incident.Ticket
 
 // Finding is what locating the harm found on one shard (locate.Finding).
 type Finding = locate.Finding
 
-// Locate finds the incident's harm from what a responder knows (rep: reported tenants, a time
+// Locate finds the incident's harm from what a responder knows (a ticket: reported tenants, a time
 // window), on every shard of the game day, as `pgdrill locate` asks: see locate.Find. It works
 // from the WAL archives and the servers alone; the incident record only tells it the tenants'
 // tables, never the harm.
-func (g *GameDay) Locate(ctx context.Context, rep locate.Report) ([]locate.Finding, error) {
+func (g *GameDay) Locate(ctx context.Context, rep incident.Ticket) ([]locate.Finding, error) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	r := g.r
@@ -34,7 +35,7 @@ func (g *GameDay) Locate(ctx context.Context, rep locate.Report) ([]locate.Findi
 // LocateFromIncidentFile finds the harm of the incident the incident file at path describes,
 // from this process, attached to the incident's run: what a runbook's `pgdrill locate` does. It
 // reads the file for the cluster, the backups and the tenants' tables, never for the harm.
-func (h *Host) LocateFromIncidentFile(ctx context.Context, path string, rep locate.Report) ([]locate.Finding, error) {
+func (h *Host) LocateFromIncidentFile(ctx context.Context, path string, rep incident.Ticket) ([]locate.Finding, error) {
 	f, err := restore.ReadIncidentFile(path)
 	if err != nil {
 		return nil, exitcode.With(err, exitcode.InvalidInput)

@@ -25,12 +25,23 @@ type Record struct {
 	Affected []Tenant `json:"affected"`
 	// Harms are the harmful transactions, ordered by shard and, within a shard, by WAL position.
 	Harms []Harm `json:"harms"`
+	// Ticket is set in what a blind restore is handed instead of the incident: what the tickets
+	// say. Affected and Harms are then empty: finding them is the restore's work.
+	Ticket *Ticket `json:"ticket,omitempty"`
 }
 
 // Tenant is one affected tenant and the shard it lives on.
 type Tenant struct {
 	ID    int64 `json:"id"`
 	Shard int   `json:"shard"`
+}
+
+// Ticket is what a responder knows when the tickets come in: some of the tenants that lost data,
+// and about when. A blind drill hands the restore a ticket instead of the incident.
+type Ticket struct {
+	Tenants []int64   `json:"tenants"`
+	From    time.Time `json:"from"`
+	To      time.Time `json:"to"`
 }
 
 // Harm is one harmful transaction on one shard.

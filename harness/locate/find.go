@@ -16,15 +16,8 @@ import (
 	"github.com/pgdrill/pgdrill/fixtures"
 	"github.com/pgdrill/pgdrill/harness/backup"
 	"github.com/pgdrill/pgdrill/harness/cluster"
+	"github.com/pgdrill/pgdrill/harness/incident"
 )
-
-// Report is what a responder knows when the tickets come in: some of the tenants that lost
-// data, and about when.
-type Report struct {
-	Tenants []int64   `json:"tenants"`
-	From    time.Time `json:"from"`
-	To      time.Time `json:"to"`
-}
 
 // Harm is a transaction Find judged harmful, with what it harmed and why it was judged so.
 type Harm struct {
@@ -69,7 +62,7 @@ func (f Finding) Victims() []int64 {
 // Find looks for the harm on every shard of c, whose base backups are backups (one per shard)
 // and whose tenants' tables model m describes in layout, as a responder would. On each shard it
 // reads the WAL archive from the backup to now, keeps the transactions committed within the
-// report's window that deleted or overwrote rows or dropped tables (DROP TABLE, DROP SCHEMA,
+// ticket's window that deleted or overwrote rows or dropped tables (DROP TABLE, DROP SCHEMA,
 // TRUNCATE), recovers a sidecar to just before the first of them, and asks it whose rows those
 // were: one query per table changed, whatever the number of transactions and tenants.
 //
@@ -80,7 +73,7 @@ func (f Finding) Victims() []int64 {
 // transaction changed is a victim, the ones no ticket names included; a transaction that changed
 // other tenants' rows otherwise (the workload's own deletes) is not a harm. It returns one
 // finding per shard, in shard order.
-func Find(ctx context.Context, c cluster.Cluster, backups []cluster.Backup, m *fixtures.Model, layout fixtures.Layout, rep Report) ([]Finding, error) {
+func Find(ctx context.Context, c cluster.Cluster, backups []cluster.Backup, m *fixtures.Model, layout fixtures.Layout, rep incident.Ticket) ([]Finding, error) {
 	if layout == fixtures.LayoutDatabase {
 		return nil, errors.New("locate harm: the database layout is not searched yet")
 	}
@@ -107,7 +100,7 @@ type searched struct {
 
 // search reads shard's WAL from its backup b to now, and finds whose rows each transaction in
 // the report's window touched.
-func search(ctx context.Context, c cluster.Cluster, shard int, b cluster.Backup, m *fixtures.Model, rep Report) (searched, error) {
+func search(ctx context.Context, c cluster.Cluster, shard int, b cluster.Backup, m *fixtures.Model, rep incident.Ticket) (searched, error) {
 	out := searched{shard: shard}
 	live := c.Shards()[shard]
 	end, err := currentLSN(ctx, live)
@@ -436,4 +429,22 @@ func judge(all []searched, root string, reported []int64) []Finding {
 		out[s] = f
 	}
 	return out
+}
+
+// Record is the incident as found: base's kind, run, layout and model, with the victims and the
+// harmful transactions of found, what a strategy restores from.
+func Record(base incident.Record, found []Finding) incident.Record {
+	rec := incident.Record{Kind: base.Kind, RunID: base.RunID, Layout: base.Layout, Model: base.Model}
+	for _, f := range found {
+		for _, id := range f.Victims() {
+			rec.Affected = append(rec.Affected, incident.Tenant{ID: id, Shard: f.Shard})
+		}
+		for _, h := range f.Harms {
+			rec.Harms = append(rec.Harms, incident.Harm{Shard: f.Shard, Tenants: slices.Sorted(maps.Keys(h.Tenants)),
+				XID: strconv.FormatUint(uint64(h.XID), 10), LSN: h.FirstLSN.String(), CommitLSN: h.CommitLSN.String(), Time: h.Time,
+				RecoverTo: f.RecoverTo})
+		}
+	}
+	slices.SortFunc(rec.Affected, func(a, b incident.Tenant) int { return cmp.Compare(a.ID, b.ID) })
+	return rec
 }

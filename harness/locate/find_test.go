@@ -69,7 +69,7 @@ var _ = Describe("finding the harm from a ticket", Label(drilltest.Slow), func()
 			}
 			to := time.Now().Add(time.Second)
 
-			found, err := locate.Find(ctx, c, prot.Backups, m, layout, locate.Report{Tenants: []int64{reported.ID}, From: from, To: to})
+			found, err := locate.Find(ctx, c, prot.Backups, m, layout, incident.Ticket{Tenants: []int64{reported.ID}, From: from, To: to})
 			Expect(err).NotTo(HaveOccurred())
 			Expect(found).To(HaveLen(2))
 			var want, got []int64

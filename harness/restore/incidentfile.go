@@ -47,6 +47,10 @@ type IncidentFile struct {
 	Catalog cluster.ServerInfo `json:"catalog"`
 	// Shards are every shard of the cluster, index i at position i.
 	Shards []ShardFacts `json:"shards"`
+	// Ticket is set in a blind drill: what the tickets say (some victims, about when). Affected
+	// and Harms are then empty: the runbook finds them (`pgdrill locate`; `pgdrill restore`
+	// locates them itself).
+	Ticket *incident.Ticket `json:"ticket,omitempty"`
 }
 
 // ShardFacts is one shard as a responder needs it: where it runs and archives its WAL (the
@@ -61,7 +65,7 @@ type ShardFacts struct {
 // NewIncidentFile describes an incident of env's cluster.
 func NewIncidentFile(env Env, rec incident.Record) IncidentFile {
 	f := IncidentFile{Version: IncidentFileVersion, RunID: rec.RunID, Kind: rec.Kind, Layout: rec.Layout, Model: rec.Model,
-		Affected: rec.Affected, Harms: rec.Harms, Catalog: env.Cluster.Catalog().Info()}
+		Affected: rec.Affected, Harms: rec.Harms, Catalog: env.Cluster.Catalog().Info(), Ticket: rec.Ticket}
 	for i, s := range env.Cluster.Shards() {
 		sf := ShardFacts{ServerInfo: s.Info()}
 		if i < len(env.Protection.Backups) {
@@ -75,7 +79,7 @@ func NewIncidentFile(env Env, rec incident.Record) IncidentFile {
 
 // Record returns the incident the file describes.
 func (f IncidentFile) Record() incident.Record {
-	return incident.Record{Kind: f.Kind, RunID: f.RunID, Layout: f.Layout, Model: f.Model, Affected: f.Affected, Harms: f.Harms}
+	return incident.Record{Kind: f.Kind, RunID: f.RunID, Layout: f.Layout, Model: f.Model, Affected: f.Affected, Harms: f.Harms, Ticket: f.Ticket}
 }
 
 // Protection returns the base backups the file names, one per shard; empty unless every shard

@@ -43,7 +43,7 @@ Exit codes: 0 searched (whatever it found), 2 invalid input, 3 the harness broke
 			if since == "" {
 				return invalid("--since is required: about when the reported data went missing")
 			}
-			rep := drill.LocateReport{Tenants: tenants, To: now}
+			rep := drill.Ticket{Tenants: tenants, To: now}
 			var err error
 			if rep.From, err = parseWhen(since, now); err != nil {
 				return invalid("--since: %v", err)
