@@ -92,7 +92,7 @@ var _ = Describe("decoding and validating", func() {
 			"testdata/malformed.yaml:18:5: spec.incident.fraction: must be between 0 and 1 (a share), got 1.5",
 			"testdata/malformed.yaml:19:5: spec.incident.shard: not a parameter of wrong-id-deletion, which takes: fraction",
 			"testdata/malformed.yaml:24:7: spec.objectives[1]: completeness>=120% can never pass: completeness cannot exceed 100%",
-			`testdata/malformed.yaml:25:7: spec.objectives[2]: unknown metric "rot" (did you mean rto?); metrics: rto, rpo, detect, completeness, collateral, lost_rows, integrity, backups, phase.{archive,provision,replay,extract,merge,verify}`,
+			`testdata/malformed.yaml:25:7: spec.objectives[2]: unknown metric "rot" (did you mean rto?); metrics: rto, rpo, detect, completeness, collateral, lost_rows, integrity, backups, located, target, phase.{locate,archive,provision,replay,extract,merge,verify}`,
 		}))
 		p := problemsOf(err)[6]
 		Expect(p).To(Equal(scenarios.Problem{File: "testdata/malformed.yaml", Line: 18, Column: 5,

@@ -60,6 +60,17 @@ func validate(s *Scenario, d *decoder) {
 	validateRestore(sp, d)
 	validateFaults(sp, d)
 	s.objectives = validateObjectives(sp.Objectives, d)
+	for i, o := range s.objectives {
+		if o.Metric != objective.Located && o.Metric != objective.Target {
+			continue
+		}
+		switch {
+		case sp.Detection.Knowledge != KnowledgeBlind:
+			d.invalid(fmt.Sprintf("spec.objectives[%d]", i), "%s is what a blind restore found of the harm, and this drill tells it the incident: set spec.detection.knowledge: blind", o.Metric)
+		case sp.Restore.Strategy == RunbookStrategy:
+			d.invalid(fmt.Sprintf("spec.objectives[%d]", i), "%s cannot be measured of a runbook, whose search is its own: the verification scores what it brought back", o.Metric)
+		}
+	}
 }
 
 func validateMetadata(m *Metadata, d *decoder) {

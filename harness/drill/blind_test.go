@@ -8,6 +8,7 @@ import (
 
 	"github.com/pgdrill/pgdrill/harness/drill"
 	"github.com/pgdrill/pgdrill/harness/drilltest"
+	"github.com/pgdrill/pgdrill/harness/objective"
 	"github.com/pgdrill/pgdrill/scenarios"
 )
 
@@ -38,6 +39,9 @@ var _ = Describe("a blind drill", Label(drilltest.Slow), func() {
 			}
 			Expect(located).NotTo(BeNil(), "locating is a phase on the timeline")
 			Expect(out.Notes).To(ContainElement(ContainSubstring("blind: located")))
+			Expect(out.Measures).To(HaveKeyWithValue(objective.Located, objective.Percent(100)))
+			Expect(out.Measures).To(HaveKeyWithValue(objective.Target, objective.Status(true)))
+			Expect(out.Measures).To(HaveKey(objective.Phase(drill.StepLocate)), "locating has its own phase measure")
 		})
 	}
 

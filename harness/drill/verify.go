@@ -111,8 +111,12 @@ func (r *run) finish(ctx context.Context, err error) {
 	for _, f := range o.Faults {
 		faults = append(faults, score.Fault{Description: f.Description, Confirmed: f.Confirmed, Healed: f.Healed, Problem: f.Problem})
 	}
+	var located *score.Located
+	if l := o.Located; l != nil && o.Incident != nil {
+		located = &score.Located{Victims: len(o.Incident.Affected), Found: len(l.Found) - len(l.Innocent), TargetsExact: l.TargetsExact}
+	}
 	j := score.Judge(score.Drill{Baseline: r.base, Ledger: r.ledgerEntries(), Clock: r.clock, Chains: o.Backups, Findings: r.findings,
-		WorkloadExpected: sc.Writers > 0 && sc.Rate > 0, Faults: faults}, r.cfg.Scenario.Objectives(), end)
+		WorkloadExpected: sc.Writers > 0 && sc.Rate > 0, Faults: faults, Located: located}, r.cfg.Scenario.Objectives(), end)
 	o.Measures, o.Results, o.Verdict, o.Reason = j.Measures, j.Results, j.Verdict, j.Reason
 	o.Problems = append(o.Problems, j.Problems...)
 	r.log.Info("drill finished", "verdict", o.Verdict, "reason", o.Reason)

@@ -130,6 +130,11 @@ func reason(o Objective, m Value, passed bool) string {
 			return "every base backup verified and the WAL archive is unbroken through the incident"
 		}
 		return "the backups are broken: a base backup does not verify or the WAL archive has a gap"
+	case Target:
+		if passed {
+			return "every recovery target the restore located is the true one"
+		}
+		return "a recovery target the restore located is not the true one: too early loses writes, too late keeps harm"
 	}
 	measured := m.String()
 	if o.Threshold.Unit == UnitRows {

@@ -11,13 +11,14 @@
 //
 //	objective := metric op threshold
 //	metric    := rto | rpo | detect | completeness | collateral | lost_rows | integrity | backups
-//	           | phase.NAME                       (NAME: archive, provision, replay, extract, merge, verify)
+//	           | located | target                 (blind drills: what the restore found of the harm)
+//	           | phase.NAME                       (NAME: locate, archive, provision, replay, extract, merge, verify)
 //	op        := <= | < | >= | > | ==
 //	threshold := DURATION                         (Go syntax: 500ms, 5s, 15m, 1h30m; a bare 0;
 //	                                               to the millisecond from 1s up; at most 2562047h)
 //	           | NUMBER%                          (0..100)
 //	           | INTEGER                          (a row count, at most 2^53)
-//	           | ok | verified                     (integrity==ok, backups==verified)
+//	           | ok | verified | exact             (integrity==ok, backups==verified, target==exact)
 //
 // Each metric has one unit and the comparisons that make sense for it: durations and row counts
 // are bounded from above (<=, <; row counts also ==0), completeness from below (>=, >, ==), and
@@ -65,6 +66,13 @@ const (
 	// backup's start through the incident: checked before the restore, so that a drill finds
 	// out its backups are broken before a real incident does.
 	Backups Metric = "backups"
+	// Located is, in a blind drill, the share of the true victims the restore found from the
+	// ticket, in percent: a victim it missed stays lost.
+	Located Metric = "located"
+	// Target is, in a blind drill, whether every recovery target the restore found is the true
+	// one (just before each shard's first harm): an earlier one loses writes, a later one keeps
+	// harm.
+	Target Metric = "target"
 )
 
 // phasePrefix starts the per-phase duration metrics, e.g. phase.replay.
@@ -75,15 +83,16 @@ const phasePrefix = "phase."
 func Phase(name string) Metric { return Metric(phasePrefix + name) }
 
 // Phases lists the restore phases that have a duration metric, in the order they run: the
-// phases of DESIGN.md's RTO breakdown other than detection (a metric of its own), and archive,
-// the wait for the live shard's last WAL to reach the archive that the restore package times.
+// phases of DESIGN.md's RTO breakdown other than detection (a metric of its own), archive,
+// the wait for the live shard's last WAL to reach the archive that the restore package times,
+// and locate, a blind drill's search for the harm.
 func Phases() []string {
-	return []string{"archive", "provision", "replay", "extract", "merge", "verify"}
+	return []string{"locate", "archive", "provision", "replay", "extract", "merge", "verify"}
 }
 
 // Metrics lists the metrics other than the per-phase ones, for help texts and hints.
 func Metrics() []Metric {
-	return []Metric{RTO, RPO, Detect, Completeness, Collateral, LostRows, Integrity, Backups}
+	return []Metric{RTO, RPO, Detect, Completeness, Collateral, LostRows, Integrity, Backups, Located, Target}
 }
 
 // Unit is what a metric is measured in; a threshold must be in its metric's unit.
@@ -139,8 +148,8 @@ type Objective struct {
 // String writes the objective in its canonical form, e.g. "rto<=15m"; it parses back to the
 // same objective.
 func (o Objective) String() string {
-	if o.Metric == Backups {
-		return string(o.Metric) + string(o.Op) + "verified"
+	if o.Metric == Backups || o.Metric == Target {
+		return string(o.Metric) + string(o.Op) + statusWord(o.Metric)
 	}
 	return string(o.Metric) + string(o.Op) + o.Threshold.String()
 }
@@ -248,11 +257,11 @@ func specOf(m Metric) (metricSpec, bool) {
 		return metricSpec{unit: UnitDuration, ops: upper}, true
 	case m == RPO:
 		return metricSpec{unit: UnitDuration, ops: upper, zeroBound: true}, true
-	case m == Completeness:
+	case m == Completeness || m == Located:
 		return metricSpec{unit: UnitPercent, ops: []Op{GE, GT, EQ}}, true
 	case m == Collateral || m == LostRows:
 		return metricSpec{unit: UnitRows, ops: []Op{LE, LT, EQ}, zeroBound: true}, true
-	case m == Integrity || m == Backups:
+	case m == Integrity || m == Backups || m == Target:
 		return metricSpec{unit: UnitStatus, ops: []Op{EQ}}, true
 	case strings.HasPrefix(string(m), phasePrefix) && slices.Contains(Phases(), string(m)[len(phasePrefix):]):
 		return metricSpec{unit: UnitDuration, ops: upper}, true
@@ -346,10 +355,14 @@ func wrongOp(m Metric, spec metricSpec) string {
 	}
 }
 
-// statusWord is what a status metric is required to be: backups are verified, integrity is ok.
+// statusWord is what a status metric is required to be: backups are verified, the recovery
+// target exact, integrity ok.
 func statusWord(m Metric) string {
-	if m == Backups {
+	switch m {
+	case Backups:
 		return "verified"
+	case Target:
+		return "exact"
 	}
 	return "ok"
 }

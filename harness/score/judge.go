@@ -71,6 +71,17 @@ type Drill struct {
 	WorkloadExpected bool
 	// Faults are the chaos the scenario asked for, as the harness observed it.
 	Faults []Fault
+	// Located is what a blind drill's restore found of the harm, against the truth; nil when
+	// the drill was told the incident (or a runbook searched for itself).
+	Located *Located
+}
+
+// Located is what a blind restore found of the harm, as the harness compared it with the truth.
+type Located struct {
+	// Victims counts the true victims; Found how many of them the restore found.
+	Victims, Found int
+	// TargetsExact says every recovery target it found is the true one.
+	TargetsExact bool
 }
 
 // Fault is one fault of the drill as the harness observed it: a fault that was not seen to take
@@ -280,6 +291,10 @@ func (d Drill) Measure() objective.Measures {
 			whole = whole && r.Whole()
 		}
 		m[objective.Backups] = objective.Status(whole)
+	}
+	if l := d.Located; l != nil && l.Victims > 0 {
+		m[objective.Located] = objective.Percent(100 * float64(l.Found) / float64(l.Victims))
+		m[objective.Target] = objective.Status(l.TargetsExact)
 	}
 	span := map[string][2]time.Time{}
 	for _, p := range c.Phases {

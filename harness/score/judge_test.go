@@ -248,6 +248,13 @@ var _ = Describe("the judge", func() {
 		}, objective.Phase("replay"), ptr(objective.Duration(30*time.Second-15*time.Second))),
 		Entry("detection that did not happen is not measured", func(d *score.Drill) { d.Clock.Detected = time.Time{} },
 			objective.Detect, nil),
+		Entry("a blind restore that found 2 of 3 victims located 66.7%", func(d *score.Drill) {
+			d.Located = &score.Located{Victims: 3, Found: 2, TargetsExact: true}
+		}, objective.Located, ptr(objective.Percent(200.0/3))),
+		Entry("a blind restore with one wrong recovery target misses the target", func(d *score.Drill) {
+			d.Located = &score.Located{Victims: 3, Found: 3}
+		}, objective.Target, ptr(objective.Status(false))),
+		Entry("a told drill measures no finding", func(*score.Drill) {}, objective.Located, nil),
 		Entry("one broken chain breaks the backups", func(d *score.Drill) {
 			d.Chains = append(d.Chains, backup.ChainReport{Shard: "shard-1", BackupProblem: "checksum mismatch"})
 		}, objective.Backups, ptr(objective.Status(false))),
