@@ -61,6 +61,17 @@ func expectStruckAndHealed(out *drill.Outcome) {
 	Expect(rep.Faults).To(HaveLen(len(out.Faults)))
 }
 
+// expectNoRecordsOf asserts that nothing of run runID is left recorded: its own record, and those
+// of the restores attached to it (RUN_ID-xxxx).
+func expectNoRecordsOf(runID string) {
+	GinkgoHelper()
+	recs, err := provider.Store().List()
+	Expect(err).NotTo(HaveOccurred())
+	for _, rec := range recs {
+		Expect(rec.RunID).NotTo(HavePrefix(runID), "what a crashed restore left is reaped")
+	}
+}
+
 // expectNoMounts asserts that no filesystem pgdrill mounted (a sidecar's disk) is left.
 func expectNoMounts() {
 	GinkgoHelper()
@@ -164,11 +175,7 @@ var _ = Describe("faults in a drill", Label(drilltest.Slow), func() {
 		Expect(out.Restore.Output).To(ContainSubstring("an earlier run of the restore brought the tenant back"))
 		Expect(out.Restore.Output).To(MatchRegexp(`pitr-sidecar restored 4 tenant\(s\), \d+ row\(s\) written \([123] of them by an earlier run`))
 		By("leaving no record or process of the crashed restore behind")
-		recs, err := provider.Store().List()
-		Expect(err).NotTo(HaveOccurred())
-		for _, rec := range recs {
-			Expect(rec.RunID).NotTo(HavePrefix(out.RunID), "the crashed restore's sidecar record is reaped")
-		}
+		expectNoRecordsOf(out.RunID)
 	})
 
 	It("never passes a rerun that skips what the crashed runbook left undone", func(ctx context.Context) {
@@ -178,6 +185,7 @@ var _ = Describe("faults in a drill", Label(drilltest.Slow), func() {
 		Expect(out.Verdict).To(Equal(score.Fail), out.Reason)
 		Expect(out.Measures[objective.Completeness].Number).To(BeNumerically("<", 100))
 		expectStruckAndHealed(out)
+		expectNoRecordsOf(out.RunID) // no rerun's pgdrill restore reaped them: the drill's teardown did
 	})
 
 	It("fills the sidecar's disk during replay and frees it after 2s: the restore starts the sidecar again, and passes", func(ctx context.Context) {

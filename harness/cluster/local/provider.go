@@ -21,6 +21,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 
 	"github.com/jackc/pgx/v5"
@@ -398,9 +399,16 @@ func (c *localCluster) saveRecord() error {
 }
 
 // Destroy stops every server in parallel and removes the run's directory and record. An attached
-// handle stops only what it started, and removes only its own directory and record.
+// handle stops only what it started, and removes only its own directory and record. The owner
+// first reaps what attached handles whose process died left (a runbook's `pgdrill restore`
+// killed mid-restore and never run again): nothing of its run outlives it.
 func (c *localCluster) Destroy(ctx context.Context) error {
 	ctx = context.WithoutCancel(ctx) // teardown must finish even when the run was cancelled
+	if !c.attached {
+		if err := c.reapChildren(ctx); err != nil {
+			return fmt.Errorf("destroy cluster %s: %w", c.runID, err)
+		}
+	}
 	servers := c.owned()
 	errs := make([]error, len(servers))
 	var wg sync.WaitGroup
@@ -419,6 +427,23 @@ func (c *localCluster) Destroy(ctx context.Context) error {
 	}
 	c.p.log.Info("cluster destroyed", "run_id", c.recordID)
 	return nil
+}
+
+// reapChildren reaps the records of handles attached to the run whose process died.
+func (c *localCluster) reapChildren(ctx context.Context) error {
+	recs, err := c.p.store.List()
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, rec := range recs {
+		if strings.HasPrefix(rec.RunID, c.runID+"-") && rec.Orphaned() {
+			if err := Reap(ctx, c.p.store, rec); err != nil {
+				errs = append(errs, err)
+			}
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // removeRunDir removes a run directory, but only one whose marker file names runID.
