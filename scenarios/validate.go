@@ -52,11 +52,6 @@ func validate(s *Scenario, d *decoder) {
 	validateProtection(&sp.Protection, d)
 	validateIncident(sp, d)
 	validateDetection(&sp.Detection, sp.Incident.Kind, d)
-	if sp.Detection.Knowledge == KnowledgeBlind {
-		if sp.Cluster.Layout == fixtures.LayoutDatabase {
-			d.invalid("spec.detection.knowledge", "blind drills of the database layout are not located yet: use told, or layout shared or schema")
-		}
-	}
 	validateRestore(sp, d)
 	validateFaults(sp, d)
 	s.objectives = validateObjectives(sp.Objectives, d)

@@ -7,6 +7,8 @@ import (
 	"slices"
 	"time"
 
+	"github.com/pgdrill/pgdrill/harness/backup"
+	"github.com/pgdrill/pgdrill/harness/cluster"
 	"github.com/pgdrill/pgdrill/harness/incident"
 	"github.com/pgdrill/pgdrill/harness/locate"
 	"github.com/pgdrill/pgdrill/harness/score"
@@ -76,7 +78,7 @@ func (r *run) locate(ctx context.Context) (incident.Record, error) {
 	truth := *r.out.Incident
 	rep := r.ticket(truth)
 	start := time.Now()
-	found, err := locate.Find(ctx, r.c, r.prot.Backups, truth.Model, truth.Layout, rep)
+	found, err := locate.Find(ctx, r.c, r.prot.Backups, truth.Model, rep)
 	end := time.Now()
 	r.out.Events = append(r.out.Events, Event{Name: StepRestore + "." + StepLocate, Shard: -1, Start: start.Sub(r.start),
 		End: end.Sub(r.start), At: start.UTC()})
@@ -132,13 +134,26 @@ func compareLocated(truth, located incident.Record, found []locate.Finding) Loca
 	l.TargetsExact = true
 	for _, f := range found {
 		harms := truth.HarmsOn(f.Shard)
-		want := ""
-		if len(harms) > 0 {
-			want = harms[0].RecoverTo.XID
+		if len(harms) == 0 {
+			l.TargetsExact = l.TargetsExact && len(f.Harms) == 0
+			continue
 		}
-		if f.RecoverTo.XID != want {
-			l.TargetsExact = false
-		}
+		l.TargetsExact = l.TargetsExact && sameTarget(harms[0], f.RecoverTo)
 	}
 	return l
+}
+
+// sameTarget reports whether target got brings back what the true target before harm h does: the
+// same transaction; or, for a target in the WAL, a position no earlier than the true one (taken
+// just before the harm) and before the harm's commit, where recovery stops short of the harm
+// and keeps every other transaction that committed before it.
+func sameTarget(h incident.Harm, got cluster.RecoveryTarget) bool {
+	want := h.RecoverTo
+	if want.XID != "" {
+		return got.XID == want.XID
+	}
+	lo, err1 := backup.ParseLSN(want.LSN)
+	hi, err2 := backup.ParseLSN(h.CommitLSN)
+	at, err3 := backup.ParseLSN(got.LSN)
+	return err1 == nil && err2 == nil && err3 == nil && lo <= at && at < hi
 }

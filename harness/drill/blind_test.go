@@ -13,7 +13,7 @@ import (
 )
 
 var _ = Describe("a blind drill", Label(drilltest.Slow), func() {
-	for _, layout := range []string{"shared", "schema"} {
+	for _, layout := range []string{"shared", "schema", "database"} {
 		It("locates every victim and the true recovery targets from a ticket naming a few, inside the restore's time, and passes: "+layout, func(ctx context.Context) {
 			sc := smallScenario(layout, 3)
 			sc.Spec.Detection.Knowledge = scenarios.KnowledgeBlind

@@ -330,7 +330,7 @@ func (h *Host) RestoreFromIncidentFile(ctx context.Context, strategy, path, jour
 	rec := f.Record()
 	if rec.Ticket != nil && len(rec.Harms) == 0 {
 		// A blind drill's file: the harm is found first, from the ticket, as `pgdrill locate` would.
-		found, err := locate.Find(ctx, c, f.Protection().Backups, rec.Model, rec.Layout, *rec.Ticket)
+		found, err := locate.Find(ctx, c, f.Protection().Backups, rec.Model, *rec.Ticket)
 		if err != nil {
 			return res, exitcode.With(fmt.Errorf("locate the harm from the ticket: %w", err), exitcode.HarnessError)
 		}

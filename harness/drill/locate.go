@@ -28,7 +28,7 @@ func (g *GameDay) Locate(ctx context.Context, rep incident.Ticket) ([]locate.Fin
 	if r.out.Incident == nil {
 		return nil, errNoIncident
 	}
-	found, err := locate.Find(ctx, r.c, r.prot.Backups, r.out.Incident.Model, r.out.Incident.Layout, rep)
+	found, err := locate.Find(ctx, r.c, r.prot.Backups, r.out.Incident.Model, rep)
 	return found, exitcode.With(err, exitcode.HarnessError)
 }
 
@@ -59,7 +59,7 @@ func (h *Host) LocateFromIncidentFile(ctx context.Context, path string, rep inci
 	if len(backups) == 0 {
 		return nil, exitcode.With(errors.New("locate harm: the incident file names no base backup of every shard"), exitcode.InvalidInput)
 	}
-	found, err := locate.Find(ctx, c, backups, f.Model, f.Layout, rep)
+	found, err := locate.Find(ctx, c, backups, f.Model, rep)
 	if err != nil {
 		return nil, exitcode.With(fmt.Errorf("locate harm of run %s: %w", f.RunID, err), exitcode.HarnessError)
 	}

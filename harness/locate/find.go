@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"cmp"
 	"context"
-	"errors"
 	"fmt"
 	"maps"
 	"slices"
@@ -29,6 +28,8 @@ type Harm struct {
 	Tenants map[int64]int `json:"tenants"`
 	// Tables are the tables it changed, sorted.
 	Tables []string `json:"tables"`
+	// DroppedDatabases are the databases it dropped (the database layout's harm).
+	DroppedDatabases []uint32 `json:"dropped_databases,omitempty"`
 	// Confidence is "reported" (it changed rows of a tenant the tickets name) or "pattern" (it
 	// wiped tenants through tables a reported harm wiped tenants through: the same script, in
 	// another transaction); Why says it in words.
@@ -36,13 +37,23 @@ type Harm struct {
 	Why        string `json:"why"`
 }
 
+// RecoverTo is the recovery target just before the harm, exclusive: its transaction, whose
+// damage happens at its commit; or, for a DROP DATABASE, which removes the database's files
+// before its commit, the start of its first WAL record.
+func (h Harm) RecoverTo() cluster.RecoveryTarget {
+	if len(h.DroppedDatabases) > 0 {
+		return cluster.RecoveryTarget{LSN: h.FirstLSN.String()}
+	}
+	return cluster.RecoveryTarget{XID: strconv.FormatUint(uint64(h.XID), 10)}
+}
+
 // Finding is what Find found on one shard.
 type Finding struct {
 	Shard int `json:"shard"`
 	// Harms are the harmful transactions, in WAL order.
 	Harms []Harm `json:"harms"`
-	// RecoverTo is the recovery target just before the first harm (exclusive): what a sidecar
-	// is recovered to. Empty when nothing harmful was found.
+	// RecoverTo is the recovery target just before the shard's first harm (exclusive); each
+	// harm has its own (Harm.RecoverTo). Empty when nothing harmful was found.
 	RecoverTo cluster.RecoveryTarget `json:"recover_to"`
 	// Considered counts the transactions that changed rows in the window.
 	Considered int `json:"considered"`
@@ -60,7 +71,7 @@ func (f Finding) Victims() []int64 {
 }
 
 // Find looks for the harm on every shard of c, whose base backups are backups (one per shard)
-// and whose tenants' tables model m describes in layout, as a responder would. On each shard it
+// and whose tenants' tables model m describes, in any layout, as a responder would. On each shard it
 // reads the WAL archive from the backup to now, keeps the transactions committed within the
 // ticket's window that deleted or overwrote rows or dropped tables (DROP TABLE, DROP SCHEMA,
 // TRUNCATE), recovers a sidecar to just before the first of them, and asks it whose rows those
@@ -73,10 +84,7 @@ func (f Finding) Victims() []int64 {
 // transaction changed is a victim, the ones no ticket names included; a transaction that changed
 // other tenants' rows otherwise (the workload's own deletes) is not a harm. It returns one
 // finding per shard, in shard order.
-func Find(ctx context.Context, c cluster.Cluster, backups []cluster.Backup, m *fixtures.Model, layout fixtures.Layout, rep incident.Ticket) ([]Finding, error) {
-	if layout == fixtures.LayoutDatabase {
-		return nil, errors.New("locate harm: the database layout is not searched yet")
-	}
+func Find(ctx context.Context, c cluster.Cluster, backups []cluster.Backup, m *fixtures.Model, rep incident.Ticket) ([]Finding, error) {
 	if len(backups) != len(c.Shards()) {
 		return nil, fmt.Errorf("locate harm: %d base backup(s) for %d shard(s)", len(backups), len(c.Shards()))
 	}
@@ -99,7 +107,7 @@ type searched struct {
 }
 
 // search reads shard's WAL from its backup b to now, and finds whose rows each transaction in
-// the report's window touched.
+// the ticket's window touched.
 func search(ctx context.Context, c cluster.Cluster, shard int, b cluster.Backup, m *fixtures.Model, rep incident.Ticket) (searched, error) {
 	out := searched{shard: shard}
 	live := c.Shards()[shard]
@@ -119,7 +127,8 @@ func search(ctx context.Context, c cluster.Cluster, shard int, b cluster.Backup,
 		return out, err
 	}
 	for _, t := range txns {
-		if t.Outcome == Committed && !t.Time.Before(rep.From) && !t.Time.After(rep.To) && (t.RowsChanged() > 0 || len(t.DroppedFiles) > 0) {
+		if t.Outcome == Committed && !t.Time.Before(rep.From) && !t.Time.After(rep.To) &&
+			(t.RowsChanged() > 0 || len(t.DroppedFiles) > 0 || len(t.DroppedDatabases) > 0) {
 			out.txns = append(out.txns, t)
 		}
 	}
@@ -162,63 +171,121 @@ func whoseRows(ctx context.Context, c cluster.Cluster, b cluster.Backup, m *fixt
 	if err != nil {
 		return nil, fmt.Errorf("recover a sidecar to before %s: %w", txns[0].FirstLSN, err)
 	}
-	out := make([][]touch, len(txns))
-	err = cluster.WithConn(ctx, sidecar.DSN(), func(conn *pgx.Conn) error {
-		tables, err := tablesByFile(ctx, conn)
-		if err != nil {
-			return err
-		}
-		// Every tuple changed, with the transaction that changed it, by relation file.
-		type tuples struct {
-			tids []string
-			txn  []int32
-		}
-		byRel := map[RelFile]*tuples{}
-		for i, t := range txns {
-			for rel, ch := range t.Relations {
-				tu := byRel[rel]
-				if tu == nil {
-					tu = &tuples{}
-					byRel[rel] = tu
-				}
-				for _, tid := range slices.Concat(ch.Deleted, ch.Updated) {
-					tu.tids = append(tu.tids, tid.String())
-					tu.txn = append(tu.txn, int32(i))
-				}
+	// Every tuple changed, with the transaction that changed it, by database and relation file;
+	// and the files and databases each commit dropped.
+	type tuples struct {
+		tids []string
+		txn  []int32
+	}
+	byDB := map[uint32]map[uint32]*tuples{}
+	dropped := map[uint32]map[uint32][]int32{} // database, relation file: the transactions that dropped it
+	databases := map[uint32][]int32{}          // database: the transactions that dropped it
+	for i, t := range txns {
+		for rel, ch := range t.Relations {
+			if byDB[rel.Database] == nil {
+				byDB[rel.Database] = map[uint32]*tuples{}
+			}
+			tu := byDB[rel.Database][rel.Relation]
+			if tu == nil {
+				tu = &tuples{}
+				byDB[rel.Database][rel.Relation] = tu
+			}
+			for _, tid := range slices.Concat(ch.Deleted, ch.Updated) {
+				tu.tids = append(tu.tids, tid.String())
+				tu.txn = append(tu.txn, int32(i))
 			}
 		}
-		// A table whose file a commit dropped lost every row: its rows, by tenant.
-		for i, t := range txns {
-			for _, rel := range t.DroppedFiles {
-				name, ok := tables[rel.Relation]
+		for _, rel := range t.DroppedFiles {
+			if dropped[rel.Database] == nil {
+				dropped[rel.Database] = map[uint32][]int32{}
+			}
+			dropped[rel.Database][rel.Relation] = append(dropped[rel.Database][rel.Relation], int32(i))
+		}
+		for _, db := range t.DroppedDatabases {
+			databases[db] = append(databases[db], int32(i))
+		}
+	}
+	names, err := databaseNames(ctx, sidecar)
+	if err != nil {
+		return nil, err
+	}
+	out := make([][]touch, len(txns))
+	for oid, datname := range names {
+		if byDB[oid] == nil && dropped[oid] == nil && databases[oid] == nil {
+			continue
+		}
+		err := cluster.WithConn(ctx, sidecar.DSNFor(datname), func(conn *pgx.Conn) error {
+			tables, err := tablesByFile(ctx, conn)
+			if err != nil {
+				return err
+			}
+			fixed, _ := fixtures.ParseTenantContainer(datname) // the database layout: the database is the tenant
+			// A table whose file a commit dropped lost every row, as did every table of a database
+			// dropped: their rows, by tenant.
+			whole := dropped[oid]
+			if txs := databases[oid]; len(txs) > 0 {
+				whole = map[uint32][]int32{}
+				for file := range tables {
+					whole[file] = txs
+				}
+			}
+			for file, txs := range whole {
+				name, ok := tables[file]
 				if !ok {
 					continue
 				}
-				counts, err := tenantCounts(ctx, conn, m, name, nil, nil, reported)
+				counts, err := tenantCounts(ctx, conn, m, name, fixed, nil, nil, reported)
+				if err != nil {
+					return err
+				}
+				for _, i := range txs {
+					for _, c := range counts {
+						out[i] = addTouch(out[i], name.table, c)
+					}
+				}
+			}
+			for file, tu := range byDB[oid] {
+				name, ok := tables[file]
+				if !ok {
+					continue // a table made after the sidecar's point, or not a table
+				}
+				counts, err := tenantCounts(ctx, conn, m, name, fixed, tu.tids, tu.txn, reported)
 				if err != nil {
 					return err
 				}
 				for _, c := range counts {
-					out[i] = addTouch(out[i], name.table, c)
+					out[c.txn] = addTouch(out[c.txn], name.table, c)
 				}
 			}
+			return nil
+		})
+		if err != nil {
+			return nil, fmt.Errorf("find whose rows of database %s were changed: %w", datname, err)
 		}
-		for rel, tu := range byRel {
-			name, ok := tables[rel.Relation]
-			if !ok {
-				continue // a table made after the sidecar's point, or not a table
-			}
-			counts, err := tenantCounts(ctx, conn, m, name, tu.tids, tu.txn, reported)
-			if err != nil {
-				return err
-			}
-			for _, c := range counts {
-				out[c.txn] = addTouch(out[c.txn], name.table, c)
-			}
+	}
+	return out, nil
+}
+
+// databaseNames maps the oids of the server's databases to their names.
+func databaseNames(ctx context.Context, s cluster.Server) (map[uint32]string, error) {
+	out := map[uint32]string{}
+	err := cluster.WithConn(ctx, s.DSN(), func(conn *pgx.Conn) error {
+		rows, err := conn.Query(ctx, "SELECT oid::int8, datname FROM pg_database WHERE datallowconn")
+		if err != nil {
+			return err
 		}
-		return nil
+		var oid int64
+		var name string
+		_, err = pgx.ForEachRow(rows, []any{&oid, &name}, func() error {
+			out[uint32(oid)] = name
+			return nil
+		})
+		return err
 	})
-	return out, err
+	if err != nil {
+		return nil, fmt.Errorf("list databases of %s: %w", s.Name(), err)
+	}
+	return out, nil
 }
 
 // count is how many rows of a tenant a transaction (by index) changed, and, for a reported
@@ -232,9 +299,10 @@ type count struct {
 
 // tenantCounts counts the rows of table name on conn by tenant and transaction: the tuples tids,
 // each changed by the transaction of the same index in txns; every row (as transaction 0) when
-// tids is nil. The reported tenants' counts come with how many rows each had in the table. A
-// table no tenant owns (reference data, pgdrill's own) counts none.
-func tenantCounts(ctx context.Context, conn *pgx.Conn, m *fixtures.Model, name qualified, tids []string, txns []int32, reported []int64) ([]count, error) {
+// tids is nil. fixed, when not 0, is the tenant of every row (the database layout's). The reported
+// tenants' counts come with how many rows each had in the table. A table no tenant owns
+// (reference data, pgdrill's own) counts none.
+func tenantCounts(ctx context.Context, conn *pgx.Conn, m *fixtures.Model, name qualified, fixed int64, tids []string, txns []int32, reported []int64) ([]count, error) {
 	t, ok := m.LookupTable(name.table)
 	if !ok || (t.Owner.Kind != fixtures.OwnedByColumn && t.Owner.Kind != fixtures.OwnedByPath) {
 		return nil, nil
@@ -245,7 +313,10 @@ func tenantCounts(ctx context.Context, conn *pgx.Conn, m *fixtures.Model, name q
 	}
 	tenant := owned.Tenant
 	if id, ok := fixtures.ParseTenantContainer(name.schema); ok {
-		tenant = strconv.FormatInt(id, 10) + "::int8" // the schema is the tenant
+		fixed = id // the schema layout: the schema is the tenant
+	}
+	if fixed > 0 {
+		tenant = strconv.FormatInt(fixed, 10) + "::int8"
 	}
 	q := "SELECT 0, " + tenant + ", count(*) FROM " + owned.From + " GROUP BY 1, 2"
 	var args []any
@@ -364,7 +435,7 @@ func judge(all []searched, root string, reported []int64) []Finding {
 	harm := func(r ref, confidence, why string) Harm {
 		t := all[r.s].txns[r.i]
 		h := Harm{XID: t.XID, FirstLSN: t.FirstLSN, CommitLSN: t.CommitLSN, Time: t.Time, Tenants: map[int64]int{},
-			Confidence: confidence, Why: why}
+			DroppedDatabases: t.DroppedDatabases, Confidence: confidence, Why: why}
 		for _, tc := range all[r.s].touched[r.i] {
 			h.Tables = append(h.Tables, tc.table)
 			for id, n := range tc.tenants {
@@ -424,7 +495,7 @@ func judge(all []searched, root string, reported []int64) []Finding {
 		}
 		slices.SortFunc(f.Harms, func(a, b Harm) int { return cmp.Compare(a.FirstLSN, b.FirstLSN) })
 		if len(f.Harms) > 0 {
-			f.RecoverTo = cluster.RecoveryTarget{XID: strconv.FormatUint(uint64(f.Harms[0].XID), 10)}
+			f.RecoverTo = f.Harms[0].RecoverTo()
 		}
 		out[s] = f
 	}
@@ -442,7 +513,7 @@ func Record(base incident.Record, found []Finding) incident.Record {
 		for _, h := range f.Harms {
 			rec.Harms = append(rec.Harms, incident.Harm{Shard: f.Shard, Tenants: slices.Sorted(maps.Keys(h.Tenants)),
 				XID: strconv.FormatUint(uint64(h.XID), 10), LSN: h.FirstLSN.String(), CommitLSN: h.CommitLSN.String(), Time: h.Time,
-				RecoverTo: f.RecoverTo})
+				RecoverTo: h.RecoverTo()})
 		}
 	}
 	slices.SortFunc(rec.Affected, func(a, b incident.Tenant) int { return cmp.Compare(a.ID, b.ID) })

@@ -3,7 +3,6 @@ package locate_test
 import (
 	"context"
 	"slices"
-	"strconv"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -20,7 +19,7 @@ import (
 )
 
 var _ = Describe("finding the harm from a ticket", Label(drilltest.Slow), func() {
-	for _, layout := range []fixtures.Layout{fixtures.LayoutShared, fixtures.LayoutSchema} {
+	for _, layout := range fixtures.Layouts() {
 		It("finds all 6 victims of a script run as 6 transactions on 2 shards from a ticket naming 1, and not the tenants whose rows were deleted legitimately meanwhile: "+string(layout), func(ctx context.Context) {
 			c := drilltest.StartCluster(ctx, provider, cluster.Spec{Shards: 2})
 			m := fixtures.Builtin()
@@ -44,8 +43,9 @@ var _ = Describe("finding the harm from a ticket", Label(drilltest.Slow), func()
 			Expect(ok).To(BeTrue())
 			deleteOne := func(t fixtures.Tenant) {
 				id := t.ID
-				conn := drilltest.Connect(ctx, c.Shards()[t.Shard].DSN())
-				schema := layout.Locate(id).Schema
+				loc := layout.Locate(id)
+				conn := drilltest.Connect(ctx, c.Shards()[t.Shard].DSNFor(loc.Database))
+				schema := loc.Schema
 				cond, err := m.OwnerCondition(comments, schema, "c", "= $1")
 				Expect(err).NotTo(HaveOccurred())
 				table := pgx.Identifier{schema, "comments"}.Sanitize()
@@ -56,7 +56,7 @@ var _ = Describe("finding the harm from a ticket", Label(drilltest.Slow), func()
 			By("deleting one comment of the reported tenant itself before the script: its own write, not the harm")
 			reported := victims[2]
 			deleteOne(fixtures.Tenant{ID: reported.ID, Shard: reported.Shard})
-			first := map[int]string{} // the script's first transaction, by shard
+			first := map[int]incident.Harm{} // the script's first transaction, by shard
 			for i, v := range victims {
 				if i < len(bystanders) {
 					deleteOne(bystanders[i])
@@ -64,12 +64,12 @@ var _ = Describe("finding the harm from a ticket", Label(drilltest.Slow), func()
 				rec, err := incident.DeleteTenants(ctx, c, "wrong-id-deletion", []incident.Tenant{v})
 				Expect(err).NotTo(HaveOccurred())
 				if _, ok := first[v.Shard]; !ok {
-					first[v.Shard] = rec.Harms[0].XID
+					first[v.Shard] = rec.Harms[0]
 				}
 			}
 			to := time.Now().Add(time.Second)
 
-			found, err := locate.Find(ctx, c, prot.Backups, m, layout, incident.Ticket{Tenants: []int64{reported.ID}, From: from, To: to})
+			found, err := locate.Find(ctx, c, prot.Backups, m, incident.Ticket{Tenants: []int64{reported.ID}, From: from, To: to})
 			Expect(err).NotTo(HaveOccurred())
 			Expect(found).To(HaveLen(2))
 			var want, got []int64
@@ -86,8 +86,13 @@ var _ = Describe("finding the harm from a ticket", Label(drilltest.Slow), func()
 					confidence = append(confidence, h.Confidence)
 				}
 				considered += f.Considered
-				Expect(f.RecoverTo.XID).To(Equal(first[shard]), "just before the script's first transaction on shard %d", shard)
-				Expect(strconv.ParseUint(f.RecoverTo.XID, 10, 32)).To(BeEquivalentTo(f.Harms[0].XID))
+				Expect(f.RecoverTo).To(Equal(f.Harms[0].RecoverTo()))
+				if want := first[shard].RecoverTo; want.XID != "" {
+					Expect(f.RecoverTo.XID).To(Equal(want.XID), "just before the script's first transaction on shard %d", shard)
+				} else { // a DROP DATABASE: just before its first WAL record, after everything before it
+					at, lo, hi := lsn(f.RecoverTo.LSN), lsn(want.LSN), lsn(first[shard].CommitLSN)
+					Expect(at >= lo && at < hi).To(BeTrue(), "%s in [%s, %s)", at, lo, hi)
+				}
 			}
 			slices.Sort(want)
 			slices.Sort(got)
@@ -97,3 +102,11 @@ var _ = Describe("finding the harm from a ticket", Label(drilltest.Slow), func()
 		})
 	}
 })
+
+// lsn parses a WAL position.
+func lsn(s string) backup.LSN {
+	GinkgoHelper()
+	l, err := backup.ParseLSN(s)
+	Expect(err).NotTo(HaveOccurred())
+	return l
+}

@@ -117,6 +117,10 @@ var (
 	dropDir    = regexp.MustCompile(`^DROP dir (\d+)/(\d+)`)
 )
 
+// pgDatabaseFile is pg_database's file in a block reference: a shared catalog (database 0),
+// relation 1262.
+const pgDatabaseFile = "/0/1262 "
+
 // commitTimeLayout is how pg_waldump writes a commit's time.
 const commitTimeLayout = "2006-01-02 15:04:05.999999 MST"
 
@@ -128,6 +132,7 @@ func Scan(r io.Reader) ([]*Txn, error) {
 	var order []*Txn
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 0, 64<<10), 16<<20) // a commit record lists every invalidation
+	var invalidated backup.LSN                 // the last in-place update of pg_database outside a transaction
 	for n := 1; sc.Scan(); n++ {
 		m := recordLine.FindStringSubmatch(sc.Text())
 		if m == nil {
@@ -135,12 +140,15 @@ func Scan(r io.Reader) ([]*Txn, error) {
 		}
 		xid64, _ := strconv.ParseUint(m[2], 10, 32)
 		xid := uint32(xid64)
-		if xid == 0 {
-			continue
-		}
 		lsn, err := backup.ParseLSN(m[3])
 		if err != nil {
 			return nil, fmt.Errorf("read WAL: line %d: %w", n, err)
+		}
+		if xid == 0 {
+			if m[1] == "Heap" && strings.HasPrefix(m[4], "INPLACE ") && strings.Contains(m[4], pgDatabaseFile) {
+				invalidated = lsn
+			}
+			continue
 		}
 		t := byXID[xid]
 		if t == nil {
@@ -150,6 +158,11 @@ func Scan(r io.Reader) ([]*Txn, error) {
 		}
 		if err := t.add(m[1], lsn, m[4]); err != nil {
 			return nil, fmt.Errorf("read WAL: line %d: %w", n, err)
+		}
+		if m[1] == "Database" && strings.HasPrefix(m[4], "DROP dir") && invalidated != 0 && invalidated < t.FirstLSN {
+			// DROP DATABASE marks the database invalid in pg_database, in place and before it
+			// has a transaction id: the harm begins there.
+			t.FirstLSN, invalidated = invalidated, 0
 		}
 	}
 	if err := sc.Err(); err != nil {
