@@ -45,6 +45,20 @@ var _ = Describe("a blind drill", Label(drilltest.Slow), func() {
 		})
 	}
 
+	It("locates a cleanup script rolled out in rings, each ring its own transactions, and passes", func(ctx context.Context) {
+		sc, err := scenarios.Lookup("ring-rollout")
+		Expect(err).NotTo(HaveOccurred())
+		sp := &sc.Spec
+		sp.Cluster.Shards, sp.Dataset.Tenants, sp.Dataset.Rows = 2, 16, 6000
+		sp.Incident.After, sp.Detection.Delay = scenarios.Duration(300e6), scenarios.Duration(200e6)
+		sp.Detection.Knowledge = scenarios.KnowledgeBlind
+		out := drill.Run(ctx, drill.Config{Scenario: sc, Provider: provider, Log: drilltest.DiscardLogger()})
+		expectPassed(out)
+		Expect(out.Located).NotTo(BeNil())
+		Expect(out.Located.Missed).To(BeEmpty())
+		Expect(out.Located.Innocent).To(BeEmpty())
+	})
+
 	It("hands a runbook the ticket alone; its `pgdrill restore` locates the harm itself, and passes", func(ctx context.Context) {
 		sc := smallScenarioWith("shared", 3, "{strategy: runbook, runbook: {command: 'pgdrill restore --strategy pitr-sidecar', timeout: 2m}}", "{}")
 		sc.Spec.Detection.Knowledge = scenarios.KnowledgeBlind
