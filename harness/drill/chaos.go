@@ -512,12 +512,12 @@ func (ch *chaos) healByHand(id int) (FaultOutcome, error) {
 		return FaultOutcome{}, fmt.Errorf("heal fault %d: the drill has %d fault(s); `pgdrill fault list` numbers them", id, n)
 	}
 	f := ch.faults[id-1]
-	healed := !f.healed.IsZero()
+	fl, healed := f.failer, !f.healed.IsZero()
 	ch.mu.Unlock()
 	if healed {
 		return FaultOutcome{}, fmt.Errorf("heal fault %d: it is healed already", id)
 	}
-	if f.failer == nil || !slices.Contains([]fault.State{fault.StateInjected, fault.StateConfirmed}, f.failer.Record().State) {
+	if fl == nil || !slices.Contains([]fault.State{fault.StateInjected, fault.StateConfirmed}, fl.Record().State) {
 		return FaultOutcome{}, fmt.Errorf("heal fault %d: it is not injected", id)
 	}
 	ch.heal(f)

@@ -1,7 +1,6 @@
 package restore
 
 import (
-	"bufio"
 	"bytes"
 	"encoding/json"
 	"errors"
@@ -215,6 +214,23 @@ func (j *Journal) earlier(harm string, t incident.Tenant) (res TenantResult, don
 	return res, done, j.begun[k]
 }
 
+// knows reports whether an earlier run journaled every one of tenants restored from harm, done or
+// begun: without that, some tenant is surely left, and nothing need be asked of Postgres yet.
+func (j *Journal) knows(harm string, tenants []incident.Tenant) bool {
+	if j == nil {
+		return false
+	}
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	for _, t := range tenants {
+		k := journalKey{harm: harm, shard: t.Shard, tenant: t.ID}
+		if _, done := j.done[k]; !done && j.begun[k] == "" {
+			return false
+		}
+	}
+	return true
+}
+
 // begin journals that tenant t's transaction xid is about to change the live shard: written
 // before the commit, or the transaction must not commit.
 func (j *Journal) begin(harm string, t incident.Tenant, xid string) error {
@@ -254,7 +270,7 @@ func (t *journalTail) next() ([]JournalEntry, error) {
 		return nil, fmt.Errorf("follow restore journal: %w", err)
 	}
 	defer f.Close()
-	data, err := io.ReadAll(bufio.NewReader(io.NewSectionReader(f, t.off, 1<<62)))
+	data, err := io.ReadAll(io.NewSectionReader(f, t.off, 1<<62))
 	if err != nil {
 		return nil, fmt.Errorf("follow restore journal: %w", err)
 	}

@@ -223,8 +223,8 @@ func (m merger) resumed(ctx context.Context, live cluster.Server, t incident.Ten
 // allResumed reports whether an earlier run of the restore brought back every one of tenants
 // (see resumed), with their results when it did: then the harm needs no source at all.
 func (m merger) allResumed(ctx context.Context, live cluster.Server, tenants []incident.Tenant) ([]TenantResult, bool, error) {
-	if m.journal == nil {
-		return nil, false, nil
+	if !m.journal.knows(m.harm, tenants) {
+		return nil, false, nil // some tenant was never begun: the merge's own checks do the rest
 	}
 	var out []TenantResult
 	for _, t := range tenants {

@@ -157,8 +157,8 @@ func (r Runbook) Restore(ctx context.Context, env Env, rec incident.Record) (Res
 			}
 		}
 	})
-	res.Phases = tl.sorted()
-	res.Retries = tl.result(r.Name(), nil).Retries
+	timed := tl.result(r.Name(), nil)
+	res.Phases, res.Retries = timed.Phases, timed.Retries
 	if lines != nil {
 		if ferr := lines.flush(); ferr != nil {
 			env.Log.Warn("could not stream runbook output", "err", ferr)
@@ -263,24 +263,22 @@ func (r Runbook) follow(watch Watcher, journal string, p *Restorer) (stop func()
 	done := make(chan struct{})
 	finished := make(chan struct{})
 	tail := &journalTail{path: journal}
-	open := map[[2]string]bool{} // phases begun and not ended: name, shard
+	type phase struct {
+		name  string
+		shard int
+	}
+	open := map[phase]bool{} // begun and not ended
+	ended := func(k phase) {
+		delete(open, k)
+		if watch != nil {
+			watch.PhaseEnded(k.name, k.shard)
+		}
+	}
 	read := func() {
 		running := p.Running()    // before the read: what a command that ended wrote is all read
 		entries, _ := tail.next() // a journal it cannot read tells watch nothing; the verification tells all
-		defer func() {
-			if running {
-				return
-			}
-			for k := range open { // the attempt that began them is gone
-				if watch != nil {
-					shard, _ := strconv.Atoi(k[1])
-					watch.PhaseEnded(k[0], shard)
-				}
-				delete(open, k)
-			}
-		}()
 		for _, e := range entries {
-			k := [2]string{e.Phase, strconv.Itoa(e.Shard)}
+			k := phase{e.Phase, e.Shard}
 			switch e.Event {
 			case JournalPhaseBegan:
 				open[k] = true
@@ -288,12 +286,14 @@ func (r Runbook) follow(watch Watcher, journal string, p *Restorer) (stop func()
 					watch.PhaseBegan(PhaseStart{Name: e.Phase, Shard: e.Shard, Restorer: p})
 				}
 			case JournalPhaseEnded:
-				delete(open, k)
-				if watch != nil {
-					watch.PhaseEnded(e.Phase, e.Shard)
-				}
+				ended(k)
 			case JournalTenantDone:
 				p.tenantBack()
+			}
+		}
+		if !running {
+			for k := range open { // the attempt that began them is gone
+				ended(k)
 			}
 		}
 	}
