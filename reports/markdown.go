@@ -32,7 +32,11 @@ func Markdown(r *Report) []byte {
 	w("| Data recovered | %s (%s of %s) |\n", Percent(r.Measures.Completeness()),
 		Thousands(r.Measures.RowsRestored), Count(r.Measures.RowsExpected, "row"))
 	w("| Tenants harmed by the incident | %d |\n", len(r.Incident.Affected))
-	w("| Other tenants harmed by the restore | %d |\n\n", r.CollateralTenants())
+	w("| Other tenants harmed by the restore | %d |\n", r.CollateralTenants())
+	if k := r.Incident.KnowledgeLine(); k != "" {
+		w("| What the restore was told | %s |\n", mdEscape(k))
+	}
+	b.WriteString("\n")
 	if len(r.Objectives) > 0 {
 		w("| Objective | Measured | Result | Why |\n|---|---|---|---|\n")
 		for _, o := range r.Objectives {

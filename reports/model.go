@@ -1,6 +1,9 @@
 package reports
 
-import "time"
+import (
+	"fmt"
+	"time"
+)
 
 // SchemaVersion is the version of the report model this pgdrill writes and reads. CI jobs and
 // dashboards parse report.json, so a change of meaning gets a new version rather than
@@ -124,6 +127,82 @@ type Incident struct {
 	HarmedRows int64 `json:"harmed_rows"`
 	// Harms are the harmful transactions, by shard and WAL order.
 	Harms []Harm `json:"harms"`
+	// Knowledge is what the restore was told: "told" (every harm and victim) or "blind" (what
+	// tickets say: a few victims and about when).
+	Knowledge string `json:"knowledge,omitempty"`
+	// Located is what a blind drill's restore found from the ticket, against the truth; nil when
+	// it was told, or its search was a runbook's own.
+	Located *Located `json:"located,omitempty"`
+}
+
+// Located is what a blind restore found of the incident from a ticket.
+type Located struct {
+	// Reported are the tenants the ticket named.
+	Reported []int64 `json:"reported"`
+	// Found are the victims it located; Missed the true victims it did not find (they stay
+	// lost); Innocent the tenants it took for victims that were not.
+	Found    []int64 `json:"found"`
+	Missed   []int64 `json:"missed,omitempty"`
+	Innocent []int64 `json:"innocent,omitempty"`
+	// TargetsExact says every harmed shard's recovery target was the true one.
+	TargetsExact bool `json:"targets_exact"`
+	// TookMS is how long locating took, a phase of the restore.
+	TookMS int64 `json:"took_ms"`
+	// AfterMS is, for a game day's team, how long after the harm their search ended.
+	AfterMS int64 `json:"after_ms,omitempty"`
+	// Off says, per harmed shard whose target was not the true one, how far off it was.
+	Off []TargetOff `json:"off,omitempty"`
+}
+
+// TargetOff is how far a located recovery target was from the true one on one shard: WAL bytes
+// and milliseconds from the true harm's start to the located one's (positive: too late, negative:
+// too early); Missing when no harm was found there.
+type TargetOff struct {
+	Shard    int   `json:"shard"`
+	WALBytes int64 `json:"wal_bytes"`
+	MS       int64 `json:"ms"`
+	Missing  bool  `json:"missing,omitempty"`
+}
+
+// KnowledgeLine says in one line what the restore was told and, when blind, what it found.
+func (i Incident) KnowledgeLine() string {
+	l := i.Located
+	switch {
+	case i.Knowledge == "":
+		return ""
+	case l == nil && i.Knowledge == "blind":
+		return "blind: handed a ticket, not the harm"
+	case l == nil:
+		return i.Knowledge + ": handed every harm and victim"
+	}
+	s := fmt.Sprintf("%s: from a ticket naming %s, located %d of %d victims in %s", i.Knowledge,
+		Count(int64(len(l.Reported)), "tenant"), len(l.Found)-len(l.Innocent), len(i.Affected),
+		Words(time.Duration(l.TookMS)*time.Millisecond))
+	if len(l.Missed) > 0 {
+		s += fmt.Sprintf("; missed %d", len(l.Missed))
+	}
+	if len(l.Innocent) > 0 {
+		s += fmt.Sprintf("; took %d innocent for victims", len(l.Innocent))
+	}
+	if l.AfterMS > 0 {
+		s += ", " + Words(time.Duration(l.AfterMS)*time.Millisecond) + " after the harm"
+	}
+	if l.TargetsExact {
+		return s + "; every recovery target exact"
+	}
+	s += "; recovery target off"
+	for _, o := range l.Off {
+		if o.Missing {
+			s += fmt.Sprintf(", shard %d: none found", o.Shard)
+			continue
+		}
+		bytes, ms, way := o.WALBytes, o.MS, "late"
+		if bytes < 0 {
+			bytes, ms, way = -bytes, -ms, "early"
+		}
+		s += fmt.Sprintf(", shard %d: %s of WAL (%s) %s", o.Shard, Count(bytes, "byte"), Words(time.Duration(ms)*time.Millisecond), way)
+	}
+	return s
 }
 
 // Shards returns how many distinct shards the affected tenants live on.

@@ -51,7 +51,7 @@
 //	    fraction: 0.03               # kind-specific parameters: see Incident
 //	  detection:
 //	    delay: 10s                   # or: probe: {interval: 5s, timeout: 10m}
-//	    knowledge: told              # or blind: the restore locates the harm from a ticket
+//	    knowledge: told              # or blind (every built-in scenario): the restore locates the harm from a ticket
 //	  restore:
 //	    strategy: pitr-sidecar       # or runbook, with runbook: {command: ./restore.sh, timeout: 30m}
 //	  faults:                        # default: none

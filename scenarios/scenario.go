@@ -230,6 +230,25 @@ const (
 // Knowledges lists the knowledge levels.
 func Knowledges() []Knowledge { return []Knowledge{KnowledgeTold, KnowledgeBlind} }
 
+// WithKnowledge returns a copy of sc whose restore is told k of the incident (`pgdrill run
+// --knowledge`): the same drill, told or blind, to compare the two. It refuses a level that is not
+// one, and told for a scenario whose objectives measure what a blind restore found.
+func WithKnowledge(sc *Scenario, k Knowledge) (*Scenario, error) {
+	if msg := oneOf(k, Knowledges()); msg != "" {
+		return nil, fmt.Errorf("knowledge for scenario %s: %s", sc.Metadata.ID, msg)
+	}
+	if k != KnowledgeBlind {
+		for _, o := range sc.objectives {
+			if o.Metric == objective.Located || o.Metric == objective.Target {
+				return nil, fmt.Errorf("knowledge %s for scenario %s: its objective %s measures what a blind restore found", k, sc.Metadata.ID, o)
+			}
+		}
+	}
+	out := *sc
+	out.Spec.Detection.Knowledge = k
+	return &out, nil
+}
+
 // detector returns the key and value of what detects the incident: the probe, or else the delay.
 func (det Detection) detector() (string, any) {
 	if det.Probe != nil {

@@ -293,8 +293,6 @@ func validateDetection(det *Detection, kind IncidentKind, d *decoder) {
 	if det.Knowledge != "" {
 		if msg := oneOf(det.Knowledge, Knowledges()); msg != "" {
 			d.invalid("spec.detection.knowledge", "%s", msg)
-		} else if det.Knowledge == KnowledgeBlind && kind != WrongIDDeletion && kind != RingRollout {
-			d.invalid("spec.detection.knowledge", "blind drills of %s are not located yet (only wrong-id-deletion and ring-rollout): use told", kind)
 		}
 	}
 	if det.Probe == nil {

@@ -198,11 +198,24 @@ var ErrArchiveStalled = errors.New("WAL archiving stalled")
 // has archived it, so that everything committed so far can be replayed from the archive. It
 // returns the segment's name.
 func ArchiveNow(ctx context.Context, s cluster.Server) (string, error) {
+	segment, _, err := ArchiveNowThrough(ctx, s)
+	return segment, err
+}
+
+// ArchiveNowThrough is ArchiveNow, and also returns the WAL position just past the segment
+// archived: everything written before the call is archived up to there. (With nothing written
+// since the last switch, the current segment holds no record and stays unarchived; the position
+// is then its start.)
+func ArchiveNowThrough(ctx context.Context, s cluster.Server) (string, LSN, error) {
 	var segment string
 	if err := queryRow(ctx, s.DSN(), `SELECT pg_walfile_name(pg_switch_wal())`, nil, &segment); err != nil {
-		return "", fmt.Errorf("switch WAL on %s: %w", s.Name(), err)
+		return "", 0, fmt.Errorf("switch WAL on %s: %w", s.Name(), err)
 	}
-	return segment, waitArchived(ctx, s, segment)
+	seg, err := ParseSegment(segment, defaultSegmentSize)
+	if err != nil {
+		return "", 0, err
+	}
+	return segment, LSN((seg.Number + 1) * defaultSegmentSize), waitArchived(ctx, s, segment)
 }
 
 // waitArchived waits until the server's archiver has archived segment (or a later one), polling

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/pgdrill/pgdrill/harness/backup"
@@ -39,6 +40,65 @@ type Located struct {
 	// TargetsExact says every harmed shard's recovery target is the true one.
 	TargetsExact bool          `json:"targets_exact"`
 	Took         time.Duration `json:"took"`
+	// Off says, for each harmed shard whose recovery target is not the true one, how far off it
+	// is.
+	Off []TargetOff `json:"off,omitempty"`
+	// After is, for a game day's team, how long after the harm their search ended: how long
+	// finding it took them.
+	After time.Duration `json:"after,omitempty"`
+}
+
+// TargetOff is how far a located recovery target is from the true one on one shard: in WAL bytes
+// and in commit time, from the true harm's start to the located one's (positive: too late, so
+// rows the true harm removed are missing from what is restored; negative: too early, so writes
+// made before the harm are lost). Missing says no harm was found there at all.
+type TargetOff struct {
+	Shard    int                    `json:"shard"`
+	True     cluster.RecoveryTarget `json:"true"`
+	Found    cluster.RecoveryTarget `json:"found"`
+	WALBytes int64                  `json:"wal_bytes"`
+	Time     time.Duration          `json:"time"`
+	Missing  bool                   `json:"missing,omitempty"`
+}
+
+// String says it in words.
+func (o TargetOff) String() string {
+	if o.Missing {
+		return fmt.Sprintf("shard %d: no harm found", o.Shard)
+	}
+	way := "late"
+	if o.WALBytes < 0 {
+		way = "early"
+	}
+	return fmt.Sprintf("shard %d: %d bytes of WAL (%s) %s", o.Shard, abs(o.WALBytes), abs(o.Time).Round(time.Millisecond), way)
+}
+
+// abs is |v|.
+func abs[T int64 | time.Duration](v T) T {
+	if v < 0 {
+		return -v
+	}
+	return v
+}
+
+// summary says in words what was found of victims true victims.
+func (l Located) summary(victims int) string {
+	s := fmt.Sprintf("located %d of %d victims from %d reported tenant(s) in %s", len(l.Found)-len(l.Innocent),
+		victims, len(l.Reported), l.Took.Round(time.Millisecond))
+	if len(l.Missed) > 0 {
+		s += fmt.Sprintf("; missed %v", l.Missed)
+	}
+	if len(l.Innocent) > 0 {
+		s += fmt.Sprintf("; took innocent tenant(s) %v for victims", l.Innocent)
+	}
+	if l.TargetsExact {
+		return s + "; every recovery target is the true one"
+	}
+	var off []string
+	for _, o := range l.Off {
+		off = append(off, o.String())
+	}
+	return s + "; recovery target off: " + strings.Join(off, "; ")
 }
 
 // blind reports whether the scenario's restore must locate the harm itself.
@@ -57,7 +117,7 @@ func (r *run) handed(rec incident.Record) incident.Record {
 }
 
 // ticket is what support would say of rec: a third of its victims (at least one), drawn by the
-// drill's seed, and a window from a minute before the harm to now.
+// drill's seed, and a window from a minute before the harm to now; the outcome keeps it.
 func (r *run) ticket(rec incident.Record) incident.Ticket {
 	ids := make([]int64, len(rec.Affected))
 	for i, t := range rec.Affected {
@@ -67,7 +127,12 @@ func (r *run) ticket(rec incident.Record) incident.Ticket {
 	rng.Shuffle(len(ids), func(i, j int) { ids[i], ids[j] = ids[j], ids[i] })
 	reported := slices.Clone(ids[:max(1, len(ids)/3)])
 	slices.Sort(reported)
-	return incident.Ticket{Tenants: reported, From: rec.First().Add(-ticketWindow), To: time.Now()}
+	t := incident.Ticket{Tenants: reported, From: rec.First().Add(-ticketWindow), To: time.Now()}
+	if r.cfg.Scenario.Spec.Incident.Kind == scenarios.PurgeNotSoftDelete {
+		t.Intended = incident.MeantSoftDelete // the job's own purpose is no secret
+	}
+	r.out.Ticket = &t
+	return t
 }
 
 // locate finds the incident's harm from a ticket, as a responder must, timed as a phase of the
@@ -90,19 +155,7 @@ func (r *run) locate(ctx context.Context) (incident.Record, error) {
 	l := compareLocated(truth, rec, found)
 	l.Reported, l.From, l.To, l.Took = rep.Tenants, rep.From, rep.To, end.Sub(start)
 	r.out.Located = &l
-	note := fmt.Sprintf("blind: located %d of %d victims from %d reported tenant(s) in %s", len(l.Found)-len(l.Innocent),
-		len(truth.Affected), len(rep.Tenants), l.Took.Round(time.Millisecond))
-	if len(l.Missed) > 0 {
-		note += fmt.Sprintf("; missed %v", l.Missed)
-	}
-	if len(l.Innocent) > 0 {
-		note += fmt.Sprintf("; took innocent tenant(s) %v for victims", l.Innocent)
-	}
-	if l.TargetsExact {
-		note += "; every recovery target is the true one"
-	} else {
-		note += "; some recovery target is not the true one"
-	}
+	note := "blind: " + l.summary(len(truth.Affected))
 	r.out.Notes = append(r.out.Notes, note)
 	r.log.Info("located the harm", "note", note)
 	if len(rec.Harms) == 0 {
@@ -138,9 +191,27 @@ func compareLocated(truth, located incident.Record, found []locate.Finding) Loca
 			l.TargetsExact = l.TargetsExact && len(f.Harms) == 0
 			continue
 		}
-		l.TargetsExact = l.TargetsExact && sameTarget(harms[0], f.RecoverTo)
+		if !sameTarget(harms[0], f.RecoverTo) {
+			l.TargetsExact = false
+			l.Off = append(l.Off, targetOff(harms[0], f))
+		}
 	}
 	return l
+}
+
+// targetOff measures how far finding f's recovery target is from the one before true harm h.
+func targetOff(h incident.Harm, f locate.Finding) TargetOff {
+	o := TargetOff{Shard: f.Shard, True: h.RecoverTo, Found: f.RecoverTo}
+	if len(f.Harms) == 0 {
+		o.Missing = true
+		return o
+	}
+	got := f.Harms[0]
+	if want, err := backup.ParseLSN(h.LSN); err == nil && got.FirstLSN != 0 {
+		o.WALBytes = int64(got.FirstLSN) - int64(want)
+	}
+	o.Time = got.Time.Sub(h.Time)
+	return o
 }
 
 // sameTarget reports whether target got brings back what the true target before harm h does: the
@@ -149,7 +220,10 @@ func compareLocated(truth, located incident.Record, found []locate.Finding) Loca
 // and keeps every other transaction that committed before it.
 func sameTarget(h incident.Harm, got cluster.RecoveryTarget) bool {
 	want := h.RecoverTo
-	if want.XID != "" {
+	switch {
+	case want == cluster.RecoveryTarget{}: // everything archived: a lost shard
+		return got == want
+	case want.XID != "":
 		return got.XID == want.XID
 	}
 	lo, err1 := backup.ParseLSN(want.LSN)

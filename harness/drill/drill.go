@@ -8,6 +8,7 @@
 package drill
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -158,7 +159,7 @@ func newRun(cfg Config) *run {
 	}
 	r.out = &Outcome{Scenario: sc, ScenarioID: sc.Metadata.ID, Seed: seed, Layout: sc.Spec.Cluster.Layout,
 		Shards: sc.Spec.Cluster.Shards, Tenants: sc.Spec.Dataset.Tenants, Rows: sc.Spec.Dataset.Rows,
-		Started: r.start.UTC()}
+		Started: r.start.UTC(), Knowledge: cmp.Or(sc.Spec.Detection.Knowledge, scenarios.KnowledgeTold)}
 	if cfg.Provider != nil {
 		r.out.Provider = cfg.Provider.Name()
 	}

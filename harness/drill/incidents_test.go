@@ -184,5 +184,14 @@ var _ = Describe("every built-in scenario", Label(drilltest.Slow), func() {
 		}
 		Expect(out.Incident).NotTo(BeNil())
 		Expect(out.Strategy).To(Equal(string(sc.Spec.Restore.Strategy)))
+		Expect(out.Knowledge).To(Equal(scenarios.KnowledgeBlind), "built-in drills are blind: handed a ticket, not the harm")
+		if l := out.Located; l != nil { // a built-in strategy located the harm itself
+			Expect(l.Missed).To(BeEmpty(), "every victim found")
+			Expect(l.Innocent).To(BeEmpty(), "no bystander taken for one")
+			Expect(l.TargetsExact).To(BeTrue(), "every recovery target the true one")
+		} else {
+			Expect(sc.Spec.Restore.Strategy == scenarios.RunbookStrategy || out.Restore == nil).To(BeTrue(),
+				"a built-in strategy that restored located the harm itself: %s", out.Reason)
+		}
 	}, builtinEntries())
 })

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/pgdrill/pgdrill/harness/exitcode"
 	"github.com/pgdrill/pgdrill/harness/incident"
@@ -13,6 +14,10 @@ import (
 
 // Ticket is what a responder knows when the tickets come in (incident.Ticket).
 type Ticket = incident.Ticket
+
+// MeantSoftDelete is a ticket's Intended for a job that should only have soft-deleted what it
+// purged (incident.MeantSoftDelete).
+const MeantSoftDelete = incident.MeantSoftDelete
 
 // Finding is what locating the harm found on one shard (locate.Finding).
 type Finding = locate.Finding
@@ -28,8 +33,29 @@ func (g *GameDay) Locate(ctx context.Context, rep incident.Ticket) ([]locate.Fin
 	if r.out.Incident == nil {
 		return nil, errNoIncident
 	}
+	start := time.Now()
 	found, err := locate.Find(ctx, r.c, r.prot.Backups, r.out.Incident.Model, rep)
-	return found, exitcode.With(err, exitcode.HarnessError)
+	if err != nil {
+		return nil, exitcode.With(err, exitcode.HarnessError)
+	}
+	r.noteSearch(rep, found, start, time.Now())
+	return found, nil
+}
+
+// noteSearch keeps what a game day's team found with `pgdrill locate` (rep, searched from start
+// to end), against the truth: the latest search is the outcome's Located, and each one is a
+// phase on the timeline and a note, so that the score says what the team found and how long it
+// took them.
+func (r *run) noteSearch(rep incident.Ticket, found []locate.Finding, start, end time.Time) {
+	truth := *r.out.Incident
+	l := compareLocated(truth, locate.Record(truth, found), found)
+	l.Reported, l.From, l.To, l.Took = rep.Tenants, rep.From, rep.To, end.Sub(start)
+	l.After = end.Sub(truth.FirstNoted())
+	r.out.Located = &l
+	r.out.Events = append(r.out.Events, Event{Name: StepRestore + "." + StepLocate, Shard: -1, Start: start.Sub(r.start),
+		End: end.Sub(r.start), At: start.UTC()})
+	r.out.Notes = append(r.out.Notes, fmt.Sprintf("the team's search (pgdrill locate, %s after the harm): %s",
+		l.After.Round(time.Second), l.summary(len(truth.Affected))))
 }
 
 // LocateFromIncidentFile finds the harm of the incident the incident file at path describes,

@@ -84,6 +84,10 @@ type Outcome struct {
 	Reason string `json:"reason"`
 	// Notes say what the drill changed from the scenario it was given, and why.
 	Notes []string `json:"notes,omitempty"`
+	// Knowledge is what the restore was told of the incident: every harm (told) or a ticket (blind).
+	Knowledge scenarios.Knowledge `json:"knowledge"`
+	// Ticket is what a blind drill handed the restore instead of the incident.
+	Ticket *incident.Ticket `json:"ticket,omitempty"`
 	// Located is what a blind drill's restore found of the incident, against the truth; nil for
 	// a drill told the incident.
 	Located *Located `json:"located,omitempty"`

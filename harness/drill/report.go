@@ -46,7 +46,15 @@ func Report(o *Outcome) *reports.Report {
 		}
 	}
 	if inc := o.Incident; inc != nil {
-		r.Incident = reports.Incident{Kind: inc.Kind, At: inc.First(), AtMS: ms(inc.FirstNoted().Sub(o.Started))}
+		r.Incident = reports.Incident{Kind: inc.Kind, At: inc.First(), AtMS: ms(inc.FirstNoted().Sub(o.Started)), Knowledge: string(o.Knowledge)}
+		if l := o.Located; l != nil {
+			r.Incident.Located = &reports.Located{Reported: l.Reported, Found: l.Found, Missed: l.Missed, Innocent: l.Innocent,
+				TargetsExact: l.TargetsExact, TookMS: l.Took.Milliseconds(), AfterMS: l.After.Milliseconds()}
+			for _, off := range l.Off {
+				r.Incident.Located.Off = append(r.Incident.Located.Off, reports.TargetOff{Shard: off.Shard, WALBytes: off.WALBytes,
+					MS: off.Time.Milliseconds(), Missing: off.Missing})
+			}
+		}
 		for _, t := range inc.Affected {
 			r.Incident.Affected = append(r.Incident.Affected, reports.TenantRef{ID: t.ID, Shard: t.Shard})
 		}

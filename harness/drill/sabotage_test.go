@@ -2,10 +2,13 @@ package drill_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -19,6 +22,7 @@ import (
 	"github.com/pgdrill/pgdrill/harness/drill"
 	"github.com/pgdrill/pgdrill/harness/drilltest"
 	"github.com/pgdrill/pgdrill/harness/incident"
+	"github.com/pgdrill/pgdrill/harness/locate"
 	"github.com/pgdrill/pgdrill/harness/objective"
 	"github.com/pgdrill/pgdrill/harness/restore"
 	"github.com/pgdrill/pgdrill/harness/score"
@@ -134,6 +138,31 @@ var _ = Describe("the scorer, against sabotaged restores", Label(drilltest.Slow)
 	)
 })
 
+var _ = Describe("the scorer, against a blind restore", Label(drilltest.Slow), func() {
+	It("counts the victims no ticket named as lost when a runbook restores only the reported tenants", func(ctx context.Context) {
+		GinkgoT().Setenv(sabotageEnv, "reported-only")
+		GinkgoT().Setenv("PGDRILL_BIN", pgdrillBin)
+		GinkgoT().Setenv("PGDRILL_STATE_DIR", provider.Store().Dir())
+		sc := sabotageScenario(41, scenarios.WrongIDDeletion)
+		sc.Spec.Detection.Knowledge = scenarios.KnowledgeBlind
+		out := drill.Run(ctx, drill.Config{Scenario: sc, Provider: provider, Log: drilltest.DiscardLogger()})
+		Expect(out.Verdict).To(Equal(score.Fail), out.Reason+"\n"+runbookOutput(out))
+		Expect(out.Ticket).NotTo(BeNil(), "the runbook was handed a ticket")
+		reported := out.Ticket.Tenants
+		Expect(len(reported)).To(BeNumerically("<", len(out.Affected)), "the ticket names a few of the victims")
+		for _, t := range out.Affected {
+			if slices.Contains(reported, t.ID) {
+				Expect(t.Complete()).To(BeTrue(), "reported tenant %d was restored: %+v", t.ID, t)
+			} else {
+				Expect(t.Complete()).To(BeFalse(), "unreported victim %d was not: %+v", t.ID, t)
+				Expect(t.Lost).To(BeNumerically(">", 0), "its rows are lost: %+v", t)
+			}
+		}
+		Expect(out.Collateral).To(BeEmpty())
+		Expect(out.Reason).To(ContainSubstring("affected tenants are not as they must be"))
+	})
+})
+
 var _ = Describe("the scorer, against a purge that should have been a soft delete", Label(drilltest.Slow), func() {
 	It("passes a restore that brings the purged tenants back marked deleted", func(ctx context.Context) {
 		out := drillOf(ctx, scenarios.PurgeNotSoftDelete, "correct", 31)
@@ -207,6 +236,10 @@ func TestSabotageRunbook(t *testing.T) {
 		overwriteBystanders(t, ctx, f)
 		return
 	}
+	if mode == "reported-only" {
+		restoreReportedOnly(t, f)
+		return
+	}
 	if out, err := exec.Command(os.Getenv("PGDRILL_BIN"), "restore", "--strategy", "pitr-sidecar").CombinedOutput(); err != nil {
 		t.Fatalf("pgdrill restore: %v: %s", err, out)
 	}
@@ -276,6 +309,51 @@ func TestSabotageRunbook(t *testing.T) {
 		}
 	default:
 		t.Fatalf("unknown sabotage %q", mode)
+	}
+}
+
+// restoreReportedOnly is a responder who found the harm from a blind drill's ticket but brought
+// back only the tenants the tickets named: `pgdrill locate`, then `pgdrill restore` of an incident
+// file that names those alone.
+func restoreReportedOnly(t *testing.T, f restore.IncidentFile) {
+	if f.Ticket == nil {
+		t.Fatal("not a blind drill's incident file: it names every victim")
+	}
+	tk := f.Ticket
+	args := []string{"locate", "-o", "json", "--since", tk.From.Format(time.RFC3339Nano), "--until", tk.To.Format(time.RFC3339Nano)}
+	for _, id := range tk.Tenants {
+		args = append(args, "--tenant", strconv.FormatInt(id, 10))
+	}
+	out, err := exec.Command(os.Getenv("PGDRILL_BIN"), args...).Output()
+	if err != nil {
+		t.Fatalf("pgdrill locate: %v", err)
+	}
+	var found []drill.Finding
+	if err := json.Unmarshal(out, &found); err != nil {
+		t.Fatalf("read what pgdrill locate found: %v: %s", err, out)
+	}
+	rec := locate.Record(f.Record(), found)
+	only := f
+	only.Ticket, only.Affected, only.Harms = nil, nil, nil
+	for _, a := range rec.Affected {
+		if slices.Contains(tk.Tenants, a.ID) {
+			only.Affected = append(only.Affected, a)
+		}
+	}
+	for _, h := range rec.Harms {
+		h.Tenants = slices.DeleteFunc(h.Tenants, func(id int64) bool { return !slices.Contains(tk.Tenants, id) })
+		if len(h.Tenants) > 0 {
+			only.Harms = append(only.Harms, h)
+		}
+	}
+	path := filepath.Join(t.TempDir(), "reported-only.json")
+	if err := restore.WriteIncidentFile(path, only); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(os.Getenv("PGDRILL_BIN"), "restore", "--strategy", "pitr-sidecar")
+	cmd.Env = append(os.Environ(), restore.IncidentFileEnv+"="+path)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("pgdrill restore: %v: %s", err, out)
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -309,6 +310,9 @@ func dropDatabases(ctx context.Context, s cluster.Server, runID string, m *fixtu
 			return harms, fmt.Errorf("find the drop of %s in the WAL: %w", name, err)
 		}
 		h.RecoverTo = cluster.RecoveryTarget{LSN: first}
+		if err := dateCommit(ctx, conn, &h); err != nil {
+			return harms, err
+		}
 		harms = append(harms, h)
 	}
 	return harms, nil
@@ -346,13 +350,33 @@ func countRows(ctx context.Context, q interface {
 	return total, nil
 }
 
-// noteCommit records the WAL position and time right after the harm committed, by the server's
-// clock and by the harness's.
+// noteCommit records the WAL position right after the harm committed, and when it committed: by
+// the harness's clock, and by the server's (see dateCommit).
 func noteCommit(ctx context.Context, conn *pgx.Conn, h *Harm) error {
 	h.Noted = time.Now()
 	if err := conn.QueryRow(ctx, `SELECT pg_current_wal_insert_lsn()::text, clock_timestamp()`).Scan(&h.CommitLSN, &h.Time); err != nil {
 		return fmt.Errorf("note commit: %w", err)
 	}
 	h.Time = h.Time.UTC()
+	return dateCommit(ctx, conn, h)
+}
+
+// dateCommit sets h.Time to the time h's commit record holds, where the server keeps commit
+// times (track_commit_timestamp) and h.XID is known: what a responder reading the WAL finds, to
+// the microsecond. Otherwise h.Time stays the server's clock just after the commit.
+func dateCommit(ctx context.Context, conn *pgx.Conn, h *Harm) error {
+	full, err := strconv.ParseUint(h.XID, 10, 64)
+	if err != nil {
+		return nil
+	}
+	var at *time.Time
+	err = conn.QueryRow(ctx, `SELECT CASE WHEN current_setting('track_commit_timestamp')::bool THEN pg_xact_commit_timestamp($1::text::xid) END`,
+		strconv.FormatUint(full&0xffffffff, 10)).Scan(&at) // the 32-bit xid of an xid8
+	if err != nil {
+		return fmt.Errorf("read the commit time of transaction %s: %w", h.XID, err)
+	}
+	if at != nil {
+		h.Time = at.UTC()
+	}
 	return nil
 }

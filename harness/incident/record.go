@@ -42,7 +42,14 @@ type Ticket struct {
 	Tenants []int64   `json:"tenants"`
 	From    time.Time `json:"from"`
 	To      time.Time `json:"to"`
+	// Intended is what the failing job was meant to do, when the tickets say so: MeantSoftDelete
+	// for a job that purged what it should only have marked deleted. Empty otherwise.
+	Intended string `json:"intended,omitempty"`
 }
+
+// MeantSoftDelete is Ticket.Intended of a job that should have soft-deleted the rows it purged:
+// the rows come back marked deleted at the purge's commit (Harm.IntendedSoftDeleteMark).
+const MeantSoftDelete = "soft-delete"
 
 // Harm is one harmful transaction on one shard.
 type Harm struct {

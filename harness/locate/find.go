@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"maps"
 	"slices"
@@ -18,33 +19,69 @@ import (
 	"github.com/pgdrill/pgdrill/harness/incident"
 )
 
-// Harm is a transaction Find judged harmful, with what it harmed and why it was judged so.
+// Harm is a transaction Find judged harmful, with what it harmed and why it was judged so; or a
+// shard found lost (ServerLost), which no transaction harmed.
 type Harm struct {
-	XID       uint32     `json:"xid"`
-	FirstLSN  backup.LSN `json:"first_lsn"`
-	CommitLSN backup.LSN `json:"commit_lsn"`
+	XID       uint32     `json:"xid,omitempty"`
+	FirstLSN  backup.LSN `json:"first_lsn,omitzero"`
+	CommitLSN backup.LSN `json:"commit_lsn,omitzero"`
 	Time      time.Time  `json:"time"`
 	// Tenants counts the rows it deleted or overwrote, by tenant.
 	Tenants map[int64]int `json:"tenants"`
 	// Tables are the tables it changed, sorted.
-	Tables []string `json:"tables"`
+	Tables []string `json:"tables,omitempty"`
 	// DroppedDatabases are the databases it dropped (the database layout's harm).
 	DroppedDatabases []uint32 `json:"dropped_databases,omitempty"`
-	// Confidence is "reported" (it changed rows of a tenant the tickets name) or "pattern" (it
-	// wiped tenants through tables a reported harm wiped tenants through: the same script, in
-	// another transaction); Why says it in words.
+	// Column is set when it overwrote or dropped one column of a table rather than removing rows
+	// (an UPDATE without its WHERE, a bad migration): what a repair puts back.
+	Column *incident.ColumnHarm `json:"column,omitempty"`
+	// SoftDeleteMark is set when it soft-deleted the tenants' rows: the one deleted_at value it
+	// wrote, which an undo clears.
+	SoftDeleteMark time.Time `json:"soft_delete_mark,omitzero"`
+	// IntendedSoftDeleteMark is set when it deleted rows the ticket says the job should only have
+	// marked deleted: its commit time, the mark they come back with.
+	IntendedSoftDeleteMark time.Time `json:"intended_soft_delete_mark,omitzero"`
+	// ServerLost says the shard does not answer: taken as lost with its data, every tenant on it
+	// harmed, everything archived to recover.
+	ServerLost bool `json:"server_lost,omitempty"`
+	// Confidence is "reported" (it changed rows of a tenant the tickets name), "pattern" (it
+	// did to other tenants, through the same tables, what a reported harm did: the same script,
+	// in another transaction) or "lost" (a shard none of the reported tenants lives on does not
+	// answer); Why says it in words.
 	Confidence string `json:"confidence"`
 	Why        string `json:"why"`
 }
 
 // RecoverTo is the recovery target just before the harm, exclusive: its transaction, whose
 // damage happens at its commit; or, for a DROP DATABASE, which removes the database's files
-// before its commit, the start of its first WAL record.
+// before its commit, the start of its first WAL record; none (everything archived) for a lost
+// shard.
 func (h Harm) RecoverTo() cluster.RecoveryTarget {
-	if len(h.DroppedDatabases) > 0 {
+	switch {
+	case h.ServerLost:
+		return cluster.RecoveryTarget{}
+	case len(h.DroppedDatabases) > 0:
 		return cluster.RecoveryTarget{LSN: h.FirstLSN.String()}
 	}
 	return cluster.RecoveryTarget{XID: strconv.FormatUint(uint64(h.XID), 10)}
+}
+
+// What says in a few words what the harm did: deleted rows, overwrote or dropped a column,
+// soft-deleted rows, or lost the shard.
+func (h Harm) What() string {
+	switch {
+	case h.ServerLost:
+		return "shard lost"
+	case h.Column != nil && h.Column.Dropped:
+		return "dropped " + h.Column.Table + "." + h.Column.Column
+	case h.Column != nil:
+		return "overwrote " + h.Column.Table + "." + h.Column.Column
+	case !h.SoftDeleteMark.IsZero():
+		return "soft-deleted rows"
+	case len(h.DroppedDatabases) > 0:
+		return "dropped databases"
+	}
+	return "deleted rows"
 }
 
 // Finding is what Find found on one shard.
@@ -53,7 +90,8 @@ type Finding struct {
 	// Harms are the harmful transactions, in WAL order.
 	Harms []Harm `json:"harms"`
 	// RecoverTo is the recovery target just before the shard's first harm (exclusive); each
-	// harm has its own (Harm.RecoverTo). Empty when nothing harmful was found.
+	// harm has its own (Harm.RecoverTo). Empty when nothing harmful was found, or the shard
+	// was lost (recover everything archived).
 	RecoverTo cluster.RecoveryTarget `json:"recover_to"`
 	// Considered counts the transactions that changed rows in the window.
 	Considered int `json:"considered"`
@@ -73,17 +111,25 @@ func (f Finding) Victims() []int64 {
 // Find looks for the harm on every shard of c, whose base backups are backups (one per shard)
 // and whose tenants' tables model m describes, in any layout, as a responder would. On each shard it
 // reads the WAL archive from the backup to now, keeps the transactions committed within the
-// ticket's window that deleted or overwrote rows or dropped tables (DROP TABLE, DROP SCHEMA,
-// TRUNCATE), recovers a sidecar to just before the first of them, and asks it whose rows those
-// were: one query per table changed, whatever the number of transactions and tenants.
+// ticket's window that deleted or overwrote rows, dropped tables (DROP TABLE, DROP SCHEMA,
+// TRUNCATE) or databases, or altered columns, recovers a sidecar to just before the first of
+// them, and asks it whose rows those were: one query per table changed, whatever the number of
+// transactions and tenants. Where a transaction changed a tenant's rows in bulk without deleting
+// them, the live rows of the same keys tell which column it overwrote, and with what (the
+// soft-delete column: a soft delete); where it altered a column, the live catalog tells whether
+// the column is gone.
 //
 // A transaction that wiped a reported tenant, or changed at least half of its rows of a table,
-// is harmful (a tenant's own writes, a row at a time, are not); so is one, on any shard, that
-// wiped tenants (deleted rows of the model's root table) through tables a harmful one wiped
-// tenants through: a script run in many transactions, or on every shard. Every tenant a harmful
-// transaction changed is a victim, the ones no ticket names included; a transaction that changed
-// other tenants' rows otherwise (the workload's own deletes) is not a harm. It returns one
-// finding per shard, in shard order.
+// is harmful (a tenant's own writes, a row at a time, are not); so is one, on any shard, that did
+// to other tenants what a harmful one did, through the same tables: wiped them (deleted rows of
+// the model's root table), soft-deleted them, overwrote or dropped the same column — a script run
+// in many transactions, or on every shard. Every tenant a harmful transaction changed is a
+// victim, the ones no ticket names included; a transaction that changed other tenants' rows
+// otherwise (the workload's own writes) is not a harm. Where the ticket says the job meant to
+// soft-delete, its deletes are marked to come back soft-deleted at their commit.
+//
+// A shard that answers no connection for a few seconds is taken as lost, with every tenant the
+// catalog places on it. It returns one finding per shard, in shard order.
 func Find(ctx context.Context, c cluster.Cluster, backups []cluster.Backup, m *fixtures.Model, rep incident.Ticket) ([]Finding, error) {
 	if len(backups) != len(c.Shards()) {
 		return nil, fmt.Errorf("locate harm: %d base backup(s) for %d shard(s)", len(backups), len(c.Shards()))
@@ -91,32 +137,62 @@ func Find(ctx context.Context, c cluster.Cluster, backups []cluster.Backup, m *f
 	var all []searched
 	for shard := range c.Shards() {
 		s, err := search(ctx, c, shard, backups[shard], m, rep)
-		if err != nil {
+		if errors.Is(err, errNoAnswer) {
+			s = searched{shard: shard, lost: err}
+		} else if err != nil {
 			return nil, fmt.Errorf("locate harm on shard %d: %w", shard, err)
 		}
 		all = append(all, s)
 	}
-	return judge(all, m.RootTable().Name, rep.Tenants), nil
+	if slices.ContainsFunc(all, func(s searched) bool { return s.lost != nil }) {
+		if err := placeTenants(ctx, c, all); err != nil {
+			return nil, err
+		}
+	}
+	return judge(all, m, rep), nil
 }
 
-// searched is one shard's transactions in the window, and whose rows each touched.
+// placeTenants gives every lost shard of all the tenants the catalog places on it.
+func placeTenants(ctx context.Context, c cluster.Cluster, all []searched) error {
+	return cluster.WithConn(ctx, c.Catalog().DSN(), func(conn *pgx.Conn) error {
+		tenants, err := fixtures.ReadTenants(ctx, conn)
+		if err != nil {
+			return fmt.Errorf("locate harm: read where the tenants live: %w", err)
+		}
+		for _, t := range tenants {
+			if t.Shard >= 0 && t.Shard < len(all) && all[t.Shard].lost != nil {
+				all[t.Shard].tenants = append(all[t.Shard].tenants, t.ID)
+			}
+		}
+		return nil
+	})
+}
+
+// searched is one shard's transactions in the window, and what each did to tenants; or, for a
+// shard that does not answer, why it was taken as lost and the tenants on it.
 type searched struct {
 	shard   int
 	txns    []*Txn
 	touched [][]touch
+	lost    error
+	tenants []int64
 }
 
-// search reads shard's WAL from its backup b to now, and finds whose rows each transaction in
-// the ticket's window touched.
+// search reads shard's WAL from its backup b to now, and finds what each transaction in the
+// ticket's window did to tenants.
 func search(ctx context.Context, c cluster.Cluster, shard int, b cluster.Backup, m *fixtures.Model, rep incident.Ticket) (searched, error) {
 	out := searched{shard: shard}
 	live := c.Shards()[shard]
-	end, err := currentLSN(ctx, live)
+	end, err := answering(ctx, live)
 	if err != nil {
 		return out, err
 	}
-	if _, err := backup.ArchiveNow(ctx, live); err != nil {
+	_, through, err := backup.ArchiveNowThrough(ctx, live)
+	if err != nil {
 		return out, err
+	}
+	if at, err := backup.ParseLSN(end); err == nil && at > through {
+		end = through.String() // past it lies nothing but the next segment's page header
 	}
 	var dump bytes.Buffer
 	if err := live.DumpWAL(ctx, b.StartLSN, end, &dump); err != nil {
@@ -127,290 +203,49 @@ func search(ctx context.Context, c cluster.Cluster, shard int, b cluster.Backup,
 		return out, err
 	}
 	for _, t := range txns {
-		if t.Outcome == Committed && !t.Time.Before(rep.From) && !t.Time.After(rep.To) &&
-			(t.RowsChanged() > 0 || len(t.DroppedFiles) > 0 || len(t.DroppedDatabases) > 0) {
+		if t.Outcome == Committed && !t.Time.Before(rep.From) && !t.Time.After(rep.To) && t.Altered() {
 			out.txns = append(out.txns, t)
 		}
 	}
 	if len(out.txns) == 0 {
 		return out, nil
 	}
-	out.touched, err = whoseRows(ctx, c, b, m, out.txns, rep.Tenants)
+	out.touched, err = whoseRows(ctx, c, shard, b, m, out.txns)
 	return out, err
-}
-
-// currentLSN is the shard's WAL insert position.
-func currentLSN(ctx context.Context, s cluster.Server) (string, error) {
-	var lsn string
-	err := cluster.WithConn(ctx, s.DSN(), func(conn *pgx.Conn) error {
-		return conn.QueryRow(ctx, "SELECT pg_current_wal_insert_lsn()::text").Scan(&lsn)
-	})
-	if err != nil {
-		return "", fmt.Errorf("read WAL position of %s: %w", s.Name(), err)
-	}
-	return lsn, nil
-}
-
-// touch is what one transaction did to tenants in one table: rows by tenant, and, for the
-// reported tenants, how many rows each had there before.
-type touch struct {
-	table   string
-	tenants map[int64]int
-	had     map[int64]int
-}
-
-// whoseRows recovers a sidecar from b to just before the first of txns and returns, per
-// transaction (by index), the tenants whose rows each deleted or updated, table by table, with
-// what the reported tenants had in those tables.
-func whoseRows(ctx context.Context, c cluster.Cluster, b cluster.Backup, m *fixtures.Model, txns []*Txn, reported []int64) ([][]touch, error) {
-	sidecar, err := c.PrepareSidecar(ctx, cluster.SidecarSpec{From: b, Target: cluster.RecoveryTarget{LSN: txns[0].FirstLSN.String()}})
-	if err == nil {
-		defer func() { _ = sidecar.Stop(context.WithoutCancel(ctx)) }()
-		err = sidecar.Start(ctx)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("recover a sidecar to before %s: %w", txns[0].FirstLSN, err)
-	}
-	// Every tuple changed, with the transaction that changed it, by database and relation file;
-	// and the files and databases each commit dropped.
-	type tuples struct {
-		tids []string
-		txn  []int32
-	}
-	byDB := map[uint32]map[uint32]*tuples{}
-	dropped := map[uint32]map[uint32][]int32{} // database, relation file: the transactions that dropped it
-	databases := map[uint32][]int32{}          // database: the transactions that dropped it
-	for i, t := range txns {
-		for rel, ch := range t.Relations {
-			if byDB[rel.Database] == nil {
-				byDB[rel.Database] = map[uint32]*tuples{}
-			}
-			tu := byDB[rel.Database][rel.Relation]
-			if tu == nil {
-				tu = &tuples{}
-				byDB[rel.Database][rel.Relation] = tu
-			}
-			for _, tid := range slices.Concat(ch.Deleted, ch.Updated) {
-				tu.tids = append(tu.tids, tid.String())
-				tu.txn = append(tu.txn, int32(i))
-			}
-		}
-		for _, rel := range t.DroppedFiles {
-			if dropped[rel.Database] == nil {
-				dropped[rel.Database] = map[uint32][]int32{}
-			}
-			dropped[rel.Database][rel.Relation] = append(dropped[rel.Database][rel.Relation], int32(i))
-		}
-		for _, db := range t.DroppedDatabases {
-			databases[db] = append(databases[db], int32(i))
-		}
-	}
-	names, err := databaseNames(ctx, sidecar)
-	if err != nil {
-		return nil, err
-	}
-	out := make([][]touch, len(txns))
-	for oid, datname := range names {
-		if byDB[oid] == nil && dropped[oid] == nil && databases[oid] == nil {
-			continue
-		}
-		err := cluster.WithConn(ctx, sidecar.DSNFor(datname), func(conn *pgx.Conn) error {
-			tables, err := tablesByFile(ctx, conn)
-			if err != nil {
-				return err
-			}
-			fixed, _ := fixtures.ParseTenantContainer(datname) // the database layout: the database is the tenant
-			// A table whose file a commit dropped lost every row, as did every table of a database
-			// dropped: their rows, by tenant.
-			whole := dropped[oid]
-			if txs := databases[oid]; len(txs) > 0 {
-				whole = map[uint32][]int32{}
-				for file := range tables {
-					whole[file] = txs
-				}
-			}
-			for file, txs := range whole {
-				name, ok := tables[file]
-				if !ok {
-					continue
-				}
-				counts, err := tenantCounts(ctx, conn, m, name, fixed, nil, nil, reported)
-				if err != nil {
-					return err
-				}
-				for _, i := range txs {
-					for _, c := range counts {
-						out[i] = addTouch(out[i], name.table, c)
-					}
-				}
-			}
-			for file, tu := range byDB[oid] {
-				name, ok := tables[file]
-				if !ok {
-					continue // a table made after the sidecar's point, or not a table
-				}
-				counts, err := tenantCounts(ctx, conn, m, name, fixed, tu.tids, tu.txn, reported)
-				if err != nil {
-					return err
-				}
-				for _, c := range counts {
-					out[c.txn] = addTouch(out[c.txn], name.table, c)
-				}
-			}
-			return nil
-		})
-		if err != nil {
-			return nil, fmt.Errorf("find whose rows of database %s were changed: %w", datname, err)
-		}
-	}
-	return out, nil
-}
-
-// databaseNames maps the oids of the server's databases to their names.
-func databaseNames(ctx context.Context, s cluster.Server) (map[uint32]string, error) {
-	out := map[uint32]string{}
-	err := cluster.WithConn(ctx, s.DSN(), func(conn *pgx.Conn) error {
-		rows, err := conn.Query(ctx, "SELECT oid::int8, datname FROM pg_database WHERE datallowconn")
-		if err != nil {
-			return err
-		}
-		var oid int64
-		var name string
-		_, err = pgx.ForEachRow(rows, []any{&oid, &name}, func() error {
-			out[uint32(oid)] = name
-			return nil
-		})
-		return err
-	})
-	if err != nil {
-		return nil, fmt.Errorf("list databases of %s: %w", s.Name(), err)
-	}
-	return out, nil
-}
-
-// count is how many rows of a tenant a transaction (by index) changed, and, for a reported
-// tenant, how many it had in the table.
-type count struct {
-	txn    int32
-	tenant int64
-	rows   int
-	had    int
-}
-
-// tenantCounts counts the rows of table name on conn by tenant and transaction: the tuples tids,
-// each changed by the transaction of the same index in txns; every row (as transaction 0) when
-// tids is nil. fixed, when not 0, is the tenant of every row (the database layout's). The reported
-// tenants' counts come with how many rows each had in the table. A table no tenant owns
-// (reference data, pgdrill's own) counts none.
-func tenantCounts(ctx context.Context, conn *pgx.Conn, m *fixtures.Model, name qualified, fixed int64, tids []string, txns []int32, reported []int64) ([]count, error) {
-	t, ok := m.LookupTable(name.table)
-	if !ok || (t.Owner.Kind != fixtures.OwnedByColumn && t.Owner.Kind != fixtures.OwnedByPath) {
-		return nil, nil
-	}
-	owned, err := m.OwnerSQL(t, name.schema, "r")
-	if err != nil {
-		return nil, err
-	}
-	tenant := owned.Tenant
-	if id, ok := fixtures.ParseTenantContainer(name.schema); ok {
-		fixed = id // the schema layout: the schema is the tenant
-	}
-	if fixed > 0 {
-		tenant = strconv.FormatInt(fixed, 10) + "::int8"
-	}
-	q := "SELECT 0, " + tenant + ", count(*) FROM " + owned.From + " GROUP BY 1, 2"
-	var args []any
-	if tids != nil {
-		q = "SELECT x.txn, " + tenant + ", count(*) FROM " + owned.From +
-			" JOIN unnest($1::tid[], $2::int4[]) AS x(tid, txn) ON r.ctid = x.tid GROUP BY 1, 2"
-		args = []any{tids, txns}
-	}
-	rows, err := conn.Query(ctx, q, args...)
-	if err != nil {
-		return nil, fmt.Errorf("find whose rows of %s were changed: %w", name.table, err)
-	}
-	var out []count
-	var c count
-	if _, err := pgx.ForEachRow(rows, []any{&c.txn, &c.tenant, &c.rows}, func() error {
-		out = append(out, c)
-		return nil
-	}); err != nil {
-		return nil, fmt.Errorf("find whose rows of %s were changed: %w", name.table, err)
-	}
-	var asked []int64
-	for _, c := range out {
-		if slices.Contains(reported, c.tenant) && !slices.Contains(asked, c.tenant) {
-			asked = append(asked, c.tenant)
-		}
-	}
-	if len(asked) == 0 {
-		return out, nil
-	}
-	rows, err = conn.Query(ctx, "SELECT "+tenant+", count(*) FROM "+owned.From+" WHERE "+tenant+" = ANY($1) GROUP BY 1", asked)
-	if err != nil {
-		return nil, fmt.Errorf("count the reported tenants' rows of %s: %w", name.table, err)
-	}
-	had := map[int64]int{}
-	var id int64
-	var n int
-	if _, err := pgx.ForEachRow(rows, []any{&id, &n}, func() error {
-		had[id] = n
-		return nil
-	}); err != nil {
-		return nil, fmt.Errorf("count the reported tenants' rows of %s: %w", name.table, err)
-	}
-	for i := range out {
-		out[i].had = had[out[i].tenant]
-	}
-	return out, nil
-}
-
-// addTouch counts c's rows in table into ts.
-func addTouch(ts []touch, table string, c count) []touch {
-	i := slices.IndexFunc(ts, func(t touch) bool { return t.table == table })
-	if i < 0 {
-		ts = append(ts, touch{table: table, tenants: map[int64]int{}, had: map[int64]int{}})
-		i = len(ts) - 1
-	}
-	ts[i].tenants[c.tenant] += c.rows
-	if c.had > 0 {
-		ts[i].had[c.tenant] += c.had
-	}
-	return ts
-}
-
-// qualified is a table with its schema.
-type qualified struct{ schema, table string }
-
-// tablesByFile maps the relation files of the database's ordinary tables to their names.
-func tablesByFile(ctx context.Context, conn *pgx.Conn) (map[uint32]qualified, error) {
-	rows, err := conn.Query(ctx, "SELECT pg_relation_filenode(c.oid)::int8, n.nspname, c.relname FROM pg_class c "+
-		"JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relkind = 'r' AND c.oid >= 16384")
-	if err != nil {
-		return nil, fmt.Errorf("list tables: %w", err)
-	}
-	out := map[uint32]qualified{}
-	var file int64
-	var q qualified
-	_, err = pgx.ForEachRow(rows, []any{&file, &q.schema, &q.table}, func() error {
-		out[uint32(file)] = q
-		return nil
-	})
-	if err != nil {
-		return nil, fmt.Errorf("list tables: %w", err)
-	}
-	return out, nil
 }
 
 // bulkRows is the fewest rows of a table a bulk change of a tenant changes: a workload's write
 // of one row is never one.
 const bulkRows = 2
 
-// bulk reports whether touch t of the root table wiped tenant id, or changed at least half of
-// its rows of the table (and more than one): what a harm does, unlike a tenant's own writes.
-func bulk(t touch, id int64, root string) bool {
+// shardTotals sums, per table and tenant, the rows the shard's transactions changed of the
+// tenant where each changed at least bulkRows of them: a script that deletes a tenant's rows in
+// batches changes them all in bulk, though no one batch changes half.
+func shardTotals(touched [][]touch) map[string]map[int64]int {
+	out := map[string]map[int64]int{}
+	for _, ts := range touched {
+		for _, t := range ts {
+			for id, n := range t.tenants {
+				if n < bulkRows {
+					continue
+				}
+				if out[t.table] == nil {
+					out[t.table] = map[int64]int{}
+				}
+				out[t.table][id] += n
+			}
+		}
+	}
+	return out
+}
+
+// bulk reports whether touch t deleted rows of tenant id from the root table (wiped it), or
+// changed at least bulkRows of its rows of the table where the shard's transactions that did so
+// changed at least half of them (totals: shardTotals): what a harm does, in one transaction or in
+// batches, unlike a tenant's own writes, a row at a time.
+func bulk(t touch, id int64, root string, totals map[string]map[int64]int) bool {
 	n := t.tenants[id]
-	return n > 0 && t.table == root || n >= bulkRows && 2*n >= t.had[id]
+	return t.deleted[id] > 0 && t.table == root || n >= bulkRows && 2*totals[t.table][id] >= t.had[id]
 }
 
 // subset reports whether every one of a is in b.
@@ -418,10 +253,15 @@ func subset(a, b []string) bool {
 	return !slices.ContainsFunc(a, func(s string) bool { return !slices.Contains(b, s) })
 }
 
-// judge picks the harmful transactions of every shard, given whose rows each touched, the
-// model's root table and the reported tenants, and returns one finding per shard.
-func judge(all []searched, root string, reported []int64) []Finding {
+// judge picks the harmful transactions of every shard, given what each did to tenants, the
+// model and the ticket, and returns one finding per shard.
+func judge(all []searched, m *fixtures.Model, rep incident.Ticket) []Finding {
+	root := m.RootTable().Name
 	type ref struct{ s, i int } // shard, transaction
+	totals := make([]map[string]map[int64]int, len(all))
+	for s := range all {
+		totals[s] = shardTotals(all[s].touched)
+	}
 	tablesOf := func(r ref) []string {
 		var names []string
 		for _, t := range all[r.s].touched[r.i] {
@@ -429,21 +269,28 @@ func judge(all []searched, root string, reported []int64) []Finding {
 		}
 		return names
 	}
-	wipes := func(r ref) bool {
-		return slices.ContainsFunc(all[r.s].touched[r.i], func(t touch) bool { return t.table == root && len(t.tenants) > 0 })
+	// deletes reports whether r deleted some tenant's rows in bulk.
+	deletes := func(r ref) bool {
+		return slices.ContainsFunc(all[r.s].touched[r.i], func(t touch) bool {
+			for id := range t.deleted {
+				if bulk(t, id, root, totals[r.s]) {
+					return true
+				}
+			}
+			return false
+		})
 	}
-	harm := func(r ref, confidence, why string) Harm {
-		t := all[r.s].txns[r.i]
-		h := Harm{XID: t.XID, FirstLSN: t.FirstLSN, CommitLSN: t.CommitLSN, Time: t.Time, Tenants: map[int64]int{},
-			DroppedDatabases: t.DroppedDatabases, Confidence: confidence, Why: why}
-		for _, tc := range all[r.s].touched[r.i] {
-			h.Tables = append(h.Tables, tc.table)
-			for id, n := range tc.tenants {
-				h.Tenants[id] += n
+	// What it did to columns: "drop T.C" or "set T.C", one per table.
+	columnsOf := func(r ref) []string {
+		var out []string
+		for _, t := range all[r.s].touched[r.i] {
+			if c := t.change; c != nil && c.dropped {
+				out = append(out, "drop "+t.table+"."+c.column)
+			} else if c != nil {
+				out = append(out, "set "+t.table+"."+c.column)
 			}
 		}
-		slices.Sort(h.Tables)
-		return h
+		return out
 	}
 	var refs []ref
 	for s := range all {
@@ -452,14 +299,15 @@ func judge(all []searched, root string, reported []int64) []Finding {
 		}
 	}
 	harmful := map[ref]Harm{}
-	// The tables of each reported harm that wiped tenants: a tenant with no rows in one of them
-	// is wiped through fewer.
-	var scripts []ref
+	// What the reported harms did: the tables they deleted through, the columns they changed, and
+	// a harm that did each (for a Why).
+	var deletedThrough, changedCols []string
+	var deleter, changer *ref
 	for _, r := range refs {
 		var named []int64
 		for _, t := range all[r.s].touched[r.i] {
-			for _, id := range reported {
-				if bulk(t, id, root) && !slices.Contains(named, id) {
+			for _, id := range rep.Tenants {
+				if bulk(t, id, root, totals[r.s]) && !slices.Contains(named, id) {
 					named = append(named, id)
 				}
 			}
@@ -468,26 +316,43 @@ func judge(all []searched, root string, reported []int64) []Finding {
 			continue
 		}
 		slices.Sort(named)
-		harmful[r] = harm(r, "reported", fmt.Sprintf("it wiped reported tenant(s) %v, or changed at least half of their rows of a table", named))
-		if wipes(r) {
-			scripts = append(scripts, r)
+		harmful[r] = harmOf(all[r.s].txns[r.i], all[r.s].touched[r.i], m, rep, "reported",
+			fmt.Sprintf("it %s of reported tenant(s) %v", did(all[r.s].touched[r.i], root), named))
+		if deletes(r) {
+			deletedThrough = append(deletedThrough, tablesOf(r)...)
+			deleter = &r
+		}
+		if cols := columnsOf(r); len(cols) > 0 {
+			changedCols = append(changedCols, cols...)
+			changer = &r
 		}
 	}
+	// Transactions that did to other tenants what a reported harm did, through its tables.
 	for _, r := range refs {
-		if _, ok := harmful[r]; ok || !wipes(r) {
+		if _, ok := harmful[r]; ok {
 			continue
 		}
-		for _, sr := range scripts {
-			if subset(tablesOf(r), tablesOf(sr)) {
-				harmful[r] = harm(r, "pattern", fmt.Sprintf("it wiped tenants through the tables of harmful transaction %d on shard %d: the same script, in another transaction",
-					all[sr.s].txns[sr.i].XID, all[sr.s].shard))
-				break
-			}
+		var like *ref
+		switch cols := columnsOf(r); {
+		case deletes(r) && subset(tablesOf(r), deletedThrough):
+			like = deleter
+		case len(cols) > 0 && subset(cols, changedCols):
+			like = changer
+		default:
+			continue
 		}
+		harmful[r] = harmOf(all[r.s].txns[r.i], all[r.s].touched[r.i], m, rep, "pattern",
+			fmt.Sprintf("it %s of other tenants, as harmful transaction %d on shard %d did, through the same tables: the same script, in another transaction",
+				did(all[r.s].touched[r.i], root), all[like.s].txns[like.i].XID, all[like.s].shard))
 	}
 	out := make([]Finding, len(all))
 	for s, sh := range all {
 		f := Finding{Shard: sh.shard, Considered: len(sh.txns)}
+		if sh.lost != nil {
+			f.Harms = []Harm{lostShard(sh, rep)}
+			out[s] = f
+			continue
+		}
 		for i := range sh.txns {
 			if h, ok := harmful[ref{s, i}]; ok {
 				f.Harms = append(f.Harms, h)
@@ -502,6 +367,89 @@ func judge(all []searched, root string, reported []int64) []Finding {
 	return out
 }
 
+// did says what a transaction that touched ts did, for a Why.
+func did(ts []touch, root string) string {
+	for _, t := range ts {
+		if t.table == root && len(t.deleted) > 0 {
+			return "wiped rows"
+		}
+	}
+	for _, t := range ts {
+		if len(t.deleted) > 0 {
+			return "deleted rows in bulk"
+		}
+	}
+	for _, t := range ts {
+		if c := t.change; c != nil && c.dropped {
+			return "dropped column " + t.table + "." + c.column + ", which held rows"
+		} else if c != nil {
+			return "wrote one value into " + t.table + "." + c.column + " in rows"
+		}
+	}
+	return "changed at least half of the rows of a table"
+}
+
+// harmOf is transaction t, which touched ts, as a harm: with the one column it overwrote or
+// dropped, or the mark it soft-deleted with, and, where the ticket says the job meant to
+// soft-delete what it deleted, the mark its rows come back with.
+func harmOf(t *Txn, ts []touch, m *fixtures.Model, rep incident.Ticket, confidence, why string) Harm {
+	h := Harm{XID: t.XID, FirstLSN: t.FirstLSN, CommitLSN: t.CommitLSN, Time: t.Time, Tenants: map[int64]int{},
+		DroppedDatabases: t.DroppedDatabases, Confidence: confidence, Why: why}
+	var changed []touch // the tables where it changed a column
+	deleted := false
+	for _, tc := range ts {
+		h.Tables = append(h.Tables, tc.table)
+		for id, n := range tc.tenants {
+			h.Tenants[id] += n
+		}
+		deleted = deleted || len(tc.deleted) > 0
+		if tc.change != nil {
+			changed = append(changed, tc)
+		}
+	}
+	slices.Sort(h.Tables)
+	if !deleted && len(changed) > 0 {
+		h.characterize(changed, m)
+	}
+	if deleted && rep.Intended == incident.MeantSoftDelete {
+		h.IntendedSoftDeleteMark = h.Time.Truncate(time.Microsecond)
+	}
+	return h
+}
+
+// characterize says what the harm did to columns: soft-deleted the rows, where every table's
+// change wrote one time into its soft-delete column; overwrote or dropped one column, where it
+// changed one table.
+func (h *Harm) characterize(changed []touch, m *fixtures.Model) {
+	mark := changed[0].change.mark
+	soft := !mark.IsZero()
+	for _, tc := range changed {
+		t, _ := m.LookupTable(tc.table)
+		soft = soft && tc.change.column == t.SoftDelete && !tc.change.dropped && tc.change.mark.Equal(mark)
+	}
+	switch {
+	case soft:
+		h.SoftDeleteMark = mark
+	case len(changed) == 1:
+		c := changed[0].change
+		h.Column = &incident.ColumnHarm{Table: changed[0].table, Column: c.column, Dropped: c.dropped, Value: c.value}
+	}
+}
+
+// lostShard is the harm of a shard that did not answer: every tenant on it.
+func lostShard(sh searched, rep incident.Ticket) Harm {
+	h := Harm{ServerLost: true, Time: time.Now().UTC(), Tenants: map[int64]int{}, Confidence: "lost"}
+	for _, id := range sh.tenants {
+		h.Tenants[id] = 0 // its rows went with it, uncounted
+		if slices.Contains(rep.Tenants, id) {
+			h.Confidence = "reported"
+		}
+	}
+	h.Why = fmt.Sprintf("shard %d does not answer (%v): taken as lost with its data, and every one of the %d tenant(s) the catalog places on it with it",
+		sh.shard, sh.lost, len(sh.tenants))
+	return h
+}
+
 // Record is the incident as found: base's kind, run, layout and model, with the victims and the
 // harmful transactions of found, what a strategy restores from.
 func Record(base incident.Record, found []Finding) incident.Record {
@@ -511,9 +459,12 @@ func Record(base incident.Record, found []Finding) incident.Record {
 			rec.Affected = append(rec.Affected, incident.Tenant{ID: id, Shard: f.Shard})
 		}
 		for _, h := range f.Harms {
-			rec.Harms = append(rec.Harms, incident.Harm{Shard: f.Shard, Tenants: slices.Sorted(maps.Keys(h.Tenants)),
-				XID: strconv.FormatUint(uint64(h.XID), 10), LSN: h.FirstLSN.String(), CommitLSN: h.CommitLSN.String(), Time: h.Time,
-				RecoverTo: h.RecoverTo()})
+			ih := incident.Harm{Shard: f.Shard, Tenants: slices.Sorted(maps.Keys(h.Tenants)), Time: h.Time, RecoverTo: h.RecoverTo(),
+				Column: h.Column, SoftDeleteMark: h.SoftDeleteMark, IntendedSoftDeleteMark: h.IntendedSoftDeleteMark, ServerLost: h.ServerLost}
+			if !h.ServerLost {
+				ih.XID, ih.LSN, ih.CommitLSN = strconv.FormatUint(uint64(h.XID), 10), h.FirstLSN.String(), h.CommitLSN.String()
+			}
+			rec.Harms = append(rec.Harms, ih)
 		}
 	}
 	slices.SortFunc(rec.Affected, func(a, b incident.Tenant) int { return cmp.Compare(a.ID, b.ID) })

@@ -82,10 +82,20 @@ type Txn struct {
 	Relations map[RelFile]*Changes `json:"-"`
 	// CatalogChanges counts its changes to system catalogs: DDL.
 	CatalogChanges int `json:"catalog_changes,omitempty"`
+	// AlteredColumns are the catalog rows of columns (pg_attribute's) it updated, by database:
+	// ALTER TABLE dropping, renaming or retyping a column. A server recovered to before it says
+	// which columns they were.
+	AlteredColumns map[uint32][]TID `json:"-"`
 	// DroppedFiles are the relation files its commit removed (DROP TABLE, DROP SCHEMA,
 	// TRUNCATE, a rewrite); DroppedDatabases the databases it removed (DROP DATABASE).
 	DroppedFiles     []RelFile `json:"dropped_files,omitempty"`
 	DroppedDatabases []uint32  `json:"dropped_databases,omitempty"`
+}
+
+// Altered reports whether it changed rows, dropped files or databases, or altered columns:
+// whether it could have harmed anything.
+func (t *Txn) Altered() bool {
+	return t.RowsChanged() > 0 || len(t.DroppedFiles) > 0 || len(t.DroppedDatabases) > 0 || len(t.AlteredColumns) > 0
 }
 
 // RowsChanged counts the rows it deleted or updated in relations that are not catalogs.
@@ -109,17 +119,21 @@ func (t *Txn) changes(rel RelFile) *Changes {
 
 // A pg_waldump line: rmgr, transaction id, LSN and description.
 var (
-	recordLine = regexp.MustCompile(`^rmgr: (\S+)\s+len \(rec/tot\):\s*\d+/\s*\d+, tx:\s*(\d+), lsn: ([0-9A-F]+/[0-9A-F]+), prev [0-9A-F]+/[0-9A-F]+, desc: (.*)$`)
-	blockRef   = regexp.MustCompile(`blkref #(\d+): rel (\d+)/(\d+)/(\d+)(?: fork \w+)? blk (\d+)`)
-	offset     = regexp.MustCompile(`^\S+ off (\d+)`)
-	tuples     = regexp.MustCompile(`^MULTI_INSERT(?:\+INIT)? (\d+) tuples`)
-	relPath    = regexp.MustCompile(`base/(\d+)/(\d+)`)
-	dropDir    = regexp.MustCompile(`^DROP dir (\d+)/(\d+)`)
+	recordLine  = regexp.MustCompile(`^rmgr: (\S+)\s+len \(rec/tot\):\s*\d+/\s*\d+, tx:\s*(\d+), lsn: ([0-9A-F]+/[0-9A-F]+), prev [0-9A-F]+/[0-9A-F]+, desc: (.*)$`)
+	blockRef    = regexp.MustCompile(`blkref #(\d+): rel (\d+)/(\d+)/(\d+)(?: fork \w+)? blk (\d+)`)
+	offset      = regexp.MustCompile(`^\S+ off (\d+)`)
+	multiInsert = regexp.MustCompile(`^MULTI_INSERT(?:\+INIT)? (\d+) tuples`)
+	relPath     = regexp.MustCompile(`base/(\d+)/(\d+)`)
+	dropDir     = regexp.MustCompile(`^DROP dir (\d+)/(\d+)`)
 )
 
 // pgDatabaseFile is pg_database's file in a block reference: a shared catalog (database 0),
 // relation 1262.
 const pgDatabaseFile = "/0/1262 "
+
+// pgAttributeFile is pg_attribute's relation file, as initdb makes it (a VACUUM FULL of the
+// catalog would move it).
+const pgAttributeFile = 1249
 
 // commitTimeLayout is how pg_waldump writes a commit's time.
 const commitTimeLayout = "2006-01-02 15:04:05.999999 MST"
@@ -191,11 +205,10 @@ func (t *Txn) add(rmgr string, lsn backup.LSN, desc string) error {
 		return nil
 	}
 	rel, blk := refOf(refs[0])
-	if rel.Catalog() {
-		t.CatalogChanges++
-		return nil
-	}
 	op, _, _ := strings.Cut(desc, " ")
+	// UPDATE+INIT is an update whose new version went to a page of its own.
+	op, _ = strings.CutSuffix(op, "+INIT")
+	var old TID // the row version a delete or update replaced
 	switch op {
 	case "DELETE", "UPDATE", "HOT_UPDATE":
 		m := offset.FindStringSubmatch(desc)
@@ -206,16 +219,29 @@ func (t *Txn) add(rmgr string, lsn backup.LSN, desc string) error {
 		if op != "DELETE" && len(refs) > 1 {
 			_, blk = refOf(refs[1]) // the old version's page, when the new one went elsewhere
 		}
-		c := t.changes(rel)
-		if op == "DELETE" {
-			c.Deleted = append(c.Deleted, TID{Block: blk, Offset: uint16(off)})
-		} else {
-			c.Updated = append(c.Updated, TID{Block: blk, Offset: uint16(off)})
+		old = TID{Block: blk, Offset: uint16(off)}
+	}
+	if rel.Catalog() {
+		t.CatalogChanges++
+		if rel.Relation == pgAttributeFile && (op == "UPDATE" || op == "HOT_UPDATE") {
+			if t.AlteredColumns == nil {
+				t.AlteredColumns = map[uint32][]TID{}
+			}
+			t.AlteredColumns[rel.Database] = append(t.AlteredColumns[rel.Database], old)
 		}
-	case "INSERT", "INSERT+INIT":
+		return nil
+	}
+	switch op {
+	case "DELETE":
+		c := t.changes(rel)
+		c.Deleted = append(c.Deleted, old)
+	case "UPDATE", "HOT_UPDATE":
+		c := t.changes(rel)
+		c.Updated = append(c.Updated, old)
+	case "INSERT":
 		t.changes(rel).Inserted++
 	default:
-		if m := tuples.FindStringSubmatch(desc); m != nil {
+		if m := multiInsert.FindStringSubmatch(desc); m != nil {
 			n, _ := strconv.Atoi(m[1])
 			t.changes(rel).Inserted += n
 		}

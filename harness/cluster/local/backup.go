@@ -240,11 +240,20 @@ func (s *server) VerifyWAL(ctx context.Context, from, to string) error {
 
 // DumpWAL implements cluster.Server.
 func (s *server) DumpWAL(ctx context.Context, from, to string, w io.Writer) error {
-	if s.archive == "" || s.pgBackRest() {
+	if s.archive == "" {
 		return fmt.Errorf("dump WAL of %s: it has no WAL archive of pgdrill's own to read", s.name)
 	}
+	dir := s.archive
+	if s.pgBackRest() {
+		fetched, err := s.fetchPgBackRestWAL(ctx, from, to)
+		if err != nil {
+			return err
+		}
+		defer func() { _ = os.RemoveAll(fetched) }()
+		dir = fetched
+	}
 	var stderr strings.Builder
-	cmd := exec.CommandContext(ctx, s.c.p.bins.Path("pg_waldump"), "--path", s.archive, "--start", from, "--end", to)
+	cmd := exec.CommandContext(ctx, s.c.p.bins.Path("pg_waldump"), "--path", dir, "--start", from, "--end", to)
 	cmd.Stdout, cmd.Stderr = w, &stderr
 	if err := cmd.Run(); err != nil {
 		return fmt.Errorf("dump WAL of %s from %s to %s: %w: %s", s.name, from, to, err, tail(stderr.String(), 5))

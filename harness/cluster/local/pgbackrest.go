@@ -13,6 +13,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/pgdrill/pgdrill/harness/cluster"
 )
 
@@ -169,4 +171,39 @@ func (s *server) archivedPgBackRest() ([]string, error) {
 	}
 	slices.Sort(out)
 	return slices.Compact(out), nil
+}
+
+// fetchPgBackRestWAL gets the segments of s's stanza holding from..to (WAL positions) out of the
+// pgBackRest repository (archive-get, which decompresses them) into a directory of their own,
+// whose path it returns, for pg_waldump to read; the caller removes it. The server names the
+// segments (pg_walfile_name), so it must be running.
+func (s *server) fetchPgBackRestWAL(ctx context.Context, from, to string) (string, error) {
+	var first, last string
+	if err := cluster.WithConn(ctx, s.DSN(), func(conn *pgx.Conn) error {
+		return conn.QueryRow(ctx, "SELECT pg_walfile_name($1::pg_lsn), pg_walfile_name($2::pg_lsn)", from, to).Scan(&first, &last)
+	}); err != nil {
+		return "", fmt.Errorf("dump WAL of %s: name its segments: %w", s.name, err)
+	}
+	archived, err := s.archivedPgBackRest()
+	if err != nil {
+		return "", err
+	}
+	dir, err := os.MkdirTemp(s.dir, "wal-")
+	if err != nil {
+		return "", fmt.Errorf("dump WAL of %s: %w", s.name, err)
+	}
+	if err := s.c.p.user.own(dir); err != nil {
+		_ = os.RemoveAll(dir)
+		return "", err
+	}
+	for _, name := range archived {
+		if name[8:] < first[8:] || name[8:] > last[8:] { // after its timeline, a name orders the WAL
+			continue
+		}
+		if _, err := s.c.runPgBackRest(ctx, s, "archive-get", name, filepath.Join(dir, name)); err != nil {
+			_ = os.RemoveAll(dir)
+			return "", fmt.Errorf("dump WAL of %s: %w", s.name, err)
+		}
+	}
+	return dir, nil
 }

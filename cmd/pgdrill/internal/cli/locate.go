@@ -15,17 +15,20 @@ import (
 
 func (a *app) locateCommand() *cobra.Command {
 	var tenants []int64
-	var since, until string
+	var since, until, intended string
 	cmd := &cobra.Command{
 		Use:   "locate --tenant ID --since TIME [RUN_ID]",
 		Short: "Find the transactions that harmed the tenants support reported, every other tenant they harmed, and the recovery target",
 		Long: `Find the harm the way a responder must: from a few tenants the tickets name and about when, never the
 answer. Every shard's WAL archive is read from its base backup to now (pg_waldump); the
-transactions committed in the window that deleted or overwrote rows or dropped tables are kept; a
-sidecar recovered to just before the first of them says whose rows they were. A transaction that
-touched a reported tenant is harmful, and so is one that wiped tenants through the same tables (the
-same script, in another transaction or on another shard); every tenant a harmful transaction
-touched is a victim. Each shard's recovery target is just before its first harm.
+transactions committed in the window that deleted or overwrote rows, dropped tables or databases,
+or altered columns are kept; a sidecar recovered to just before the first of them says whose rows
+they were, and the live shard what an overwrite wrote (one column, or a soft delete's mark) or which
+column a migration dropped. A transaction that changed a reported tenant in bulk is harmful, and so
+is one that did the same to other tenants through the same tables (the same script, in another
+transaction or on another shard); every tenant a harmful transaction touched is a victim. Each
+shard's recovery target is just before its first harm; a shard that does not answer is taken as
+lost, with every tenant on it.
 
 Inside a runbook ($` + drill.IncidentFileEnv + ` set) it searches the incident's run; otherwise the
 game day's. --since and --until take a time (RFC 3339, or 15:04[:05] today) or how long ago (10m).
@@ -33,6 +36,7 @@ game day's. --since and --until take a time (RFC 3339, or 15:04[:05] today) or h
 Exit codes: 0 searched (whatever it found), 2 invalid input, 3 the harness broke.`,
 		Example: `  pgdrill locate --tenant 1042 --since 10m            # on a game day: the ticket says "since about 10 minutes"
   pgdrill locate --tenant 1042 --tenant 1077 --since 10:40 -o json
+  pgdrill locate --tenant 1042 --since 5m --intended soft-delete  # the job should only have marked rows deleted
   pgdrill locate --tenant 1042 --since 2026-12-02T10:40:00Z --until 2026-12-02T11:00:00Z`,
 		Args: maxArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -43,7 +47,10 @@ Exit codes: 0 searched (whatever it found), 2 invalid input, 3 the harness broke
 			if since == "" {
 				return invalid("--since is required: about when the reported data went missing")
 			}
-			rep := drill.Ticket{Tenants: tenants, To: now}
+			if intended != "" && intended != drill.MeantSoftDelete {
+				return invalid("--intended %q: the one purpose known is %s", intended, drill.MeantSoftDelete)
+			}
+			rep := drill.Ticket{Tenants: tenants, To: now, Intended: intended}
 			var err error
 			if rep.From, err = parseWhen(since, now); err != nil {
 				return invalid("--since: %v", err)
@@ -76,6 +83,8 @@ Exit codes: 0 searched (whatever it found), 2 invalid input, 3 the harness broke
 	cmd.Flags().Int64SliceVar(&tenants, "tenant", nil, "a tenant the tickets name (repeat, or a comma-separated list)")
 	cmd.Flags().StringVar(&since, "since", "", "start of the window: a time, or how long ago")
 	cmd.Flags().StringVar(&until, "until", "", "end of the window (default: now)")
+	cmd.Flags().StringVar(&intended, "intended", "", "what the failing job was meant to do, when known: "+drill.MeantSoftDelete+
+		" (its deletes come back marked deleted at their commit)")
 	return cmd
 }
 
@@ -101,13 +110,20 @@ func printFindings(w io.Writer, found []drill.Finding) {
 	var victims []int64
 	for _, f := range found {
 		fmt.Fprintf(w, "shard %d: %d harmful transaction(s) of %d that changed rows in the window", f.Shard, len(f.Harms), f.Considered)
-		if f.RecoverTo.XID != "" {
+		switch {
+		case f.RecoverTo.XID != "":
 			fmt.Fprintf(w, "; recover to just before xid %s", f.RecoverTo.XID)
+		case f.RecoverTo.LSN != "":
+			fmt.Fprintf(w, "; recover to just before %s", f.RecoverTo.LSN)
 		}
 		fmt.Fprintln(w)
 		for _, h := range f.Harms {
-			fmt.Fprintf(w, "  xid %d  committed %s  WAL %s..%s  %s\n    %s: %s\n", h.XID, h.Time.Local().Format("15:04:05.000"),
-				h.FirstLSN, h.CommitLSN, strings.Join(h.Tables, ","), h.Confidence, h.Why)
+			if h.ServerLost {
+				fmt.Fprintf(w, "  shard lost: recover everything archived\n    %s: %s\n", h.Confidence, h.Why)
+			} else {
+				fmt.Fprintf(w, "  xid %d  committed %s  WAL %s..%s  %s: %s\n    %s: %s\n", h.XID, h.Time.Local().Format("15:04:05.000"),
+					h.FirstLSN, h.CommitLSN, h.What(), strings.Join(h.Tables, ","), h.Confidence, h.Why)
+			}
 			var parts []string
 			for _, id := range slices.Sorted(maps.Keys(h.Tenants)) {
 				parts = append(parts, fmt.Sprintf("%d (%d rows)", id, h.Tenants[id]))

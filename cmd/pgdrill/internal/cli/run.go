@@ -23,11 +23,12 @@ const defaultScenario = "wrong-id-deletion"
 
 func (a *app) runCommand() *cobra.Command {
 	var (
-		strategy string
-		runbook  string
-		timeout  time.Duration
-		seed     uint64
-		outDir   string
+		strategy  string
+		runbook   string
+		timeout   time.Duration
+		seed      uint64
+		outDir    string
+		knowledge string
 	)
 	cmd := &cobra.Command{
 		Use:   "run [SCENARIO|FILE]...",
@@ -41,6 +42,7 @@ Each drill writes DIR/RUN_ID/report.json and prints a scorecard. The exit code i
 verdict's: 0 PASS or PASS_WITH_CONDITIONS, 1 FAIL, 3 ERROR, 4 ABORTED, 5 INCONCLUSIVE.`,
 		Example: `  pgdrill run                                   # the default drill: wrong-id-deletion
   pgdrill run wrong-id-deletion --seed 7        # the same drill with other victims
+  pgdrill run wrong-id-deletion --knowledge told  # hand the restore the harm: what finding it costs, by comparison
   pgdrill run my-scenario.yaml -o json          # a scenario file of your own; scorecards as JSON
   pgdrill run wrong-id-deletion --strategy pitr-sidecar --out ./reports
   pgdrill run --runbook ./our-restore.sh --runbook-timeout 20m   # drill your own procedure`,
@@ -53,6 +55,11 @@ verdict's: 0 PASS or PASS_WITH_CONDITIONS, 1 FAIL, 3 ERROR, 4 ABORTED, 5 INCONCL
 				sc, err := scenarios.Lookup(arg)
 				if err != nil {
 					return exitcode.With(err, exitcode.InvalidInput)
+				}
+				if knowledge != "" {
+					if sc, err = scenarios.WithKnowledge(sc, scenarios.Knowledge(knowledge)); err != nil {
+						return exitcode.With(err, exitcode.InvalidInput)
+					}
 				}
 				scs = append(scs, sc)
 			}
@@ -84,6 +91,7 @@ verdict's: 0 PASS or PASS_WITH_CONDITIONS, 1 FAIL, 3 ERROR, 4 ABORTED, 5 INCONCL
 	f.DurationVar(&timeout, "runbook-timeout", scenarios.DefaultRunbookTimeout, "how long --runbook may run before it is stopped and the drill fails")
 	f.Uint64Var(&seed, "seed", 0, "seed of every random choice instead of the scenario's")
 	f.StringVar(&outDir, "out", "pgdrill-reports", "directory the reports are written under, one subdirectory per run")
+	f.StringVar(&knowledge, "knowledge", "", "what the restore is told instead of the scenario's: told (every harm and victim) or blind (a ticket: a few victims, about when)")
 	return cmd
 }
 
@@ -194,6 +202,9 @@ func printScorecard(w io.Writer, r *reports.Report) {
 	fmt.Fprintf(w, "\n%s %s  %s  (run %s, seed %d, strategy %s)\n", r.Verdict.Symbol(), r.Verdict, r.Scenario.ID, r.RunID, r.Seed, r.Strategy)
 	fmt.Fprintf(w, "  %s\n", r.Headline())
 	fmt.Fprintf(w, "  %s\n", r.Reason)
+	if k := r.Incident.KnowledgeLine(); k != "" {
+		fmt.Fprintf(w, "  %s\n", k)
+	}
 	for _, o := range r.Objectives {
 		mark := "ok  "
 		switch {
