@@ -13,9 +13,9 @@ NOT_RUN     := $(CURDIR)/test-artifacts/not-run.txt
 # The Debian packages each target needs: .ci/deps installs what is missing when run as root, and
 # otherwise stops at once with the apt-get line to run.
 RUN_PACKAGES  := postgresql-15 postgresql-client-15
-TEST_PACKAGES := $(RUN_PACKAGES) pgbackrest ca-certificates chromium
+TEST_PACKAGES := $(RUN_PACKAGES) pgbackrest ca-certificates chromium mmdebstrap
 
-.PHONY: help deps-run deps-test build run test test-fast bench fuzz lint clean
+.PHONY: help deps-run deps-test image-test build run test test-fast bench fuzz lint clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -26,23 +26,27 @@ deps-run: ## install (as root) or name the Debian packages `make run` needs
 deps-test: ## install (as root) or name the Debian packages `make test` needs
 	@.ci/deps $(TEST_PACKAGES)
 
+image-test: ## build the Postgres image the Docker specs run, where a Docker engine answers and it is missing
+	@if docker version >/dev/null 2>&1; then $(GO) run ./cmd/pgdrill image build --if-missing --log-level warn; \
+	else echo "no Docker engine answers: the specs labelled docker will not run"; fi
+
 build: ## build bin/pgdrill
 	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/pgdrill
 
 run: deps-run build ## the main job: the default drill (wrong-id-deletion) on the local provider
 	./$(BIN) run
 
-test: deps-test ## the whole suite against real Postgres servers, race detector on (what CI runs)
+test: deps-test image-test ## the whole suite against real Postgres servers, race detector on (what CI runs)
 	mkdir -p $(CURDIR)/test-artifacts
 	rm -f $(NOT_RUN)
 	@status=0; PGDRILL_NOT_RUN_FILE=$(NOT_RUN) $(GO) test -race -count=1 -timeout $(TEST_TIMEOUT) \
 		-artifacts -outputdir $(CURDIR)/test-artifacts ./... || status=$$?; \
 	if [ -s $(NOT_RUN) ]; then cat $(NOT_RUN); fi; exit $$status
 
-test-fast: deps-test ## the suite without slow specs
+test-fast: deps-test image-test ## the suite without slow specs
 	$(GO) test -count=1 -timeout $(TEST_TIMEOUT) ./... -ginkgo.label-filter='!slow'
 
-bench: deps-test ## benchmarks, printed as ratios against the raw tools doing the same work
+bench: deps-test image-test ## benchmarks, printed as ratios against the raw tools doing the same work
 	$(GO) test -run '^$$' -bench . -benchtime $(BENCHTIME) -timeout 60m ./...
 
 fuzz: ## fuzz the scenario decoder and the objective parser, $(FUZZTIME) each (new crashers land in testdata/fuzz)

@@ -1,6 +1,7 @@
 package drill
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"os"
@@ -13,6 +14,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/pgdrill/pgdrill/harness/cluster/local"
+	"github.com/pgdrill/pgdrill/harness/image"
 )
 
 // Check is one line of `pgdrill doctor`: what was checked, how it went and how to fix it.
@@ -76,7 +78,32 @@ func (h *Host) Doctor(ctx context.Context) []Check {
 			out = append(out, c)
 		}
 	}
-	return append(out, checkDocker(ctx))
+	docker := checkDocker(ctx)
+	out = append(out, docker)
+	if docker.Status == "ok" {
+		out = append(out, checkImage(ctx))
+	}
+	return out
+}
+
+// checkImage says whether the engine holds the image the container provider runs, built from this
+// pgdrill's recipe.
+func checkImage(ctx context.Context) Check {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	spec := image.DefaultSpec()
+	st, err := image.Inspect(ctx, spec)
+	switch {
+	case err != nil:
+		return Check{"postgres image", "warn", err.Error(), "check the Docker engine"}
+	case !st.Present:
+		return Check{"postgres image", "warn", spec.Tag + " is missing; the container provider needs it (or an image of your own, --image)",
+			"pgdrill image build"}
+	case !st.Current:
+		return Check{"postgres image", "warn", fmt.Sprintf("%s was built from another recipe (%s, this pgdrill's is %s)", spec.Tag, cmp.Or(st.Recipe, "none"), spec.Recipe()),
+			"pgdrill image build"}
+	}
+	return Check{"postgres image", "ok", fmt.Sprintf("%s, recipe %s", spec.Tag, st.Recipe), ""}
 }
 
 func (h *Host) checkRunUser() Check {

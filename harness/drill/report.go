@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/pgdrill/pgdrill/harness/logtail"
 	"github.com/pgdrill/pgdrill/harness/objective"
 	"github.com/pgdrill/pgdrill/harness/score"
 	"github.com/pgdrill/pgdrill/reports"
@@ -104,15 +105,9 @@ func Report(o *Outcome) *reports.Report {
 		r.Problems = append(r.Problems, reports.Problem{Phase: failedStep(o, p), Message: p})
 	}
 	if o.Restore != nil && o.Restore.Output != "" {
-		r.Runbook = &reports.RunbookOutput{Tail: lastLines(o.Restore.Output, reports.RunbookTailLines), Log: o.Restore.Output}
+		r.Runbook = &reports.RunbookOutput{Tail: logtail.Last(o.Restore.Output, reports.RunbookTailLines), Log: o.Restore.Output}
 	}
 	return r
-}
-
-// lastLines returns the last n lines of text.
-func lastLines(text string, n int) string {
-	lines := strings.SplitAfter(strings.TrimRight(text, "\n"), "\n")
-	return strings.Join(lines[max(0, len(lines)-n):], "")
 }
 
 // measures gathers the report's figures from the outcome's measures.

@@ -1,6 +1,7 @@
 package drilltest
 
 import (
+	"context"
 	"fmt"
 	"maps"
 	"os"
@@ -10,6 +11,8 @@ import (
 
 	"github.com/onsi/ginkgo/v2"
 	"github.com/onsi/ginkgo/v2/types"
+
+	"github.com/pgdrill/pgdrill/harness/image"
 )
 
 // CIEnv is the environment variable CI services set. Where it is set, a spec that needs a tool
@@ -38,13 +41,37 @@ func NeedTool(program, install, why string) string {
 	if err == nil {
 		return path
 	}
-	reason := fmt.Sprintf("%s is not installed (%s)", program, install)
+	notRun(fmt.Sprintf("%s is not installed (%s)", program, install), why)
+	return ""
+}
+
+// NeedImage makes sure the Docker engine holds the image tag, which the calling spec runs, built
+// from this pgdrill's recipe; where it does not, the spec fails in CI and is skipped elsewhere,
+// as NeedTool's are. build says how to make it (e.g. "pgdrill image build").
+func NeedImage(ctx context.Context, tag, build, why string) {
+	ginkgo.GinkgoHelper()
+	spec := image.DefaultSpec()
+	spec.Tag = tag
+	st, err := image.Inspect(ctx, spec)
+	switch {
+	case err != nil:
+		notRun(fmt.Sprintf("no Docker engine answers (%v)", err), why)
+	case !st.Present:
+		notRun(fmt.Sprintf("image %s is not built (%s)", tag, build), why)
+	case !st.Current:
+		notRun(fmt.Sprintf("image %s is from another recipe (%s)", tag, build), why)
+	}
+}
+
+// notRun fails the calling spec in CI, or skips it elsewhere with reason counted in the suite's
+// "not run, because" line; why says what goes untested.
+func notRun(reason, why string) {
+	ginkgo.GinkgoHelper()
 	if os.Getenv(CIEnv) != "" {
 		ginkgo.Fail(fmt.Sprintf("%s and %s is set, so this spec fails instead of skipping: %s", reason, CIEnv, why))
 	}
 	ginkgo.AddReportEntry(notRunEntry, reason, ginkgo.ReportEntryVisibilityNever)
 	ginkgo.Skip(reason + ": " + why)
-	return ""
 }
 
 // notRunLine is the suite's closing line: the specs NeedTool skipped, counted by reason, the

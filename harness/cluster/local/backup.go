@@ -16,6 +16,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/pgdrill/pgdrill/harness/cluster"
+	"github.com/pgdrill/pgdrill/harness/logtail"
 )
 
 // BaseBackup runs pg_basebackup (plain format, WAL streamed into the backup, fast checkpoint) as
@@ -60,7 +61,7 @@ func (c *localCluster) pgBasebackup(ctx context.Context, of *server, dir, label 
 	}
 	cmd := c.p.user.command(exec.CommandContext(ctx, c.p.bins.Path("pg_basebackup"), args...))
 	if out, err := cmd.CombinedOutput(); err != nil {
-		return fmt.Errorf("run pg_basebackup: %w: %s", err, tail(string(out), 10))
+		return fmt.Errorf("run pg_basebackup: %w: %s", err, logtail.Last(string(out), 10))
 	}
 	return nil
 }
@@ -145,7 +146,7 @@ func (s *server) waitPromoted(ctx context.Context) error {
 	for {
 		select {
 		case <-s.exited:
-			log := tail(s.Log(), 15)
+			log := logtail.Last(s.Log(), 15)
 			return fmt.Errorf("postgres %w during recovery: %s", s.exitCause(log), log)
 		case <-ctx.Done():
 			return fmt.Errorf("wait for recovery of %s: %w", s.name, ctx.Err())
@@ -221,7 +222,7 @@ func (s *server) VerifyBackup(ctx context.Context, b cluster.Backup) error {
 	}
 	cmd := s.c.p.user.command(exec.CommandContext(ctx, s.c.p.bins.Path("pg_verifybackup"), "--quiet", b.Location))
 	if out, err := cmd.CombinedOutput(); err != nil {
-		return fmt.Errorf("verify backup %s: %w: %s", b.ID, err, tail(string(out), 10))
+		return fmt.Errorf("verify backup %s: %w: %s", b.ID, err, logtail.Last(string(out), 10))
 	}
 	return nil
 }
@@ -233,7 +234,7 @@ func (s *server) VerifyWAL(ctx context.Context, from, to string) error {
 	}
 	cmd := exec.CommandContext(ctx, s.c.p.bins.Path("pg_waldump"), "--quiet", "--path", s.archive, "--start", from, "--end", to)
 	if out, err := cmd.CombinedOutput(); err != nil {
-		return fmt.Errorf("read WAL of %s from %s to %s: %w: %s", s.name, from, to, err, tail(string(out), 5))
+		return fmt.Errorf("read WAL of %s from %s to %s: %w: %s", s.name, from, to, err, logtail.Last(string(out), 5))
 	}
 	return nil
 }
@@ -256,7 +257,7 @@ func (s *server) DumpWAL(ctx context.Context, from, to string, w io.Writer) erro
 	cmd := exec.CommandContext(ctx, s.c.p.bins.Path("pg_waldump"), "--path", dir, "--start", from, "--end", to)
 	cmd.Stdout, cmd.Stderr = w, &stderr
 	if err := cmd.Run(); err != nil {
-		return fmt.Errorf("dump WAL of %s from %s to %s: %w: %s", s.name, from, to, err, tail(stderr.String(), 5))
+		return fmt.Errorf("dump WAL of %s from %s to %s: %w: %s", s.name, from, to, err, logtail.Last(stderr.String(), 5))
 	}
 	return nil
 }

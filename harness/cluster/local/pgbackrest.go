@@ -16,6 +16,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/pgdrill/pgdrill/harness/cluster"
+	"github.com/pgdrill/pgdrill/harness/logtail"
 )
 
 // ErrNoPgBackRest means a cluster asked for the pgBackRest engine where it is not installed.
@@ -81,7 +82,7 @@ func (c *localCluster) runPgBackRest(ctx context.Context, s *server, args ...str
 	out, err := cmd.Output()
 	if err != nil {
 		return out, fmt.Errorf("run pgbackrest %s for %s: %w: %s", strings.Join(args, " "), s.name, err,
-			tail(stderr.String()+string(out), 10))
+			logtail.Last(stderr.String()+string(out), 10))
 	}
 	return out, nil
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/pgdrill/pgdrill/harness/cluster"
+	"github.com/pgdrill/pgdrill/harness/logtail"
 	"github.com/pgdrill/pgdrill/harness/runstate"
 )
 
@@ -277,10 +278,10 @@ func (s *server) waitReady(ctx context.Context, logOffset int64) error {
 			if strings.Contains(msg, "could not bind") || strings.Contains(msg, "Address already in use") {
 				return errPortTaken
 			}
-			return fmt.Errorf("start %s: postgres %w: %s", s.name, s.exitCause(tail(msg, 15)), tail(msg, 15))
+			return fmt.Errorf("start %s: postgres %w: %s", s.name, s.exitCause(logtail.Last(msg, 15)), logtail.Last(msg, 15))
 		case <-ctx.Done():
 			_ = terminate(context.WithoutCancel(ctx), s.proc, s.dataDir(), s.exited)
-			return fmt.Errorf("start %s: %w; log: %s", s.name, ctx.Err(), tail(s.logSince(logOffset), 5))
+			return fmt.Errorf("start %s: %w; log: %s", s.name, ctx.Err(), logtail.Last(s.logSince(logOffset), 5))
 		case <-t.C:
 		}
 	}

@@ -13,6 +13,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/pgdrill/pgdrill/harness/cluster"
+	"github.com/pgdrill/pgdrill/harness/logtail"
 )
 
 var _ cluster.Standby = (*server)(nil)
@@ -196,7 +197,7 @@ func (s *server) waitHeld(ctx context.Context) error {
 		if err := conn.QueryRow(ctx, "SELECT pg_get_wal_replay_pause_state()").Scan(&state); err != nil {
 			select {
 			case <-s.exited:
-				return fmt.Errorf("postgres exited during recovery: %s", tail(s.Log(), 15))
+				return fmt.Errorf("postgres exited during recovery: %s", logtail.Last(s.Log(), 15))
 			default:
 				return fmt.Errorf("read replay state: %w", err)
 			}
@@ -206,7 +207,7 @@ func (s *server) waitHeld(ctx context.Context) error {
 		}
 		select {
 		case <-s.exited:
-			return fmt.Errorf("postgres exited during recovery: %s", tail(s.Log(), 15))
+			return fmt.Errorf("postgres exited during recovery: %s", logtail.Last(s.Log(), 15))
 		case <-ctx.Done():
 			return fmt.Errorf("wait for %s to reach its target: %w", s.name, ctx.Err())
 		case <-t.C:

@@ -12,6 +12,7 @@ import (
 	"strings"
 
 	"github.com/pgdrill/pgdrill/harness/cluster"
+	"github.com/pgdrill/pgdrill/harness/logtail"
 )
 
 // templateFormat changes whenever what a template holds changes, so old caches are not reused.
@@ -49,7 +50,7 @@ func (p *Provider) ensureTemplate(ctx context.Context) (string, error) {
 	tmpData := filepath.Join(tmp, "data")
 	args := append([]string{"-D", tmpData}, initdbArgs...)
 	if out, err := p.user.command(exec.CommandContext(ctx, p.bins.Path("initdb"), args...)).CombinedOutput(); err != nil {
-		return "", fmt.Errorf("run initdb: %w: %s", err, tail(string(out), 20))
+		return "", fmt.Errorf("run initdb: %w: %s", err, logtail.Last(string(out), 20))
 	}
 	// Every server's own settings go in pgdrill.conf, rewritten on each start.
 	f, err := os.OpenFile(filepath.Join(tmpData, "postgresql.conf"), os.O_APPEND|os.O_WRONLY, 0)
@@ -68,7 +69,7 @@ func (p *Provider) ensureTemplate(ctx context.Context) (string, error) {
 		"-c", "fsync=off", "postgres"))
 	single.Stdin = strings.NewReader("CREATE DATABASE " + cluster.DefaultDatabase + ";\n")
 	if out, err := single.CombinedOutput(); err != nil {
-		return "", fmt.Errorf("create database %s in template: %w: %s", cluster.DefaultDatabase, err, tail(string(out), 20))
+		return "", fmt.Errorf("create database %s in template: %w: %s", cluster.DefaultDatabase, err, logtail.Last(string(out), 20))
 	}
 	if err := os.Rename(tmp, dir); err != nil {
 		if _, statErr := os.Stat(filepath.Join(data, "PG_VERSION")); statErr == nil {
@@ -93,13 +94,4 @@ func copyTree(ctx context.Context, src, dst string) error {
 		return fmt.Errorf("copy %s to %s: %w: %s", src, dst, err, strings.TrimSpace(string(out)))
 	}
 	return nil
-}
-
-// tail returns the last n lines of s, for error messages that quote a log.
-func tail(s string, n int) string {
-	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "\n")
 }
