@@ -157,7 +157,8 @@ var _ = Describe("pgdrill", func() {
 
 	It("exits 2 on invalid input and starts nothing", func() {
 		for _, args := range [][]string{{"up", "--shards", "0"}, {"up", "--layout", "sideways"}, {"up", "--tenants", "5", "--rows", "3"}, {"up", "--no-such-flag"}, {"up", "extra"},
-			{"--output", "yaml", "ls"}, {"up", "--set", "bad name=1"}, {"down"}, {"down", "rnosuchrun"}} {
+			{"--output", "yaml", "ls"}, {"up", "--set", "bad name=1"}, {"down"}, {"down", "rnosuchrun"},
+			{"run", "--knowledge", "psychic"}, {"locate", "--tenant", "1", "--since", "5m", "--intended", "archive"}} {
 			s := finish(args...)
 			Expect(s).To(gexec.Exit(2), "%v", args)
 			Expect(s.Err).To(gbytes.Say("pgdrill: error: "))
