@@ -3,6 +3,7 @@ package main_test
 import (
 	"go/parser"
 	"go/token"
+	"io/fs"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -37,6 +38,27 @@ var _ = Describe("the house", func() {
 			}
 		}
 		Expect(seen).To(ContainElement("github.com/pgdrill/pgdrill/harness/drill"), "the spec reads the CLI's files")
+	})
+
+	It("lets one package import testcontainers-go: the container provider's", func() {
+		var importers []string
+		Expect(filepath.WalkDir("../..", func(path string, d fs.DirEntry, err error) error {
+			if err != nil || d.IsDir() || !strings.HasSuffix(path, ".go") {
+				return err
+			}
+			f, err := parser.ParseFile(token.NewFileSet(), path, nil, parser.ImportsOnly)
+			if err != nil {
+				return err
+			}
+			for _, imp := range f.Imports {
+				if strings.HasPrefix(strings.Trim(imp.Path.Value, `"`), "github.com/testcontainers/") {
+					importers = append(importers, filepath.Dir(path))
+				}
+			}
+			return nil
+		})).To(Succeed())
+		Expect(importers).NotTo(BeEmpty(), "the spec walks the module")
+		Expect(slices.Compact(importers)).To(ConsistOf(filepath.Join("..", "..", "harness", "cluster", "container")))
 	})
 
 	It("lists in --help exactly the strategies the registry has, where each can run", func() {

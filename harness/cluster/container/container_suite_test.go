@@ -1,0 +1,9 @@
+package container_test
+
+import (
+	"testing"
+
+	"github.com/pgdrill/pgdrill/harness/drilltest"
+)
+
+func TestContainer(t *testing.T) { drilltest.RunSpecs(t, "container") }
