@@ -100,6 +100,9 @@ var _ = Describe("the container provider", Label(drilltest.Docker, drilltest.Slo
 
 	It("sweeps what a killed run left, and nothing without its label", func(ctx context.Context) {
 		c, err := p.Create(ctx, cluster.Spec{Shards: 1})
+		if c != nil { // should the spec fail before its own sweep
+			DeferCleanup(func(ctx context.Context) { _, _ = container.Sweep(ctx, c.RunID()) })
+		}
 		Expect(err).NotTo(HaveOccurred())
 		// Not destroyed: as if the process that made it had been killed. Beside it, a container
 		// pgdrill did not start, carrying another label.
