@@ -145,16 +145,12 @@ func (r *run) locate(ctx context.Context) (incident.Record, error) {
 	start := time.Now()
 	found, err := locate.Find(ctx, r.c, r.prot.Backups, truth.Model, rep)
 	end := time.Now()
-	r.out.Events = append(r.out.Events, Event{Name: StepRestore + "." + StepLocate, Shard: -1, Start: start.Sub(r.start),
-		End: end.Sub(r.start), At: start.UTC()})
 	r.clock.Phases = append(r.clock.Phases, score.Phase{Name: StepLocate, Shard: -1, Start: start, End: end})
 	if err != nil {
+		r.timeSearch(start, end)
 		return truth, err
 	}
-	rec := locate.Record(truth, found)
-	l := compareLocated(truth, rec, found)
-	l.Reported, l.From, l.To, l.Took = rep.Tenants, rep.From, rep.To, end.Sub(start)
-	r.out.Located = &l
+	rec, l := r.noteFound(rep, found, start, end)
 	note := "blind: " + l.summary(len(truth.Affected))
 	r.out.Notes = append(r.out.Notes, note)
 	r.log.Info("located the harm", "note", note)
@@ -162,6 +158,25 @@ func (r *run) locate(ctx context.Context) (incident.Record, error) {
 		return rec, fmt.Errorf("locate the harm: nothing harmful found from tenants %v since %s", rep.Tenants, rep.From.Format(time.TimeOnly))
 	}
 	return rec, nil
+}
+
+// noteFound keeps a search for the harm from ticket rep, which ran from start to end and found
+// found, in the outcome: on the timeline (restore.locate), and compared with the truth as its
+// Located. It returns the incident as found, and the comparison.
+func (r *run) noteFound(rep incident.Ticket, found []locate.Finding, start, end time.Time) (incident.Record, *Located) {
+	r.timeSearch(start, end)
+	truth := *r.out.Incident
+	rec := locate.Record(truth, found)
+	l := compareLocated(truth, rec, found)
+	l.Reported, l.From, l.To, l.Took = rep.Tenants, rep.From, rep.To, end.Sub(start)
+	r.out.Located = &l
+	return rec, &l
+}
+
+// timeSearch puts a search for the harm, from start to end, on the timeline.
+func (r *run) timeSearch(start, end time.Time) {
+	r.out.Events = append(r.out.Events, Event{Name: StepRestore + "." + StepLocate, Shard: -1, Start: start.Sub(r.start),
+		End: end.Sub(r.start), At: start.UTC()})
 }
 
 // compareLocated compares the victims and recovery targets located with the truth.

@@ -295,25 +295,11 @@ func (h *Host) RestoreFromIncidentFile(ctx context.Context, strategy, path, jour
 	if err != nil {
 		return res, err
 	}
-	f, err := restore.ReadIncidentFile(path)
-	if err != nil {
-		return res, exitcode.With(err, exitcode.InvalidInput)
-	}
-	p, err := h.localProvider(ctx)
+	f, c, done, err := h.attachIncident(ctx, path, "restore")
 	if err != nil {
 		return res, err
 	}
-	c, err := p.Attach(ctx, f.RunID)
-	if c != nil {
-		defer func() {
-			if derr := c.Destroy(context.WithoutCancel(ctx)); derr != nil {
-				h.log.Error("could not remove this restore's sidecars", "err", derr)
-			}
-		}()
-	}
-	if err != nil {
-		return res, exitcode.With(err, exitcode.HarnessError)
-	}
+	defer done()
 	env := restore.Env{Cluster: c, Protection: f.Protection(), Log: h.log}
 	if journal != "" {
 		j, err := restore.OpenJournal(journal, f.RunID)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/pgdrill/pgdrill/harness/cluster"
 	"github.com/pgdrill/pgdrill/harness/exitcode"
 	"github.com/pgdrill/pgdrill/harness/incident"
 	"github.com/pgdrill/pgdrill/harness/locate"
@@ -47,40 +48,21 @@ func (g *GameDay) Locate(ctx context.Context, rep incident.Ticket) ([]locate.Fin
 // phase on the timeline and a note, so that the score says what the team found and how long it
 // took them.
 func (r *run) noteSearch(rep incident.Ticket, found []locate.Finding, start, end time.Time) {
-	truth := *r.out.Incident
-	l := compareLocated(truth, locate.Record(truth, found), found)
-	l.Reported, l.From, l.To, l.Took = rep.Tenants, rep.From, rep.To, end.Sub(start)
-	l.After = end.Sub(truth.FirstNoted())
-	r.out.Located = &l
-	r.out.Events = append(r.out.Events, Event{Name: StepRestore + "." + StepLocate, Shard: -1, Start: start.Sub(r.start),
-		End: end.Sub(r.start), At: start.UTC()})
+	_, l := r.noteFound(rep, found, start, end)
+	l.After = end.Sub(r.out.Incident.FirstNoted())
 	r.out.Notes = append(r.out.Notes, fmt.Sprintf("the team's search (pgdrill locate, %s after the harm): %s",
-		l.After.Round(time.Second), l.summary(len(truth.Affected))))
+		l.After.Round(time.Second), l.summary(len(r.out.Incident.Affected))))
 }
 
 // LocateFromIncidentFile finds the harm of the incident the incident file at path describes,
 // from this process, attached to the incident's run: what a runbook's `pgdrill locate` does. It
 // reads the file for the cluster, the backups and the tenants' tables, never for the harm.
 func (h *Host) LocateFromIncidentFile(ctx context.Context, path string, rep incident.Ticket) ([]locate.Finding, error) {
-	f, err := restore.ReadIncidentFile(path)
-	if err != nil {
-		return nil, exitcode.With(err, exitcode.InvalidInput)
-	}
-	p, err := h.localProvider(ctx)
+	f, c, done, err := h.attachIncident(ctx, path, "search")
 	if err != nil {
 		return nil, err
 	}
-	c, err := p.Attach(ctx, f.RunID)
-	if c != nil {
-		defer func() {
-			if derr := c.Destroy(context.WithoutCancel(ctx)); derr != nil {
-				h.log.Error("could not remove this search's sidecars", "err", derr)
-			}
-		}()
-	}
-	if err != nil {
-		return nil, exitcode.With(err, exitcode.HarnessError)
-	}
+	defer done()
 	backups := f.Protection().Backups
 	if len(backups) == 0 {
 		return nil, exitcode.With(errors.New("locate harm: the incident file names no base backup of every shard"), exitcode.InvalidInput)
@@ -90,4 +72,33 @@ func (h *Host) LocateFromIncidentFile(ctx context.Context, path string, rep inci
 		return nil, exitcode.With(fmt.Errorf("locate harm of run %s: %w", f.RunID, err), exitcode.HarnessError)
 	}
 	return found, nil
+}
+
+// attachIncident reads the incident file at path and attaches to its run's cluster, for a
+// runbook's `pgdrill locate` or `pgdrill restore` (what names which, in the log); done removes
+// what this process added to the cluster (its sidecars). A file that cannot be read is invalid
+// input.
+func (h *Host) attachIncident(ctx context.Context, path, what string) (restore.IncidentFile, cluster.Cluster, func(), error) {
+	f, err := restore.ReadIncidentFile(path)
+	if err != nil {
+		return f, nil, nil, exitcode.With(err, exitcode.InvalidInput)
+	}
+	p, err := h.localProvider(ctx)
+	if err != nil {
+		return f, nil, nil, err
+	}
+	c, err := p.Attach(ctx, f.RunID)
+	done := func() {
+		if c == nil {
+			return
+		}
+		if derr := c.Destroy(context.WithoutCancel(ctx)); derr != nil {
+			h.log.Error("could not remove this "+what+"'s sidecars", "err", derr)
+		}
+	}
+	if err != nil {
+		done()
+		return f, nil, nil, exitcode.With(err, exitcode.HarnessError)
+	}
+	return f, c, done, nil
 }

@@ -267,7 +267,7 @@ func (d *database) wholeTable(ctx context.Context, name qualified, txns []int32,
 			c.deleted, c.had = change == nil, c.rows
 			d.out[i] = addTouch(d.out[i], name.table, c)
 			if change != nil {
-				d.out[i][len(d.out[i])-1].change = change
+				setChange(d.out[i], name.table, change)
 			}
 		}
 	}
@@ -297,11 +297,7 @@ func (d *database) changedRows(ctx context.Context, name qualified, file uint32,
 		if change == nil {
 			continue
 		}
-		for j := range d.out[i] {
-			if d.out[i][j].table == name.table {
-				d.out[i][j].change = change
-			}
-		}
+		setChange(d.out[i], name.table, change)
 	}
 	return nil
 }
@@ -525,9 +521,11 @@ func (d *database) tenantCounts(ctx context.Context, name qualified, tu *tuples)
 	if tu == nil || len(out) == 0 {
 		return out, nil
 	}
+	seen := map[int64]bool{}
 	var asked []int64
 	for _, c := range out {
-		if !slices.Contains(asked, c.tenant) {
+		if !seen[c.tenant] {
+			seen[c.tenant] = true
 			asked = append(asked, c.tenant)
 		}
 	}
@@ -563,6 +561,15 @@ func addTouch(ts []touch, table string, c count) []touch {
 	}
 	ts[i].had[c.tenant] = max(ts[i].had[c.tenant], c.had)
 	return ts
+}
+
+// setChange notes that the transaction whose touches ts are changed table's column as change.
+func setChange(ts []touch, table string, change *columnChange) {
+	for i := range ts {
+		if ts[i].table == table {
+			ts[i].change = change
+		}
+	}
 }
 
 // qualified is a table with its schema.
