@@ -103,8 +103,6 @@ func validateCluster(sp *Spec, d *decoder) {
 	}
 	if msg := oneOf(c.Provider, Providers()); msg != "" {
 		d.invalid("spec.cluster.provider", "%s", msg)
-	} else if c.Provider == ProviderContainer {
-		d.invalid("spec.cluster.provider", "the container provider is not implemented yet; use local")
 	}
 	tenantsOK := ds.Tenants >= 1 && ds.Tenants <= fixtures.MaxTenants
 	if !tenantsOK {

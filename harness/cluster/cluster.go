@@ -284,9 +284,12 @@ type ServerInfo struct {
 	// provider's terms; empty where the provider does not say.
 	BinDir string `json:"bin_dir,omitempty"`
 	// PID is the server's main process (the postmaster) while it runs, where the provider runs
-	// servers as processes pgdrill can see; 0 otherwise. A fault that kills a server confirms by
-	// it that the process it killed is gone.
+	// servers as processes pgdrill can see; 0 otherwise.
 	PID int `json:"pid,omitempty"`
+	// Instance identifies the run of the server's process going on now: it changes every time
+	// the server starts, and is empty while it does not run. A fault that kills or restarts a
+	// server confirms by it that the run it ended is over, whatever the provider.
+	Instance string `json:"instance,omitempty"`
 	// Paused reports whether the server is frozen by Pause.
 	Paused bool `json:"paused,omitempty"`
 	// Upstream names the server a sidecar was restored from or a standby replicates.

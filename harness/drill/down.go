@@ -10,6 +10,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/pgdrill/pgdrill/harness/cluster/container"
 	"github.com/pgdrill/pgdrill/harness/cluster/local"
 	"github.com/pgdrill/pgdrill/harness/exitcode"
 	"github.com/pgdrill/pgdrill/harness/runstate"
@@ -92,7 +93,7 @@ func (h *Host) Down(ctx context.Context, ids []string, all bool) (DownResult, er
 			}
 			res.Stopped = append(res.Stopped, rec.RunID)
 		default:
-			if err := local.Reap(ctx, store, rec); err != nil {
+			if err := reap(ctx, store, rec); err != nil {
 				errs = append(errs, err)
 				continue
 			}
@@ -103,6 +104,14 @@ func (h *Host) Down(ctx context.Context, ids []string, all bool) (DownResult, er
 		}
 	}
 	return res, exitcode.With(errors.Join(errs...), exitcode.HarnessError)
+}
+
+// reap removes what a run's record names, by the provider that made it.
+func reap(ctx context.Context, store *runstate.Store, rec runstate.Record) error {
+	if rec.Provider == ProviderContainer {
+		return container.Reap(ctx, store, rec)
+	}
+	return local.Reap(ctx, store, rec)
 }
 
 // stopOwner asks the `pgdrill up` that owns a run to tear it down, and waits until it has: until

@@ -1,6 +1,7 @@
 package drill
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/binary"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/pgdrill/pgdrill/fixtures"
 	"github.com/pgdrill/pgdrill/harness/cluster"
+	"github.com/pgdrill/pgdrill/harness/cluster/container"
 	"github.com/pgdrill/pgdrill/harness/cluster/local"
 	"github.com/pgdrill/pgdrill/harness/dataset"
 	"github.com/pgdrill/pgdrill/harness/exitcode"
@@ -30,8 +32,10 @@ import (
 type Host struct {
 	opts HostOptions
 	log  *slog.Logger
-	// provider is built on first use: `pgdrill down` and `ls` need no Postgres binaries.
-	provider *local.Provider
+	// The providers are built on first use: `pgdrill down` and `ls` need no Postgres binaries,
+	// and only a container run needs a container engine.
+	local      *local.Provider
+	containers *container.Provider
 }
 
 // HostOptions say where drills run: what pgdrill's global flags set. Empty fields take the
@@ -45,8 +49,23 @@ type HostOptions struct {
 	StateDir string
 	// RunUser is the unprivileged account servers run as when pgdrill runs as root.
 	RunUser string
-	Log     *slog.Logger
+	// Provider is where clusters run: ProviderLocal or ProviderContainer. Empty: where the
+	// scenario says, else local.
+	Provider string
+	// Image is the Postgres image the container provider runs; empty: pgdrill's own
+	// (`pgdrill image build`).
+	Image string
+	Log   *slog.Logger
 }
+
+// The providers a host can start clusters with.
+const (
+	ProviderLocal     = local.ProviderName
+	ProviderContainer = container.ProviderName
+)
+
+// Providers lists the providers, default first.
+func Providers() []string { return []string{ProviderLocal, ProviderContainer} }
 
 // DefaultRunUser is the account servers run as when pgdrill runs as root and none is named.
 const DefaultRunUser = local.DefaultRunUser
@@ -60,21 +79,56 @@ func NewHost(opts HostOptions) *Host {
 	return h
 }
 
-// Provider returns the provider drills start their clusters with, finding the Postgres binaries
-// (and reaping leftovers of killed runs) the first time. Its error is the environment's, with
-// the fix in the message.
+// Provider returns the provider clusters start with: the one the options name, else local. It is
+// built the first time, which finds what it needs (the Postgres binaries, the container engine)
+// and reaps leftovers of killed runs; its error is the environment's, with the fix in the
+// message.
 func (h *Host) Provider(ctx context.Context) (cluster.Provider, error) {
-	p, err := h.localProvider(ctx)
+	return h.providerNamed(ctx, cmp.Or(h.opts.Provider, ProviderLocal))
+}
+
+// ScenarioProvider returns the provider a scenario's drill runs on: the one the options name,
+// else the scenario's own, else local.
+func (h *Host) ScenarioProvider(ctx context.Context, sc *scenarios.Scenario) (cluster.Provider, error) {
+	return h.providerNamed(ctx, cmp.Or(h.opts.Provider, string(sc.Spec.Cluster.Provider), ProviderLocal))
+}
+
+// providerNamed returns the provider of that name, built on first use.
+func (h *Host) providerNamed(ctx context.Context, name string) (cluster.Provider, error) {
+	switch name {
+	case ProviderLocal:
+		return h.localProvider(ctx)
+	case ProviderContainer:
+		return h.containerProvider(ctx)
+	}
+	return nil, exitcode.With(fmt.Errorf("provider %q is not one of %s", name, strings.Join(Providers(), ", ")), exitcode.InvalidInput)
+}
+
+// containerProvider returns the container provider, recording its runs with the local ones and
+// reaping those a killed pgdrill left.
+func (h *Host) containerProvider(ctx context.Context) (*container.Provider, error) {
+	if h.containers != nil {
+		return h.containers, nil
+	}
+	store, err := h.store()
 	if err != nil {
 		return nil, err
 	}
-	return p, nil
+	opts := []container.Option{container.WithLogger(h.log), container.WithStore(store)}
+	if h.opts.Image != "" {
+		opts = append(opts, container.WithImage(h.opts.Image))
+	}
+	h.containers = container.New(opts...)
+	if _, err := container.ReapOrphans(ctx, store, h.log); err != nil {
+		h.log.Warn("could not reap leftovers of killed container runs", "err", err)
+	}
+	return h.containers, nil
 }
 
 // localProvider is Provider, as the local provider it is.
 func (h *Host) localProvider(ctx context.Context) (*local.Provider, error) {
-	if h.provider != nil {
-		return h.provider, nil
+	if h.local != nil {
+		return h.local, nil
 	}
 	opts := []local.Option{local.WithLogger(h.log), local.WithRunUser(h.opts.RunUser)}
 	if h.opts.BinDir != "" {
@@ -90,7 +144,7 @@ func (h *Host) localProvider(ctx context.Context) (*local.Provider, error) {
 	if err != nil {
 		return nil, exitcode.With(err, exitcode.HarnessError)
 	}
-	h.provider = p
+	h.local = p
 	return p, nil
 }
 

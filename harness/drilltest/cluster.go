@@ -77,3 +77,18 @@ func QueryInt(ctx context.Context, dsn, sql string) int64 {
 	gomega.Expect(Connect(ctx, dsn).QueryRow(ctx, sql).Scan(&n)).To(gomega.Succeed())
 	return n
 }
+
+// XIDOf runs stmt in a transaction of its own on dsn and returns the transaction's id: the
+// recovery target of a spec that restores to just before it.
+func XIDOf(ctx context.Context, dsn, stmt string) string {
+	ginkgo.GinkgoHelper()
+	conn := Connect(ctx, dsn)
+	tx, err := conn.Begin(ctx)
+	gomega.Expect(err).NotTo(gomega.HaveOccurred())
+	var xid string
+	gomega.Expect(tx.QueryRow(ctx, "SELECT pg_current_xact_id()::text").Scan(&xid)).To(gomega.Succeed())
+	_, err = tx.Exec(ctx, stmt)
+	gomega.Expect(err).NotTo(gomega.HaveOccurred())
+	gomega.Expect(tx.Commit(ctx)).To(gomega.Succeed())
+	return xid
+}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"syscall"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -48,17 +47,12 @@ func answers(ctx context.Context, s cluster.Server) error {
 	})
 }
 
-// alive reports whether process pid exists.
-func alive(pid int) bool {
-	return pid > 0 && syscall.Kill(pid, 0) == nil
-}
-
 // Kill is kill -9 of a server, as a crash or an OOM kill does. Healing starts it again, with
 // crash recovery, unless it is a sidecar: the restore that owns it must notice and restart it
 // itself, which is what the drill rehearses.
 type Kill struct {
-	Server cluster.Server
-	pid    int
+	Server   cluster.Server
+	instance string
 }
 
 // Describe implements Fault.
@@ -70,18 +64,18 @@ func (k *Kill) Setup(context.Context) error { return nil }
 // Inject implements Fault: it waits for the server to run, then kills it.
 func (k *Kill) Inject(ctx context.Context) error {
 	return whenRunning(ctx, func(ctx context.Context) error {
-		k.pid = k.Server.Info().PID
+		k.instance = k.Server.Info().Instance
 		return k.Server.Kill(ctx)
 	})
 }
 
-// Confirm implements Fault: the process killed is gone.
+// Confirm implements Fault: the run of the server it killed is over.
 func (k *Kill) Confirm(context.Context) error {
 	switch {
-	case k.pid == 0:
-		return errors.New("the provider does not say which process runs the server, so its death cannot be observed")
-	case alive(k.pid):
-		return fmt.Errorf("process %d of %s still runs", k.pid, k.Server.Name())
+	case k.instance == "":
+		return errors.New("the provider does not say which run of the server it killed, so its end cannot be observed")
+	case k.Server.Info().Instance == k.instance:
+		return fmt.Errorf("%s still runs as %s", k.Server.Name(), k.instance)
 	}
 	return nil
 }
@@ -113,7 +107,7 @@ func (k *Kill) restoresOwn() bool { return k.Server.Role() == cluster.RoleSideca
 
 // alreadyRunning reports whether s runs (so a Start that failed found it started by someone
 // else, the restore).
-func alreadyRunning(s cluster.Server) bool { return alive(s.Info().PID) }
+func alreadyRunning(s cluster.Server) bool { return s.Info().Instance != "" }
 
 // Pause freezes a server with SIGSTOP, as a stalled host or a long GC pause does: connections
 // hang, nothing fails fast. Healing thaws it (SIGCONT).
@@ -153,7 +147,7 @@ func (p *Pause) Cleanup(context.Context) error { return nil }
 type Restart struct {
 	Server    cluster.Server
 	Immediate bool
-	pid       int
+	instance  string
 }
 
 // Describe implements Fault.
@@ -175,7 +169,7 @@ func (r *Restart) Setup(context.Context) error {
 // Inject implements Fault.
 func (r *Restart) Inject(ctx context.Context) error {
 	return whenRunning(ctx, func(ctx context.Context) error {
-		r.pid = r.Server.Info().PID
+		r.instance = r.Server.Info().Instance
 		stop := r.Server.Stop
 		if r.Immediate {
 			stop = r.Server.Kill
@@ -187,10 +181,10 @@ func (r *Restart) Inject(ctx context.Context) error {
 	})
 }
 
-// Confirm implements Fault: another process runs the server now, and it answers.
+// Confirm implements Fault: another run of the server's process goes on now, and it answers.
 func (r *Restart) Confirm(ctx context.Context) error {
-	if now := r.Server.Info().PID; r.pid == 0 || now == r.pid {
-		return fmt.Errorf("%s runs as the same process %d as before", r.Server.Name(), now)
+	if now := r.Server.Info().Instance; r.instance == "" || now == "" || now == r.instance {
+		return fmt.Errorf("%s runs as %q, not anew (it ran as %q)", r.Server.Name(), now, r.instance)
 	}
 	return answers(ctx, r.Server)
 }

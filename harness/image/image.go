@@ -141,6 +141,9 @@ func Build(ctx context.Context, spec Spec, workDir string, log *slog.Logger) (St
 	if _, err := docker(ctx, nil, "version", "--format", "{{.Server.Version}}"); err != nil {
 		return Status{}, err
 	}
+	if err := os.MkdirAll(workDir, 0o755); err != nil { // a fresh machine has no work root yet
+		return Status{}, fmt.Errorf("build image %s: %w", spec.Tag, err)
+	}
 	dir, err := os.MkdirTemp(workDir, "pgdrill-image-")
 	if err != nil {
 		return Status{}, fmt.Errorf("build image %s: %w", spec.Tag, err)

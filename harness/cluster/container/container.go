@@ -1,44 +1,47 @@
-// Package container is the container provider: every server of a cluster is a container of one
-// Postgres image (pgdrill's own, harness/image, or any image keeping the official image's
-// contract) on a private Docker network, started through testcontainers-go's postgres module.
-// It is the only package that imports testcontainers-go.
+// Package container is the container provider: every server of a cluster (catalog, shards,
+// sidecars, standbys) is a container of one Postgres image (pgdrill's own, harness/image, or any
+// image keeping the official image's contract) on the run's private Docker network, started
+// through testcontainers-go's postgres module. It is the only package that imports
+// testcontainers-go.
+//
+// Every file of a run lives in one volume of the run, mounted at /pgdrill in each of its
+// containers: the servers' data directories, their WAL archives and their base backups. A tools
+// container of the same image keeps it mounted for the run's life and is where base backups are
+// taken (pg_basebackup over the network, as from a backup host), WAL is read and sidecars are
+// laid out. pgdrill itself only talks to the engine's API and to the servers' published ports,
+// so the engine may be another machine's (DOCKER_HOST, or testcontainers-go's own settings).
 //
 // Nothing is left behind without Ryuk, which cannot be pulled here: every container, network and
 // volume carries the run's label (LabelRun), and Destroy, `pgdrill down` and the next start
 // sweep by it (Sweep), touching nothing without it.
-//
-// This first increment runs the catalog and the shards and their lifecycle (stop, start, kill,
-// pause, lose); base backups, WAL archives, sidecars and standbys come next, and until then the
-// provider says so instead of pretending.
 package container
 
 import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
-	"net/netip"
 	"os"
 	"strconv"
 	"sync"
 	"time"
 
-	"github.com/jackc/pgx/v5"
-	mcontainer "github.com/moby/moby/api/types/container"
-	mnetwork "github.com/moby/moby/api/types/network"
 	"github.com/moby/moby/client"
 	"github.com/testcontainers/testcontainers-go"
 	tclog "github.com/testcontainers/testcontainers-go/log"
-	"github.com/testcontainers/testcontainers-go/modules/postgres"
 	"github.com/testcontainers/testcontainers-go/network"
 
 	"github.com/pgdrill/pgdrill/harness/cluster"
 	"github.com/pgdrill/pgdrill/harness/image"
+	"github.com/pgdrill/pgdrill/harness/runstate"
 )
+
+// ProviderName is how the container provider is named in records, flags and reports.
+const ProviderName = "container"
 
 // Labels every object of a run carries: the run, and for a container the server it is.
 const (
@@ -46,19 +49,30 @@ const (
 	LabelServer = "dev.pgdrill.server"
 )
 
-// ErrNotYet is what the provider answers for what it cannot do yet (backups, sidecars,
-// standbys): said plainly, so that a drill refuses rather than pretends.
+// ErrNotYet is what the provider answers for what it cannot do yet (pgBackRest, sidecar disks):
+// said plainly, so that a drill refuses rather than pretends.
 var ErrNotYet = errors.New("not supported by the container provider yet")
 
 // startTimeout bounds a container's start: the image is local, so a start that takes longer is
 // broken, not slow (a missing image would otherwise be pulled, with retries, for minutes).
 const startTimeout = 2 * time.Minute
 
+// Where a run's volume is mounted in its containers, and its layout.
+const (
+	mountPoint = "/pgdrill"
+	dataRoot   = mountPoint + "/data"
+	walRoot    = mountPoint + "/wal"
+	backupRoot = mountPoint + "/backups"
+)
+
 // Provider starts clusters of containers.
 type Provider struct {
 	image string
 	log   *slog.Logger
+	store *runstate.Store
 }
+
+var _ cluster.Provider = (*Provider)(nil)
 
 // Option configures a Provider.
 type Option func(*Provider)
@@ -69,6 +83,11 @@ func WithImage(ref string) Option { return func(p *Provider) { p.image = ref } }
 
 // WithLogger logs to l.
 func WithLogger(l *slog.Logger) Option { return func(p *Provider) { p.log = l } }
+
+// WithStore records every run in store before it starts anything, so that `pgdrill ls` and
+// `pgdrill down` see it and the next pgdrill reaps it when its own was killed (ReapOrphans).
+// Default: no record; Destroy still removes everything.
+func WithStore(store *runstate.Store) Option { return func(p *Provider) { p.store = store } }
 
 // New returns a provider. testcontainers-go's reaper (Ryuk) is turned off before the library
 // reads its configuration: it cannot be pulled, and Sweep does its work.
@@ -98,45 +117,68 @@ func (d debugLog) Printf(format string, v ...any) {
 }
 
 // Name implements cluster.Provider.
-func (p *Provider) Name() string { return "container" }
+func (p *Provider) Name() string { return ProviderName }
 
-// Create starts the catalog and spec.Shards shards, in parallel, each a container on the run's
-// own network, and marks each one's database. On error the partial cluster is returned for the
-// caller to Destroy.
+// Image is the image the provider runs.
+func (p *Provider) Image() string { return p.image }
+
+// Create records the run, makes its network, its volume and its tools container, then starts
+// the catalog and spec.Shards shards in parallel and marks each one's database. On error the
+// partial cluster is returned for the caller to Destroy.
 func (p *Provider) Create(ctx context.Context, spec cluster.Spec) (cluster.Cluster, error) {
 	if err := spec.Validate(); err != nil {
 		return nil, fmt.Errorf("create cluster: %w", err)
 	}
 	switch {
-	case spec.Engine == cluster.EnginePgBackRest, spec.SidecarDisks:
-		return nil, fmt.Errorf("create cluster: WAL archives and backups are %w", ErrNotYet)
+	case spec.Engine == cluster.EnginePgBackRest:
+		return nil, fmt.Errorf("create cluster: pgBackRest is %w", ErrNotYet)
+	case spec.SidecarDisks:
+		return nil, fmt.Errorf("create cluster: sidecar disks of their own are %w", ErrNotYet)
 	}
 	b := make([]byte, 4)
 	if _, err := rand.Read(b); err != nil {
 		return nil, fmt.Errorf("create cluster: make run id: %w", err)
 	}
-	c := &containers{p: p, runID: "r" + hex.EncodeToString(b), spec: spec}
-	nw, err := network.New(ctx, network.WithLabels(c.labels("")))
+	self, err := runstate.Self()
 	if err != nil {
-		return c, fmt.Errorf("create cluster %s: network: %w", c.runID, err)
+		return nil, fmt.Errorf("create cluster: %w", err)
 	}
-	c.network = nw
-	c.catalog = &server{c: c, name: "catalog", role: cluster.RoleCatalog, index: -1}
+	c := &containers{p: p, runID: "r" + hex.EncodeToString(b), spec: spec, owner: self, created: time.Now().UTC()}
+	// Recorded before anything exists, so that whatever happens next can be reaped.
+	if err := c.saveRecord(); err != nil {
+		return nil, err
+	}
+	if err := c.setUp(ctx); err != nil {
+		return c, fmt.Errorf("create cluster %s: %w", c.runID, err)
+	}
+	c.catalog = c.newServer("catalog", cluster.RoleCatalog, -1, true)
 	for i := range spec.Shards {
-		c.shards = append(c.shards, &server{c: c, name: "shard-" + strconv.Itoa(i), role: cluster.RoleShard, index: i})
+		c.shards = append(c.shards, c.newServer("shard-"+strconv.Itoa(i), cluster.RoleShard, i, true))
 	}
 	all := append([]*server{c.catalog}, c.shards...)
+	if err := c.tool(ctx, asPostgres, nil, `for s in "$@"; do mkdir -p `+walRoot+`/"$s"; done`, names(all)...); err != nil {
+		return c, fmt.Errorf("create cluster %s: make WAL archives: %w", c.runID, err)
+	}
 	errs := make([]error, len(all))
 	var wg sync.WaitGroup
 	for i, s := range all {
-		wg.Go(func() { errs[i] = s.run(ctx) })
+		wg.Go(func() { errs[i] = s.boot(ctx) })
 	}
 	wg.Wait()
 	if err := errors.Join(errs...); err != nil {
 		return c, fmt.Errorf("create cluster %s: %w", c.runID, err)
 	}
 	p.log.Info("cluster up", "run_id", c.runID, "shards", spec.Shards, "image", p.image)
-	return c, nil
+	return c, c.saveRecord()
+}
+
+// names returns the servers' names.
+func names(servers []*server) []string {
+	out := make([]string, len(servers))
+	for i, s := range servers {
+		out[i] = s.name
+	}
+	return out
 }
 
 // containers is one cluster.
@@ -144,9 +186,65 @@ type containers struct {
 	p       *Provider
 	runID   string
 	spec    cluster.Spec
+	owner   runstate.Process
+	created time.Time
+
+	cli     *testcontainers.DockerClient
 	network *testcontainers.DockerNetwork
+	volume  string
+	tools   *testcontainers.DockerContainer
+	toolsID string
 	catalog *server
 	shards  []*server
+
+	mu       sync.Mutex
+	seq      int
+	detached bool
+	info     json.RawMessage
+	sidecars []*server
+	standbys []*server
+}
+
+var _ cluster.Cluster = (*containers)(nil)
+
+// setUp connects to the engine and makes the run's network, its volume and its tools container,
+// which lays the volume out for the servers.
+func (c *containers) setUp(ctx context.Context) error {
+	cli, err := testcontainers.NewDockerClientWithOpts(ctx)
+	if err != nil {
+		return fmt.Errorf("connect to the container engine: %w", err)
+	}
+	c.cli = cli
+	if _, err := cli.ImageInspect(ctx, c.p.image); err != nil {
+		return fmt.Errorf("image %s is not on the engine (build it with `pgdrill image build`, or name another with --image): %w", c.p.image, err)
+	}
+	nw, err := network.New(ctx, network.WithLabels(c.labels("")))
+	if err != nil {
+		return fmt.Errorf("make network: %w", err)
+	}
+	c.network = nw
+	c.volume = "pgdrill-" + c.runID
+	if _, err := cli.VolumeCreate(ctx, client.VolumeCreateOptions{Name: c.volume, Labels: c.labels("")}); err != nil {
+		return fmt.Errorf("make volume: %w", err)
+	}
+	tctx, cancel := context.WithTimeout(ctx, startTimeout)
+	defer cancel()
+	tools, err := testcontainers.Run(tctx, c.p.image,
+		testcontainers.WithEntrypoint("sleep", "infinity"),
+		testcontainers.WithLabels(c.labels("tools")),
+		testcontainers.WithMounts(testcontainers.VolumeMount(c.volume, mountPoint)),
+		network.WithNetwork([]string{"tools"}, nw))
+	if tools != nil {
+		c.tools, c.toolsID = tools, tools.GetContainerID()
+	}
+	if err != nil {
+		return fmt.Errorf("start tools container: %w", err)
+	}
+	layout := `mkdir -p ` + dataRoot + ` ` + walRoot + ` ` + backupRoot + ` && chown postgres:postgres ` + mountPoint + ` ` + dataRoot + ` ` + walRoot + ` ` + backupRoot
+	if err := c.tool(ctx, asRoot, nil, layout); err != nil {
+		return fmt.Errorf("lay out volume %s: %w", c.volume, err)
+	}
+	return nil
 }
 
 // labels are the labels of the run's objects; of server name's container when name is set.
@@ -159,7 +257,7 @@ func (c *containers) labels(name string) map[string]string {
 }
 
 func (c *containers) RunID() string           { return c.runID }
-func (c *containers) Provider() string        { return c.p.Name() }
+func (c *containers) Provider() string        { return ProviderName }
 func (c *containers) Catalog() cluster.Server { return c.catalog }
 
 func (c *containers) Shards() []cluster.Server {
@@ -170,315 +268,82 @@ func (c *containers) Shards() []cluster.Server {
 	return out
 }
 
-// PrepareSidecar implements cluster.Cluster: not yet.
-func (c *containers) PrepareSidecar(context.Context, cluster.SidecarSpec) (cluster.Server, error) {
-	return nil, fmt.Errorf("prepare sidecar: sidecars are %w", ErrNotYet)
+// servers returns every server of the cluster, sidecars and standbys included.
+func (c *containers) servers() []*server {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := []*server{}
+	if c.catalog != nil {
+		out = append(out, c.catalog)
+	}
+	out = append(out, c.shards...)
+	out = append(out, c.sidecars...)
+	return append(out, c.standbys...)
 }
 
-// StartStandby implements cluster.Cluster: not yet.
-func (c *containers) StartStandby(context.Context, cluster.Server, cluster.StandbySpec) (cluster.Standby, error) {
-	return nil, fmt.Errorf("start standby: standbys are %w", ErrNotYet)
+// find returns the cluster's server of that name, or nil.
+func (c *containers) find(name string) *server {
+	for _, s := range c.servers() {
+		if s.name == name {
+			return s
+		}
+	}
+	return nil
 }
 
-// ReplaceData implements cluster.Cluster: not yet.
-func (c *containers) ReplaceData(context.Context, cluster.Server, cluster.Server) error {
-	return fmt.Errorf("replace data: %w", ErrNotYet)
+// next returns the run's next sequence number, which names backups, sidecars and standbys.
+func (c *containers) next() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.seq++
+	return c.seq
 }
 
-// Detach implements cluster.Cluster: the containers outlive this process until Destroy or a
-// sweep.
-func (c *containers) Detach() error { return nil }
+// Detach implements cluster.Cluster: the containers outlive this process until `pgdrill down`.
+func (c *containers) Detach() error {
+	data, err := json.Marshal(cluster.Describe(c))
+	if err != nil {
+		return fmt.Errorf("encode cluster info: %w", err)
+	}
+	c.mu.Lock()
+	c.detached, c.info = true, data
+	c.mu.Unlock()
+	return c.saveRecord()
+}
 
-// Destroy removes every container, network and volume of the run.
+// saveRecord writes the run's record as it is now, when the provider keeps records.
+func (c *containers) saveRecord() error {
+	if c.p.store == nil {
+		return nil
+	}
+	spec, err := json.Marshal(c.spec)
+	if err != nil {
+		return fmt.Errorf("encode cluster spec: %w", err)
+	}
+	rec := runstate.Record{RunID: c.runID, Provider: ProviderName, Created: c.created, Owner: c.owner, Spec: spec}
+	for _, s := range c.servers() {
+		rec.Servers = append(rec.Servers, runstate.ServerRecord{Name: s.name, DataDir: s.dataDir(), Port: s.Info().Port})
+	}
+	c.mu.Lock()
+	rec.Detached, rec.Info = c.detached, c.info
+	c.mu.Unlock()
+	return c.p.store.Save(rec)
+}
+
+// Destroy removes every container, network and volume of the run, then its record.
 func (c *containers) Destroy(ctx context.Context) error {
-	_, err := Sweep(context.WithoutCancel(ctx), c.runID)
-	return err
-}
-
-// password is every server's superuser password: the servers listen on loopback only.
-const password = "pgdrill"
-
-// server is one container.
-type server struct {
-	c     *containers
-	name  string
-	role  cluster.Role
-	index int
-
-	mu     sync.Mutex
-	pg     *postgres.PostgresContainer
-	port   int // on 127.0.0.1, kept across restarts
-	paused bool
-}
-
-// run starts the server's container and marks its database.
-func (s *server) run(ctx context.Context) error {
-	port, err := freePort()
-	if err != nil {
-		return fmt.Errorf("start %s: %w", s.name, err)
+	ctx = context.WithoutCancel(ctx) // teardown must finish even when the run was cancelled
+	if _, err := Sweep(ctx, c.runID); err != nil {
+		return fmt.Errorf("destroy cluster %s: %w", c.runID, err)
 	}
-	settings := []string{"postgres", "-c", "wal_level=replica", "-c", "max_wal_senders=10", "-c", "track_commit_timestamp=on"}
-	if !s.c.spec.Durable {
-		settings = append(settings, "-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off")
+	if c.cli != nil {
+		_ = c.cli.Close()
 	}
-	for k, v := range s.c.spec.Settings {
-		settings = append(settings, "-c", k+"="+v)
+	if c.p.store != nil {
+		if err := c.p.store.Remove(c.runID); err != nil {
+			return err
+		}
 	}
-	ctx, cancel := context.WithTimeout(ctx, startTimeout)
-	defer cancel()
-	pg, err := postgres.Run(ctx, s.c.p.image,
-		postgres.WithDatabase(cluster.DefaultDatabase), postgres.WithUsername("postgres"), postgres.WithPassword(password),
-		postgres.BasicWaitStrategies(),
-		testcontainers.WithCmd(settings...),
-		testcontainers.WithLabels(s.c.labels(s.name)),
-		network.WithNetwork([]string{s.name}, s.c.network),
-		testcontainers.WithHostConfigModifier(func(hc *mcontainer.HostConfig) {
-			hc.PortBindings = mnetwork.PortMap{mnetwork.MustParsePort("5432/tcp"): {{HostIP: netip.MustParseAddr("127.0.0.1"), HostPort: strconv.Itoa(port)}}}
-			hc.ShmSize = 256 << 20 // Docker's 64 MB is too little for parallel queries
-		}))
-	s.mu.Lock()
-	s.pg, s.port = pg, port
-	s.mu.Unlock()
-	if err != nil {
-		return fmt.Errorf("start %s: %w", s.name, err)
-	}
-	if err := cluster.WithConn(ctx, s.DSN(), func(conn *pgx.Conn) error { return cluster.Mark(ctx, conn, s.c.runID, s.role) }); err != nil {
-		return fmt.Errorf("mark %s: %w", s.name, err)
-	}
+	c.p.log.Info("cluster destroyed", "run_id", c.runID)
 	return nil
-}
-
-// freePort returns a loopback port nobody listens on now: the server's for its whole life, so
-// that its DSN survives restarts (Docker would map another one each start).
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, fmt.Errorf("find a free port: %w", err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
-}
-
-func (s *server) Name() string       { return s.name }
-func (s *server) Role() cluster.Role { return s.role }
-func (s *server) DSN() string        { return s.DSNFor(cluster.DefaultDatabase) }
-
-// DSNFor implements cluster.Server.
-func (s *server) DSNFor(database string) string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return fmt.Sprintf("postgres://postgres:%s@127.0.0.1:%d/%s?sslmode=disable", password, s.port, database)
-}
-
-// Info implements cluster.Server.
-func (s *server) Info() cluster.ServerInfo {
-	s.mu.Lock()
-	paused := s.paused
-	s.mu.Unlock()
-	return cluster.ServerInfo{Name: s.name, Role: s.role, Index: s.index, Host: "127.0.0.1", Port: s.port, DSN: s.DSN(),
-		Version: "15", DataDir: "/var/lib/postgresql/data", Account: "postgres", Paused: paused}
-}
-
-// CreateDatabase implements cluster.Server.
-func (s *server) CreateDatabase(ctx context.Context, name string) (string, error) {
-	return cluster.CreateMarkedDatabase(ctx, s, s.c.runID, name)
-}
-
-// container returns the server's container, or an error once it is gone.
-func (s *server) container() (*postgres.PostgresContainer, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.pg == nil {
-		return nil, fmt.Errorf("%s: its container is gone", s.name)
-	}
-	return s.pg, nil
-}
-
-// Stop stops the server cleanly (SIGINT: a fast shutdown).
-func (s *server) Stop(ctx context.Context) error {
-	pg, err := s.container()
-	if err != nil {
-		return err
-	}
-	timeout := 30 * time.Second
-	if err := pg.Stop(ctx, &timeout); err != nil {
-		return fmt.Errorf("stop %s: %w", s.name, err)
-	}
-	return nil
-}
-
-// Start starts a stopped or killed server on its data and waits until it answers.
-func (s *server) Start(ctx context.Context) error {
-	pg, err := s.container()
-	if err != nil {
-		return err
-	}
-	if err := pg.Start(ctx); err != nil {
-		return fmt.Errorf("start %s: %w", s.name, err)
-	}
-	return s.awaitReady(ctx)
-}
-
-// awaitReady waits until the server takes connections: a restarted container logs "ready" once,
-// which the start's log check counted already.
-func (s *server) awaitReady(ctx context.Context) error {
-	ctx, cancel := context.WithTimeout(ctx, startTimeout)
-	defer cancel()
-	for {
-		err := cluster.WithConn(ctx, s.DSN(), func(conn *pgx.Conn) error { return conn.Ping(ctx) })
-		if err == nil {
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("start %s: it never answered: %w", s.name, err)
-		case <-time.After(100 * time.Millisecond):
-		}
-	}
-}
-
-// Kill stops the server with SIGKILL, as a crash would: its data stays, and Start recovers it.
-func (s *server) Kill(ctx context.Context) error {
-	return s.engine(ctx, "kill", func(cli *testcontainers.DockerClient, id string) error {
-		_, err := cli.ContainerKill(ctx, id, client.ContainerKillOptions{Signal: "SIGKILL"})
-		return err
-	})
-}
-
-// Lose removes the server's container and its data, as the loss of its disk would.
-func (s *server) Lose(ctx context.Context) error {
-	err := s.engine(ctx, "lose", func(cli *testcontainers.DockerClient, id string) error {
-		_, err := cli.ContainerRemove(ctx, id, client.ContainerRemoveOptions{Force: true, RemoveVolumes: true})
-		return err
-	})
-	if err == nil {
-		s.mu.Lock()
-		s.pg = nil
-		s.mu.Unlock()
-	}
-	return err
-}
-
-// Pause freezes every process of the server's container.
-func (s *server) Pause(ctx context.Context) error {
-	err := s.engine(ctx, "pause", func(cli *testcontainers.DockerClient, id string) error {
-		_, err := cli.ContainerPause(ctx, id, client.ContainerPauseOptions{})
-		return err
-	})
-	if err == nil {
-		s.mu.Lock()
-		s.paused = true
-		s.mu.Unlock()
-	}
-	return err
-}
-
-// Resume thaws a paused server.
-func (s *server) Resume(ctx context.Context) error {
-	err := s.engine(ctx, "resume", func(cli *testcontainers.DockerClient, id string) error {
-		_, err := cli.ContainerUnpause(ctx, id, client.ContainerUnpauseOptions{})
-		return err
-	})
-	if err == nil {
-		s.mu.Lock()
-		s.paused = false
-		s.mu.Unlock()
-	}
-	return err
-}
-
-// engine runs do against the server's container with a client of the engine; verb names it for
-// errors.
-func (s *server) engine(ctx context.Context, verb string, do func(cli *testcontainers.DockerClient, id string) error) error {
-	pg, err := s.container()
-	if err != nil {
-		return err
-	}
-	cli, err := testcontainers.NewDockerClientWithOpts(ctx)
-	if err != nil {
-		return fmt.Errorf("%s %s: %w", verb, s.name, err)
-	}
-	defer cli.Close()
-	if err := do(cli, pg.GetContainerID()); err != nil {
-		return fmt.Errorf("%s %s: %w", verb, s.name, err)
-	}
-	return nil
-}
-
-// BaseBackup implements cluster.Server: not yet.
-func (s *server) BaseBackup(context.Context, string) (cluster.Backup, error) {
-	return cluster.Backup{}, fmt.Errorf("base backup of %s: %w", s.name, ErrNotYet)
-}
-
-// VerifyBackup implements cluster.Server: not yet.
-func (s *server) VerifyBackup(context.Context, cluster.Backup) error {
-	return fmt.Errorf("verify backup of %s: %w", s.name, ErrNotYet)
-}
-
-// ArchivedWAL implements cluster.Server: no archive yet.
-func (s *server) ArchivedWAL(context.Context) ([]string, error) { return nil, nil }
-
-// VerifyWAL implements cluster.Server: not yet.
-func (s *server) VerifyWAL(context.Context, string, string) error {
-	return fmt.Errorf("verify WAL of %s: %w", s.name, ErrNotYet)
-}
-
-// DumpWAL implements cluster.Server: not yet.
-func (s *server) DumpWAL(context.Context, string, string, io.Writer) error {
-	return fmt.Errorf("dump WAL of %s: %w", s.name, ErrNotYet)
-}
-
-// Sweep removes every container, network and volume labelled with runID (every pgdrill run's,
-// when runID is empty) and returns how many objects it removed. It touches nothing without the
-// label: what pgdrill did not start stays.
-func Sweep(ctx context.Context, runID string) (int, error) {
-	cli, err := testcontainers.NewDockerClientWithOpts(ctx)
-	if err != nil {
-		return 0, fmt.Errorf("sweep run %s: %w", runID, err)
-	}
-	defer cli.Close()
-	label := LabelRun
-	if runID != "" {
-		label += "=" + runID
-	}
-	f := make(client.Filters).Add("label", label)
-	n := 0
-	var errs []error
-	cs, err := cli.ContainerList(ctx, client.ContainerListOptions{All: true, Filters: f})
-	if err != nil {
-		return n, fmt.Errorf("sweep run %s: list containers: %w", runID, err)
-	}
-	for _, c := range cs.Items {
-		if _, err := cli.ContainerRemove(ctx, c.ID, client.ContainerRemoveOptions{Force: true, RemoveVolumes: true}); err != nil {
-			errs = append(errs, fmt.Errorf("remove container %s: %w", c.ID[:12], err))
-			continue
-		}
-		n++
-	}
-	ns, err := cli.NetworkList(ctx, client.NetworkListOptions{Filters: f})
-	if err != nil {
-		return n, fmt.Errorf("sweep run %s: list networks: %w", runID, err)
-	}
-	for _, nw := range ns.Items {
-		if _, err := cli.NetworkRemove(ctx, nw.ID, client.NetworkRemoveOptions{}); err != nil {
-			errs = append(errs, fmt.Errorf("remove network %s: %w", nw.Name, err))
-			continue
-		}
-		n++
-	}
-	vs, err := cli.VolumeList(ctx, client.VolumeListOptions{Filters: f})
-	if err != nil {
-		return n, fmt.Errorf("sweep run %s: list volumes: %w", runID, err)
-	}
-	for _, v := range vs.Items {
-		if _, err := cli.VolumeRemove(ctx, v.Name, client.VolumeRemoveOptions{Force: true}); err != nil {
-			errs = append(errs, fmt.Errorf("remove volume %s: %w", v.Name, err))
-			continue
-		}
-		n++
-	}
-	if err := errors.Join(errs...); err != nil {
-		return n, fmt.Errorf("sweep run %s: %w", runID, err)
-	}
-	return n, nil
 }

@@ -5,101 +5,77 @@ import (
 	"errors"
 	"os/exec"
 	"strings"
-	"time"
 
-	"github.com/jackc/pgx/v5"
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 
 	"github.com/pgdrill/pgdrill/fixtures"
 	"github.com/pgdrill/pgdrill/harness/cluster"
+	"github.com/pgdrill/pgdrill/harness/cluster/conformance"
 	"github.com/pgdrill/pgdrill/harness/cluster/container"
 	"github.com/pgdrill/pgdrill/harness/dataset"
 	"github.com/pgdrill/pgdrill/harness/drilltest"
 	"github.com/pgdrill/pgdrill/harness/image"
 )
 
+var _ = conformance.Specs("container", conformance.Subject{
+	Provider: func() cluster.Provider { return provider },
+	Footprint: func(ctx context.Context, c cluster.Cluster) func() []string {
+		return func() []string {
+			var left []string
+			for _, kind := range []string{"container", "network", "volume"} {
+				for _, id := range labelled(ctx, kind, c.RunID()) {
+					left = append(left, kind+" "+id)
+				}
+			}
+			return left
+		}
+	},
+}, drilltest.Docker, drilltest.Slow)
+
 var _ = Describe("the container provider", Label(drilltest.Docker, drilltest.Slow), func() {
-	var p *container.Provider
-	BeforeEach(func(ctx context.Context) {
-		drilltest.NeedImage(ctx, image.DefaultTag, "pgdrill image build", "the container provider was not run")
-		p = container.New(container.WithLogger(drilltest.DiscardLogger()))
-	})
-
-	// create starts a cluster and destroys it after the spec, whatever happens.
-	create := func(ctx context.Context, spec cluster.Spec) cluster.Cluster {
-		GinkgoHelper()
-		c, err := p.Create(ctx, spec)
-		if c != nil {
-			DeferCleanup(func(ctx context.Context) { Expect(c.Destroy(ctx)).To(Succeed()) })
-		}
-		Expect(err).NotTo(HaveOccurred())
-		return c
-	}
-
-	It("runs a catalog and shards as marked containers of the run, fills them, and survives a kill, a stop and a pause", func(ctx context.Context) {
-		c := create(ctx, cluster.Spec{Shards: 2})
-		Expect(c.Provider()).To(Equal("container"))
-		Expect(labelled(ctx, "container", c.RunID())).To(HaveLen(3), "catalog and 2 shards")
+	It("runs every server of a run on its private network, labelled, its files in the run's volume", func(ctx context.Context) {
+		c := drilltest.StartCluster(ctx, provider, cluster.Spec{Shards: 2})
+		Expect(labelled(ctx, "container", c.RunID())).To(HaveLen(4), "catalog, 2 shards and the tools container")
 		Expect(labelled(ctx, "network", c.RunID())).To(HaveLen(1), "one private network")
-		for _, s := range append([]cluster.Server{c.Catalog()}, c.Shards()...) {
-			conn := drilltest.Connect(ctx, s.DSN())
-			Expect(cluster.RequireMarker(ctx, conn, c.RunID())).To(Succeed(), s.Name())
-		}
+		Expect(labelled(ctx, "volume", c.RunID())).To(HaveLen(1), "one volume")
 		plan, _, err := dataset.Fill(ctx, c, dataset.Schema{}, fixtures.PlanSpec{Seed: 3, Tenants: 8, Rows: 2000}, fixtures.FillOptions{})
 		Expect(err).NotTo(HaveOccurred())
-		shard := c.Shards()[1]
-		rows := func() int64 { return drilltest.QueryInt(ctx, shard.DSN(), "SELECT count(*) FROM users") }
-		before := rows()
-		Expect(before).To(BeNumerically(">", 0))
 		Expect(plan.OnShard(1)).NotTo(BeEmpty())
+		shard := c.Shards()[1]
+		Expect(shard.Info().DataDir).To(HavePrefix("/pgdrill/data/"))
+		Expect(shard.Info().WALArchive).To(Equal("/pgdrill/wal/shard-1"))
+		Expect(shard.Info().DataDir).NotTo(BeADirectory(), "nothing of it is on pgdrill's own filesystem")
 
-		By("killing the shard: its data stays, and a start recovers it at the same address")
-		dsn := shard.DSN()
-		Expect(shard.Kill(ctx)).To(Succeed())
-		_, err = pgx.Connect(ctx, dsn)
-		Expect(err).To(HaveOccurred())
-		Expect(shard.Start(ctx)).To(Succeed())
-		Expect(shard.DSN()).To(Equal(dsn))
-		Expect(rows()).To(Equal(before))
-
-		By("stopping and starting it cleanly")
-		Expect(shard.Stop(ctx)).To(Succeed())
-		Expect(shard.Start(ctx)).To(Succeed())
-		Expect(rows()).To(Equal(before))
-
-		By("pausing it: connections hang until it resumes")
-		Expect(shard.Pause(ctx)).To(Succeed())
-		Expect(shard.Info().Paused).To(BeTrue())
-		short, cancel := context.WithTimeout(ctx, time.Second)
-		_, err = pgx.Connect(short, dsn)
-		cancel()
-		Expect(err).To(HaveOccurred())
-		Expect(shard.Resume(ctx)).To(Succeed())
-		Expect(rows()).To(Equal(before))
-
-		By("saying plainly what it cannot do yet")
-		_, err = c.PrepareSidecar(ctx, cluster.SidecarSpec{})
-		Expect(errors.Is(err, container.ErrNotYet)).To(BeTrue(), "%v", err)
-		_, err = shard.BaseBackup(ctx, "x")
-		Expect(errors.Is(err, container.ErrNotYet)).To(BeTrue(), "%v", err)
-
-		By("leaving nothing of the run after Destroy")
+		By("keeping every sidecar and standby in the run, to go with it")
+		backup, err := shard.BaseBackup(ctx, "b")
+		Expect(err).NotTo(HaveOccurred())
+		sidecar, err := c.PrepareSidecar(ctx, cluster.SidecarSpec{From: backup})
+		Expect(err).NotTo(HaveOccurred())
+		Expect(sidecar.Start(ctx)).To(Succeed())
+		_, err = c.StartStandby(ctx, shard, cluster.StandbySpec{})
+		Expect(err).NotTo(HaveOccurred())
+		Expect(labelled(ctx, "container", c.RunID())).To(HaveLen(6))
 		Expect(c.Destroy(ctx)).To(Succeed())
-		Expect(labelled(ctx, "container", c.RunID())).To(BeEmpty())
-		Expect(labelled(ctx, "network", c.RunID())).To(BeEmpty())
+		for _, kind := range []string{"container", "network", "volume"} {
+			Expect(labelled(ctx, kind, c.RunID())).To(BeEmpty(), kind)
+		}
 	})
 
-	It("loses a shard with its data", func(ctx context.Context) {
-		c := create(ctx, cluster.Spec{Shards: 1})
-		shard := c.Shards()[0]
-		Expect(shard.Lose(ctx)).To(Succeed())
-		Expect(labelled(ctx, "container", c.RunID())).To(HaveLen(1), "the catalog alone")
-		Expect(shard.Start(ctx)).To(MatchError(ContainSubstring("gone")))
+	It("refuses what it cannot do yet, before starting anything", func(ctx context.Context) {
+		_, err := provider.Create(ctx, cluster.Spec{Shards: 1, Engine: cluster.EnginePgBackRest})
+		Expect(errors.Is(err, container.ErrNotYet)).To(BeTrue(), "%v", err)
+	})
+
+	It("says which image is missing and how to build it", func(ctx context.Context) {
+		p := container.New(container.WithImage("pgdrill/none:0"), container.WithLogger(drilltest.DiscardLogger()))
+		c, err := p.Create(ctx, cluster.Spec{Shards: 1})
+		drilltest.DestroyWhenDone(c)
+		Expect(err).To(MatchError(ContainSubstring("pgdrill image build")))
 	})
 
 	It("sweeps what a killed run left, and nothing without its label", func(ctx context.Context) {
-		c, err := p.Create(ctx, cluster.Spec{Shards: 1})
+		c, err := provider.Create(ctx, cluster.Spec{Shards: 1})
 		if c != nil { // should the spec fail before its own sweep
 			DeferCleanup(func(ctx context.Context) { _, _ = container.Sweep(ctx, c.RunID()) })
 		}
@@ -113,7 +89,7 @@ var _ = Describe("the container provider", Label(drilltest.Docker, drilltest.Slo
 
 		n, err := container.Sweep(ctx, c.RunID())
 		Expect(err).NotTo(HaveOccurred())
-		Expect(n).To(Equal(3), "2 containers and the network")
+		Expect(n).To(Equal(5), "3 containers, the network and the volume")
 		Expect(labelled(ctx, "container", c.RunID())).To(BeEmpty())
 		Expect(exec.CommandContext(ctx, "docker", "inspect", foreign).Run()).To(Succeed(), "what pgdrill did not start stays")
 	})

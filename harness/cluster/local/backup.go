@@ -2,18 +2,14 @@ package local
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"strconv"
 	"strings"
 	"time"
-
-	"github.com/jackc/pgx/v5"
 
 	"github.com/pgdrill/pgdrill/harness/cluster"
 	"github.com/pgdrill/pgdrill/harness/logtail"
@@ -72,19 +68,10 @@ func manifestWALRange(dir string) (start, end string, err error) {
 	if err != nil {
 		return "", "", fmt.Errorf("read backup manifest: %w", err)
 	}
-	var m struct {
-		WALRanges []struct {
-			Start string `json:"Start-LSN"`
-			End   string `json:"End-LSN"`
-		} `json:"WAL-Ranges"`
+	if start, end, err = cluster.ManifestWALRange(data); err != nil {
+		return "", "", fmt.Errorf("backup %s: %w", dir, err)
 	}
-	if err := json.Unmarshal(data, &m); err != nil {
-		return "", "", fmt.Errorf("decode backup manifest: %w", err)
-	}
-	if len(m.WALRanges) == 0 {
-		return "", "", fmt.Errorf("decode backup manifest of %s: no WAL range", dir)
-	}
-	return m.WALRanges[0].Start, m.WALRanges[len(m.WALRanges)-1].End, nil
+	return start, end, nil
 }
 
 // PrepareSidecar copies a backup into a new server directory, points its restore_command at the
@@ -97,7 +84,7 @@ func (c *localCluster) PrepareSidecar(ctx context.Context, spec cluster.SidecarS
 		return nil, fmt.Errorf("prepare sidecar: backup %s is of server %q, which has no WAL archive in run %s",
 			spec.From.ID, spec.From.Server, c.runID)
 	}
-	recovery, err := targetSettings(spec.Target)
+	recovery, err := cluster.RecoverySettings(spec.Target)
 	if err != nil {
 		return nil, fmt.Errorf("prepare sidecar: %w", err)
 	}
@@ -131,74 +118,16 @@ func (c *localCluster) PrepareSidecar(ctx context.Context, spec cluster.SidecarS
 	return s, c.p.user.own(signal)
 }
 
-// waitPromoted waits until recovery has ended and the server promoted. A server accepts
-// read-only connections ("ready") long before that; if recovery cannot reach its target the
-// server exits instead, and the error quotes its log.
-func (s *server) waitPromoted(ctx context.Context) error {
-	t := time.NewTicker(pollInterval)
-	defer t.Stop()
-	var conn *pgx.Conn
-	defer func() {
-		if conn != nil {
-			_ = conn.Close(context.WithoutCancel(ctx))
-		}
-	}()
-	for {
-		select {
-		case <-s.exited:
-			log := logtail.Last(s.Log(), 15)
-			return fmt.Errorf("postgres %w during recovery: %s", s.exitCause(log), log)
-		case <-ctx.Done():
-			return fmt.Errorf("wait for recovery of %s: %w", s.name, ctx.Err())
-		case <-t.C:
-		}
-		if conn == nil {
-			c, err := pgx.Connect(ctx, s.DSN())
-			if err != nil {
-				continue // the server may be exiting; the next round tells
-			}
-			conn = c
-		}
-		var inRecovery bool
-		if err := conn.QueryRow(ctx, "SELECT pg_is_in_recovery()").Scan(&inRecovery); err != nil {
-			_ = conn.Close(ctx)
-			conn = nil
-			continue
-		}
-		if !inRecovery {
-			return nil
-		}
+// endedInRecovery says why the server's process ended during a recovery, quoting its log; nil
+// while it runs.
+func (s *server) endedInRecovery() error {
+	select {
+	case <-s.exited:
+		log := logtail.Last(s.Log(), 15)
+		return fmt.Errorf("postgres %w during recovery: %s", s.exitCause(log), log)
+	default:
+		return nil
 	}
-}
-
-// targetSettings translates a target into Postgres 15 recovery_target settings; where recovery
-// gets its WAL from and what it does at the target are the caller's.
-func targetSettings(t cluster.RecoveryTarget) (map[string]string, error) {
-	set := map[string]string{}
-	n := 0
-	if t.XID != "" {
-		set["recovery_target_xid"] = t.XID
-		n++
-	}
-	if t.LSN != "" {
-		set["recovery_target_lsn"] = t.LSN
-		n++
-	}
-	if t.Name != "" {
-		set["recovery_target_name"] = t.Name
-		n++
-	}
-	if !t.Time.IsZero() {
-		set["recovery_target_time"] = t.Time.UTC().Format("2006-01-02 15:04:05.999999") + "+00"
-		n++
-	}
-	if n > 1 {
-		return nil, fmt.Errorf("recovery target sets %d of xid, lsn, name, time; set one", n)
-	}
-	if n == 1 {
-		set["recovery_target_inclusive"] = strconv.FormatBool(t.Inclusive)
-	}
-	return set, nil
 }
 
 // restoreCommand fetches WAL segments of s from its archive.
@@ -262,9 +191,6 @@ func (s *server) DumpWAL(ctx context.Context, from, to string, w io.Writer) erro
 	return nil
 }
 
-// walSegmentName matches archived WAL segment files (not .history, .backup or .partial files).
-var walSegmentName = regexp.MustCompile(`^[0-9A-F]{24}$`)
-
 // ArchivedWAL lists the segment files in the server's WAL archive.
 func (s *server) ArchivedWAL(context.Context) ([]string, error) {
 	if s.archive == "" {
@@ -279,7 +205,7 @@ func (s *server) ArchivedWAL(context.Context) ([]string, error) {
 	}
 	var out []string
 	for _, e := range entries {
-		if walSegmentName.MatchString(e.Name()) {
+		if cluster.IsWALSegment(e.Name()) {
 			out = append(out, e.Name())
 		}
 	}

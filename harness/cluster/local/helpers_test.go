@@ -1,8 +1,6 @@
 package local_test
 
 import (
-	"context"
-	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -18,10 +16,6 @@ import (
 	"github.com/pgdrill/pgdrill/harness/runstate"
 )
 
-func servers(c cluster.Cluster) []cluster.Server {
-	return append([]cluster.Server{c.Catalog()}, c.Shards()...)
-}
-
 // footprint is everything a cluster leaves on the machine while it runs.
 type footprint struct {
 	runDir  string
@@ -31,65 +25,98 @@ type footprint struct {
 	shmIDs  []int
 }
 
-// footprintOf reads the cluster's footprint from its run record, checking it is real.
+// footprintOf reads the cluster's footprint from its run record, checking it is real: every
+// recorded server runs, with its socket, in the run's directory.
 func footprintOf(c cluster.Cluster) footprint {
+	GinkgoHelper()
+	f := recordedFootprint(c)
+	for _, p := range f.procs {
+		Expect(p.Alive()).To(BeTrue(), "server %d should run", p.PID)
+	}
+	for _, s := range f.sockets {
+		Expect(s).To(BeAnExistingFile())
+	}
+	Expect(f.runDir).To(BeADirectory())
+	return f
+}
+
+// recordedFootprint reads the cluster's footprint from its run record as it is, whatever of it
+// runs: a partial cluster's too.
+func recordedFootprint(c cluster.Cluster) footprint {
 	GinkgoHelper()
 	rec, err := provider.Store().Load(c.RunID())
 	Expect(err).NotTo(HaveOccurred())
 	return footprintFrom(rec)
 }
 
-// footprintFrom reads a run's footprint from its record, checking it is real.
+// footprintFrom reads a run's footprint from its record.
 func footprintFrom(rec runstate.Record) footprint {
 	GinkgoHelper()
 	Expect(rec.Dirs).To(HaveLen(1))
 	f := footprint{runDir: rec.Dirs[0]}
 	for _, s := range rec.Servers {
-		Expect(s.Process.Alive()).To(BeTrue(), "server %s should run", s.Name)
 		f.procs = append(f.procs, s.Process)
 		f.ports = append(f.ports, s.Port)
-		sock := filepath.Join(filepath.Dir(s.DataDir), fmt.Sprintf(".s.PGSQL.%d", s.Port))
-		Expect(sock).To(BeAnExistingFile())
-		f.sockets = append(f.sockets, sock)
-		f.shmIDs = append(f.shmIDs, shmID(s.DataDir))
+		f.sockets = append(f.sockets, filepath.Join(filepath.Dir(s.DataDir), fmt.Sprintf(".s.PGSQL.%d", s.Port)))
+		if id, ok := shmID(s.DataDir); ok {
+			f.shmIDs = append(f.shmIDs, id)
+		}
 	}
-	Expect(f.runDir).To(BeADirectory())
 	return f
 }
 
-// shmID reads the System V segment id from postmaster.pid.
-func shmID(dataDir string) int {
-	GinkgoHelper()
+// shmID reads the System V segment id from postmaster.pid, if the server has one.
+func shmID(dataDir string) (int, bool) {
 	data, err := os.ReadFile(filepath.Join(dataDir, "postmaster.pid"))
-	Expect(err).NotTo(HaveOccurred())
+	lines := strings.Split(string(data), "\n")
+	if err != nil || len(lines) < 7 {
+		return 0, false
+	}
 	var key, id int
-	_, err = fmt.Sscan(strings.Split(string(data), "\n")[6], &key, &id)
-	Expect(err).NotTo(HaveOccurred())
-	return id
+	if _, err := fmt.Sscan(lines[6], &key, &id); err != nil {
+		return 0, false
+	}
+	return id, true
 }
 
-// expectGone asserts that nothing of the footprint is left: no process (nor any process still
-// naming the run's directory), no listening port, no socket, no directory, no shared memory.
+// expectGone asserts that nothing of the footprint is left.
 func expectGone(f footprint) {
 	GinkgoHelper()
+	Expect(f.left()).To(BeEmpty())
+}
+
+// left lists what of the footprint is still there: processes (and any process still naming the
+// run's directory), listening ports, sockets, the directory, shared memory.
+func (f footprint) left() []string {
+	var out []string
 	for _, p := range f.procs {
-		Expect(p.Alive()).To(BeFalse(), "process %d should be gone", p.PID)
-	}
-	Expect(processesMentioning(f.runDir)).To(BeEmpty())
-	for _, port := range f.ports {
-		conn, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", port), time.Second)
-		if err == nil {
-			conn.Close()
+		if p.Alive() {
+			out = append(out, fmt.Sprintf("process %d", p.PID))
 		}
-		Expect(err).To(HaveOccurred(), "port %d should be closed", port)
+	}
+	for _, pid := range processesMentioning(f.runDir) {
+		out = append(out, fmt.Sprintf("process %d naming %s", pid, f.runDir))
+	}
+	for _, port := range f.ports {
+		if conn, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", port), time.Second); err == nil {
+			conn.Close()
+			out = append(out, fmt.Sprintf("port %d", port))
+		}
 	}
 	for _, s := range f.sockets {
-		Expect(s).NotTo(BeAnExistingFile())
+		if _, err := os.Stat(s); err == nil {
+			out = append(out, "socket "+s)
+		}
 	}
-	Expect(f.runDir).NotTo(BeADirectory())
+	if _, err := os.Stat(f.runDir); err == nil {
+		out = append(out, "directory "+f.runDir)
+	}
 	for _, id := range f.shmIDs {
-		Expect(shmExists(id)).To(BeFalse(), "shared memory segment %d should be removed", id)
+		if shmExists(id) {
+			out = append(out, fmt.Sprintf("shared memory segment %d", id))
+		}
 	}
+	return out
 }
 
 // processesMentioning lists pids whose command line mentions s.
@@ -126,9 +153,4 @@ func ownerOf(pid int) uint32 {
 	st, err := os.Stat(fmt.Sprintf("/proc/%d", pid))
 	Expect(err).NotTo(HaveOccurred())
 	return st.Sys().(*syscall.Stat_t).Uid
-}
-
-// isTimeout reports whether err came from a deadline, as a paused server produces.
-func isTimeout(err error) bool {
-	return errors.Is(err, context.DeadlineExceeded) || strings.Contains(fmt.Sprint(err), "timeout")
 }

@@ -2,159 +2,26 @@ package local_test
 
 import (
 	"context"
-	"fmt"
 	"os"
 	"os/exec"
 	"os/user"
 	"path/filepath"
 	"strconv"
 	"syscall"
-	"time"
 
-	"github.com/jackc/pgx/v5"
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 
 	"github.com/pgdrill/pgdrill/harness/cluster"
+	"github.com/pgdrill/pgdrill/harness/cluster/conformance"
 	"github.com/pgdrill/pgdrill/harness/cluster/local"
 	"github.com/pgdrill/pgdrill/harness/drilltest"
 	"github.com/pgdrill/pgdrill/harness/runstate"
 )
 
-var _ = Describe("a local cluster", func() {
-	DescribeTable("comes up, takes writes on every server and vanishes completely",
-		func(ctx context.Context, shards int) {
-			c := drilltest.StartCluster(ctx, provider, cluster.Spec{Shards: shards})
-			Expect(c.Shards()).To(HaveLen(shards))
-			f := footprintOf(c)
-			Expect(f.procs).To(HaveLen(shards + 1))
-
-			By("writing to and reading from every server")
-			for i, s := range servers(c) {
-				drilltest.Exec(ctx, s.DSN(), "CREATE TABLE t (id int PRIMARY KEY, v text)",
-					fmt.Sprintf("INSERT INTO t SELECT g, 'server %d' FROM generate_series(1, 100) g", i))
-				Expect(drilltest.QueryInt(ctx, s.DSN(), "SELECT count(*) FROM t")).To(BeEquivalentTo(100))
-				Expect(drilltest.QueryInt(ctx, s.DSN(), "SELECT count(*) FROM pgdrill_meta WHERE run_id = '"+c.RunID()+"'")).To(BeEquivalentTo(1))
-			}
-
-			By("destroying it")
-			Expect(c.Destroy(ctx)).To(Succeed())
-			expectGone(f)
-			_, err := provider.Store().Load(c.RunID())
-			Expect(err).To(MatchError(runstate.ErrUnknownRun))
-			Expect(c.Destroy(ctx)).To(Succeed(), "destroy is idempotent")
-		},
-		Entry("with 1 shard", 1),
-		Entry("with 4 shards", 4),
-		Entry("with 8 shards", 8),
-	)
-
-	It("runs side by side with another cluster without sharing anything", func(ctx context.Context) {
-		a := drilltest.StartCluster(ctx, provider, cluster.Spec{Shards: 2})
-		b := drilltest.StartCluster(ctx, provider, cluster.Spec{Shards: 2})
-		Expect(a.RunID()).NotTo(Equal(b.RunID()))
-		ports := map[int]string{}
-		for _, s := range append(servers(a), servers(b)...) {
-			info := s.Info()
-			Expect(ports).NotTo(HaveKey(info.Port))
-			ports[info.Port] = info.Name
-			drilltest.Exec(ctx, s.DSN(), "CREATE TABLE t (id int)", "INSERT INTO t VALUES (1)")
-		}
-		fa := footprintOf(a)
-		Expect(a.Destroy(ctx)).To(Succeed())
-		expectGone(fa)
-		for _, s := range servers(b) {
-			Expect(drilltest.QueryInt(ctx, s.DSN(), "SELECT count(*) FROM t")).To(BeEquivalentTo(1), "the other cluster keeps working")
-		}
-	})
-
-	It("returns a partial cluster that can be destroyed when a server cannot start", func(ctx context.Context) {
-		c, err := provider.Create(ctx, cluster.Spec{Shards: 2, Settings: map[string]string{"shared_buffers": "not-a-size"}})
-		drilltest.DestroyWhenDone(c)
-		Expect(err).To(MatchError(ContainSubstring("shared_buffers")))
-		Expect(c).NotTo(BeNil())
-		rec, lerr := provider.Store().Load(c.RunID())
-		Expect(lerr).NotTo(HaveOccurred())
-		Expect(c.Destroy(ctx)).To(Succeed())
-		Expect(rec.Dirs[0]).NotTo(BeADirectory())
-		Expect(processesMentioning(rec.Dirs[0])).To(BeEmpty())
-	})
-
-	It("rejects an invalid spec before starting anything", func(ctx context.Context) {
-		c, err := provider.Create(ctx, cluster.Spec{Shards: 0, Settings: map[string]string{"bad name": "x"}})
-		Expect(c).To(BeNil())
-		Expect(err).To(MatchError(And(ContainSubstring("shards must be"), ContainSubstring(`"bad name"`))))
-	})
-
-	It("can kill -9, restart, pause and resume a server", func(ctx context.Context) {
-		c := drilltest.StartCluster(ctx, provider, cluster.Spec{Shards: 1})
-		shard := c.Shards()[0]
-		drilltest.Exec(ctx, shard.DSN(), "CREATE TABLE t (id int)", "INSERT INTO t SELECT generate_series(1, 1000)")
-		drilltest.Exec(ctx, shard.DSN(), "CHECKPOINT")
-
-		By("killing it")
-		Expect(shard.Kill(ctx)).To(Succeed())
-		_, err := pgx.Connect(ctx, shard.DSN())
-		Expect(err).To(HaveOccurred())
-
-		By("restarting it with crash recovery")
-		Expect(shard.Start(ctx)).To(Succeed())
-		Expect(drilltest.QueryInt(ctx, shard.DSN(), "SELECT count(*) FROM t")).To(BeEquivalentTo(1000))
-
-		By("pausing it")
-		conn := drilltest.Connect(ctx, shard.DSN())
-		Expect(shard.Pause(ctx)).To(Succeed())
-		Expect(shard.Info().Paused).To(BeTrue())
-		qctx, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
-		defer cancel()
-		var n int
-		err = conn.QueryRow(qctx, "SELECT count(*) FROM t").Scan(&n)
-		Expect(isTimeout(err)).To(BeTrue(), "a paused server does not answer: %v", err)
-
-		By("resuming it")
-		Expect(shard.Resume(ctx)).To(Succeed())
-		Expect(drilltest.QueryInt(ctx, shard.DSN(), "SELECT count(*) FROM t")).To(BeEquivalentTo(1000))
-
-		By("stopping and starting it cleanly")
-		Expect(shard.Stop(ctx)).To(Succeed())
-		Expect(shard.Start(ctx)).To(Succeed())
-		Expect(drilltest.QueryInt(ctx, shard.DSN(), "SELECT count(*) FROM t")).To(BeEquivalentTo(1000))
-	})
-
-	It("recovers a sidecar from a base backup and the WAL archive to a named restore point", func(ctx context.Context) {
-		c := drilltest.StartCluster(ctx, provider, cluster.Spec{Shards: 1})
-		shard := c.Shards()[0]
-		drilltest.Exec(ctx, shard.DSN(), "CREATE TABLE t (id int)", "INSERT INTO t SELECT generate_series(1, 10)")
-		backup, err := shard.BaseBackup(ctx, "before")
-		Expect(err).NotTo(HaveOccurred())
-		Expect(backup.StartLSN).NotTo(BeEmpty())
-		drilltest.Exec(ctx, shard.DSN(),
-			"INSERT INTO t SELECT generate_series(11, 20)",
-			"SELECT pg_create_restore_point('good')",
-			"DELETE FROM t") // the harm
-		var segment string
-		Expect(drilltest.Connect(ctx, shard.DSN()).QueryRow(ctx, "SELECT pg_walfile_name(pg_current_wal_lsn())").Scan(&segment)).To(Succeed())
-		drilltest.Exec(ctx, shard.DSN(), "SELECT pg_switch_wal()")
-		Eventually(filepath.Join(shard.Info().WALArchive, segment)).Should(BeAnExistingFile(), "the harm's segment is archived")
-
-		sidecar, err := c.PrepareSidecar(ctx, cluster.SidecarSpec{From: backup, Target: cluster.RecoveryTarget{Name: "good"}})
-		Expect(err).NotTo(HaveOccurred())
-		Expect(sidecar.Start(ctx)).To(Succeed())
-		Expect(sidecar.Role()).To(Equal(cluster.RoleSidecar))
-		Expect(drilltest.QueryInt(ctx, sidecar.DSN(), "SELECT count(*) FROM t")).To(BeEquivalentTo(20))
-		Expect(drilltest.QueryInt(ctx, shard.DSN(), "SELECT count(*) FROM t")).To(BeEquivalentTo(0))
-	})
-
-	It("fails a sidecar whose target lies beyond the archive, quoting Postgres", func(ctx context.Context) {
-		c := drilltest.StartCluster(ctx, provider, cluster.Spec{Shards: 1})
-		shard := c.Shards()[0]
-		backup, err := shard.BaseBackup(ctx, "b")
-		Expect(err).NotTo(HaveOccurred())
-		sidecar, err := c.PrepareSidecar(ctx, cluster.SidecarSpec{From: backup, Target: cluster.RecoveryTarget{Name: "never-created"}})
-		Expect(err).NotTo(HaveOccurred())
-		err = sidecar.Start(ctx)
-		Expect(err).To(MatchError(ContainSubstring("recovery ended before configured recovery target was reached")))
-	})
+var _ = conformance.Specs("local", conformance.Subject{
+	Provider:  func() cluster.Provider { return provider },
+	Footprint: func(_ context.Context, c cluster.Cluster) func() []string { return recordedFootprint(c).left },
 })
 
 var _ = Describe("the safety marker", func() {

@@ -166,7 +166,7 @@ func (s *server) archivedPgBackRest() ([]string, error) {
 	var out []string
 	for _, p := range paths {
 		name, _, _ := strings.Cut(filepath.Base(p), "-")
-		if walSegmentName.MatchString(name) {
+		if cluster.IsWALSegment(name) {
 			out = append(out, name)
 		}
 	}

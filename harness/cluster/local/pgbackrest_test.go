@@ -33,7 +33,7 @@ var _ = Describe("pgBackRest as the backup engine", func() {
 
 		By("archiving the harm's WAL with archive-push")
 		drilltest.Exec(ctx, shard.DSN(), "INSERT INTO t SELECT generate_series(11, 20)")
-		harm := xidOf(ctx, shard.DSN(), "DELETE FROM t")
+		harm := drilltest.XIDOf(ctx, shard.DSN(), "DELETE FROM t")
 		var segment string
 		Expect(drilltest.Connect(ctx, shard.DSN()).QueryRow(ctx, "SELECT pg_walfile_name(pg_switch_wal())").Scan(&segment)).To(Succeed())
 		Eventually(func() []string { names, _ := shard.ArchivedWAL(ctx); return names }).Should(ContainElement(segment))

@@ -87,15 +87,15 @@ func (s *server) Info() cluster.ServerInfo {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	pid := 0
+	pid, instance := 0, ""
 	if s.exited != nil {
 		select {
 		case <-s.exited:
 		default:
-			pid = s.proc.PID
+			pid, instance = s.proc.PID, fmt.Sprintf("%d@%d", s.proc.PID, s.proc.StartTime)
 		}
 	}
-	return cluster.ServerInfo{Name: s.name, Role: s.role, Index: s.index, Host: "127.0.0.1", Port: s.port, PID: pid,
+	return cluster.ServerInfo{Name: s.name, Role: s.role, Index: s.index, Host: "127.0.0.1", Port: s.port, PID: pid, Instance: instance,
 		DSN:     dsnAt(s.port, cluster.DefaultDatabase),
 		Version: s.c.p.bins.Major, DataDir: s.dataDir(), WALArchive: s.archive, Account: s.c.p.user.Name, BinDir: s.c.p.bins.Dir,
 		Paused: s.paused, Upstream: upstream}
@@ -249,11 +249,11 @@ func (s *server) startOnce(ctx context.Context, port int) error {
 	switch {
 	case s.recovery == nil:
 	case s.role == cluster.RoleStandby:
-		if err := s.waitHeld(ctx); err != nil {
+		if err := cluster.AwaitHeld(ctx, s.DSN(), s.endedInRecovery); err != nil {
 			return fmt.Errorf("replay %s to its target: %w", s.name, err)
 		}
 	default:
-		if err := s.waitPromoted(ctx); err != nil {
+		if err := cluster.AwaitPromoted(ctx, s.DSN(), s.endedInRecovery); err != nil {
 			return fmt.Errorf("recover %s: %w", s.name, err)
 		}
 		s.recovery = nil // recovered: a restart is an ordinary start

@@ -2,18 +2,12 @@ package local
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
-	"time"
-
-	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/pgdrill/pgdrill/harness/cluster"
-	"github.com/pgdrill/pgdrill/harness/logtail"
 )
 
 var _ cluster.Standby = (*server)(nil)
@@ -65,42 +59,23 @@ func (c *localCluster) find(name string) *server {
 	return nil
 }
 
-// PauseReplay implements cluster.Standby with pg_wal_replay_pause. Postgres honours a pause
-// between two records, and not while it waits out the delay of a commit (it pauses right before
-// applying that commit instead), so the pause is awaited briefly and then taken as given.
+// PauseReplay implements cluster.Standby (cluster.PauseReplay).
 func (s *server) PauseReplay(ctx context.Context) error {
 	if s.role != cluster.RoleStandby {
 		return fmt.Errorf("pause replay of %s: not a standby", s.name)
 	}
-	conn, err := pgx.Connect(ctx, s.DSN())
-	if err != nil {
-		return fmt.Errorf("pause replay of %s: connect: %w", s.name, err)
-	}
-	defer conn.Close(context.WithoutCancel(ctx))
-	if _, err := conn.Exec(ctx, "SELECT pg_wal_replay_pause()"); err != nil {
+	if err := cluster.PauseReplay(ctx, s.DSN()); err != nil {
 		return fmt.Errorf("pause replay of %s: %w", s.name, err)
 	}
-	for range pauseChecks {
-		var state string
-		if err := conn.QueryRow(ctx, "SELECT pg_get_wal_replay_pause_state()").Scan(&state); err != nil {
-			return fmt.Errorf("pause replay of %s: %w", s.name, err)
-		}
-		if state == "paused" {
-			return nil
-		}
-	}
-	return nil // waiting out a commit's delay: it stops before applying it
+	return nil
 }
-
-// pauseChecks bounds how often PauseReplay looks for the pause to take effect.
-const pauseChecks = 20
 
 // ReplayTo implements cluster.Standby: it pauses replay, refuses a target already applied, then
 // restarts the standby (kill -9 and start) with the target, no delay and recovery_target_action=pause — the recovery
 // path a sidecar takes, except that the standby holds at the target instead of promoting — and
 // waits until it holds there.
 func (s *server) ReplayTo(ctx context.Context, target cluster.RecoveryTarget) error {
-	set, err := targetSettings(target)
+	set, err := cluster.RecoverySettings(target)
 	if err != nil {
 		return fmt.Errorf("replay %s: %w", s.name, err)
 	}
@@ -110,8 +85,8 @@ func (s *server) ReplayTo(ctx context.Context, target cluster.RecoveryTarget) er
 	if err := s.PauseReplay(ctx); err != nil {
 		return err
 	}
-	if err := s.requireBefore(ctx, target); err != nil {
-		return err
+	if err := cluster.RequireBefore(ctx, s.DSN(), target); err != nil {
+		return fmt.Errorf("replay %s: %w", s.name, err)
 	}
 	// A standby restarts replay from its last restartpoint: make one where it stands (at the
 	// last checkpoint record it replayed), so the restart does not replay since the base backup.
@@ -129,39 +104,6 @@ func (s *server) ReplayTo(ctx context.Context, target cluster.RecoveryTarget) er
 	return s.Start(ctx)
 }
 
-// requireBefore fails with cluster.ErrPastTarget when the standby already applied target: a
-// transaction's commit (or abort) it knows, a WAL position it replayed beyond, a commit time it
-// replayed beyond. A named restore point cannot be checked and is taken on trust.
-func (s *server) requireBefore(ctx context.Context, t cluster.RecoveryTarget) error {
-	conn, err := pgx.Connect(ctx, s.DSN())
-	if err != nil {
-		return fmt.Errorf("replay %s: connect: %w", s.name, err)
-	}
-	defer conn.Close(context.WithoutCancel(ctx))
-	var past bool
-	switch {
-	case t.XID != "":
-		var status *string
-		err = conn.QueryRow(ctx, "SELECT pg_xact_status($1::xid8)", t.XID).Scan(&status)
-		var pgErr *pgconn.PgError
-		if errors.As(err, &pgErr) && pgErr.Code == "22023" { // "transaction ID ... is in the future"
-			err = nil
-		}
-		past = status != nil && (*status == "committed" || *status == "aborted")
-	case t.LSN != "":
-		err = conn.QueryRow(ctx, "SELECT pg_last_wal_replay_lsn() > $1::pg_lsn", t.LSN).Scan(&past)
-	case !t.Time.IsZero():
-		err = conn.QueryRow(ctx, "SELECT coalesce(pg_last_xact_replay_timestamp() > $1, false)", t.Time).Scan(&past)
-	}
-	if err != nil {
-		return fmt.Errorf("replay %s: read replay position: %w", s.name, err)
-	}
-	if past {
-		return fmt.Errorf("replay %s to %+v: %w", s.name, t, cluster.ErrPastTarget)
-	}
-	return nil
-}
-
 // Promote implements cluster.Standby. A standby held at its target ends recovery when replay is
 // resumed (recovery_target_action=pause says so); one that follows its primary is promoted.
 func (s *server) Promote(ctx context.Context) error {
@@ -175,42 +117,9 @@ func (s *server) Promote(ctx context.Context) error {
 	if err := s.exec(ctx, query); err != nil {
 		return fmt.Errorf("promote %s: %w", s.name, err)
 	}
-	if err := s.waitPromoted(ctx); err != nil {
+	if err := cluster.AwaitPromoted(ctx, s.DSN(), s.endedInRecovery); err != nil {
 		return fmt.Errorf("promote %s: %w", s.name, err)
 	}
 	s.recovery = nil // promoted: a restart is an ordinary start
 	return nil
-}
-
-// waitHeld waits until a standby restarted with a target has replayed up to it and paused. If
-// the server exits instead, the error quotes its log.
-func (s *server) waitHeld(ctx context.Context) error {
-	conn, err := pgx.Connect(ctx, s.DSN())
-	if err != nil {
-		return fmt.Errorf("connect: %w", err)
-	}
-	defer conn.Close(context.WithoutCancel(ctx))
-	t := time.NewTicker(pollInterval)
-	defer t.Stop()
-	for {
-		var state string
-		if err := conn.QueryRow(ctx, "SELECT pg_get_wal_replay_pause_state()").Scan(&state); err != nil {
-			select {
-			case <-s.exited:
-				return fmt.Errorf("postgres exited during recovery: %s", logtail.Last(s.Log(), 15))
-			default:
-				return fmt.Errorf("read replay state: %w", err)
-			}
-		}
-		if state == "paused" {
-			return nil
-		}
-		select {
-		case <-s.exited:
-			return fmt.Errorf("postgres exited during recovery: %s", logtail.Last(s.Log(), 15))
-		case <-ctx.Done():
-			return fmt.Errorf("wait for %s to reach its target: %w", s.name, ctx.Err())
-		case <-t.C:
-		}
-	}
 }

@@ -19,7 +19,7 @@ import (
 // the team's commands (incident, restore, score) on the game day's control socket, until Ctrl-C or
 // SIGTERM (which `pgdrill down` sends) tears everything down.
 func (a *app) gameDay(ctx context.Context, sc *scenarios.Scenario, seed uint64) error {
-	p, err := a.host.Provider(ctx)
+	p, err := a.host.ScenarioProvider(ctx, sc)
 	if err != nil {
 		return err
 	}

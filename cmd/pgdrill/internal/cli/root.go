@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"slices"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -25,6 +26,8 @@ type app struct {
 	workRoot  string
 	stateDir  string
 	runUser   string
+	provider  string
+	image     string
 	log       *slog.Logger
 	// host is where everything runs: every command goes through it.
 	host *drill.Host
@@ -85,6 +88,8 @@ Data goes to stdout, logs and progress to stderr.
 	f.StringVar(&a.workRoot, "work-root", "", "where clusters keep their data (default: $PGDRILL_WORK_ROOT, /dev/shm/pgdrill-UID if it has room, else $TMPDIR/pgdrill-UID)")
 	f.StringVar(&a.stateDir, "state-dir", "", "where live clusters are recorded (default: $PGDRILL_STATE_DIR, $XDG_STATE_HOME/pgdrill, ~/.local/state/pgdrill)")
 	f.StringVar(&a.runUser, "run-user", drill.DefaultRunUser, "unprivileged account Postgres runs as when pgdrill runs as root (created when missing)")
+	f.StringVar(&a.provider, "provider", "", "where clusters run: "+strings.Join(drill.Providers(), " or ")+" (default: the scenario's, else local)")
+	f.StringVar(&a.image, "image", "", "Postgres image of the container provider (default: pgdrill's own, made by `pgdrill image build`)")
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error {
 		return exitcode.With(err, exitcode.InvalidInput)
 	})
@@ -96,6 +101,9 @@ Data goes to stdout, logs and progress to stderr.
 func (a *app) setUp() error {
 	if a.output != "text" && a.output != "json" {
 		return invalid("--output must be text or json, got %q", a.output)
+	}
+	if a.provider != "" && !slices.Contains(drill.Providers(), a.provider) {
+		return invalid("--provider must be %s, got %q", strings.Join(drill.Providers(), " or "), a.provider)
 	}
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(a.logLevel)); err != nil {
@@ -110,7 +118,8 @@ func (a *app) setUp() error {
 	default:
 		return invalid("--log-format must be text or json, got %q", a.logFormat)
 	}
-	a.host = drill.NewHost(drill.HostOptions{BinDir: a.pgBin, WorkRoot: a.workRoot, StateDir: a.stateDir, RunUser: a.runUser, Log: a.log})
+	a.host = drill.NewHost(drill.HostOptions{BinDir: a.pgBin, WorkRoot: a.workRoot, StateDir: a.stateDir, RunUser: a.runUser,
+		Provider: a.provider, Image: a.image, Log: a.log})
 	return nil
 }
 

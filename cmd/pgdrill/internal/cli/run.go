@@ -12,6 +12,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/pgdrill/pgdrill/harness/cluster"
 	"github.com/pgdrill/pgdrill/harness/drill"
 	"github.com/pgdrill/pgdrill/harness/exitcode"
 	"github.com/pgdrill/pgdrill/reports"
@@ -102,9 +103,13 @@ func builtinStrategies() []string {
 }
 
 func (a *app) runDrills(ctx context.Context, scs []*scenarios.Scenario, override *scenarios.Restore, seed uint64, outDir string) error {
-	p, err := a.host.Provider(ctx)
-	if err != nil {
-		return err
+	providers := make([]cluster.Provider, len(scs)) // all found before the first drill starts
+	for i, sc := range scs {
+		p, err := a.host.ScenarioProvider(ctx, sc)
+		if err != nil {
+			return err
+		}
+		providers[i] = p
 	}
 	runbookEnv, err := a.host.RunbookEnv()
 	if err != nil {
@@ -112,8 +117,8 @@ func (a *app) runDrills(ctx context.Context, scs []*scenarios.Scenario, override
 	}
 	var reps []*reports.Report
 	var invalid error
-	for _, sc := range scs {
-		out := drill.Run(ctx, drill.Config{Scenario: sc, Provider: p, Restore: override, Seed: seed, Log: a.log, RunbookOutput: a.st.Stderr,
+	for i, sc := range scs {
+		out := drill.Run(ctx, drill.Config{Scenario: sc, Provider: providers[i], Restore: override, Seed: seed, Log: a.log, RunbookOutput: a.st.Stderr,
 			RunbookEnv: runbookEnv,
 			OnStep:     func(step string) { a.log.Info("drill step", "scenario", sc.Metadata.ID, "step", step) }})
 		if out.InvalidInput && invalid == nil {
