@@ -142,12 +142,39 @@ type Cluster interface {
 	// after the sidecar's recovery target is gone; that is the point, and its cost. A lost server
 	// (Lose) has no data left to replace: the sidecar's simply takes its place.
 	ReplaceData(ctx context.Context, s Server, sidecar Server) error
+	// Files reaches the files the cluster's WAL archives and base backups are kept in
+	// (ServerInfo.WALArchive, Backup.Location), wherever the provider keeps them: what storage
+	// faults break and put back.
+	Files() Files
 	// Detach lets the cluster outlive the process that created it (`pgdrill up --detach`): no
 	// automatic reaping; only an explicit `pgdrill down` removes it.
 	Detach() error
 	// Destroy stops every server of the cluster (sidecars included) and removes everything the
 	// cluster created. It is safe to call more than once and on a partially created cluster.
 	Destroy(ctx context.Context) error
+}
+
+// Files is file access where a provider keeps a cluster's WAL archives and base backups, in the
+// provider's paths: on this machine's filesystem, or in a volume only containers see. It is
+// what a fault needs to break a segment or a backup file and put back the original, and no more.
+type Files interface {
+	// Size returns the size of the regular file at path.
+	Size(ctx context.Context, path string) (int64, error)
+	// Largest returns the largest regular file below dir, as a path relative to dir, with its
+	// size; "" when dir holds none.
+	Largest(ctx context.Context, dir string) (string, int64, error)
+	// TempDir makes a new directory in parent, for the originals a fault keeps.
+	TempDir(ctx context.Context, parent string) (string, error)
+	// Copy copies the file from to the file to, with its mode and owner.
+	Copy(ctx context.Context, from, to string) error
+	// Same reports whether the files at a and b hold the same bytes.
+	Same(ctx context.Context, a, b string) (bool, error)
+	// Overwrite writes data into the file at path from offset on, in place.
+	Overwrite(ctx context.Context, path string, offset int64, data []byte) error
+	// Truncate cuts the file at path to size bytes.
+	Truncate(ctx context.Context, path string, size int64) error
+	// Remove removes the file or the directory tree at path.
+	Remove(ctx context.Context, path string) error
 }
 
 // Server is one Postgres server of a cluster.

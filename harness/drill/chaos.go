@@ -403,9 +403,9 @@ func (ch *chaos) build(f *scheduled, servers []cluster.Server, restorer *restore
 		b := ch.r.prot.Backups[shard]
 		switch spec.Kind {
 		case scenarios.FaultWALMissing, scenarios.FaultWALCorrupt:
-			return &fault.WALSegment{Server: s, Backup: b, Corrupt: spec.Kind == scenarios.FaultWALCorrupt, Segment: spec.Segment}, nil
+			return &fault.WALSegment{Files: ch.r.c.Files(), Server: s, Backup: b, Corrupt: spec.Kind == scenarios.FaultWALCorrupt, Segment: spec.Segment}, nil
 		default:
-			return &fault.BackupFile{Backup: b, Truncate: spec.Kind == scenarios.FaultBackupTruncate, File: spec.File}, nil
+			return &fault.BackupFile{Files: ch.r.c.Files(), Backup: b, Truncate: spec.Kind == scenarios.FaultBackupTruncate, File: spec.File}, nil
 		}
 	}
 	return nil, fmt.Errorf("fault %s is not injected", spec.Kind)

@@ -83,11 +83,7 @@ func (h *Host) attachIncident(ctx context.Context, path, what string) (restore.I
 	if err != nil {
 		return f, nil, nil, exitcode.With(err, exitcode.InvalidInput)
 	}
-	p, err := h.localProvider(ctx)
-	if err != nil {
-		return f, nil, nil, err
-	}
-	c, err := p.Attach(ctx, f.RunID)
+	c, err := h.attach(ctx, f.RunID)
 	done := func() {
 		if c == nil {
 			return
@@ -101,4 +97,25 @@ func (h *Host) attachIncident(ctx context.Context, path, what string) (restore.I
 		return f, nil, nil, exitcode.With(err, exitcode.HarnessError)
 	}
 	return f, c, done, nil
+}
+
+// attach returns a handle on run id, which another process owns, by the provider its record
+// names.
+func (h *Host) attach(ctx context.Context, id string) (cluster.Cluster, error) {
+	store, err := h.store()
+	if err != nil {
+		return nil, err
+	}
+	if rec, err := store.Load(id); err == nil && rec.Provider == ProviderContainer {
+		p, err := h.containerProvider(ctx)
+		if err != nil {
+			return nil, err
+		}
+		return p.Attach(ctx, id)
+	}
+	p, err := h.localProvider(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return p.Attach(ctx, id)
 }

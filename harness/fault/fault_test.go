@@ -163,10 +163,11 @@ var _ = Describe("storage faults", Ordered, func() {
 	var (
 		shard cluster.Server
 		b     cluster.Backup
+		files cluster.Files
 	)
 	BeforeAll(func(ctx context.Context) {
 		c := drilltest.StartCluster(ctx, provider, cluster.Spec{Shards: 1})
-		shard = c.Shards()[0]
+		shard, files = c.Shards()[0], c.Files()
 		drilltest.Exec(ctx, shard.DSN(), "CREATE TABLE t AS SELECT g AS id, repeat('x', 200) AS pad FROM generate_series(1, 20000) g")
 		p, err := backup.Protect(ctx, c, "faults")
 		Expect(err).NotTo(HaveOccurred())
@@ -189,7 +190,7 @@ var _ = Describe("storage faults", Ordered, func() {
 	}
 
 	It("removes the first WAL segment a replay from the backup needs, names it, and puts it back", func(ctx context.Context) {
-		w := &fault.WALSegment{Server: shard, Backup: b}
+		w := &fault.WALSegment{Files: files, Server: shard, Backup: b}
 		lifecycle(ctx, w, func() {
 			Expect(w.Segment).NotTo(BeEmpty())
 			_, err := os.Stat(filepath.Join(shard.Info().WALArchive, w.Segment))
@@ -209,7 +210,7 @@ var _ = Describe("storage faults", Ordered, func() {
 	})
 
 	It("corrupts a WAL segment so that pg_waldump cannot read through it, and mends it", func(ctx context.Context) {
-		w := &fault.WALSegment{Server: shard, Backup: b, Corrupt: true}
+		w := &fault.WALSegment{Files: files, Server: shard, Backup: b, Corrupt: true}
 		waldump := func() (string, error) {
 			out, err := exec.CommandContext(ctx, filepath.Join(shard.Info().BinDir, "pg_waldump"),
 				filepath.Join(shard.Info().WALArchive, w.Segment)).CombinedOutput()
@@ -235,7 +236,7 @@ var _ = Describe("storage faults", Ordered, func() {
 
 	for _, truncate := range []bool{false, true} {
 		It("breaks a base backup file so that pg_verifybackup fails, and mends it", func(ctx context.Context) {
-			lifecycle(ctx, &fault.BackupFile{Backup: b, Truncate: truncate}, func() {
+			lifecycle(ctx, &fault.BackupFile{Files: files, Backup: b, Truncate: truncate}, func() {
 				Expect(shard.VerifyBackup(ctx, b)).To(HaveOccurred())
 			}, func() {
 				Expect(shard.VerifyBackup(ctx, b)).To(Succeed())

@@ -5,11 +5,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io/fs"
-	"os"
-	"path/filepath"
+	"path"
 	"slices"
-	"syscall"
 
 	"github.com/jackc/pgx/v5"
 
@@ -19,8 +16,8 @@ import (
 // Storage faults break the files a restore reads: a WAL segment of a server's archive, a file of
 // a base backup. Each saves the original beside what it breaks (in a directory of the cluster's
 // own, so that reaping a killed run removes it too), puts it back when healed, and removes the
-// copy when cleaned up. They work where the provider keeps those files on this machine's
-// filesystem (the local provider) and refuse, in Setup, anything else.
+// copy when cleaned up. They reach the files through the provider (cluster.Files), wherever it
+// keeps them: on this machine, or in a volume only its containers see.
 
 // walLongPageHeader is the size of the header that starts every WAL segment
 // (XLogLongPageHeaderData): the segment's first record follows it.
@@ -29,142 +26,83 @@ const walLongPageHeader = 40
 // corruptBytes is how much of a file a corruption overwrites.
 const corruptBytes = 512
 
-// stash is where a storage fault keeps the original of what it broke.
-type stash struct {
-	dir string
+// original is a file a storage fault breaks, with the copy it saved of it: what it puts back,
+// and compares with.
+type original struct {
+	files cluster.Files
+	path  string
+	size  int64
+	stash string // the directory the copy is in
+	saved string
 }
 
-// newStash makes a stash beside dir (a WAL archive or a base backup), in its parent, which the
-// cluster owns: never inside it, where a check of the backup would find an extra file.
-func newStash(dir string) (stash, error) {
-	dir, err := os.MkdirTemp(filepath.Dir(dir), ".pgdrill-fault-")
-	if err != nil {
-		return stash{}, fmt.Errorf("make a place for the originals of %s: %w", dir, err)
+// save records path, a file below dir, and saves a copy of it in a directory of its own beside
+// dir (in its parent, which the cluster owns: never inside it, where a check of the backup would
+// find an extra file).
+func (o *original) save(ctx context.Context, files cluster.Files, dir, file, what string) error {
+	if files == nil {
+		return fmt.Errorf("find %s: the provider gave no access to its files", what)
 	}
-	return stash{dir: dir}, nil
-}
-
-// keep copies path into the stash and returns the copy's path.
-func (s stash) keep(path string) (string, error) {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return "", fmt.Errorf("save the original of %s: %w", path, err)
+	var err error
+	o.files, o.path = files, file
+	if o.size, err = files.Size(ctx, file); err != nil {
+		return fmt.Errorf("find %s: %w", what, err)
 	}
-	saved := filepath.Join(s.dir, filepath.Base(path))
-	if err := os.WriteFile(saved, data, 0o600); err != nil {
-		return "", fmt.Errorf("save the original of %s: %w", path, err)
+	if o.stash, err = files.TempDir(ctx, path.Dir(dir)); err != nil {
+		return fmt.Errorf("make a place for the original of %s: %w", what, err)
 	}
-	return saved, nil
-}
-
-// restore puts the saved copy back at path, with the mode and owner path had (given by info).
-func restoreFile(saved, path string, info fs.FileInfo) error {
-	data, err := os.ReadFile(saved)
-	if err != nil {
-		return fmt.Errorf("read the original of %s: %w", path, err)
-	}
-	if err := os.WriteFile(path, data, info.Mode().Perm()); err != nil {
-		return fmt.Errorf("put back %s: %w", path, err)
-	}
-	return chownLike(path, info)
-}
-
-// remove removes the stash; a stash never made is nothing to remove.
-func (s stash) remove() error {
-	if s.dir == "" {
-		return nil
-	}
-	if err := os.RemoveAll(s.dir); err != nil {
-		return fmt.Errorf("remove saved originals: %w", err)
+	o.saved = o.stash + "/" + path.Base(file)
+	if err := files.Copy(ctx, file, o.saved); err != nil {
+		return fmt.Errorf("save the original of %s: %w", what, err)
 	}
 	return nil
 }
 
-// original is a file a storage fault breaks, with the copy it saved of it: what it puts back,
-// and compares with.
-type original struct {
-	path  string
-	info  fs.FileInfo
-	saved string
-	stash stash
-}
-
-// save records path, a file below dir, and saves a copy of it in a stash beside dir.
-func (o *original) save(dir, path, what string) error {
-	var err error
-	o.path = path
-	if o.info, err = os.Stat(path); err != nil {
-		return fmt.Errorf("find %s: %w", what, err)
-	}
-	if o.stash, err = newStash(dir); err != nil {
-		return err
-	}
-	o.saved, err = o.stash.keep(path)
-	return err
-}
-
 // broken says, with an error, that the file still holds its original bytes.
-func (o *original) broken(what string) error {
-	same, err := sameContents(o.path, o.saved)
+func (o *original) broken(ctx context.Context, what string) error {
+	same, err := o.files.Same(ctx, o.path, o.saved)
 	if err == nil && same {
 		err = fmt.Errorf("%s holds its original bytes", what)
 	}
 	return err
 }
 
-// putBack writes the original back.
-func (o *original) putBack() error { return restoreFile(o.saved, o.path, o.info) }
+// putBack writes the original back, with its mode and owner.
+func (o *original) putBack(ctx context.Context) error {
+	if err := o.files.Copy(ctx, o.saved, o.path); err != nil {
+		return fmt.Errorf("put back %s: %w", o.path, err)
+	}
+	return nil
+}
 
 // intact says, with an error, that the file does not hold its original bytes.
-func (o *original) intact(what string) error {
-	same, err := sameContents(o.path, o.saved)
+func (o *original) intact(ctx context.Context, what string) error {
+	same, err := o.files.Same(ctx, o.path, o.saved)
 	if err == nil && !same {
 		err = fmt.Errorf("%s does not hold its original bytes", what)
 	}
 	return err
 }
 
-// sameContents reports whether the files at a and b hold the same bytes.
-func sameContents(a, b string) (bool, error) {
-	x, err := os.ReadFile(a)
-	if err != nil {
-		return false, err
+// removeStash removes the saved copy; a copy never made is nothing to remove.
+func (o *original) removeStash(ctx context.Context) error {
+	if o.stash == "" {
+		return nil
 	}
-	y, err := os.ReadFile(b)
-	if err != nil {
-		return false, err
+	if err := o.files.Remove(ctx, o.stash); err != nil {
+		return fmt.Errorf("remove saved originals: %w", err)
 	}
-	return bytes.Equal(x, y), nil
+	return nil
 }
 
-// corrupt overwrites corruptBytes of path at offset (clamped into the file) with a pattern no
+// corrupt overwrites corruptBytes of the file at offset (clamped into the file) with a pattern no
 // page or WAL record holds.
-func corrupt(path string, offset int64) error {
-	f, err := os.OpenFile(path, os.O_WRONLY, 0)
-	if err != nil {
-		return fmt.Errorf("corrupt %s: %w", path, err)
+func (o *original) corrupt(ctx context.Context, offset int64) error {
+	offset = max(0, min(offset, o.size-corruptBytes))
+	if err := o.files.Overwrite(ctx, o.path, offset, bytes.Repeat([]byte{0xA5, 0x5A}, corruptBytes/2)); err != nil {
+		return fmt.Errorf("corrupt %s: %w", o.path, err)
 	}
-	defer f.Close()
-	info, err := f.Stat()
-	if err != nil {
-		return fmt.Errorf("corrupt %s: %w", path, err)
-	}
-	offset = max(0, min(offset, info.Size()-corruptBytes))
-	if _, err := f.WriteAt(bytes.Repeat([]byte{0xA5, 0x5A}, corruptBytes/2), offset); err != nil {
-		return fmt.Errorf("corrupt %s: %w", path, err)
-	}
-	return f.Sync()
-}
-
-// localDir returns dir when it is a directory on this machine's filesystem.
-func localDir(what, dir string) (string, error) {
-	if dir == "" || !filepath.IsAbs(dir) {
-		return "", fmt.Errorf("%s is %q, not a directory on this machine: storage faults need a provider that keeps it here (local)", what, dir)
-	}
-	if info, err := os.Stat(dir); err != nil || !info.IsDir() {
-		return "", fmt.Errorf("%s %s is not a directory here: storage faults need a provider that keeps it here (local)", what, dir)
-	}
-	return dir, nil
+	return nil
 }
 
 // WALSegment breaks one WAL segment of a server's archive: removes it (Corrupt false) or
@@ -172,6 +110,8 @@ func localDir(what, dir string) (string, error) {
 // backup's end, the first one a replay from that backup needs; Segment names another. Healing
 // puts the original back.
 type WALSegment struct {
+	// Files reaches the archive (the cluster's Files).
+	Files   cluster.Files
 	Server  cluster.Server
 	Backup  cluster.Backup
 	Corrupt bool
@@ -201,16 +141,17 @@ func (w *WALSegment) Setup(ctx context.Context) error {
 	if w.Backup.Engine == cluster.EnginePgBackRest {
 		return errors.New("the archive is pgBackRest's, whose files are its own to check; break a pg_basebackup chain instead")
 	}
-	dir, err := localDir("the WAL archive of "+w.Server.Name(), w.Server.Info().WALArchive)
-	if err != nil {
-		return err
+	dir := w.Server.Info().WALArchive
+	if dir == "" {
+		return fmt.Errorf("%s has no WAL archive", w.Server.Name())
 	}
 	if w.Segment == "" {
+		var err error
 		if w.Segment, err = firstAfterBackup(ctx, w.Server, w.Backup); err != nil {
 			return err
 		}
 	}
-	return w.save(dir, filepath.Join(dir, w.Segment), "WAL segment "+w.Segment+" in the archive")
+	return w.save(ctx, w.Files, dir, dir+"/"+w.Segment, "WAL segment "+w.Segment+" in the archive")
 }
 
 // firstAfterBackup names the first segment archived after the one holding the backup's end,
@@ -239,14 +180,14 @@ func firstAfterBackup(ctx context.Context, s cluster.Server, b cluster.Backup) (
 }
 
 // Inject implements Fault.
-func (w *WALSegment) Inject(context.Context) error {
+func (w *WALSegment) Inject(ctx context.Context) error {
 	if w.Corrupt {
 		// The segment's first records, right after its long page header: whatever else the
 		// segment holds, a replay that enters it reads them (a stretch further in may lie past
 		// the segment's switch record, where nothing reads).
-		return corrupt(w.path, walLongPageHeader)
+		return w.corrupt(ctx, walLongPageHeader)
 	}
-	if err := os.Remove(w.path); err != nil {
+	if err := w.files.Remove(ctx, w.path); err != nil {
 		return fmt.Errorf("remove WAL segment %s: %w", w.Segment, err)
 	}
 	return nil
@@ -256,7 +197,7 @@ func (w *WALSegment) Inject(context.Context) error {
 // lists it, or its bytes differ from the original's.
 func (w *WALSegment) Confirm(ctx context.Context) error {
 	if w.Corrupt {
-		return w.broken("WAL segment " + w.Segment)
+		return w.broken(ctx, "WAL segment "+w.Segment)
 	}
 	archived, err := w.Server.ArchivedWAL(ctx)
 	if err != nil {
@@ -269,20 +210,22 @@ func (w *WALSegment) Confirm(ctx context.Context) error {
 }
 
 // Heal implements Fault: the original goes back.
-func (w *WALSegment) Heal(context.Context) error { return w.putBack() }
+func (w *WALSegment) Heal(ctx context.Context) error { return w.putBack(ctx) }
 
 // ConfirmHealed implements Fault: the archive holds the original bytes.
-func (w *WALSegment) ConfirmHealed(context.Context) error {
-	return w.intact("WAL segment " + w.Segment)
+func (w *WALSegment) ConfirmHealed(ctx context.Context) error {
+	return w.intact(ctx, "WAL segment "+w.Segment)
 }
 
 // Cleanup implements Fault.
-func (w *WALSegment) Cleanup(context.Context) error { return w.stash.remove() }
+func (w *WALSegment) Cleanup(ctx context.Context) error { return w.removeStash(ctx) }
 
 // BackupFile breaks one file of a base backup: corrupts a stretch of it, or (Truncate) cuts it
 // to half its size. By default it is the backup's largest relation file, where a table's rows
 // are; File names another, relative to the backup. Healing puts the original back.
 type BackupFile struct {
+	// Files reaches the backup (the cluster's Files).
+	Files    cluster.Files
 	Backup   cluster.Backup
 	Truncate bool
 	// File is the file, relative to the backup's directory; empty chooses as above.
@@ -305,84 +248,50 @@ func (b *BackupFile) Describe() string {
 }
 
 // Setup implements Fault: it finds the file and saves it.
-func (b *BackupFile) Setup(context.Context) error {
+func (b *BackupFile) Setup(ctx context.Context) error {
 	if b.Backup.Engine == cluster.EnginePgBackRest {
 		return errors.New("the backup is pgBackRest's, stored in its repository's format; break a pg_basebackup backup instead")
 	}
-	dir, err := localDir("base backup "+b.Backup.ID, b.Backup.Location)
-	if err != nil {
-		return err
-	}
+	dir := b.Backup.Location
 	if b.File == "" {
-		if b.File, err = largestRelation(dir); err != nil {
-			return err
+		if b.Files == nil {
+			return errors.New("the provider gave no access to its files")
 		}
-	}
-	return b.save(dir, filepath.Join(dir, b.File), b.File+" in base backup "+b.Backup.ID)
-}
-
-// largestRelation names the largest file under base/ of a backup directory.
-func largestRelation(dir string) (string, error) {
-	var best string
-	var size int64 = -1
-	err := filepath.WalkDir(filepath.Join(dir, "base"), func(path string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() {
-			return err
-		}
-		info, err := d.Info()
+		file, size, err := b.Files.Largest(ctx, dir+"/base")
 		if err != nil {
-			return err
+			return fmt.Errorf("look for the largest relation file of base backup %s: %w", b.Backup.ID, err)
 		}
-		if info.Size() > size {
-			best, size = path, info.Size()
+		if size <= 0 {
+			return fmt.Errorf("base backup %s holds no relation file to break", b.Backup.ID)
 		}
-		return nil
-	})
-	if err != nil {
-		return "", fmt.Errorf("look for the largest relation file of %s: %w", dir, err)
+		b.File = "base/" + file
 	}
-	if size <= 0 {
-		return "", fmt.Errorf("base backup %s holds no relation file to break", dir)
-	}
-	return filepath.Rel(dir, best)
+	return b.save(ctx, b.Files, dir, dir+"/"+b.File, b.File+" in base backup "+b.Backup.ID)
 }
 
 // Inject implements Fault.
-func (b *BackupFile) Inject(context.Context) error {
+func (b *BackupFile) Inject(ctx context.Context) error {
 	if b.Truncate {
-		if err := os.Truncate(b.path, b.info.Size()/2); err != nil {
+		if err := b.files.Truncate(ctx, b.path, b.size/2); err != nil {
 			return fmt.Errorf("truncate %s: %w", b.File, err)
 		}
 		return nil
 	}
-	return corrupt(b.path, b.info.Size()/2)
+	return b.corrupt(ctx, b.size/2)
 }
 
 // Confirm implements Fault: the file's bytes differ from the original's.
-func (b *BackupFile) Confirm(context.Context) error {
-	return b.broken(b.File + " of base backup " + b.Backup.ID)
+func (b *BackupFile) Confirm(ctx context.Context) error {
+	return b.broken(ctx, b.File+" of base backup "+b.Backup.ID)
 }
 
 // Heal implements Fault: the original goes back.
-func (b *BackupFile) Heal(context.Context) error { return b.putBack() }
+func (b *BackupFile) Heal(ctx context.Context) error { return b.putBack(ctx) }
 
 // ConfirmHealed implements Fault: the file holds the original bytes.
-func (b *BackupFile) ConfirmHealed(context.Context) error {
-	return b.intact(b.File + " of base backup " + b.Backup.ID)
+func (b *BackupFile) ConfirmHealed(ctx context.Context) error {
+	return b.intact(ctx, b.File+" of base backup "+b.Backup.ID)
 }
 
 // Cleanup implements Fault.
-func (b *BackupFile) Cleanup(context.Context) error { return b.stash.remove() }
-
-// chownLike gives path the owner and group info records, so that a file put back is the
-// server's again (pgdrill runs as root, the servers as an account of their own).
-func chownLike(path string, info fs.FileInfo) error {
-	st, ok := info.Sys().(*syscall.Stat_t)
-	if !ok || os.Geteuid() != 0 {
-		return nil
-	}
-	if err := os.Chown(path, int(st.Uid), int(st.Gid)); err != nil {
-		return fmt.Errorf("give %s back to its owner: %w", path, err)
-	}
-	return nil
-}
+func (b *BackupFile) Cleanup(ctx context.Context) error { return b.removeStash(ctx) }

@@ -20,6 +20,8 @@ import (
 
 	"github.com/pgdrill/pgdrill/harness/cluster"
 	"github.com/pgdrill/pgdrill/harness/drilltest"
+	"github.com/pgdrill/pgdrill/harness/fault"
+	"github.com/pgdrill/pgdrill/harness/runstate"
 )
 
 // Subject is a provider under test.
@@ -30,6 +32,13 @@ type Subject struct {
 	// the cluster runs and returns a probe that lists, each time it is called, what of it is
 	// still there (processes, directories, ports, containers, volumes, networks).
 	Footprint func(ctx context.Context, c cluster.Cluster) func() []string
+	// Attach returns a handle on a run another process owns (a runbook's `pgdrill restore`).
+	Attach func(ctx context.Context, runID string) (cluster.Cluster, error)
+	// Store is where the provider records its runs.
+	Store func() *runstate.Store
+	// NeedPgBackRest skips or fails the calling spec where pgBackRest, which the provider needs
+	// on this machine, is missing (drilltest.NeedTool); nil when the provider brings its own.
+	NeedPgBackRest func()
 }
 
 // Specs registers the conformance specs for the subject under the name of its provider; labels
@@ -172,6 +181,117 @@ func Specs(name string, s Subject, labels ...string) bool {
 			Expect(drilltest.QueryInt(ctx, sidecar.DSN(), "SELECT count(*) FROM t")).To(BeEquivalentTo(20))
 			Expect(drilltest.QueryInt(ctx, shard.DSN(), "SELECT count(*) FROM t")).To(BeEquivalentTo(0))
 			drilltest.Exec(ctx, sidecar.DSN(), "INSERT INTO t VALUES (21)") // promoted: writable
+		})
+
+		It("lets a fault break a base backup and a WAL segment where it keeps them, and mend them", func(ctx context.Context) {
+			c := start(ctx, cluster.Spec{Shards: 1})
+			shard := c.Shards()[0]
+			drilltest.Exec(ctx, shard.DSN(), "CREATE TABLE t AS SELECT g AS id, repeat('x', 200) AS pad FROM generate_series(1, 20000) g")
+			b, err := shard.BaseBackup(ctx, "b")
+			Expect(err).NotTo(HaveOccurred())
+			drilltest.Exec(ctx, shard.DSN(), "INSERT INTO t SELECT g, 'y' FROM generate_series(20001, 30000) g")
+			var now string
+			Expect(drilltest.Connect(ctx, shard.DSN()).QueryRow(ctx, "SELECT pg_current_wal_insert_lsn()::text").Scan(&now)).To(Succeed())
+			drilltest.Exec(ctx, shard.DSN(), "SELECT pg_switch_wal()")
+			Eventually(func() error { return shard.VerifyWAL(ctx, b.StartLSN, now) }).Should(Succeed())
+
+			for _, f := range []fault.Fault{
+				&fault.BackupFile{Files: c.Files(), Backup: b},
+				&fault.BackupFile{Files: c.Files(), Backup: b, Truncate: true},
+			} {
+				By(f.Describe())
+				Expect(f.Setup(ctx)).To(Succeed())
+				Expect(f.Inject(ctx)).To(Succeed())
+				Expect(f.Confirm(ctx)).To(Succeed())
+				Expect(shard.VerifyBackup(ctx, b)).To(HaveOccurred(), "pg_verifybackup finds it")
+				Expect(f.Heal(ctx)).To(Succeed())
+				Expect(f.ConfirmHealed(ctx)).To(Succeed())
+				Expect(shard.VerifyBackup(ctx, b)).To(Succeed())
+				Expect(f.Cleanup(ctx)).To(Succeed())
+			}
+			for _, corrupt := range []bool{false, true} {
+				w := &fault.WALSegment{Files: c.Files(), Server: shard, Backup: b, Corrupt: corrupt}
+				By(w.Describe())
+				Expect(w.Setup(ctx)).To(Succeed())
+				Expect(w.Inject(ctx)).To(Succeed())
+				Expect(w.Confirm(ctx)).To(Succeed())
+				Expect(shard.VerifyWAL(ctx, b.StartLSN, now)).To(HaveOccurred(), "the chain check finds it")
+				Expect(w.Heal(ctx)).To(Succeed())
+				Expect(w.ConfirmHealed(ctx)).To(Succeed())
+				Expect(shard.VerifyWAL(ctx, b.StartLSN, now)).To(Succeed())
+				Expect(w.Cleanup(ctx)).To(Succeed())
+			}
+		})
+
+		It("attaches to a run another process owns, restores through its own sidecars and never stops the run's servers", func(ctx context.Context) {
+			c := start(ctx, cluster.Spec{Shards: 1})
+			shard := c.Shards()[0]
+			drilltest.Exec(ctx, shard.DSN(), "CREATE TABLE t (id int)", "INSERT INTO t SELECT generate_series(1, 10)")
+			b, err := shard.BaseBackup(ctx, "before")
+			Expect(err).NotTo(HaveOccurred())
+			drilltest.Exec(ctx, shard.DSN(), "SELECT pg_create_restore_point('p')", "DELETE FROM t")
+			var segment string
+			Expect(drilltest.Connect(ctx, shard.DSN()).QueryRow(ctx, "SELECT pg_walfile_name(pg_current_wal_insert_lsn())").Scan(&segment)).To(Succeed())
+			drilltest.Exec(ctx, shard.DSN(), "SELECT pg_switch_wal()")
+			Eventually(func() []string { names, _ := shard.ArchivedWAL(ctx); return names }).Should(ContainElement(segment))
+
+			a, err := s.Attach(ctx, c.RunID())
+			drilltest.DestroyWhenDone(a) // its sidecar is its own: c's teardown need not know it
+			Expect(err).NotTo(HaveOccurred())
+			Expect(a.RunID()).To(Equal(c.RunID()), "markers are the run's")
+			Expect(a.Shards()[0].DSN()).To(Equal(shard.DSN()))
+			Expect(a.Shards()[0].Stop(ctx)).To(MatchError(cluster.ErrNotOwned))
+			Expect(a.Shards()[0].Kill(ctx)).To(MatchError(cluster.ErrNotOwned))
+
+			sc, err := a.PrepareSidecar(ctx, cluster.SidecarSpec{From: b, Target: cluster.RecoveryTarget{Name: "p"}})
+			Expect(err).NotTo(HaveOccurred())
+			Expect(sc.Start(ctx)).To(Succeed())
+			Expect(drilltest.QueryInt(ctx, sc.DSN(), "SELECT count(*) FROM t")).To(BeEquivalentTo(10))
+			recs, err := s.Store().List()
+			Expect(err).NotTo(HaveOccurred())
+			Expect(recs).To(ContainElement(HaveField("RunID", HavePrefix(c.RunID()+"-"))), "the sidecar is recorded under a record of the handle")
+
+			Expect(a.Destroy(ctx)).To(Succeed())
+			_, err = pgx.Connect(ctx, sc.DSN())
+			Expect(err).To(HaveOccurred(), "the handle's sidecar is gone")
+			Expect(drilltest.QueryInt(ctx, shard.DSN(), "SELECT count(*) FROM t")).To(BeZero(), "the run's shard still serves")
+			recs, err = s.Store().List()
+			Expect(err).NotTo(HaveOccurred())
+			Expect(recs).NotTo(ContainElement(HaveField("RunID", HavePrefix(c.RunID()+"-"))))
+			Expect(recs).To(ContainElement(HaveField("RunID", c.RunID())))
+
+			_, err = s.Attach(ctx, "rnothere")
+			Expect(err).To(MatchError(runstate.ErrUnknownRun), "a run that does not exist")
+		})
+
+		It("protects shards with pgBackRest: archive-push, full backups, verify, a sidecar to just before a transaction, the WAL read back", func(ctx context.Context) {
+			if s.NeedPgBackRest != nil {
+				s.NeedPgBackRest()
+			}
+			c := start(ctx, cluster.Spec{Shards: 2, Engine: cluster.EnginePgBackRest})
+			shard := c.Shards()[1]
+			drilltest.Exec(ctx, shard.DSN(), "CREATE TABLE t (id int)", "INSERT INTO t SELECT generate_series(1, 10)")
+			b, err := shard.BaseBackup(ctx, "before")
+			Expect(err).NotTo(HaveOccurred())
+			Expect(b).To(And(HaveField("Engine", cluster.EnginePgBackRest), HaveField("Set", MatchRegexp(`^\d{8}-\d{6}F$`)),
+				HaveField("StartLSN", Not(BeEmpty()))))
+			Expect(shard.VerifyBackup(ctx, b)).To(Succeed())
+
+			drilltest.Exec(ctx, shard.DSN(), "INSERT INTO t SELECT generate_series(11, 20)")
+			harm := drilltest.XIDOf(ctx, shard.DSN(), "DELETE FROM t")
+			var segment, end string
+			Expect(drilltest.Connect(ctx, shard.DSN()).QueryRow(ctx,
+				"SELECT pg_walfile_name(pg_current_wal_insert_lsn()), pg_current_wal_insert_lsn()::text").Scan(&segment, &end)).To(Succeed())
+			drilltest.Exec(ctx, shard.DSN(), "SELECT pg_switch_wal()")
+			Eventually(func() []string { names, _ := shard.ArchivedWAL(ctx); return names }).Should(ContainElement(segment), "archive-push archived it")
+			var dump strings.Builder
+			Expect(shard.DumpWAL(ctx, b.StartLSN, end, &dump)).To(Succeed())
+			Expect(dump.String()).To(ContainSubstring("desc: DELETE"), "archive-get reads the harm back")
+
+			sidecar, err := c.PrepareSidecar(ctx, cluster.SidecarSpec{From: b, Target: cluster.RecoveryTarget{XID: harm}})
+			Expect(err).NotTo(HaveOccurred())
+			Expect(sidecar.Start(ctx)).To(Succeed())
+			Expect(drilltest.QueryInt(ctx, sidecar.DSN(), "SELECT count(*) FROM t")).To(BeEquivalentTo(20))
 		})
 
 		It("fails a sidecar whose target lies beyond the archive, quoting Postgres", func(ctx context.Context) {

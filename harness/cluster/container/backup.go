@@ -1,6 +1,7 @@
 package container
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -19,7 +20,10 @@ func (s *server) BaseBackup(ctx context.Context, label string) (cluster.Backup, 
 	if s.archive == "" {
 		return cluster.Backup{}, fmt.Errorf("back up %s: it has no WAL archive to recover a backup with", s.name)
 	}
-	id := s.name + "-" + strconv.Itoa(s.c.next())
+	if s.pgBackRest() {
+		return s.backupPgBackRest(ctx, label)
+	}
+	id := s.name + "-" + s.c.next()
 	dir := backupRoot + "/" + id
 	if err := s.c.pgBasebackup(ctx, s, dir, label); err != nil {
 		return cluster.Backup{}, fmt.Errorf("back up %s: %w", s.name, err)
@@ -55,6 +59,12 @@ func (s *server) VerifyBackup(ctx context.Context, b cluster.Backup) error {
 	if b.Server != s.name {
 		return fmt.Errorf("verify backup %s: it is of %s, not %s", b.ID, b.Server, s.name)
 	}
+	if b.Engine == cluster.EnginePgBackRest {
+		if _, err := s.runPgBackRest(ctx, "verify"); err != nil {
+			return fmt.Errorf("verify backup %s: %w", b.ID, err)
+		}
+		return nil
+	}
 	if err := s.c.tool(ctx, asPostgres, nil, `pg_verifybackup --quiet "$1"`, b.Location); err != nil {
 		return fmt.Errorf("verify backup %s: %w", b.ID, err)
 	}
@@ -65,6 +75,9 @@ func (s *server) VerifyBackup(ctx context.Context, b cluster.Backup) error {
 func (s *server) ArchivedWAL(ctx context.Context) ([]string, error) {
 	if s.archive == "" {
 		return nil, nil
+	}
+	if s.pgBackRest() {
+		return s.archivedPgBackRest(ctx)
 	}
 	out, err := s.c.toolOutput(ctx, asPostgres, `ls -1 "$1"`, s.archive)
 	if err != nil {
@@ -80,9 +93,10 @@ func (s *server) ArchivedWAL(ctx context.Context) ([]string, error) {
 	return segs, nil
 }
 
-// VerifyWAL implements cluster.Server with pg_waldump in the tools container.
+// VerifyWAL implements cluster.Server with pg_waldump in the tools container; pgBackRest's own
+// verify checks its archive.
 func (s *server) VerifyWAL(ctx context.Context, from, to string) error {
-	if s.archive == "" {
+	if s.archive == "" || s.pgBackRest() {
 		return nil
 	}
 	if err := s.c.tool(ctx, asPostgres, nil, `pg_waldump --quiet --path "$1" --start "$2" --end "$3"`, s.archive, from, to); err != nil {
@@ -97,8 +111,71 @@ func (s *server) DumpWAL(ctx context.Context, from, to string, w io.Writer) erro
 	if s.archive == "" {
 		return fmt.Errorf("dump WAL of %s: it has no WAL archive of pgdrill's own to read", s.name)
 	}
+	if s.pgBackRest() {
+		return s.dumpPgBackRestWAL(ctx, from, to, w)
+	}
 	if err := s.c.tool(ctx, asPostgres, w, `pg_waldump --path "$1" --start "$2" --end "$3"`, s.archive, from, to); err != nil {
 		return fmt.Errorf("dump WAL of %s from %s to %s: %w", s.name, from, to, err)
 	}
 	return nil
+}
+
+// Files implements cluster.Cluster: the run's archives and backups are in its volume, reached
+// through the tools container as the servers' account.
+func (c *containers) Files() cluster.Files { return volumeFiles{c} }
+
+// volumeFiles is cluster.Files in the run's volume.
+type volumeFiles struct{ c *containers }
+
+func (v volumeFiles) Size(ctx context.Context, path string) (int64, error) {
+	out, err := v.c.toolOutput(ctx, asPostgres, `test -f "$1" && stat -c %s "$1"`, path)
+	if err != nil {
+		return 0, fmt.Errorf("size of %s: %w", path, err)
+	}
+	return strconv.ParseInt(strings.TrimSpace(out), 10, 64)
+}
+
+func (v volumeFiles) Largest(ctx context.Context, dir string) (string, int64, error) {
+	out, err := v.c.toolOutput(ctx, asPostgres, `cd "$1" && find . -type f -printf '%s %P\n' | sort -n | tail -1`, dir)
+	if err != nil {
+		return "", 0, fmt.Errorf("look for the largest file of %s: %w", dir, err)
+	}
+	size, rel, ok := strings.Cut(strings.TrimSpace(out), " ")
+	if !ok {
+		return "", 0, nil
+	}
+	n, err := strconv.ParseInt(size, 10, 64)
+	return rel, n, err
+}
+
+func (v volumeFiles) TempDir(ctx context.Context, parent string) (string, error) {
+	out, err := v.c.toolOutput(ctx, asPostgres, `mktemp -d "$1"/.pgdrill-fault-XXXXXX`, parent)
+	if err != nil {
+		return "", fmt.Errorf("make a directory in %s: %w", parent, err)
+	}
+	return strings.TrimSpace(out), nil
+}
+
+func (v volumeFiles) Copy(ctx context.Context, from, to string) error {
+	return v.c.tool(ctx, asPostgres, nil, `cp -p "$1" "$2"`, from, to)
+}
+
+func (v volumeFiles) Same(ctx context.Context, a, b string) (bool, error) {
+	out, err := v.c.toolOutput(ctx, asPostgres, `if cmp -s "$1" "$2"; then echo same; elif [ $? = 1 ]; then echo differ; else exit 2; fi`, a, b)
+	if err != nil {
+		return false, fmt.Errorf("compare %s with %s: %w", a, b, err)
+	}
+	return strings.TrimSpace(out) == "same", nil
+}
+
+func (v volumeFiles) Overwrite(ctx context.Context, path string, offset int64, data []byte) error {
+	return v.c.toolInput(ctx, asPostgres, bytes.NewReader(data), `dd of="$1" bs=1 seek="$2" conv=notrunc,fsync status=none`, path, strconv.FormatInt(offset, 10))
+}
+
+func (v volumeFiles) Truncate(ctx context.Context, path string, size int64) error {
+	return v.c.tool(ctx, asPostgres, nil, `truncate -s "$2" "$1"`, path, strconv.FormatInt(size, 10))
+}
+
+func (v volumeFiles) Remove(ctx context.Context, path string) error {
+	return v.c.tool(ctx, asPostgres, nil, `rm -rf "$1"`, path)
 }

@@ -17,6 +17,7 @@
 package container
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -25,8 +26,12 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
+	"net/netip"
+	"net/url"
 	"os"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -47,9 +52,11 @@ const ProviderName = "container"
 const (
 	LabelRun    = "dev.pgdrill.run"
 	LabelServer = "dev.pgdrill.server"
+	// LabelHandle marks what a process attached to another's run (Attach) made in it.
+	LabelHandle = "dev.pgdrill.handle"
 )
 
-// ErrNotYet is what the provider answers for what it cannot do yet (pgBackRest, sidecar disks):
+// ErrNotYet is what the provider answers for what it cannot do yet (sidecar disks of their own):
 // said plainly, so that a drill refuses rather than pretends.
 var ErrNotYet = errors.New("not supported by the container provider yet")
 
@@ -70,6 +77,9 @@ type Provider struct {
 	image string
 	log   *slog.Logger
 	store *runstate.Store
+	// host is where the engine publishes the servers' ports and pgdrill connects to them: the
+	// engine's own address when it is another machine's, else loopback.
+	host netip.Addr
 }
 
 var _ cluster.Provider = (*Provider)(nil)
@@ -92,20 +102,41 @@ func WithStore(store *runstate.Store) Option { return func(p *Provider) { p.stor
 // New returns a provider. testcontainers-go's reaper (Ryuk) is turned off before the library
 // reads its configuration: it cannot be pulled, and Sweep does its work.
 //
-// The servers' ports are published on loopback, and that is where the provider connects: were
-// pgdrill itself in a container (a CI job's), testcontainers-go would otherwise dial the
-// container's default gateway instead.
+// The engine is the one DOCKER_HOST names (else testcontainers-go's settings, else the local
+// socket). The servers' ports are published on the engine host's address, that of a tcp://
+// DOCKER_HOST and loopback for any other, and that is where the provider connects: were pgdrill
+// itself in a container (a CI job's), testcontainers-go would otherwise dial the container's
+// default gateway instead.
 func New(opts ...Option) *Provider {
 	_ = os.Setenv("TESTCONTAINERS_RYUK_DISABLED", "true")
+	host := engineHost(os.Getenv("DOCKER_HOST"))
 	if os.Getenv("TESTCONTAINERS_HOST_OVERRIDE") == "" {
-		_ = os.Setenv("TESTCONTAINERS_HOST_OVERRIDE", "127.0.0.1")
+		_ = os.Setenv("TESTCONTAINERS_HOST_OVERRIDE", host.String())
 	}
-	p := &Provider{image: image.DefaultTag, log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	p := &Provider{image: image.DefaultTag, log: slog.New(slog.NewTextHandler(io.Discard, nil)), host: host}
 	for _, o := range opts {
 		o(p)
 	}
 	tclog.SetDefault(debugLog{p.log}) // the library's chatter goes to pgdrill's log, at debug level
 	return p
+}
+
+// engineHost is the address of the engine dockerHost (a DOCKER_HOST) names: the IP address of a
+// tcp:// engine, resolved if named, and loopback for a local one (a unix socket, or none).
+func engineHost(dockerHost string) netip.Addr {
+	u, err := url.Parse(dockerHost)
+	if err != nil || u.Scheme != "tcp" || u.Hostname() == "" {
+		return netip.MustParseAddr("127.0.0.1")
+	}
+	if ip, err := netip.ParseAddr(u.Hostname()); err == nil {
+		return ip
+	}
+	if ips, err := net.LookupIP(u.Hostname()); err == nil && len(ips) > 0 {
+		if ip, ok := netip.AddrFromSlice(ips[0]); ok {
+			return ip.Unmap()
+		}
+	}
+	return netip.MustParseAddr("127.0.0.1")
 }
 
 // debugLog passes testcontainers-go's log lines to a structured log at debug level.
@@ -129,10 +160,7 @@ func (p *Provider) Create(ctx context.Context, spec cluster.Spec) (cluster.Clust
 	if err := spec.Validate(); err != nil {
 		return nil, fmt.Errorf("create cluster: %w", err)
 	}
-	switch {
-	case spec.Engine == cluster.EnginePgBackRest:
-		return nil, fmt.Errorf("create cluster: pgBackRest is %w", ErrNotYet)
-	case spec.SidecarDisks:
+	if spec.SidecarDisks {
 		return nil, fmt.Errorf("create cluster: sidecar disks of their own are %w", ErrNotYet)
 	}
 	b := make([]byte, 4)
@@ -143,7 +171,7 @@ func (p *Provider) Create(ctx context.Context, spec cluster.Spec) (cluster.Clust
 	if err != nil {
 		return nil, fmt.Errorf("create cluster: %w", err)
 	}
-	c := &containers{p: p, runID: "r" + hex.EncodeToString(b), spec: spec, owner: self, created: time.Now().UTC()}
+	c := &containers{p: p, runID: "r" + hex.EncodeToString(b), spec: spec, owner: self, created: time.Now().UTC(), image: p.image}
 	// Recorded before anything exists, so that whatever happens next can be reaped.
 	if err := c.saveRecord(); err != nil {
 		return nil, err
@@ -158,6 +186,11 @@ func (p *Provider) Create(ctx context.Context, spec cluster.Spec) (cluster.Clust
 	all := append([]*server{c.catalog}, c.shards...)
 	if err := c.tool(ctx, asPostgres, nil, `for s in "$@"; do mkdir -p `+walRoot+`/"$s"; done`, names(all)...); err != nil {
 		return c, fmt.Errorf("create cluster %s: make WAL archives: %w", c.runID, err)
+	}
+	if spec.Engine == cluster.EnginePgBackRest {
+		if err := c.writePgBackRestConf(ctx, c.shards); err != nil {
+			return c, fmt.Errorf("create cluster %s: %w", c.runID, err)
+		}
 	}
 	errs := make([]error, len(all))
 	var wg sync.WaitGroup
@@ -189,13 +222,18 @@ type containers struct {
 	owner   runstate.Process
 	created time.Time
 
+	image   string // every container's
 	cli     *testcontainers.DockerClient
-	network *testcontainers.DockerNetwork
+	network string // its name
 	volume  string
 	tools   *testcontainers.DockerContainer
 	toolsID string
 	catalog *server
 	shards  []*server
+
+	// handle is the id of an attached handle (Attach), which is also its record's; "" for the
+	// run's owner.
+	handle string
 
 	mu       sync.Mutex
 	seq      int
@@ -215,25 +253,25 @@ func (c *containers) setUp(ctx context.Context) error {
 		return fmt.Errorf("connect to the container engine: %w", err)
 	}
 	c.cli = cli
-	if _, err := cli.ImageInspect(ctx, c.p.image); err != nil {
-		return fmt.Errorf("image %s is not on the engine (build it with `pgdrill image build`, or name another with --image): %w", c.p.image, err)
+	if _, err := cli.ImageInspect(ctx, c.image); err != nil {
+		return fmt.Errorf("image %s is not on the engine (build it with `pgdrill image build`, or name another with --image): %w", c.image, err)
 	}
 	nw, err := network.New(ctx, network.WithLabels(c.labels("")))
 	if err != nil {
 		return fmt.Errorf("make network: %w", err)
 	}
-	c.network = nw
+	c.network = nw.Name
 	c.volume = "pgdrill-" + c.runID
 	if _, err := cli.VolumeCreate(ctx, client.VolumeCreateOptions{Name: c.volume, Labels: c.labels("")}); err != nil {
 		return fmt.Errorf("make volume: %w", err)
 	}
 	tctx, cancel := context.WithTimeout(ctx, startTimeout)
 	defer cancel()
-	tools, err := testcontainers.Run(tctx, c.p.image,
+	tools, err := testcontainers.Run(tctx, c.image,
 		testcontainers.WithEntrypoint("sleep", "infinity"),
 		testcontainers.WithLabels(c.labels("tools")),
 		testcontainers.WithMounts(testcontainers.VolumeMount(c.volume, mountPoint)),
-		network.WithNetwork([]string{"tools"}, nw))
+		network.WithNetworkName([]string{"tools"}, nw.Name))
 	if tools != nil {
 		c.tools, c.toolsID = tools, tools.GetContainerID()
 	}
@@ -247,11 +285,15 @@ func (c *containers) setUp(ctx context.Context) error {
 	return nil
 }
 
-// labels are the labels of the run's objects; of server name's container when name is set.
+// labels are the labels of the run's objects; of server name's container when name is set. An
+// attached handle's objects carry its own id too (LabelHandle), so that it removes its own.
 func (c *containers) labels(name string) map[string]string {
 	l := map[string]string{LabelRun: c.runID}
 	if name != "" {
 		l[LabelServer] = name
+	}
+	if c.handle != "" {
+		l[LabelHandle] = c.handle
 	}
 	return l
 }
@@ -291,12 +333,17 @@ func (c *containers) find(name string) *server {
 	return nil
 }
 
-// next returns the run's next sequence number, which names backups, sidecars and standbys.
-func (c *containers) next() int {
+// next returns the next serial of this handle on the run, which names backups, sidecars and
+// standbys: a number, after the handle's own id for an attached one, so that two processes
+// never name two servers alike.
+func (c *containers) next() string {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.seq++
-	return c.seq
+	if c.handle != "" {
+		return strings.TrimPrefix(c.handle, c.runID+"-") + "-" + strconv.Itoa(c.seq)
+	}
+	return strconv.Itoa(c.seq)
 }
 
 // Detach implements cluster.Cluster: the containers outlive this process until `pgdrill down`.
@@ -320,9 +367,11 @@ func (c *containers) saveRecord() error {
 	if err != nil {
 		return fmt.Errorf("encode cluster spec: %w", err)
 	}
-	rec := runstate.Record{RunID: c.runID, Provider: ProviderName, Created: c.created, Owner: c.owner, Spec: spec}
+	rec := runstate.Record{RunID: c.recordID(), Provider: ProviderName, Created: c.created, Owner: c.owner, Spec: spec}
 	for _, s := range c.servers() {
-		rec.Servers = append(rec.Servers, runstate.ServerRecord{Name: s.name, DataDir: s.dataDir(), Port: s.Info().Port})
+		if !s.foreign {
+			rec.Servers = append(rec.Servers, runstate.ServerRecord{Name: s.name, DataDir: s.dataDir(), Port: s.Info().Port})
+		}
 	}
 	c.mu.Lock()
 	rec.Detached, rec.Info = c.detached, c.info
@@ -330,20 +379,33 @@ func (c *containers) saveRecord() error {
 	return c.p.store.Save(rec)
 }
 
-// Destroy removes every container, network and volume of the run, then its record.
+// Destroy removes every container, network and volume of the run, then its record. An attached
+// handle removes what it made (its sidecars and standbys, their data) and leaves the run alone.
 func (c *containers) Destroy(ctx context.Context) error {
 	ctx = context.WithoutCancel(ctx) // teardown must finish even when the run was cancelled
+	if c.handle != "" {
+		return c.destroyHandle(ctx)
+	}
 	if _, err := Sweep(ctx, c.runID); err != nil {
 		return fmt.Errorf("destroy cluster %s: %w", c.runID, err)
 	}
 	if c.cli != nil {
 		_ = c.cli.Close()
 	}
-	if c.p.store != nil {
-		if err := c.p.store.Remove(c.runID); err != nil {
-			return err
-		}
+	if err := c.removeRecord(); err != nil {
+		return err
 	}
 	c.p.log.Info("cluster destroyed", "run_id", c.runID)
 	return nil
+}
+
+// recordID is the id the run's record is kept under: the run's, or an attached handle's.
+func (c *containers) recordID() string { return cmp.Or(c.handle, c.runID) }
+
+// removeRecord removes the run's (or the handle's) record, when the provider keeps records.
+func (c *containers) removeRecord() error {
+	if c.p.store == nil {
+		return nil
+	}
+	return c.p.store.Remove(c.recordID())
 }

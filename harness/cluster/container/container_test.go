@@ -16,10 +16,13 @@ import (
 	"github.com/pgdrill/pgdrill/harness/dataset"
 	"github.com/pgdrill/pgdrill/harness/drilltest"
 	"github.com/pgdrill/pgdrill/harness/image"
+	"github.com/pgdrill/pgdrill/harness/runstate"
 )
 
 var _ = conformance.Specs("container", conformance.Subject{
 	Provider: func() cluster.Provider { return provider },
+	Attach:   func(ctx context.Context, runID string) (cluster.Cluster, error) { return provider.Attach(ctx, runID) },
+	Store:    func() *runstate.Store { return store },
 	Footprint: func(ctx context.Context, c cluster.Cluster) func() []string {
 		return func() []string {
 			var left []string

@@ -26,14 +26,14 @@ const (
 	asPostgres = "postgres"
 )
 
-// execIn runs script with sh inside container id as user, args being $1, $2, ...; its standard
-// output goes to stdout (nil discards it). Its error quotes the end of what the script wrote
-// to standard error. The superuser's password is in the environment, for the client programs
-// (pg_basebackup) that connect to the run's servers.
-func (c *containers) execIn(ctx context.Context, id, user string, stdout io.Writer, script string, args ...string) error {
+// execIn runs script with sh inside container id as user, args being $1, $2, ...; it reads
+// stdin (nil: nothing), and its standard output goes to stdout (nil discards it). Its error
+// quotes the end of what the script wrote to standard error. The superuser's password is in the
+// environment, for the client programs (pg_basebackup) that connect to the run's servers.
+func (c *containers) execIn(ctx context.Context, id, user string, stdin io.Reader, stdout io.Writer, script string, args ...string) error {
 	cmd := append([]string{"sh", "-c", script, "sh"}, args...)
 	ex, err := c.cli.ExecCreate(ctx, id, client.ExecCreateOptions{
-		User: user, AttachStdout: true, AttachStderr: true, Cmd: cmd, Env: []string{"PGPASSWORD=" + password},
+		User: user, AttachStdin: stdin != nil, AttachStdout: true, AttachStderr: true, Cmd: cmd, Env: []string{"PGPASSWORD=" + password},
 	})
 	if err != nil {
 		return fmt.Errorf("create exec: %w", err)
@@ -45,6 +45,12 @@ func (c *containers) execIn(ctx context.Context, id, user string, stdout io.Writ
 	defer att.Close()
 	stop := context.AfterFunc(ctx, att.Close) // an ended context must not leave the copy blocked
 	defer stop()
+	if stdin != nil {
+		go func() {
+			_, _ = io.Copy(att.Conn, stdin)
+			_ = att.CloseWrite()
+		}()
+	}
 	if stdout == nil {
 		stdout = io.Discard
 	}
@@ -77,7 +83,12 @@ func (c *containers) execIn(ctx context.Context, id, user string, stdout io.Writ
 // tool runs script in the run's tools container (execIn): where WAL is read, backups are taken
 // and data directories are laid out, whichever servers are up.
 func (c *containers) tool(ctx context.Context, user string, stdout io.Writer, script string, args ...string) error {
-	return c.execIn(ctx, c.toolsID, user, stdout, script, args...)
+	return c.execIn(ctx, c.toolsID, user, nil, stdout, script, args...)
+}
+
+// toolInput is tool, the script reading stdin.
+func (c *containers) toolInput(ctx context.Context, user string, stdin io.Reader, script string, args ...string) error {
+	return c.execIn(ctx, c.toolsID, user, stdin, nil, script, args...)
 }
 
 // toolOutput is tool, returning what the script wrote.

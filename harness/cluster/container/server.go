@@ -2,8 +2,10 @@ package container
 
 import (
 	"context"
+	"crypto/rand"
 	"fmt"
 	"maps"
+	"math/big"
 	"net"
 	"net/netip"
 	"slices"
@@ -23,7 +25,8 @@ import (
 	"github.com/pgdrill/pgdrill/harness/cluster"
 )
 
-// password is every server's superuser password: the servers listen on loopback only.
+// password is every server's superuser password. The ports are published on loopback, or on a
+// remote engine's own address, which should be a private one: the servers are throwaway.
 const password = "pgdrill"
 
 // server is one Postgres server of the run: a container whose data directory is in the run's
@@ -40,10 +43,13 @@ type server struct {
 	// at a target until it is promoted.
 	recovery   map[string]string
 	applyDelay time.Duration
+	// foreign servers belong to the run another process owns (Attach): reached, never stopped,
+	// started or signalled.
+	foreign bool
 
 	mu     sync.Mutex
 	ctr    testcontainers.Container
-	port   int           // on 127.0.0.1, kept for the server's life
+	port   int           // on the engine host, kept for the server's life
 	exited chan struct{} // closed when the container's current run ends
 	exit   error         // why it ended, once exited is closed
 	runs   int           // how often its container was started: a new run each time
@@ -53,7 +59,10 @@ type server struct {
 // newServer returns the cluster's server name, with a WAL archive of its own when archive.
 func (c *containers) newServer(name string, role cluster.Role, index int, archive bool) *server {
 	s := &server{c: c, name: name, role: role, index: index}
-	if archive {
+	switch {
+	case archive && s.pgBackRest():
+		s.archive = pgBackRestRepo + "/archive/" + name
+	case archive:
 		s.archive = walRoot + "/" + name
 	}
 	return s
@@ -73,7 +82,12 @@ func (s *server) settings() map[string]string {
 		"track_commit_timestamp": "on",
 		"hot_standby":            "on",
 	}
-	if s.archive != "" {
+	switch {
+	case s.pgBackRest():
+		set["archive_mode"] = "on"
+		set["archive_command"] = s.pgBackRestCommand("archive-push", "%p")
+		set["unix_socket_directories"] = "/var/run/postgresql," + s.socketDir()
+	case s.archive != "":
 		set["archive_mode"] = "on"
 		set["archive_command"] = fmt.Sprintf("test ! -f %[1]s/%%f && cp %%p %[1]s/%%f", s.archive)
 	}
@@ -81,7 +95,7 @@ func (s *server) settings() map[string]string {
 		set["primary_conninfo"] = fmt.Sprintf("host=%s port=5432 user=postgres password=%s application_name=%s", s.upstream.name, password, s.name)
 		set["recovery_min_apply_delay"] = strconv.FormatInt(s.applyDelay.Milliseconds(), 10)
 		if s.upstream.archive != "" {
-			set["restore_command"] = s.upstream.restoreCommand()
+			set["restore_command"] = s.upstream.restoreCommand(s)
 		}
 	}
 	if !s.c.spec.Durable {
@@ -104,8 +118,14 @@ func (s *server) command() []string {
 	return cmd
 }
 
-// restoreCommand fetches WAL segments of s from its archive.
-func (s *server) restoreCommand() string { return fmt.Sprintf("cp %s/%%f %%p", s.archive) }
+// restoreCommand fetches WAL segments of s from its archive for the server into (a sidecar or a
+// standby of s), which pgBackRest wants to know by its data directory.
+func (s *server) restoreCommand(into *server) string {
+	if s.pgBackRest() {
+		return s.pgBackRestCommand("--pg1-path="+into.dataDir(), "archive-get", "%f", `"%p"`)
+	}
+	return fmt.Sprintf("cp %s/%%f %%p", s.archive)
+}
 
 // boot starts a catalog or shard container for the first time: the image initializes its data
 // directory (the official entrypoint's contract), and the database is marked.
@@ -115,6 +135,11 @@ func (s *server) boot(ctx context.Context) error {
 	}
 	if err := s.Start(ctx); err != nil {
 		return err
+	}
+	if s.pgBackRest() {
+		if _, err := s.runPgBackRest(ctx, "stanza-create"); err != nil {
+			return err
+		}
 	}
 	if err := cluster.WithConn(ctx, s.DSN(), func(conn *pgx.Conn) error { return cluster.Mark(ctx, conn, s.c.runID, s.role) }); err != nil {
 		return fmt.Errorf("mark %s: %w", s.name, err)
@@ -134,7 +159,7 @@ func (s *server) create(ctx context.Context, wait ...testcontainers.ContainerCus
 	s.mu.Unlock()
 	if port == 0 {
 		var err error
-		if port, err = freePort(); err != nil {
+		if port, err = s.c.p.freePort(); err != nil {
 			return fmt.Errorf("start %s: %w", s.name, err)
 		}
 	}
@@ -144,16 +169,16 @@ func (s *server) create(ctx context.Context, wait ...testcontainers.ContainerCus
 		testcontainers.WithCmd(s.command()...),
 		testcontainers.WithLabels(s.c.labels(s.name)),
 		testcontainers.WithMounts(testcontainers.VolumeMount(s.c.volume, mountPoint)),
-		network.WithNetwork([]string{s.name}, s.c.network),
+		network.WithNetworkName([]string{s.name}, s.c.network),
 		testcontainers.WithHostConfigModifier(func(hc *mcontainer.HostConfig) {
-			hc.PortBindings = mnetwork.PortMap{mnetwork.MustParsePort("5432/tcp"): {{HostIP: netip.MustParseAddr("127.0.0.1"), HostPort: strconv.Itoa(port)}}}
+			hc.PortBindings = mnetwork.PortMap{mnetwork.MustParsePort("5432/tcp"): {{HostIP: s.c.p.host, HostPort: strconv.Itoa(port)}}}
 			hc.ShmSize = 256 << 20 // Docker's 64 MB is too little for parallel queries
 		}),
 		testcontainers.WithNoStart(),
 	}
 	cctx, cancel := context.WithTimeout(ctx, startTimeout)
 	defer cancel()
-	pg, err := postgres.Run(cctx, s.c.p.image, append(opts, wait...)...)
+	pg, err := postgres.Run(cctx, s.c.image, append(opts, wait...)...)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.port = port
@@ -166,9 +191,18 @@ func (s *server) create(ctx context.Context, wait ...testcontainers.ContainerCus
 	return nil
 }
 
-// freePort returns a loopback port nobody listens on now: the server's for its whole life, so
-// that its DSN survives restarts and replacements (Docker would map another one each start).
-func freePort() (int, error) {
+// freePort returns a port for a server on the engine host, the server's for its whole life so
+// that its DSN survives restarts and replacements (Docker would map another one each start): on
+// loopback, one nobody listens on now; on another machine, which pgdrill cannot ask, one drawn
+// at random from 20000-59999 (the engine refuses a start on a port taken, saying so).
+func (p *Provider) freePort() (int, error) {
+	if !p.host.IsLoopback() {
+		n, err := rand.Int(rand.Reader, big.NewInt(40000))
+		if err != nil {
+			return 0, fmt.Errorf("draw a port: %w", err)
+		}
+		return 20000 + int(n.Int64()), nil
+	}
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return 0, fmt.Errorf("find a free port: %w", err)
@@ -200,7 +234,7 @@ func (s *server) DSN() string        { return s.DSNFor(cluster.DefaultDatabase) 
 func (s *server) DSNFor(database string) string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return fmt.Sprintf("postgres://postgres:%s@127.0.0.1:%d/%s?sslmode=disable", password, s.port, database)
+	return fmt.Sprintf("postgres://postgres:%s@%s/%s?sslmode=disable", password, netip.AddrPortFrom(s.c.p.host, uint16(s.port)), database)
 }
 
 // Info implements cluster.Server. The instance is the container and how often it was started:
@@ -213,7 +247,7 @@ func (s *server) Info() cluster.ServerInfo {
 		instance = fmt.Sprintf("%.12s#%d", s.ctr.GetContainerID(), s.runs)
 	}
 	s.mu.Unlock()
-	info := cluster.ServerInfo{Name: s.name, Role: s.role, Index: s.index, Host: "127.0.0.1", Port: port, DSN: s.DSN(),
+	info := cluster.ServerInfo{Name: s.name, Role: s.role, Index: s.index, Host: s.c.p.host.String(), Port: port, DSN: s.DSN(),
 		Version: "15", DataDir: s.dataDir(), WALArchive: s.archive, Account: "postgres", Paused: paused, Instance: instance}
 	if s.upstream != nil {
 		info.Upstream = s.upstream.name
@@ -253,6 +287,9 @@ func (s *server) running() bool {
 
 // Stop stops the server cleanly (SIGINT: a fast shutdown).
 func (s *server) Stop(ctx context.Context) error {
+	if s.foreign {
+		return fmt.Errorf("stop %s: %w", s.name, cluster.ErrNotOwned)
+	}
 	ctr, err := s.container()
 	if err != nil {
 		return err
@@ -283,6 +320,9 @@ func (s *server) awaitExit(ctx context.Context) {
 // Start starts the server's container and waits until it takes connections: a sidecar once it
 // recovered to its target and promoted, a standby held at a target once it holds there.
 func (s *server) Start(ctx context.Context) error {
+	if s.foreign {
+		return fmt.Errorf("start %s: %w", s.name, cluster.ErrNotOwned)
+	}
 	ctr, err := s.container()
 	if err != nil {
 		return err
@@ -389,6 +429,9 @@ func (s *server) awaitReady(ctx context.Context) error {
 
 // Kill stops the server with SIGKILL, as a crash would: its data stays, and Start recovers it.
 func (s *server) Kill(ctx context.Context) error {
+	if s.foreign {
+		return fmt.Errorf("kill %s: %w", s.name, cluster.ErrNotOwned)
+	}
 	if !s.running() {
 		return fmt.Errorf("kill %s: %w", s.name, cluster.ErrNotRunning)
 	}
@@ -405,6 +448,9 @@ func (s *server) Kill(ctx context.Context) error {
 // Lose removes the server's container and its data directory, as the loss of its disk would;
 // its WAL archive and backups, elsewhere in the volume, stay.
 func (s *server) Lose(ctx context.Context) error {
+	if s.foreign {
+		return fmt.Errorf("lose %s: %w", s.name, cluster.ErrNotOwned)
+	}
 	if err := s.removeContainer(ctx); err != nil {
 		return fmt.Errorf("lose %s: %w", s.name, err)
 	}
@@ -416,6 +462,9 @@ func (s *server) Lose(ctx context.Context) error {
 
 // Pause freezes every process of the server's container.
 func (s *server) Pause(ctx context.Context) error {
+	if s.foreign {
+		return fmt.Errorf("pause %s: %w", s.name, cluster.ErrNotOwned)
+	}
 	if !s.running() {
 		return fmt.Errorf("pause %s: %w", s.name, cluster.ErrNotRunning)
 	}
@@ -433,6 +482,9 @@ func (s *server) Pause(ctx context.Context) error {
 
 // Resume thaws a paused server.
 func (s *server) Resume(ctx context.Context) error {
+	if s.foreign {
+		return fmt.Errorf("resume %s: %w", s.name, cluster.ErrNotOwned)
+	}
 	if !s.running() {
 		return fmt.Errorf("resume %s: %w", s.name, cluster.ErrNotRunning)
 	}

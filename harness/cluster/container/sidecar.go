@@ -3,7 +3,6 @@ package container
 import (
 	"context"
 	"fmt"
-	"strconv"
 
 	"github.com/pgdrill/pgdrill/harness/cluster"
 )
@@ -23,16 +22,22 @@ func (c *containers) PrepareSidecar(ctx context.Context, spec cluster.SidecarSpe
 	if err != nil {
 		return nil, fmt.Errorf("prepare sidecar: %w", err)
 	}
-	recovery["restore_command"] = origin.restoreCommand()
 	recovery["recovery_target_action"] = "promote"
-	s := c.newServer("sidecar-"+origin.name+"-"+strconv.Itoa(c.next()), cluster.RoleSidecar, origin.index, false)
+	s := c.newServer("sidecar-"+origin.name+"-"+c.next(), cluster.RoleSidecar, origin.index, false)
+	recovery["restore_command"] = origin.restoreCommand(s)
 	s.upstream, s.recovery = origin, recovery
 	c.mu.Lock()
 	c.sidecars = append(c.sidecars, s)
 	c.mu.Unlock()
-	layout := `cp -a "$1" "$2" && rm -f "$2"/backup_manifest && touch "$2"/recovery.signal && chmod 700 "$2"`
-	if err := c.tool(ctx, asPostgres, nil, layout, spec.From.Location, s.dataDir()); err != nil {
-		return s, fmt.Errorf("prepare sidecar %s: copy backup %s: %w", s.name, spec.From.ID, err)
+	if spec.From.Engine == cluster.EnginePgBackRest {
+		if err := c.restorePgBackRest(ctx, origin, s, spec); err != nil {
+			return s, err
+		}
+	} else {
+		layout := `cp -a "$1" "$2" && rm -f "$2"/backup_manifest && touch "$2"/recovery.signal && chmod 700 "$2"`
+		if err := c.tool(ctx, asPostgres, nil, layout, spec.From.Location, s.dataDir()); err != nil {
+			return s, fmt.Errorf("prepare sidecar %s: copy backup %s: %w", s.name, spec.From.ID, err)
+		}
 	}
 	if err := s.create(ctx); err != nil {
 		return s, fmt.Errorf("prepare sidecar %s: %w", s.name, err)
@@ -59,7 +64,12 @@ func (c *containers) ReplaceData(ctx context.Context, target, sidecar cluster.Se
 			return fmt.Errorf("replace data of %s: %w", dst.name, err)
 		}
 	}
-	swap := `[ -z "$3" ] || for h in "$1"/pg_wal/*.history; do [ -e "$h" ] || continue; [ -e "$3/${h##*/}" ] || cp "$h" "$3/"; done
+	// $3 archives a history file: copies it into a plain archive, or pushes it into a stanza.
+	push := fmt.Sprintf(`[ -e "%s/${h##*/}" ] || cp "$h" "%[1]s/"`, dst.archive)
+	if dst.pgBackRest() {
+		push = dst.pgBackRestCommand("archive-push", `"$h"`)
+	}
+	swap := `[ -z "$3" ] || for h in "$1"/pg_wal/*.history; do [ -e "$h" ] || continue; ` + push + ` || exit 1; done
 rm -rf "$2.replaced" && { [ ! -e "$2" ] || mv "$2" "$2.replaced"; } && mv "$1" "$2" && rm -rf "$2.replaced"`
 	if err := c.tool(ctx, asPostgres, nil, swap, src.dataDir(), dst.dataDir(), dst.archive); err != nil {
 		return fmt.Errorf("replace data of %s: %w", dst.name, err)

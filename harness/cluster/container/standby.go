@@ -3,7 +3,6 @@ package container
 import (
 	"context"
 	"fmt"
-	"strconv"
 
 	"github.com/pgdrill/pgdrill/harness/cluster"
 )
@@ -22,7 +21,7 @@ func (c *containers) StartStandby(ctx context.Context, of cluster.Server, spec c
 	if spec.ApplyDelay < 0 {
 		return nil, fmt.Errorf("start standby of %s: negative apply delay %s", of.Name(), spec.ApplyDelay)
 	}
-	s := c.newServer("standby-"+primary.name+"-"+strconv.Itoa(c.next()), cluster.RoleStandby, primary.index, false)
+	s := c.newServer("standby-"+primary.name+"-"+c.next(), cluster.RoleStandby, primary.index, false)
 	s.upstream, s.applyDelay = primary, spec.ApplyDelay
 	c.mu.Lock()
 	c.standbys = append(c.standbys, s)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 
 	"github.com/moby/moby/client"
 	"github.com/testcontainers/testcontainers-go"
@@ -16,14 +17,21 @@ import (
 // when runID is empty) and returns how many objects it removed. It touches nothing without the
 // label: what pgdrill did not start stays.
 func Sweep(ctx context.Context, runID string) (int, error) {
+	return sweep(ctx, LabelRun, runID)
+}
+
+// sweep removes every container, network and volume whose label key is value (that has the
+// label at all, when value is empty).
+func sweep(ctx context.Context, key, value string) (int, error) {
+	runID := value // what errors name
 	cli, err := testcontainers.NewDockerClientWithOpts(ctx)
 	if err != nil {
 		return 0, fmt.Errorf("sweep run %s: %w", runID, err)
 	}
 	defer cli.Close()
-	label := LabelRun
-	if runID != "" {
-		label += "=" + runID
+	label := key
+	if value != "" {
+		label += "=" + value
 	}
 	f := make(client.Filters).Add("label", label)
 	n := 0
@@ -79,7 +87,11 @@ func Reap(ctx context.Context, store *runstate.Store, rec runstate.Record) error
 	if !rec.Detached && rec.Owner.Alive() {
 		return fmt.Errorf("reap run %s: its pgdrill process %d is still running; stop that instead", rec.RunID, rec.Owner.PID)
 	}
-	if _, err := Sweep(context.WithoutCancel(ctx), rec.RunID); err != nil {
+	key := LabelRun
+	if strings.Contains(rec.RunID, "-") { // an attached handle's record: RUN_ID-xxxx
+		key = LabelHandle
+	}
+	if _, err := sweep(context.WithoutCancel(ctx), key, rec.RunID); err != nil {
 		return fmt.Errorf("reap run %s: %w", rec.RunID, err)
 	}
 	return store.Remove(rec.RunID)

@@ -20,7 +20,12 @@ import (
 )
 
 var _ = conformance.Specs("local", conformance.Subject{
-	Provider:  func() cluster.Provider { return provider },
+	Provider: func() cluster.Provider { return provider },
+	Attach:   func(ctx context.Context, runID string) (cluster.Cluster, error) { return provider.Attach(ctx, runID) },
+	Store:    func() *runstate.Store { return provider.Store() },
+	NeedPgBackRest: func() {
+		drilltest.NeedTool("pgbackrest", "apt-get install pgbackrest", "the pgBackRest engine was not tried")
+	},
 	Footprint: func(_ context.Context, c cluster.Cluster) func() []string { return recordedFootprint(c).left },
 })
 
@@ -128,47 +133,5 @@ var _ = Describe("finding binaries", func() {
 		Expect(err).NotTo(HaveOccurred())
 		Expect(b.Path("postgres")).To(BeAnExistingFile())
 		Expect(b.Major).To(MatchRegexp(`^\d+$`))
-	})
-})
-
-var _ = Describe("attaching to a run another process owns", func() {
-	It("restores through its own sidecars and never stops the run's servers", func(ctx context.Context) {
-		c := drilltest.StartCluster(ctx, provider, cluster.Spec{Shards: 1})
-		shard := c.Shards()[0]
-		drilltest.Exec(ctx, shard.DSN(), "CREATE TABLE t (id int)", "INSERT INTO t SELECT generate_series(1, 10)")
-		b, err := shard.BaseBackup(ctx, "before")
-		Expect(err).NotTo(HaveOccurred())
-		drilltest.Exec(ctx, shard.DSN(), "SELECT pg_create_restore_point('p')", "DELETE FROM t")
-		var segment string
-		Expect(drilltest.Connect(ctx, shard.DSN()).QueryRow(ctx, "SELECT pg_walfile_name(pg_current_wal_lsn())").Scan(&segment)).To(Succeed())
-		drilltest.Exec(ctx, shard.DSN(), "SELECT pg_switch_wal()")
-		Eventually(filepath.Join(shard.Info().WALArchive, segment)).Should(BeAnExistingFile())
-
-		a, err := provider.Attach(ctx, c.RunID())
-		drilltest.DestroyWhenDone(a) // its sidecar is its own: c's teardown would leave it running
-		Expect(err).NotTo(HaveOccurred())
-		Expect(a.RunID()).To(Equal(c.RunID()), "markers are the run's")
-		Expect(a.Shards()[0].DSN()).To(Equal(shard.DSN()))
-		Expect(a.Shards()[0].Stop(ctx)).To(MatchError(cluster.ErrNotOwned))
-		Expect(a.Shards()[0].Kill(ctx)).To(MatchError(cluster.ErrNotOwned))
-
-		sc, err := a.PrepareSidecar(ctx, cluster.SidecarSpec{From: b, Target: cluster.RecoveryTarget{Name: "p"}})
-		Expect(err).NotTo(HaveOccurred())
-		Expect(sc.Start(ctx)).To(Succeed())
-		Expect(drilltest.QueryInt(ctx, sc.DSN(), "SELECT count(*) FROM t")).To(BeEquivalentTo(10))
-		recs, err := provider.Store().List()
-		Expect(err).NotTo(HaveOccurred())
-		Expect(recs).To(ContainElement(HaveField("RunID", HavePrefix(c.RunID()+"-"))), "the sidecar is recorded under a child record")
-
-		Expect(a.Destroy(ctx)).To(Succeed())
-		Expect(drilltest.QueryInt(ctx, shard.DSN(), "SELECT count(*) FROM t")).To(BeZero(), "the run's shard still serves")
-		recs, err = provider.Store().List()
-		Expect(err).NotTo(HaveOccurred())
-		Expect(recs).To(ConsistOf(HaveField("RunID", c.RunID())))
-	})
-
-	It("refuses a run that does not exist", func(ctx context.Context) {
-		_, err := provider.Attach(ctx, "rnothere")
-		Expect(err).To(MatchError(runstate.ErrUnknownRun))
 	})
 })

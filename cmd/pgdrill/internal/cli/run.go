@@ -46,7 +46,9 @@ verdict's: 0 PASS or PASS_WITH_CONDITIONS, 1 FAIL, 3 ERROR, 4 ABORTED, 5 INCONCL
   pgdrill run wrong-id-deletion --knowledge told  # hand the restore the harm: what finding it costs, by comparison
   pgdrill run my-scenario.yaml -o json          # a scenario file of your own; scorecards as JSON
   pgdrill run wrong-id-deletion --strategy pitr-sidecar --out ./reports
-  pgdrill run --runbook ./our-restore.sh --runbook-timeout 20m   # drill your own procedure`,
+  pgdrill run --runbook ./our-restore.sh --runbook-timeout 20m   # drill your own procedure
+  pgdrill run --provider container              # every server a container (pgdrill image build first)
+  DOCKER_HOST=tcp://drill-host:2375 pgdrill run --provider container   # on a bigger machine's engine`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if len(args) == 0 {
 				args = []string{defaultScenario}
