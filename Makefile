@@ -13,7 +13,7 @@ NOT_RUN     := $(CURDIR)/test-artifacts/not-run.txt
 # The Debian packages each target needs: .ci/deps installs what is missing when run as root, and
 # otherwise stops at once with the apt-get line to run.
 RUN_PACKAGES  := postgresql-15 postgresql-client-15
-TEST_PACKAGES := $(RUN_PACKAGES) pgbackrest ca-certificates chromium mmdebstrap
+TEST_PACKAGES := $(RUN_PACKAGES) pgbackrest ca-certificates chromium mmdebstrap iproute2
 
 .PHONY: help deps-run deps-test image-test build run test test-fast bench fuzz lint clean
 

@@ -108,17 +108,22 @@ func timed(f func()) time.Duration {
 	return time.Since(start)
 }
 
-// dockerRun is the raw baseline of a container cluster: n containers of the image started with
-// `docker run -d`, in parallel, each until a connection to its published port succeeds; then
-// removed (not timed).
+// dockerRun is the raw baseline of a container cluster: a network of their own, then n
+// containers of the image on it started with `docker run -d`, in parallel, each until a
+// connection to its published port succeeds; then removed (not timed).
 func dockerRun(b *testing.B, n int) {
+	nw := fmt.Sprintf("pgdrill-bench-%d", os.Getpid())
+	if out, err := exec.Command("docker", "network", "create", "--label", "dev.pgdrill.bench=1", nw).CombinedOutput(); err != nil {
+		b.Fatalf("docker network create: %v: %s", err, out)
+	}
+	defer func() { _ = exec.Command("docker", "network", "rm", nw).Run() }()
 	ids := make([]string, n)
 	errs := make([]error, n)
 	var wg sync.WaitGroup
 	for i := range n {
 		wg.Go(func() {
-			out, err := exec.Command("docker", "run", "-d", "--label", "dev.pgdrill.bench=1", "-e", "POSTGRES_PASSWORD=bench",
-				"-p", "127.0.0.1::5432", image.DefaultTag, "postgres", "-c", "fsync=off").Output()
+			out, err := exec.Command("docker", "run", "-d", "--rm", "--label", "dev.pgdrill.bench=1", "--network", nw,
+				"-e", "POSTGRES_PASSWORD=bench", "-p", "127.0.0.1::5432", image.DefaultTag, "postgres", "-c", "fsync=off").Output()
 			if err != nil {
 				errs[i] = fmt.Errorf("docker run: %w", err)
 				return

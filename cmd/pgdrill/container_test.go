@@ -106,6 +106,7 @@ var _ = Describe("the container provider on another engine", Label(drilltest.Doc
 			Skip("starting a Docker engine of the spec's own needs root")
 		}
 		dockerd := drilltest.NeedTool("dockerd", "apt-get install docker.io", "a drill on another engine was not run")
+		drilltest.NeedTool("ip", "apt-get install iproute2", "a drill on another engine was not run")
 		host := startEngine(ctx, dockerd)
 
 		dir := GinkgoT().TempDir()

@@ -23,11 +23,7 @@ import (
 // both times and their ratio (goal: ≤ 0.5×). Run it with `make bench`.
 func BenchmarkUp(b *testing.B) {
 	const servers = 5 // catalog + 4 shards
-	bin := filepath.Join(b.TempDir(), "pgdrill")
-	if out, err := exec.Command("go", "build", "-o", bin, "github.com/pgdrill/pgdrill/cmd/pgdrill").CombinedOutput(); err != nil {
-		b.Fatalf("build pgdrill: %v: %s", err, out)
-	}
-	state := b.TempDir()
+	bin, state := benchBinary(b)
 	up := func() cluster.Description {
 		cmd := exec.Command(bin, "up", "--detach", "--shards", strconv.Itoa(servers-1), "--tenants", "0", "-o", "json", "--log-level", "warn")
 		cmd.Env = append(os.Environ(), "PGDRILL_STATE_DIR="+state)

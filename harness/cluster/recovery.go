@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"regexp"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -183,4 +184,114 @@ func awaitRecovery(ctx context.Context, dsn string, ended func() error, done str
 			return nil
 		}
 	}
+}
+
+// SidecarSettings are the recovery settings of a sidecar recovering to t: the target, and
+// promotion once there (what a sidecar is for). Where its WAL comes from is the provider's.
+func SidecarSettings(t RecoveryTarget) (map[string]string, error) {
+	set, err := RecoverySettings(t)
+	if err != nil {
+		return nil, err
+	}
+	set["recovery_target_action"] = "promote"
+	return set, nil
+}
+
+// PrepareHold readies the standby at dsn to be restarted held at target (Standby.ReplayTo): it
+// pauses replay, refuses (ErrPastTarget) a target already applied, and makes a restartpoint where
+// the standby stands (at the last checkpoint record it replayed), so that the restart does not
+// replay since its base backup. It returns the settings to restart it with: the target, no
+// delay, and recovery_target_action=pause, so that it holds there, still a standby.
+func PrepareHold(ctx context.Context, dsn string, target RecoveryTarget) (map[string]string, error) {
+	set, err := RecoverySettings(target)
+	if err != nil {
+		return nil, err
+	}
+	if len(set) == 0 {
+		return nil, errors.New("a streaming standby needs a target to stop at")
+	}
+	if err := PauseReplay(ctx, dsn); err != nil {
+		return nil, fmt.Errorf("pause replay: %w", err)
+	}
+	if err := RequireBefore(ctx, dsn, target); err != nil {
+		return nil, err
+	}
+	if err := WithConn(ctx, dsn, func(conn *pgx.Conn) error {
+		_, err := conn.Exec(ctx, "CHECKPOINT")
+		return err
+	}); err != nil {
+		return nil, fmt.Errorf("make a restartpoint: %w", err)
+	}
+	set["recovery_target_action"] = "pause"
+	set["recovery_min_apply_delay"] = "0"
+	return set, nil
+}
+
+// Promote ends the recovery of the standby at dsn and waits until it is a writable server: one
+// held at a target (held) ends recovery when replay resumes (recovery_target_action=pause says
+// so), one that follows its primary is promoted. ended is as for AwaitPromoted.
+func Promote(ctx context.Context, dsn string, held bool, ended func() error) error {
+	query := "SELECT pg_promote(wait => false)"
+	if held {
+		query = "SELECT pg_wal_replay_resume()"
+	}
+	if err := WithConn(ctx, dsn, func(conn *pgx.Conn) error {
+		_, err := conn.Exec(ctx, query)
+		return err
+	}); err != nil {
+		return err
+	}
+	return AwaitPromoted(ctx, dsn, ended)
+}
+
+// AwaitTarget waits, after a start with recovery settings, until the server reached its target:
+// a standby holds there (AwaitHeld), a sidecar promoted (AwaitPromoted). name is the server's,
+// for the error.
+func AwaitTarget(ctx context.Context, name string, role Role, dsn string, ended func() error) error {
+	if role == RoleStandby {
+		if err := AwaitHeld(ctx, dsn, ended); err != nil {
+			return fmt.Errorf("replay %s to its target: %w", name, err)
+		}
+		return nil
+	}
+	if err := AwaitPromoted(ctx, dsn, ended); err != nil {
+		return fmt.Errorf("recover %s: %w", name, err)
+	}
+	return nil
+}
+
+// PgBackRestRecovery are the `pgbackrest restore` options of a sidecar recovering to t and
+// promoting there (--type, --target, --target-exclusive, --target-action); replaying everything
+// archived is --type=default, which takes no action.
+func PgBackRestRecovery(t RecoveryTarget) []string {
+	var args []string
+	switch {
+	case t.XID != "":
+		args = []string{"--type=xid", "--target=" + t.XID}
+	case t.LSN != "":
+		args = []string{"--type=lsn", "--target=" + t.LSN}
+	case t.Name != "":
+		return []string{"--type=name", "--target=" + t.Name, "--target-action=promote"}
+	case !t.Time.IsZero():
+		args = []string{"--type=time", "--target=" + t.Time.UTC().Format("2006-01-02 15:04:05.999999") + "+00"}
+	default:
+		return []string{"--type=default"}
+	}
+	if !t.Inclusive {
+		args = append(args, "--target-exclusive")
+	}
+	return append(args, "--target-action=promote")
+}
+
+// PrimaryRole tells the catalog and the shards from a run's other servers by their names
+// ("catalog", "shard-N"), for a process attaching to a run another owns.
+func PrimaryRole(name string) (Role, int, bool) {
+	if name == "catalog" {
+		return RoleCatalog, -1, true
+	}
+	n, err := strconv.Atoi(strings.TrimPrefix(name, "shard-"))
+	if !strings.HasPrefix(name, "shard-") || err != nil {
+		return "", 0, false
+	}
+	return RoleShard, n, true
 }

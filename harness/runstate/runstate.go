@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"sort"
@@ -194,4 +195,24 @@ func (s *Store) Remove(runID string) error {
 // not mean to leave it (a non-detached run that was killed).
 func (r Record) Orphaned() bool {
 	return !r.Detached && !r.Owner.Alive()
+}
+
+// ReapOrphaned reaps, with reap, every record of recs that provider made and that is Orphaned,
+// logging each, and returns the run ids reaped; one run that cannot be reaped does not stop the
+// others.
+func ReapOrphaned(recs []Record, provider string, reap func(Record) error, log *slog.Logger) ([]string, error) {
+	var reaped []string
+	var errs []error
+	for _, rec := range recs {
+		if rec.Provider != provider || !rec.Orphaned() {
+			continue
+		}
+		if err := reap(rec); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		log.Info("reaped leftovers of a killed run", "run_id", rec.RunID, "provider", provider, "servers", len(rec.Servers))
+		reaped = append(reaped, rec.RunID)
+	}
+	return reaped, errors.Join(errs...)
 }

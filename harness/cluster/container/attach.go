@@ -8,8 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"strconv"
-	"strings"
 	"time"
 
 	"github.com/moby/moby/client"
@@ -100,7 +98,7 @@ func (c *containers) findRun(ctx context.Context, rec runstate.Record) error {
 			c.tools, c.toolsID, c.image = ctr, item.ID, item.Image // its sidecars run the run's image
 			continue
 		}
-		role, index, ok := primaryRole(name)
+		role, index, ok := cluster.PrimaryRole(name)
 		if !ok {
 			continue // the owner's own sidecars and standbys are not this handle's business
 		}
@@ -118,18 +116,6 @@ func (c *containers) findRun(ctx context.Context, rec runstate.Record) error {
 			len(c.shards), c.spec.Shards, c.catalog != nil, c.toolsID != "")
 	}
 	return nil
-}
-
-// primaryRole tells the catalog and the shards from other servers by their names.
-func primaryRole(name string) (cluster.Role, int, bool) {
-	if name == "catalog" {
-		return cluster.RoleCatalog, -1, true
-	}
-	n, err := strconv.Atoi(strings.TrimPrefix(name, "shard-"))
-	if !strings.HasPrefix(name, "shard-") || err != nil {
-		return "", 0, false
-	}
-	return cluster.RoleShard, n, true
 }
 
 // destroyHandle removes what an attached handle made: its containers, their data directories in

@@ -262,7 +262,11 @@ func (c *containers) setUp(ctx context.Context) error {
 	}
 	c.network = nw.Name
 	c.volume = "pgdrill-" + c.runID
-	if _, err := cli.VolumeCreate(ctx, client.VolumeCreateOptions{Name: c.volume, Labels: c.labels("")}); err != nil {
+	// In memory, as the local provider's work root is when there is room: a throwaway cluster's
+	// thousands of small files cost a disk dearly, and nothing of it must outlive the run. The
+	// tools container keeps it mounted for the run's life.
+	if _, err := cli.VolumeCreate(ctx, client.VolumeCreateOptions{Name: c.volume, Labels: c.labels(""),
+		DriverOpts: map[string]string{"type": "tmpfs", "device": "tmpfs"}}); err != nil {
 		return fmt.Errorf("make volume: %w", err)
 	}
 	tctx, cancel := context.WithTimeout(ctx, startTimeout)

@@ -66,7 +66,9 @@ var _ = Describe("the container provider", Label(drilltest.Docker, drilltest.Slo
 	})
 
 	It("refuses what it cannot do yet, before starting anything", func(ctx context.Context) {
-		_, err := provider.Create(ctx, cluster.Spec{Shards: 1, Engine: cluster.EnginePgBackRest})
+		c, err := provider.Create(ctx, cluster.Spec{Shards: 1, SidecarDisks: true})
+		drilltest.DestroyWhenDone(c)
+		Expect(c).To(BeNil())
 		Expect(errors.Is(err, container.ErrNotYet)).To(BeTrue(), "%v", err)
 	})
 

@@ -116,23 +116,7 @@ func (c *containers) restorePgBackRest(ctx context.Context, origin, sidecar *ser
 	if err := c.tool(ctx, asPostgres, nil, `mkdir -m 700 "$1"`, sidecar.dataDir()); err != nil {
 		return fmt.Errorf("prepare sidecar of %s: %w", origin.name, err)
 	}
-	t := spec.Target
-	args := []string{"--set=" + spec.From.Set, "--pg1-path=" + sidecar.dataDir(), "--target-action=promote"}
-	switch {
-	case t.XID != "":
-		args = append(args, "--type=xid", "--target="+t.XID)
-	case t.LSN != "":
-		args = append(args, "--type=lsn", "--target="+t.LSN)
-	case t.Name != "":
-		args = append(args, "--type=name", "--target="+t.Name)
-	case !t.Time.IsZero():
-		args = append(args, "--type=time", "--target="+t.Time.UTC().Format("2006-01-02 15:04:05.999999")+"+00")
-	default:
-		args = append(args[:2], "--type=default")
-	}
-	if (t.XID != "" || t.LSN != "" || !t.Time.IsZero()) && !t.Inclusive {
-		args = append(args, "--target-exclusive")
-	}
+	args := append([]string{"--set=" + spec.From.Set, "--pg1-path=" + sidecar.dataDir()}, cluster.PgBackRestRecovery(spec.Target)...)
 	if _, err := origin.runPgBackRest(ctx, append(args, "restore")...); err != nil {
 		return fmt.Errorf("prepare sidecar of %s: %w", origin.name, err)
 	}

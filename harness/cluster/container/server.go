@@ -165,7 +165,7 @@ func (s *server) create(ctx context.Context, wait ...testcontainers.ContainerCus
 	}
 	opts := []testcontainers.ContainerCustomizer{
 		postgres.WithDatabase(cluster.DefaultDatabase), postgres.WithUsername("postgres"), postgres.WithPassword(password),
-		testcontainers.WithEnv(map[string]string{"PGDATA": s.dataDir()}),
+		testcontainers.WithEnv(s.env()),
 		testcontainers.WithCmd(s.command()...),
 		testcontainers.WithLabels(s.c.labels(s.name)),
 		testcontainers.WithMounts(testcontainers.VolumeMount(s.c.volume, mountPoint)),
@@ -189,6 +189,16 @@ func (s *server) create(ctx context.Context, wait ...testcontainers.ContainerCus
 		return fmt.Errorf("create container of %s: %w", s.name, err)
 	}
 	return nil
+}
+
+// env is the container's environment: where its data directory is, and, for a throwaway run,
+// an initdb that does not sync what it writes (the official contract's POSTGRES_INITDB_ARGS).
+func (s *server) env() map[string]string {
+	env := map[string]string{"PGDATA": s.dataDir()}
+	if !s.c.spec.Durable {
+		env["POSTGRES_INITDB_ARGS"] = "--no-sync"
+	}
+	return env
 }
 
 // freePort returns a port for a server on the engine host, the server's for its whole life so
@@ -355,19 +365,13 @@ func (s *server) Start(ctx context.Context) error {
 	if err := ctr.Start(sctx); err != nil {
 		return fmt.Errorf("start %s: %w; its log: %s", s.name, err, s.c.logTail(ctx, ctr.GetContainerID(), 10))
 	}
-	switch {
-	case s.recovery == nil:
-		if err := s.awaitReady(sctx); err != nil {
-			return err
-		}
-	case s.role == cluster.RoleStandby:
-		if err := cluster.AwaitHeld(ctx, s.DSN(), s.endedInRecovery); err != nil {
-			return fmt.Errorf("replay %s to its target: %w", s.name, err)
-		}
-	default:
-		if err := cluster.AwaitPromoted(ctx, s.DSN(), s.endedInRecovery); err != nil {
-			return fmt.Errorf("recover %s: %w", s.name, err)
-		}
+	if s.recovery == nil {
+		return s.awaitReady(sctx)
+	}
+	if err := cluster.AwaitTarget(ctx, s.name, s.role, s.DSN(), s.endedInRecovery); err != nil {
+		return err
+	}
+	if s.role != cluster.RoleStandby {
 		s.recovery = nil // recovered: a restart is an ordinary start
 	}
 	return nil
@@ -510,12 +514,4 @@ func (s *server) engine(ctx context.Context, verb string, do func(id string) err
 		return fmt.Errorf("%s %s: %w", verb, s.name, err)
 	}
 	return nil
-}
-
-// exec runs one statement on the server.
-func (s *server) exec(ctx context.Context, sql string) error {
-	return cluster.WithConn(ctx, s.DSN(), func(conn *pgx.Conn) error {
-		_, err := conn.Exec(ctx, sql)
-		return err
-	})
 }

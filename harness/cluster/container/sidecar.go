@@ -18,11 +18,10 @@ func (c *containers) PrepareSidecar(ctx context.Context, spec cluster.SidecarSpe
 		return nil, fmt.Errorf("prepare sidecar: backup %s is of server %q, which has no WAL archive in run %s",
 			spec.From.ID, spec.From.Server, c.runID)
 	}
-	recovery, err := cluster.RecoverySettings(spec.Target)
+	recovery, err := cluster.SidecarSettings(spec.Target)
 	if err != nil {
 		return nil, fmt.Errorf("prepare sidecar: %w", err)
 	}
-	recovery["recovery_target_action"] = "promote"
 	s := c.newServer("sidecar-"+origin.name+"-"+c.next(), cluster.RoleSidecar, origin.index, false)
 	recovery["restore_command"] = origin.restoreCommand(s)
 	s.upstream, s.recovery = origin, recovery

@@ -52,29 +52,18 @@ func (s *server) PauseReplay(ctx context.Context) error {
 	return nil
 }
 
-// ReplayTo implements cluster.Standby: it pauses replay, refuses a target already applied, makes
-// a restartpoint where the standby stands, then replaces its container by one with the target,
-// no delay and recovery_target_action=pause (killed, not shut down: a paused startup process
-// looks at a shutdown request only once a second) and waits until it holds there.
+// ReplayTo implements cluster.Standby: once cluster.PrepareHold readied it, the standby's
+// container is replaced by one with the target, no delay and recovery_target_action=pause
+// (killed, not shut down: a paused startup process looks at a shutdown request only once a
+// second), and Start waits until it holds there.
 func (s *server) ReplayTo(ctx context.Context, target cluster.RecoveryTarget) error {
-	set, err := cluster.RecoverySettings(target)
+	if s.role != cluster.RoleStandby {
+		return fmt.Errorf("replay %s: not a standby", s.name)
+	}
+	set, err := cluster.PrepareHold(ctx, s.DSN(), target)
 	if err != nil {
 		return fmt.Errorf("replay %s: %w", s.name, err)
 	}
-	if len(set) == 0 {
-		return fmt.Errorf("replay %s: a streaming standby needs a target to stop at", s.name)
-	}
-	if err := s.PauseReplay(ctx); err != nil {
-		return err
-	}
-	if err := cluster.RequireBefore(ctx, s.DSN(), target); err != nil {
-		return fmt.Errorf("replay %s: %w", s.name, err)
-	}
-	if err := s.exec(ctx, "CHECKPOINT"); err != nil {
-		return fmt.Errorf("replay %s: make a restartpoint: %w", s.name, err)
-	}
-	set["recovery_target_action"] = "pause"
-	set["recovery_min_apply_delay"] = "0"
 	s.recovery = set
 	if err := s.create(ctx); err != nil { // removes the running container: a kill
 		return fmt.Errorf("replay %s: %w", s.name, err)
@@ -82,20 +71,12 @@ func (s *server) ReplayTo(ctx context.Context, target cluster.RecoveryTarget) er
 	return s.Start(ctx)
 }
 
-// Promote implements cluster.Standby. A standby held at its target ends recovery when replay is
-// resumed (recovery_target_action=pause says so); one that follows its primary is promoted.
+// Promote implements cluster.Standby (cluster.Promote).
 func (s *server) Promote(ctx context.Context) error {
 	if s.role != cluster.RoleStandby {
 		return fmt.Errorf("promote %s: not a standby", s.name)
 	}
-	query := "SELECT pg_promote(wait => false)"
-	if s.recovery != nil {
-		query = "SELECT pg_wal_replay_resume()"
-	}
-	if err := s.exec(ctx, query); err != nil {
-		return fmt.Errorf("promote %s: %w", s.name, err)
-	}
-	if err := cluster.AwaitPromoted(ctx, s.DSN(), s.endedInRecovery); err != nil {
+	if err := cluster.Promote(ctx, s.DSN(), s.recovery != nil, s.endedInRecovery); err != nil {
 		return fmt.Errorf("promote %s: %w", s.name, err)
 	}
 	s.recovery = nil // promoted: a restart is an ordinary start

@@ -104,18 +104,5 @@ func ReapOrphans(ctx context.Context, store *runstate.Store, log *slog.Logger) (
 	if err != nil {
 		return nil, fmt.Errorf("reap orphaned container runs: %w", err)
 	}
-	var reaped []string
-	var errs []error
-	for _, rec := range recs {
-		if rec.Provider != ProviderName || !rec.Orphaned() {
-			continue
-		}
-		if err := Reap(ctx, store, rec); err != nil {
-			errs = append(errs, err)
-			continue
-		}
-		log.Info("reaped leftovers of a killed run", "run_id", rec.RunID, "servers", len(rec.Servers))
-		reaped = append(reaped, rec.RunID)
-	}
-	return reaped, errors.Join(errs...)
+	return runstate.ReapOrphaned(recs, ProviderName, func(rec runstate.Record) error { return Reap(ctx, store, rec) }, log)
 }

@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"path/filepath"
 	"slices"
-	"strconv"
-	"strings"
 
 	"github.com/pgdrill/pgdrill/harness/cluster"
 	"github.com/pgdrill/pgdrill/harness/runstate"
@@ -43,7 +41,7 @@ func (p *Provider) Attach(ctx context.Context, runID string) (cluster.Cluster, e
 	c := &localCluster{p: p, runID: runID, recordID: childID, spec: spec, dir: filepath.Join(p.workRoot, childID),
 		home: rec.Dirs[0], owner: self, attached: true}
 	for _, sr := range rec.Servers {
-		role, index, ok := primaryRole(sr.Name)
+		role, index, ok := cluster.PrimaryRole(sr.Name)
 		if !ok {
 			continue // the owner's own sidecars and standbys are not this handle's business
 		}
@@ -70,16 +68,4 @@ func (p *Provider) Attach(ctx context.Context, runID string) (cluster.Cluster, e
 		return c, fmt.Errorf("attach to run %s: %w", runID, err)
 	}
 	return c, nil
-}
-
-// primaryRole tells the catalog and the shards from other servers by their names.
-func primaryRole(name string) (cluster.Role, int, bool) {
-	if name == "catalog" {
-		return cluster.RoleCatalog, -1, true
-	}
-	n, err := strconv.Atoi(strings.TrimPrefix(name, "shard-"))
-	if !strings.HasPrefix(name, "shard-") || err != nil {
-		return "", 0, false
-	}
-	return cluster.RoleShard, n, true
 }

@@ -84,12 +84,11 @@ func (c *localCluster) PrepareSidecar(ctx context.Context, spec cluster.SidecarS
 		return nil, fmt.Errorf("prepare sidecar: backup %s is of server %q, which has no WAL archive in run %s",
 			spec.From.ID, spec.From.Server, c.runID)
 	}
-	recovery, err := cluster.RecoverySettings(spec.Target)
+	recovery, err := cluster.SidecarSettings(spec.Target)
 	if err != nil {
 		return nil, fmt.Errorf("prepare sidecar: %w", err)
 	}
 	recovery["restore_command"] = origin.restoreCommand()
-	recovery["recovery_target_action"] = "promote"
 	c.mu.Lock()
 	c.seq++
 	name := "sidecar-" + spec.From.Server + "-" + strconv.Itoa(c.seq)

@@ -131,25 +131,7 @@ func (c *localCluster) restorePgBackRest(ctx context.Context, origin, sidecar *s
 	if err := c.p.user.mkdir(sidecar.dataDir(), 0o700); err != nil {
 		return err
 	}
-	t := spec.Target
-	args := []string{"--set=" + spec.From.Set, "--pg1-path=" + sidecar.dataDir(), "--target-action=promote"}
-	switch {
-	case t.XID != "":
-		args = append(args, "--type=xid", "--target="+t.XID)
-	case t.LSN != "":
-		args = append(args, "--type=lsn", "--target="+t.LSN)
-	case t.Name != "":
-		args = append(args, "--type=name", "--target="+t.Name)
-	case !t.Time.IsZero():
-		args = append(args, "--type=time", "--target="+t.Time.UTC().Format("2006-01-02 15:04:05.999999")+"+00")
-	default:
-		args = append(args[:2], "--type=default")
-	}
-	if t.XID != "" || t.LSN != "" || !t.Time.IsZero() {
-		if !t.Inclusive {
-			args = append(args, "--target-exclusive")
-		}
-	}
+	args := append([]string{"--set=" + spec.From.Set, "--pg1-path=" + sidecar.dataDir()}, cluster.PgBackRestRecovery(spec.Target)...)
 	if _, err := c.runPgBackRest(ctx, origin, append(args, "restore")...); err != nil {
 		return fmt.Errorf("prepare sidecar of %s: %w", origin.name, err)
 	}

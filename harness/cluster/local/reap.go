@@ -65,20 +65,8 @@ func Reap(ctx context.Context, store *runstate.Store, rec runstate.Record) error
 // recorded them (FindRuns). It returns the run ids reaped.
 func ReapOrphans(ctx context.Context, workRoot string, store *runstate.Store, log *slog.Logger) ([]string, error) {
 	recs, findErr := FindRuns(workRoot, store) // what it could read is reaped all the same
-	errs := []error{findErr}
-	var reaped []string
-	for _, rec := range recs {
-		if rec.Provider != ProviderName || !rec.Orphaned() {
-			continue
-		}
-		if err := Reap(ctx, store, rec); err != nil {
-			errs = append(errs, err)
-			continue
-		}
-		log.Info("reaped leftovers of a killed run", "run_id", rec.RunID, "servers", len(rec.Servers))
-		reaped = append(reaped, rec.RunID)
-	}
-	return reaped, errors.Join(errs...)
+	reaped, err := runstate.ReapOrphaned(recs, ProviderName, func(rec runstate.Record) error { return Reap(ctx, store, rec) }, log)
+	return reaped, errors.Join(findErr, err)
 }
 
 // FindRuns returns every run recorded in store and, for `pgdrill down --all`, `pgdrill ls` and

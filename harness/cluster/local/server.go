@@ -16,8 +16,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/jackc/pgx/v5"
-
 	"github.com/pgdrill/pgdrill/harness/cluster"
 	"github.com/pgdrill/pgdrill/harness/logtail"
 	"github.com/pgdrill/pgdrill/harness/runstate"
@@ -246,16 +244,13 @@ func (s *server) startOnce(ctx context.Context, port int) error {
 	if err := s.waitReady(ctx, offset); err != nil {
 		return err
 	}
-	switch {
-	case s.recovery == nil:
-	case s.role == cluster.RoleStandby:
-		if err := cluster.AwaitHeld(ctx, s.DSN(), s.endedInRecovery); err != nil {
-			return fmt.Errorf("replay %s to its target: %w", s.name, err)
-		}
-	default:
-		if err := cluster.AwaitPromoted(ctx, s.DSN(), s.endedInRecovery); err != nil {
-			return fmt.Errorf("recover %s: %w", s.name, err)
-		}
+	if s.recovery == nil {
+		return nil
+	}
+	if err := cluster.AwaitTarget(ctx, s.name, s.role, s.DSN(), s.endedInRecovery); err != nil {
+		return err
+	}
+	if s.role != cluster.RoleStandby {
 		s.recovery = nil // recovered: a restart is an ordinary start
 	}
 	return nil
@@ -402,13 +397,4 @@ func (s *server) signalGroup(sig syscall.Signal, paused bool) error {
 // CreateDatabase creates a database and stamps it with the run's marker.
 func (s *server) CreateDatabase(ctx context.Context, name string) (string, error) {
 	return cluster.CreateMarkedDatabase(ctx, s, s.c.runID, name)
-}
-
-// exec runs one statement in the server's database over a short-lived connection; callers say
-// what it was for.
-func (s *server) exec(ctx context.Context, sql string) error {
-	return cluster.WithConn(ctx, s.DSN(), func(conn *pgx.Conn) error {
-		_, err := conn.Exec(ctx, sql)
-		return err
-	})
 }

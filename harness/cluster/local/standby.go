@@ -70,33 +70,20 @@ func (s *server) PauseReplay(ctx context.Context) error {
 	return nil
 }
 
-// ReplayTo implements cluster.Standby: it pauses replay, refuses a target already applied, then
-// restarts the standby (kill -9 and start) with the target, no delay and recovery_target_action=pause — the recovery
-// path a sidecar takes, except that the standby holds at the target instead of promoting — and
-// waits until it holds there.
+// ReplayTo implements cluster.Standby: once cluster.PrepareHold readied it, the standby is
+// restarted (kill -9 and start) with the target, no delay and recovery_target_action=pause — the
+// recovery path a sidecar takes, except that the standby holds at the target instead of
+// promoting — and Start waits until it holds there. Killed, not shut down: a paused startup
+// process looks at a shutdown request only once a second, and a standby restarts from its last
+// restartpoint either way.
 func (s *server) ReplayTo(ctx context.Context, target cluster.RecoveryTarget) error {
-	set, err := cluster.RecoverySettings(target)
+	if s.role != cluster.RoleStandby {
+		return fmt.Errorf("replay %s: not a standby", s.name)
+	}
+	set, err := cluster.PrepareHold(ctx, s.DSN(), target)
 	if err != nil {
 		return fmt.Errorf("replay %s: %w", s.name, err)
 	}
-	if len(set) == 0 {
-		return fmt.Errorf("replay %s: a streaming standby needs a target to stop at", s.name)
-	}
-	if err := s.PauseReplay(ctx); err != nil {
-		return err
-	}
-	if err := cluster.RequireBefore(ctx, s.DSN(), target); err != nil {
-		return fmt.Errorf("replay %s: %w", s.name, err)
-	}
-	// A standby restarts replay from its last restartpoint: make one where it stands (at the
-	// last checkpoint record it replayed), so the restart does not replay since the base backup.
-	if err := s.exec(ctx, "CHECKPOINT"); err != nil {
-		return fmt.Errorf("replay %s: make a restartpoint: %w", s.name, err)
-	}
-	set["recovery_target_action"] = "pause"
-	set["recovery_min_apply_delay"] = "0"
-	// Killed, not shut down: a paused startup process looks at a shutdown request only once a
-	// second, and a standby restarts from its last restartpoint either way.
 	if err := s.Kill(ctx); err != nil {
 		return fmt.Errorf("replay %s: %w", s.name, err)
 	}
@@ -104,20 +91,12 @@ func (s *server) ReplayTo(ctx context.Context, target cluster.RecoveryTarget) er
 	return s.Start(ctx)
 }
 
-// Promote implements cluster.Standby. A standby held at its target ends recovery when replay is
-// resumed (recovery_target_action=pause says so); one that follows its primary is promoted.
+// Promote implements cluster.Standby (cluster.Promote).
 func (s *server) Promote(ctx context.Context) error {
 	if s.role != cluster.RoleStandby {
 		return fmt.Errorf("promote %s: not a standby", s.name)
 	}
-	query := "SELECT pg_promote(wait => false)"
-	if s.recovery != nil {
-		query = "SELECT pg_wal_replay_resume()"
-	}
-	if err := s.exec(ctx, query); err != nil {
-		return fmt.Errorf("promote %s: %w", s.name, err)
-	}
-	if err := cluster.AwaitPromoted(ctx, s.DSN(), s.endedInRecovery); err != nil {
+	if err := cluster.Promote(ctx, s.DSN(), s.recovery != nil, s.endedInRecovery); err != nil {
 		return fmt.Errorf("promote %s: %w", s.name, err)
 	}
 	s.recovery = nil // promoted: a restart is an ordinary start
