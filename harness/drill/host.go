@@ -64,6 +64,9 @@ const (
 	ProviderContainer = container.ProviderName
 )
 
+// Provider starts clusters somewhere (cluster.Provider): what a drill's Config names.
+type Provider = cluster.Provider
+
 // Providers lists the providers, default first.
 func Providers() []string { return []string{ProviderLocal, ProviderContainer} }
 

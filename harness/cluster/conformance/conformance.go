@@ -352,16 +352,13 @@ func Specs(name string, s Subject, labels ...string) bool {
 			Expect(c.ReplaceData(ctx, shard, sidecar)).To(MatchError(ContainSubstring("replace data")), "a sidecar is used up")
 
 			By("losing the shard, then recovering it from the old backup across the new timeline")
-			drilltest.Exec(ctx, dsn, "INSERT INTO t VALUES (200)", "SELECT pg_create_restore_point('after')", "SELECT pg_switch_wal()")
-			Eventually(func() bool {
-				names, _ := shard.ArchivedWAL(ctx)
-				for _, name := range names {
-					if strings.HasPrefix(name, "00000002") {
-						return true
-					}
-				}
-				return false
-			}).Should(BeTrue(), "the new timeline is archived")
+			drilltest.Exec(ctx, dsn, "INSERT INTO t VALUES (200)", "SELECT pg_create_restore_point('after')")
+			var after string
+			Expect(drilltest.Connect(ctx, dsn).QueryRow(ctx, "SELECT pg_walfile_name(pg_current_wal_insert_lsn())").Scan(&after)).To(Succeed())
+			Expect(after).To(HavePrefix("00000002"), "the shard is on the new timeline")
+			drilltest.Exec(ctx, dsn, "SELECT pg_switch_wal()")
+			Eventually(func() []string { names, _ := shard.ArchivedWAL(ctx); return names }).Should(ContainElement(after),
+				"the restore point's segment is archived")
 			Expect(shard.Lose(ctx)).To(Succeed())
 			_, err = pgx.Connect(ctx, dsn)
 			Expect(err).To(HaveOccurred())

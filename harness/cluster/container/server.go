@@ -89,7 +89,9 @@ func (s *server) settings() map[string]string {
 		set["unix_socket_directories"] = "/var/run/postgresql," + s.socketDir()
 	case s.archive != "":
 		set["archive_mode"] = "on"
-		set["archive_command"] = fmt.Sprintf("test ! -f %[1]s/%%f && cp %%p %[1]s/%%f", s.archive)
+		// Copied aside, then renamed: a server killed mid-copy (a lost shard) must not leave a
+		// truncated segment in its archive, which a later recovery would fail on.
+		set["archive_command"] = fmt.Sprintf("test ! -f %[1]s/%%f && cp %%p %[1]s/%%f.tmp && mv %[1]s/%%f.tmp %[1]s/%%f", s.archive)
 	}
 	if s.role == cluster.RoleStandby {
 		set["primary_conninfo"] = fmt.Sprintf("host=%s port=5432 user=postgres password=%s application_name=%s", s.upstream.name, password, s.name)

@@ -129,7 +129,9 @@ func (s *server) writeConf(port int) error {
 		set["archive_command"] = s.c.pgBackRestCommand(s, "archive-push", "%p")
 	case s.archive != "":
 		set["archive_mode"] = "on"
-		set["archive_command"] = fmt.Sprintf("test ! -f %[1]s/%%f && cp %%p %[1]s/%%f", s.archive)
+		// Copied aside, then renamed: a server killed mid-copy (a lost shard) must not leave a
+		// truncated segment in its archive, which a later recovery would fail on.
+		set["archive_command"] = fmt.Sprintf("test ! -f %[1]s/%%f && cp %%p %[1]s/%%f.tmp && mv %[1]s/%%f.tmp %[1]s/%%f", s.archive)
 	}
 	if s.role == cluster.RoleStandby {
 		// The primary's address is read on every start: it keeps its port across restarts,

@@ -12,7 +12,6 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/pgdrill/pgdrill/harness/cluster"
 	"github.com/pgdrill/pgdrill/harness/drill"
 	"github.com/pgdrill/pgdrill/harness/exitcode"
 	"github.com/pgdrill/pgdrill/reports"
@@ -105,7 +104,7 @@ func builtinStrategies() []string {
 }
 
 func (a *app) runDrills(ctx context.Context, scs []*scenarios.Scenario, override *scenarios.Restore, seed uint64, outDir string) error {
-	providers := make([]cluster.Provider, len(scs)) // all found before the first drill starts
+	providers := make([]drill.Provider, len(scs)) // all found before the first drill starts
 	for i, sc := range scs {
 		p, err := a.host.ScenarioProvider(ctx, sc)
 		if err != nil {
