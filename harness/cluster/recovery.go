@@ -73,6 +73,19 @@ var walSegmentName = regexp.MustCompile(`^[0-9A-F]{24}$`)
 // backup-label or partial file: what ArchivedWAL lists.
 func IsWALSegment(name string) bool { return walSegmentName.MatchString(name) }
 
+// PgBackRestSegment names the WAL segment a file of a pgBackRest archive holds
+// (SEGMENT-CHECKSUM[.lz4]), or "" for anything else, a push still being written
+// (.pgbackrest.tmp) included: a segment is listed once archive-get can fetch it.
+func PgBackRestSegment(file string) string {
+	if strings.HasSuffix(file, ".tmp") {
+		return ""
+	}
+	if seg, _, _ := strings.Cut(file, "-"); IsWALSegment(seg) {
+		return seg
+	}
+	return ""
+}
+
 // recoveryPoll is how often a wait on a recovering server looks again.
 const recoveryPoll = 5 * time.Millisecond
 

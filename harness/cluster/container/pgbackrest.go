@@ -132,7 +132,7 @@ func (s *server) archivedPgBackRest(ctx context.Context) ([]string, error) {
 	}
 	var segs []string
 	for name := range strings.FieldsSeq(out) {
-		if seg, _, _ := strings.Cut(name, "-"); cluster.IsWALSegment(seg) {
+		if seg := cluster.PgBackRestSegment(name); seg != "" {
 			segs = append(segs, seg)
 		}
 	}

@@ -147,9 +147,8 @@ func (s *server) archivedPgBackRest() ([]string, error) {
 	}
 	var out []string
 	for _, p := range paths {
-		name, _, _ := strings.Cut(filepath.Base(p), "-")
-		if cluster.IsWALSegment(name) {
-			out = append(out, name)
+		if seg := cluster.PgBackRestSegment(filepath.Base(p)); seg != "" {
+			out = append(out, seg)
 		}
 	}
 	slices.Sort(out)
