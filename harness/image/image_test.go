@@ -29,11 +29,13 @@ var _ = Describe("the Postgres image built from Debian's packages", Label(drillt
 	})
 
 	// run starts a container of the image with args (docker run flags), labelled for this spec and
-	// removed after it, and returns its id.
+	// removed after it, and returns its id. No port is published: the specs reach the container
+	// at its bridge address, so no host port can be taken by another suite's server meanwhile,
+	// and a server that answers there listens on more than loopback.
 	run := func(ctx context.Context, args ...string) string {
 		GinkgoHelper()
 		id := fmt.Sprintf("%d-%d", GinkgoParallelProcess(), time.Now().UnixNano())
-		full := append([]string{"run", "-d", "--label", testLabel + "=" + id, "-p", "127.0.0.1::5432"}, args...)
+		full := append([]string{"run", "-d", "--label", testLabel + "=" + id}, args...)
 		out := docker(ctx, append(full, tag)...)
 		container := strings.TrimSpace(out)
 		DeferCleanup(func(ctx context.Context) {
@@ -117,12 +119,12 @@ func logs(ctx context.Context, c string) string {
 	return string(out)
 }
 
-// dsn is the DSN of database db on container c's published port, as user with password.
+// dsn is the DSN of database db on container c's bridge address, as user with password.
 func dsn(ctx context.Context, c, user, password, db string) string {
 	GinkgoHelper()
-	hostPort := strings.TrimSpace(docker(ctx, "port", c, "5432/tcp"))
-	hostPort = strings.Split(hostPort, "\n")[0]
-	return fmt.Sprintf("postgres://%s:%s@%s/%s?sslmode=disable", user, password, hostPort, db)
+	addr := strings.TrimSpace(docker(ctx, "inspect", "--format", "{{range .NetworkSettings.Networks}}{{.IPAddress}} {{end}}", c))
+	Expect(addr).NotTo(BeEmpty(), "container %s has an address on a network", c)
+	return fmt.Sprintf("postgres://%s:%s@%s:5432/%s?sslmode=disable", user, password, strings.Fields(addr)[0], db)
 }
 
 // connect opens a session on container c.
