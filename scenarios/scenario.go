@@ -47,6 +47,28 @@ func (s *Scenario) HasFault(k FaultKind) bool {
 	return slices.ContainsFunc(s.Spec.Faults, func(f Fault) bool { return f.Kind == k })
 }
 
+// NeedsOwnServers lists what in the scenario only servers pgdrill started can undergo: a lost
+// shard, a server killed, paused or restarted, pgBackRest (which archives through the server's
+// own archive_command and reads its data directory). On servers pgdrill did not start (provider
+// existing), which it never stops or destroys, the drill is refused for these reasons.
+func (s *Scenario) NeedsOwnServers() []string {
+	var why []string
+	if s.Spec.Incident.Kind == ShardLoss {
+		why = append(why, "spec.incident.kind: shard-loss destroys a shard's server and its data")
+	}
+	if s.Spec.Protection.PgBackRest {
+		why = append(why, "spec.protection.pgbackrest: pgBackRest archives through a server's own archive_command and reads its data directory, which only its owner can give")
+	}
+	for i, f := range s.Spec.Faults {
+		kind, _, err := ParseTarget(f.TargetOrDefault())
+		process := f.Kind == FaultKill || f.Kind == FaultPause || f.Kind == FaultRestart
+		if err == nil && process && (kind == "catalog" || kind == "shard") {
+			why = append(why, fmt.Sprintf("spec.faults[%d]: %s of %s stops a server's process", i, f.Kind, f.TargetOrDefault()))
+		}
+	}
+	return why
+}
+
 // Metadata says what a scenario is and who answers for it, for listings and scorecards.
 type Metadata struct {
 	// ID names the scenario on the command line (`pgdrill run wrong-id-deletion`): lower-case
@@ -106,10 +128,13 @@ const (
 	ProviderLocal Provider = "local"
 	// ProviderContainer runs each server in a container.
 	ProviderContainer Provider = "container"
+	// ProviderExisting drills servers the user already runs, named by connection URLs
+	// (pgdrill --catalog-url, --shard-url): pgdrill works in databases of its own on them.
+	ProviderExisting Provider = "existing"
 )
 
 // Providers lists the providers, default first.
-func Providers() []Provider { return []Provider{ProviderLocal, ProviderContainer} }
+func Providers() []Provider { return []Provider{ProviderLocal, ProviderContainer, ProviderExisting} }
 
 // Dataset is the synthetic SaaS the cluster is filled with.
 type Dataset struct {

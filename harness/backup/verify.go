@@ -8,8 +8,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/jackc/pgx/v5"
-
 	"github.com/pgdrill/pgdrill/harness/cluster"
 )
 
@@ -100,7 +98,7 @@ func verifyShard(ctx context.Context, s cluster.Server, b cluster.Backup) (Chain
 	}
 	r.Last, err = ArchiveNow(ctx, s)
 	switch {
-	case errors.Is(err, ErrArchiveStalled):
+	case errors.Is(err, cluster.ErrArchiveStalled):
 		r.ArchiveProblem = err.Error()
 	case err != nil:
 		return r, err
@@ -190,12 +188,8 @@ func missingNames(ctx context.Context, s cluster.Server, first, last string, seg
 	return Missing(archived, from, to, segSize), nil
 }
 
-// ErrArchiveStalled means the archiver did not archive a segment in time: the WAL a restore
-// needs is not where restores look for it.
-var ErrArchiveStalled = errors.New("WAL archiving stalled")
-
-// ArchiveNow closes the server's current WAL segment (pg_switch_wal) and waits until the archiver
-// has archived it, so that everything committed so far can be replayed from the archive. It
+// ArchiveNow closes the server's current WAL segment (pg_switch_wal) and waits until its WAL
+// archive holds it, so that everything committed so far can be replayed from the archive. It
 // returns the segment's name.
 func ArchiveNow(ctx context.Context, s cluster.Server) (string, error) {
 	segment, _, err := ArchiveNowThrough(ctx, s)
@@ -215,41 +209,5 @@ func ArchiveNowThrough(ctx context.Context, s cluster.Server) (string, LSN, erro
 	if err != nil {
 		return "", 0, err
 	}
-	return segment, LSN((seg.Number + 1) * defaultSegmentSize), waitArchived(ctx, s, segment)
-}
-
-// waitArchived waits until the server's archiver has archived segment (or a later one), polling
-// its state over one connection.
-func waitArchived(ctx context.Context, s cluster.Server, segment string) error {
-	var archived, failed string
-	err := cluster.WithConn(ctx, s.DSN(), func(conn *pgx.Conn) error {
-		deadline := time.Now().Add(archiveWait)
-		for {
-			// Each query is a transaction of its own, so it sees fresh statistics.
-			if err := conn.QueryRow(ctx, `SELECT coalesce(last_archived_wal, ''), coalesce(last_failed_wal, '')
-				FROM pg_stat_archiver`).Scan(&archived, &failed); err != nil {
-				return fmt.Errorf("read archiver state: %w", err)
-			}
-			// Segment names of one timeline sort in WAL order.
-			if archived >= segment || time.Now().After(deadline) {
-				return nil
-			}
-			select {
-			case <-ctx.Done():
-				return ctx.Err()
-			case <-time.After(10 * time.Millisecond):
-			}
-		}
-	})
-	if err != nil {
-		return fmt.Errorf("wait for archiver of %s: %w", s.Name(), err)
-	}
-	if archived >= segment {
-		return nil
-	}
-	msg := fmt.Sprintf("archiver of %s has not archived %s after %s (last archived %q", s.Name(), segment, archiveWait, archived)
-	if failed != "" {
-		msg += fmt.Sprintf(", last failed %q", failed)
-	}
-	return fmt.Errorf("%w: %s)", ErrArchiveStalled, msg)
+	return segment, LSN((seg.Number + 1) * defaultSegmentSize), s.AwaitArchived(ctx, segment, archiveWait)
 }

@@ -35,7 +35,11 @@ const (
 	RoleStandby Role = "standby"
 )
 
-// DefaultDatabase is the database pgdrill creates on every server it starts and works in.
+// DefaultDatabase names the database pgdrill works in on every server: the one it creates on a
+// server it starts. On a server it did not start that database is named after the run
+// (pgdrill_RUN_ID), so that it can never be a database of the server's owner; Server.DSNFor
+// (DefaultDatabase) reaches it there all the same, which is what callers that address it by
+// name (fixtures' shared layout) rely on.
 const DefaultDatabase = "pgdrill"
 
 // Spec describes the cluster a Provider must start. The zero value is not valid: Shards must be
@@ -185,7 +189,8 @@ type Server interface {
 	Role() Role
 	// DSN is a libpq connection URL for the server's DefaultDatabase.
 	DSN() string
-	// DSNFor is a connection URL for another database on the same server.
+	// DSNFor is a connection URL for another database on the same server; DSNFor
+	// (DefaultDatabase) is DSN(), whatever the provider names that database.
 	DSNFor(database string) string
 	// Info describes the server for reports and for runbooks that must find it by hand.
 	Info() ServerInfo
@@ -217,6 +222,11 @@ type Server interface {
 	// VerifyBackup checks a backup of this server against its manifest and the WAL it carries
 	// (pg_verifybackup), wherever the provider keeps it.
 	VerifyBackup(ctx context.Context, b Backup) error
+	// AwaitArchived waits until the server's WAL archive holds segment (or a later one), so that
+	// everything written before it can be replayed from there: whatever fills the archive (the
+	// server's own archive_command, or a WAL receiver pgdrill runs for a server it did not
+	// start) decides how that is seen. It fails with ErrArchiveStalled when wait runs out first.
+	AwaitArchived(ctx context.Context, segment string, wait time.Duration) error
 	// ArchivedWAL lists the WAL segment file names in the server's archive, sorted; history and
 	// backup-label files are left out. Empty for servers without an archive.
 	ArchivedWAL(ctx context.Context) ([]string, error)
@@ -265,6 +275,10 @@ type StandbySpec struct {
 // ErrNotOwned is returned for operations only the process that started a server can do (stop,
 // kill, back up, start sidecars, destroy), asked of a server another process attached to.
 var ErrNotOwned = errors.New("not available on a cluster this process did not start; use the process that owns it")
+
+// ErrExisting is returned for operations on a server pgdrill did not start (provider existing):
+// it is the user's, so pgdrill never stops, starts, kills, pauses, loses or replaces it.
+var ErrExisting = errors.New("an existing server, not started by pgdrill: it is never stopped, killed, paused or replaced")
 
 // ErrNotRunning is returned by Kill, Pause and Resume asked of a server whose process is not
 // running (not started yet, stopped, or gone): a fault injected into a server that is not up

@@ -16,6 +16,7 @@ import (
 	"github.com/pgdrill/pgdrill/fixtures"
 	"github.com/pgdrill/pgdrill/harness/cluster"
 	"github.com/pgdrill/pgdrill/harness/cluster/container"
+	"github.com/pgdrill/pgdrill/harness/cluster/existing"
 	"github.com/pgdrill/pgdrill/harness/cluster/local"
 	"github.com/pgdrill/pgdrill/harness/dataset"
 	"github.com/pgdrill/pgdrill/harness/exitcode"
@@ -36,6 +37,7 @@ type Host struct {
 	// and only a container run needs a container engine.
 	local      *local.Provider
 	containers *container.Provider
+	existing   *existing.Provider
 }
 
 // HostOptions say where drills run: what pgdrill's global flags set. Empty fields take the
@@ -49,9 +51,11 @@ type HostOptions struct {
 	StateDir string
 	// RunUser is the unprivileged account servers run as when pgdrill runs as root.
 	RunUser string
-	// Provider is where clusters run: ProviderLocal or ProviderContainer. Empty: where the
-	// scenario says, else local.
+	// Provider is where clusters run: ProviderLocal, ProviderContainer or ProviderExisting.
+	// Empty: where the scenario says, else local.
 	Provider string
+	// Servers are the servers ProviderExisting drills, by connection URLs.
+	Servers ExistingServers
 	// Image is the Postgres image the container provider runs; empty: pgdrill's own
 	// (`pgdrill image build`).
 	Image string
@@ -62,13 +66,17 @@ type HostOptions struct {
 const (
 	ProviderLocal     = local.ProviderName
 	ProviderContainer = container.ProviderName
+	ProviderExisting  = existing.Name
 )
+
+// ExistingServers names the servers ProviderExisting drills (existing.Servers).
+type ExistingServers = existing.Servers
 
 // Provider starts clusters somewhere (cluster.Provider): what a drill's Config names.
 type Provider = cluster.Provider
 
 // Providers lists the providers, default first.
-func Providers() []string { return []string{ProviderLocal, ProviderContainer} }
+func Providers() []string { return []string{ProviderLocal, ProviderContainer, ProviderExisting} }
 
 // DefaultRunUser is the account servers run as when pgdrill runs as root and none is named.
 const DefaultRunUser = local.DefaultRunUser
@@ -91,9 +99,25 @@ func (h *Host) Provider(ctx context.Context) (cluster.Provider, error) {
 }
 
 // ScenarioProvider returns the provider a scenario's drill runs on: the one the options name,
-// else the scenario's own, else local.
+// else the scenario's own, else local. A scenario that servers pgdrill did not start cannot
+// undergo (a lost shard, say) is refused on ProviderExisting, saying why, as is one whose shard
+// count is not the number of servers named.
 func (h *Host) ScenarioProvider(ctx context.Context, sc *scenarios.Scenario) (cluster.Provider, error) {
-	return h.providerNamed(ctx, cmp.Or(h.opts.Provider, string(sc.Spec.Cluster.Provider), ProviderLocal))
+	name := cmp.Or(h.opts.Provider, string(sc.Spec.Cluster.Provider), ProviderLocal)
+	if name == ProviderExisting {
+		if err := h.serversNamed(); err != nil {
+			return nil, err
+		}
+		if why := sc.NeedsOwnServers(); len(why) > 0 {
+			return nil, exitcode.With(fmt.Errorf("scenario %s cannot run on existing servers, which pgdrill never stops or destroys: %s",
+				sc.Metadata.ID, strings.Join(why, "; ")), exitcode.InvalidInput)
+		}
+		if n := len(h.opts.Servers.Shards); n != sc.Spec.Cluster.Shards {
+			return nil, exitcode.With(fmt.Errorf("scenario %s has %d shards (spec.cluster.shards) but %d shard servers are named (--shard-url): name one per shard",
+				sc.Metadata.ID, sc.Spec.Cluster.Shards, n), exitcode.InvalidInput)
+		}
+	}
+	return h.providerNamed(ctx, name)
 }
 
 // providerNamed returns the provider of that name, built on first use.
@@ -103,6 +127,8 @@ func (h *Host) providerNamed(ctx context.Context, name string) (cluster.Provider
 		return h.localProvider(ctx)
 	case ProviderContainer:
 		return h.containerProvider(ctx)
+	case ProviderExisting:
+		return h.existingProvider(ctx)
 	}
 	return nil, exitcode.With(fmt.Errorf("provider %q is not one of %s", name, strings.Join(Providers(), ", ")), exitcode.InvalidInput)
 }
@@ -126,6 +152,32 @@ func (h *Host) containerProvider(ctx context.Context) (*container.Provider, erro
 		h.log.Warn("could not reap leftovers of killed container runs", "err", err)
 	}
 	return h.containers, nil
+}
+
+// existingProvider returns the provider of the servers the options name, which runs its
+// sidecars, standbys and WAL receivers through the local provider.
+func (h *Host) existingProvider(ctx context.Context) (*existing.Provider, error) {
+	if h.existing != nil {
+		return h.existing, nil
+	}
+	if err := h.serversNamed(); err != nil {
+		return nil, err
+	}
+	lp, err := h.localProvider(ctx)
+	if err != nil {
+		return nil, err
+	}
+	h.existing = existing.New(lp, h.opts.Servers)
+	return h.existing, nil
+}
+
+// serversNamed says what is missing when the options name no servers for ProviderExisting.
+func (h *Host) serversNamed() error {
+	if h.opts.Servers.Catalog == "" || len(h.opts.Servers.Shards) == 0 {
+		return exitcode.With(errors.New("provider existing drills servers you name: give --catalog-url URL and one --shard-url URL per shard"),
+			exitcode.InvalidInput)
+	}
+	return nil
 }
 
 // localProvider is Provider, as the local provider it is.

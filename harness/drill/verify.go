@@ -35,7 +35,9 @@ func installTools(ctx context.Context, c cluster.Cluster) error {
 	}
 	wg.Wait()
 	if err := errors.Join(errs...); err != nil {
-		return fmt.Errorf("install pg_walinspect: %w", err)
+		// Only superusers may install it: on servers pgdrill did not start, a role that is not
+		// one finds it in the databases it creates once their owner installed it in template1.
+		return fmt.Errorf("install pg_walinspect (a role that is not a superuser needs the server's owner to run CREATE EXTENSION pg_walinspect in template1): %w", err)
 	}
 	return nil
 }

@@ -178,6 +178,29 @@ type searched struct {
 	tenants []int64
 }
 
+// runDatabases returns the oids of the run's databases on live: its own and its tenants'. The WAL
+// holds every database's changes, and on a server pgdrill did not start the others are its
+// owner's, whose transactions are no harm of the drill's.
+func runDatabases(ctx context.Context, live cluster.Server) (map[uint32]bool, error) {
+	ours := map[uint32]bool{}
+	err := cluster.WithConn(ctx, live.DSN(), func(conn *pgx.Conn) error {
+		rows, err := conn.Query(ctx, "SELECT oid::int8 FROM pg_database WHERE datname = current_database() OR datname ~ '^t_[0-9]+$'")
+		if err != nil {
+			return err
+		}
+		var oid int64
+		_, err = pgx.ForEachRow(rows, []any{&oid}, func() error {
+			ours[uint32(oid)] = true
+			return nil
+		})
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list the run's databases on %s: %w", live.Name(), err)
+	}
+	return ours, nil
+}
+
 // search reads shard's WAL from its backup b to now, and finds what each transaction in the
 // ticket's window did to tenants.
 func search(ctx context.Context, c cluster.Cluster, shard int, b cluster.Backup, m *fixtures.Model, rep incident.Ticket) (searched, error) {
@@ -202,8 +225,12 @@ func search(ctx context.Context, c cluster.Cluster, shard int, b cluster.Backup,
 	if err != nil {
 		return out, err
 	}
+	ours, err := runDatabases(ctx, live)
+	if err != nil {
+		return out, err
+	}
 	for _, t := range txns {
-		if t.Outcome == Committed && !t.Time.Before(rep.From) && !t.Time.After(rep.To) && t.Altered() {
+		if t.Outcome == Committed && !t.Time.Before(rep.From) && !t.Time.After(rep.To) && t.Altered() && t.In(ours) {
 			out.txns = append(out.txns, t)
 		}
 	}

@@ -98,6 +98,30 @@ func (t *Txn) Altered() bool {
 	return t.RowsChanged() > 0 || len(t.DroppedFiles) > 0 || len(t.DroppedDatabases) > 0 || len(t.AlteredColumns) > 0
 }
 
+// In reports whether it changed anything in one of dbs (by oid), or removed a database (which may
+// have been one of them): whether a search of those databases' harm must look at it.
+func (t *Txn) In(dbs map[uint32]bool) bool {
+	if len(t.DroppedDatabases) > 0 {
+		return true
+	}
+	for rel := range t.Relations {
+		if dbs[rel.Database] {
+			return true
+		}
+	}
+	for _, f := range t.DroppedFiles {
+		if dbs[f.Database] {
+			return true
+		}
+	}
+	for db := range t.AlteredColumns {
+		if dbs[db] {
+			return true
+		}
+	}
+	return false
+}
+
 // RowsChanged counts the rows it deleted or updated in relations that are not catalogs.
 func (t *Txn) RowsChanged() int {
 	n := 0

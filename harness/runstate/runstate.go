@@ -38,6 +38,10 @@ type Record struct {
 	// Spec is the provider's description of what it started (for the local provider, the
 	// cluster.Spec), so that another process can attach to the run.
 	Spec json.RawMessage `json:"spec,omitempty"`
+	// Databases are the databases the run created on servers it did not start (provider
+	// existing): dropped when the cluster is torn down, each only while it carries the run's
+	// marker, since nothing else about those servers is the run's to remove.
+	Databases []DatabaseRecord `json:"databases,omitempty"`
 	// Info is provider- and caller-specific data (connection strings, layout, ...) kept so that
 	// a later command can attach to the cluster without starting it.
 	Info json.RawMessage `json:"info,omitempty"`
@@ -49,6 +53,17 @@ type ServerRecord struct {
 	Process Process `json:"process"`
 	DataDir string  `json:"data_dir"`
 	Port    int     `json:"port"`
+}
+
+// DatabaseRecord names a database a run created on a server it did not start.
+type DatabaseRecord struct {
+	// Server is the name the run gave the server ("shard-0").
+	Server string `json:"server"`
+	// Maintenance is the connection URL of the database the run issues CREATE DATABASE and DROP
+	// DATABASE from (the one the user named); nothing in it is read or written.
+	Maintenance string `json:"maintenance"`
+	// Name is the database's name.
+	Name string `json:"name"`
 }
 
 // Store keeps records as one JSON file per run in a directory.

@@ -39,6 +39,11 @@ type Subject struct {
 	// NeedPgBackRest skips or fails the calling spec where pgBackRest, which the provider needs
 	// on this machine, is missing (drilltest.NeedTool); nil when the provider brings its own.
 	NeedPgBackRest func()
+	// Existing says the provider's catalog and shards are servers it did not start (provider
+	// existing), shared by the clusters made on them: the specs that stop, kill, pause, lose,
+	// replace or configure them, or protect them with pgBackRest, check instead that each is
+	// refused and leaves the server serving.
+	Existing bool
 }
 
 // Specs registers the conformance specs for the subject under the name of its provider; labels
@@ -48,6 +53,11 @@ func Specs(name string, s Subject, labels ...string) bool {
 		start := func(ctx context.Context, spec cluster.Spec) cluster.Cluster {
 			GinkgoHelper()
 			return drilltest.StartCluster(ctx, s.Provider(), spec)
+		}
+		// notOwned is the error an attached handle gets for stopping the run's servers.
+		notOwned := cluster.ErrNotOwned
+		if s.Existing {
+			notOwned = cluster.ErrExisting
 		}
 
 		DescribeTable("comes up, takes writes on every server and vanishes completely",
@@ -87,6 +97,11 @@ func Specs(name string, s Subject, labels ...string) bool {
 		It("returns a partial cluster that can be destroyed when a server cannot start", func(ctx context.Context) {
 			c, err := s.Provider().Create(ctx, cluster.Spec{Shards: 2, Settings: map[string]string{"shared_buffers": "not-a-size"}})
 			drilltest.DestroyWhenDone(c)
+			if s.Existing {
+				Expect(c).To(BeNil(), "settings are the servers' owners': refused before anything is made")
+				Expect(err).To(MatchError(ContainSubstring("settings")))
+				return
+			}
 			Expect(err).To(MatchError(ContainSubstring("shared_buffers")))
 			Expect(c).NotTo(BeNil())
 			left := s.Footprint(ctx, c)
@@ -98,10 +113,14 @@ func Specs(name string, s Subject, labels ...string) bool {
 			a := start(ctx, cluster.Spec{Shards: 1})
 			b := start(ctx, cluster.Spec{Shards: 1})
 			Expect(a.RunID()).NotTo(Equal(b.RunID()))
-			ports := map[int]string{}
+			ports, dsns := map[int]string{}, map[string]string{}
 			for _, srv := range append(servers(a), servers(b)...) {
-				Expect(ports).NotTo(HaveKey(srv.Info().Port))
-				ports[srv.Info().Port] = srv.Name()
+				Expect(dsns).NotTo(HaveKey(srv.DSN()))
+				dsns[srv.DSN()] = srv.Name()
+				if !s.Existing { // clusters on existing servers share them, each in its own database
+					Expect(ports).NotTo(HaveKey(srv.Info().Port))
+					ports[srv.Info().Port] = srv.Name()
+				}
 				drilltest.Exec(ctx, srv.DSN(), "CREATE TABLE t (id int)", "INSERT INTO t VALUES (1)")
 			}
 			left := s.Footprint(ctx, a)
@@ -116,7 +135,15 @@ func Specs(name string, s Subject, labels ...string) bool {
 			c := start(ctx, cluster.Spec{Shards: 1})
 			shard := c.Shards()[0]
 			dsn := shard.DSN()
-			drilltest.Exec(ctx, dsn, "CREATE TABLE t (id int)", "INSERT INTO t SELECT generate_series(1, 1000)", "CHECKPOINT")
+			drilltest.Exec(ctx, dsn, "CREATE TABLE t (id int)", "INSERT INTO t SELECT generate_series(1, 1000)")
+			if s.Existing {
+				for _, op := range []func(context.Context) error{shard.Kill, shard.Pause, shard.Resume, shard.Stop, shard.Start, shard.Lose} {
+					Expect(op(ctx)).To(MatchError(cluster.ErrExisting))
+				}
+				Expect(drilltest.QueryInt(ctx, dsn, "SELECT count(*) FROM t")).To(BeEquivalentTo(1000), "the server still serves")
+				return
+			}
+			drilltest.Exec(ctx, dsn, "CHECKPOINT")
 
 			By("killing it: its data stays, and a start recovers it at the same address")
 			Expect(shard.Kill(ctx)).To(Succeed())
@@ -240,8 +267,8 @@ func Specs(name string, s Subject, labels ...string) bool {
 			Expect(err).NotTo(HaveOccurred())
 			Expect(a.RunID()).To(Equal(c.RunID()), "markers are the run's")
 			Expect(a.Shards()[0].DSN()).To(Equal(shard.DSN()))
-			Expect(a.Shards()[0].Stop(ctx)).To(MatchError(cluster.ErrNotOwned))
-			Expect(a.Shards()[0].Kill(ctx)).To(MatchError(cluster.ErrNotOwned))
+			Expect(a.Shards()[0].Stop(ctx)).To(MatchError(notOwned))
+			Expect(a.Shards()[0].Kill(ctx)).To(MatchError(notOwned))
 
 			sc, err := a.PrepareSidecar(ctx, cluster.SidecarSpec{From: b, Target: cluster.RecoveryTarget{Name: "p"}})
 			Expect(err).NotTo(HaveOccurred())
@@ -265,6 +292,13 @@ func Specs(name string, s Subject, labels ...string) bool {
 		})
 
 		It("protects shards with pgBackRest: archive-push, full backups, verify, a sidecar to just before a transaction, the WAL read back", func(ctx context.Context) {
+			if s.Existing {
+				c, err := s.Provider().Create(ctx, cluster.Spec{Shards: 2, Engine: cluster.EnginePgBackRest})
+				drilltest.DestroyWhenDone(c)
+				Expect(c).To(BeNil())
+				Expect(err).To(MatchError(ContainSubstring("archive_command")), "pgBackRest needs what only a server's owner sets")
+				return
+			}
 			if s.NeedPgBackRest != nil {
 				s.NeedPgBackRest()
 			}
@@ -345,6 +379,13 @@ func Specs(name string, s Subject, labels ...string) bool {
 			sidecar, err := c.PrepareSidecar(ctx, cluster.SidecarSpec{From: backup, Target: cluster.RecoveryTarget{XID: harm}})
 			Expect(err).NotTo(HaveOccurred())
 			Expect(sidecar.Start(ctx)).To(Succeed())
+			Expect(drilltest.QueryInt(ctx, sidecar.DSN(), "SELECT count(*) FROM t")).To(BeEquivalentTo(20), "the sidecar holds the rows before the harm")
+			if s.Existing {
+				Expect(c.ReplaceData(ctx, shard, sidecar)).To(MatchError(cluster.ErrExisting))
+				Expect(shard.Lose(ctx)).To(MatchError(cluster.ErrExisting))
+				Expect(drilltest.QueryInt(ctx, dsn, "SELECT count(*) FROM t WHERE id > 100")).To(BeEquivalentTo(5), "the server is as it was")
+				return
+			}
 			Expect(c.ReplaceData(ctx, shard, sidecar)).To(Succeed())
 			Expect(shard.DSN()).To(Equal(dsn), "clients reconnect to the same address")
 			Expect(drilltest.QueryInt(ctx, dsn, "SELECT count(*) FROM t")).To(BeEquivalentTo(20), "rows before the harm are back")

@@ -179,3 +179,8 @@ func (v volumeFiles) Truncate(ctx context.Context, path string, size int64) erro
 func (v volumeFiles) Remove(ctx context.Context, path string) error {
 	return v.c.tool(ctx, asPostgres, nil, `rm -rf "$1"`, path)
 }
+
+// AwaitArchived implements cluster.Server: the server's archiver fills its archive.
+func (s *server) AwaitArchived(ctx context.Context, segment string, wait time.Duration) error {
+	return cluster.AwaitArchiver(ctx, s.name, s.DSN(), segment, wait)
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net/url"
 	"path/filepath"
 	"slices"
 
@@ -22,13 +23,14 @@ func (p *Provider) Attach(ctx context.Context, runID string) (cluster.Cluster, e
 	if err != nil {
 		return nil, fmt.Errorf("attach to run %s: %w", runID, err)
 	}
-	if rec.Provider != ProviderName || len(rec.Dirs) != 1 || filepath.Base(rec.Dirs[0]) != runID {
+	if (rec.Provider != ProviderName && rec.Provider != ExistingName) || len(rec.Dirs) != 1 || filepath.Base(rec.Dirs[0]) != runID {
 		return nil, fmt.Errorf("attach to run %s: not a local run of this provider", runID)
 	}
-	var spec cluster.Spec
-	if err := json.Unmarshal(rec.Spec, &spec); err != nil {
+	var rs recordSpec
+	if err := json.Unmarshal(rec.Spec, &rs); err != nil {
 		return nil, fmt.Errorf("attach to run %s: read its spec: %w", runID, err)
 	}
+	spec := rs.Spec
 	suffix, err := newRunID()
 	if err != nil {
 		return nil, fmt.Errorf("attach to run %s: %w", runID, err)
@@ -39,10 +41,28 @@ func (p *Provider) Attach(ctx context.Context, runID string) (cluster.Cluster, e
 	}
 	childID := runID + "-" + suffix[1:5]
 	c := &localCluster{p: p, runID: runID, recordID: childID, spec: spec, dir: filepath.Join(p.workRoot, childID),
-		home: rec.Dirs[0], owner: self, attached: true}
+		home: rec.Dirs[0], owner: self, attached: true, provider: rec.Provider}
+	for _, e := range rs.Existing {
+		role, index, ok := cluster.PrimaryRole(e.Name)
+		u, err := url.Parse(e.DSN)
+		if !ok || err != nil {
+			return nil, fmt.Errorf("attach to run %s: its record names server %q at %q", runID, e.Name, e.DSN)
+		}
+		s := c.newServer(e.Name, role, index, role == cluster.RoleShard)
+		s.dir = filepath.Join(c.home, e.Name)
+		if s.archive != "" {
+			s.archive = filepath.Join(s.dir, "archive")
+		}
+		s.remote, s.superuser, s.database, s.version = &remote{maintenance: u}, e.Superuser, e.Database, e.Version
+		if role == cluster.RoleCatalog {
+			c.catalog = s
+		} else {
+			c.shards = append(c.shards, s)
+		}
+	}
 	for _, sr := range rec.Servers {
 		role, index, ok := cluster.PrimaryRole(sr.Name)
-		if !ok {
+		if !ok || len(rs.Existing) > 0 {
 			continue // the owner's own sidecars and standbys are not this handle's business
 		}
 		s := c.newServer(sr.Name, role, index, true)

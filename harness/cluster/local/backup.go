@@ -48,14 +48,13 @@ func (s *server) BaseBackup(ctx context.Context, label string) (cluster.Backup, 
 // disk unless the run is durable. Base backups and standbys are both made this way; extra holds
 // the options one of them needs besides (a standby has no use for a manifest).
 func (c *localCluster) pgBasebackup(ctx context.Context, of *server, dir, label string, extra ...string) error {
-	info := of.Info()
-	args := []string{"-h", info.Host, "-p", strconv.Itoa(info.Port), "-U", "postgres", "-D", dir,
-		"-Fp", "-X", "stream", "-c", "fast", "-l", label, "--no-password"}
+	args := append(of.connArgs(), "-D", dir, "-Fp", "-X", "stream", "-c", "fast", "-l", label, "--no-password")
 	args = append(args, extra...)
 	if !c.spec.Durable {
 		args = append(args, "--no-sync")
 	}
 	cmd := c.p.user.command(exec.CommandContext(ctx, c.p.bins.Path("pg_basebackup"), args...))
+	cmd.Env = of.clientEnv()
 	if out, err := cmd.CombinedOutput(); err != nil {
 		return fmt.Errorf("run pg_basebackup: %w: %s", err, logtail.Last(string(out), 10))
 	}
@@ -93,7 +92,7 @@ func (c *localCluster) PrepareSidecar(ctx context.Context, spec cluster.SidecarS
 	c.seq++
 	name := "sidecar-" + spec.From.Server + "-" + strconv.Itoa(c.seq)
 	s := c.newServer(name, cluster.RoleSidecar, origin.index, false)
-	s.upstream, s.recovery = origin, recovery
+	s.upstream, s.recovery, s.superuser, s.database = origin, recovery, origin.superuser, origin.database
 	c.sidecars = append(c.sidecars, s)
 	c.mu.Unlock()
 	if err := c.p.user.mkdir(s.dir, 0o700); err != nil {
@@ -109,6 +108,11 @@ func (c *localCluster) PrepareSidecar(ctx context.Context, spec cluster.SidecarS
 	}
 	if err := copyTree(ctx, spec.From.Location, s.dataDir()); err != nil {
 		return s, err
+	}
+	if origin.remote != nil {
+		if err := c.adoptConfig(s.dataDir()); err != nil {
+			return s, fmt.Errorf("prepare sidecar: %w", err)
+		}
 	}
 	signal := filepath.Join(s.dataDir(), "recovery.signal")
 	if err := os.WriteFile(signal, nil, 0o600); err != nil {
@@ -209,4 +213,13 @@ func (s *server) ArchivedWAL(context.Context) ([]string, error) {
 		}
 	}
 	return out, nil // os.ReadDir sorts by name, which is WAL order within a timeline
+}
+
+// AwaitArchived implements cluster.Server: the server's archiver fills its archive, or, for a
+// server pgdrill did not start, the WAL receiver streaming from it.
+func (s *server) AwaitArchived(ctx context.Context, segment string, wait time.Duration) error {
+	if s.remote != nil {
+		return cluster.AwaitArchiveFile(ctx, s.name, s.archive, segment, wait)
+	}
+	return cluster.AwaitArchiver(ctx, s.name, s.DSN(), segment, wait)
 }

@@ -21,4 +21,7 @@ func TestLocal(t *testing.T) {
 
 var provider *local.Provider
 
-var _ = BeforeSuite(func(ctx context.Context) { provider = drilltest.NewLocalProvider(ctx) })
+var _ = BeforeSuite(func(ctx context.Context) {
+	provider = drilltest.NewLocalProvider(ctx)
+	fleet = drilltest.StartFleet(ctx, provider, 4)
+})

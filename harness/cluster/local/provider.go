@@ -177,26 +177,11 @@ const runMarkerFile = ".pgdrill-run"
 // Create starts a catalog and spec.Shards shards in parallel. On error the partial cluster is
 // returned too, so the caller can Destroy it.
 func (p *Provider) Create(ctx context.Context, spec cluster.Spec) (cluster.Cluster, error) {
-	if err := spec.Validate(); err != nil {
-		return nil, fmt.Errorf("create cluster: %w", err)
-	}
-	if spec.SidecarDisks && os.Geteuid() != 0 {
-		return nil, fmt.Errorf("create cluster: %w", errNoRootForDisks)
-	}
-	runID, err := newRunID()
+	c, err := p.newCluster(spec, ProviderName)
 	if err != nil {
 		return nil, err
 	}
-	self, err := runstate.Self()
-	if err != nil {
-		return nil, err
-	}
-	dir := filepath.Join(p.workRoot, runID)
-	c := &localCluster{p: p, runID: runID, recordID: runID, spec: spec, dir: dir, home: dir, owner: self}
-	if len(filepath.Join(c.dir, "sidecar-shard-"+strconv.Itoa(cluster.MaxShards)+"-999", ".s.PGSQL.65535")) > maxSocketPath {
-		return nil, fmt.Errorf("create cluster: work root %s is too long for unix socket paths (%d bytes max); use --work-root or PGDRILL_WORK_ROOT with a shorter path",
-			p.workRoot, maxSocketPath)
-	}
+	runID := c.runID
 	// Recorded before anything exists, so that whatever happens next can be reaped.
 	if err := c.saveRecord(); err != nil {
 		return nil, err
@@ -229,6 +214,31 @@ func (p *Provider) Create(ctx context.Context, spec cluster.Spec) (cluster.Clust
 	}
 	p.log.Info("cluster up", "run_id", runID, "shards", spec.Shards, "postgres", p.bins.Version)
 	return c, c.saveRecord()
+}
+
+// newCluster checks spec and returns the handle of a new run of it, with nothing made yet.
+func (p *Provider) newCluster(spec cluster.Spec, provider string) (*localCluster, error) {
+	if err := spec.Validate(); err != nil {
+		return nil, fmt.Errorf("create cluster: %w", err)
+	}
+	if spec.SidecarDisks && os.Geteuid() != 0 {
+		return nil, fmt.Errorf("create cluster: %w", errNoRootForDisks)
+	}
+	runID, err := newRunID()
+	if err != nil {
+		return nil, err
+	}
+	self, err := runstate.Self()
+	if err != nil {
+		return nil, err
+	}
+	dir := filepath.Join(p.workRoot, runID)
+	c := &localCluster{p: p, runID: runID, recordID: runID, spec: spec, dir: dir, home: dir, owner: self, provider: provider}
+	if len(filepath.Join(c.dir, "sidecar-shard-"+strconv.Itoa(cluster.MaxShards)+"-999", ".s.PGSQL.65535")) > maxSocketPath {
+		return nil, fmt.Errorf("create cluster: work root %s is too long for unix socket paths (%d bytes max); use --work-root or PGDRILL_WORK_ROOT with a shorter path",
+			p.workRoot, maxSocketPath)
+	}
+	return c, nil
 }
 
 // bootFromTemplate clones the template into s's directory, starts it and marks its database.
@@ -289,6 +299,9 @@ type localCluster struct {
 	owner     runstate.Process
 	// attached handles reach the run's servers but never stop them (see Provider.Attach).
 	attached bool
+	// provider names what made the cluster: ProviderName, or ExistingName for a cluster built
+	// around servers pgdrill did not start.
+	provider string
 
 	mu       sync.Mutex // guards the fields below and record writes
 	catalog  *server
@@ -301,6 +314,22 @@ type localCluster struct {
 	info     json.RawMessage
 	// dirStore keeps the copy of the record in the handle's own directory, once that exists.
 	dirStore *runstate.Store
+	// databases are those the handle created on servers pgdrill did not start.
+	databases []runstate.DatabaseRecord
+}
+
+// recordSpec is what a run's record keeps of its cluster, for Attach: the spec and, for a
+// cluster built around servers pgdrill did not start, those servers.
+type recordSpec struct {
+	cluster.Spec
+	Existing []existingRecord `json:"existing,omitempty"`
+}
+
+// existingRecord is one server pgdrill did not start, as a run's record keeps it.
+type existingRecord struct {
+	Existing
+	Name     string `json:"name"`
+	Database string `json:"database"`
 }
 
 var _ cluster.Cluster = (*localCluster)(nil)
@@ -317,7 +346,7 @@ func (c *localCluster) newServer(name string, role cluster.Role, index int, arch
 }
 
 func (c *localCluster) RunID() string            { return c.runID }
-func (c *localCluster) Provider() string         { return ProviderName }
+func (c *localCluster) Provider() string         { return c.provider }
 func (c *localCluster) Catalog() cluster.Server  { return c.catalog }
 func (c *localCluster) Shards() []cluster.Server { return toServers(c.shards) }
 
@@ -370,19 +399,30 @@ func (c *localCluster) Detach() error {
 // the run's own directory.
 func (c *localCluster) saveRecord() error {
 	servers := c.owned()
-	spec, err := json.Marshal(c.spec)
-	if err != nil {
-		return fmt.Errorf("encode cluster spec: %w", err)
-	}
-	rec := runstate.Record{RunID: c.recordID, Provider: ProviderName, Owner: c.owner, Dirs: []string{c.dir}, Spec: spec}
+	rs := recordSpec{Spec: c.spec}
+	rec := runstate.Record{RunID: c.recordID, Provider: c.provider, Owner: c.owner, Dirs: []string{c.dir}}
 	for _, s := range servers {
+		if s.remote != nil {
+			rs.Existing = append(rs.Existing, existingRecord{Name: s.name, Database: s.database,
+				Existing: Existing{DSN: s.remote.maintenance.String(), Superuser: s.superuser, Version: s.version}})
+		}
 		if sr := s.record(); sr.Process.PID != 0 {
 			rec.Servers = append(rec.Servers, sr)
 		}
 	}
+	spec, err := json.Marshal(rs)
+	if err != nil {
+		return fmt.Errorf("encode cluster spec: %w", err)
+	}
+	rec.Spec = spec
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	rec.Detached, rec.Info = c.detached, c.info
+	for _, s := range servers {
+		if r := s.remote; r != nil && r.receiver != nil {
+			rec.Servers = append(rec.Servers, runstate.ServerRecord{Name: r.receiver.name, Process: r.receiver.proc, DataDir: r.receiver.dir})
+		}
+	}
+	rec.Detached, rec.Info, rec.Databases = c.detached, c.info, slices.Clone(c.databases)
 	if existing, err := c.p.store.Load(c.recordID); err == nil {
 		rec.Created = existing.Created
 	} else {
@@ -413,10 +453,23 @@ func (c *localCluster) Destroy(ctx context.Context) error {
 	errs := make([]error, len(servers))
 	var wg sync.WaitGroup
 	for i, s := range servers {
-		wg.Go(func() { errs[i] = s.Stop(ctx) })
+		wg.Go(func() {
+			switch {
+			case s.remote == nil:
+				errs[i] = s.Stop(ctx)
+			case s.remote.receiver != nil:
+				errs[i] = s.remote.receiver.stop(ctx)
+			}
+		})
 	}
 	wg.Wait()
 	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("destroy cluster %s: %w", c.runID, err)
+	}
+	c.mu.Lock()
+	dbs := slices.Clone(c.databases)
+	c.mu.Unlock()
+	if err := dropDatabases(ctx, c.runID, dbs); err != nil {
 		return fmt.Errorf("destroy cluster %s: %w", c.runID, err)
 	}
 	if err := removeRunDir(c.dir, c.recordID); err != nil {

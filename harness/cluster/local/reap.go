@@ -27,8 +27,8 @@ func nowUTC() time.Time { return time.Now().UTC() }
 // state dir that recorded it, if that still exists, names what is gone by then and is removed
 // by the next ReapOrphans on that state dir.
 func Reap(ctx context.Context, store *runstate.Store, rec runstate.Record) error {
-	if rec.Provider != ProviderName {
-		return fmt.Errorf("reap run %s: made by provider %q, not %q", rec.RunID, rec.Provider, ProviderName)
+	if rec.Provider != ProviderName && rec.Provider != ExistingName {
+		return fmt.Errorf("reap run %s: made by provider %q, not %q or %q", rec.RunID, rec.Provider, ProviderName, ExistingName)
 	}
 	if !rec.Detached && rec.Owner.Alive() && rec.Owner.PID != selfPID() {
 		return fmt.Errorf("reap run %s: its pgdrill process %d is still running; stop that instead",
@@ -48,6 +48,9 @@ func Reap(ctx context.Context, store *runstate.Store, rec runstate.Record) error
 	if err := errors.Join(errs...); err != nil {
 		return err
 	}
+	if err := dropDatabases(ctx, rec.RunID, rec.Databases); err != nil {
+		return fmt.Errorf("reap run %s: %w", rec.RunID, err)
+	}
 	for _, dir := range rec.Dirs {
 		if filepath.Base(dir) != rec.RunID {
 			return fmt.Errorf("reap run %s: directory %s is not named after the run; left alone", rec.RunID, dir)
@@ -65,8 +68,10 @@ func Reap(ctx context.Context, store *runstate.Store, rec runstate.Record) error
 // recorded them (FindRuns). It returns the run ids reaped.
 func ReapOrphans(ctx context.Context, workRoot string, store *runstate.Store, log *slog.Logger) ([]string, error) {
 	recs, findErr := FindRuns(workRoot, store) // what it could read is reaped all the same
-	reaped, err := runstate.ReapOrphaned(recs, ProviderName, func(rec runstate.Record) error { return Reap(ctx, store, rec) }, log)
-	return reaped, errors.Join(findErr, err)
+	reap := func(rec runstate.Record) error { return Reap(ctx, store, rec) }
+	reaped, err := runstate.ReapOrphaned(recs, ProviderName, reap, log)
+	around, aroundErr := runstate.ReapOrphaned(recs, ExistingName, reap, log)
+	return append(reaped, around...), errors.Join(findErr, err, aroundErr)
 }
 
 // FindRuns returns every run recorded in store and, for `pgdrill down --all`, `pgdrill ls` and
@@ -132,7 +137,7 @@ func dirRecord(dir string) (rec runstate.Record, ok bool, err error) {
 	if err != nil {
 		return rec, false, fmt.Errorf("read the record in run directory %s: %w", dir, err)
 	}
-	if rec.RunID != id || rec.Provider != ProviderName || !slices.Equal(rec.Dirs, []string{dir}) {
+	if rec.RunID != id || (rec.Provider != ProviderName && rec.Provider != ExistingName) || !slices.Equal(rec.Dirs, []string{dir}) {
 		return rec, false, fmt.Errorf("read the record in run directory %s: it names run %q of provider %q in %v; ignored",
 			dir, rec.RunID, rec.Provider, rec.Dirs)
 	}

@@ -17,8 +17,10 @@ import (
 // from the server's older base backups across the new timeline.
 func (c *localCluster) ReplaceData(ctx context.Context, target, sidecar cluster.Server) error {
 	dst, src := c.find(target.Name()), c.find(sidecar.Name())
-	if dst != nil && dst.foreign {
-		return fmt.Errorf("replace data of %s: %w", target.Name(), cluster.ErrNotOwned)
+	if dst != nil {
+		if err := dst.mayControl(); err != nil {
+			return fmt.Errorf("replace data of %s: %w", target.Name(), err)
+		}
 	}
 	if dst == nil || src == nil || src.role != cluster.RoleSidecar || src.upstream != dst {
 		return fmt.Errorf("replace data of %s: %s is not a sidecar restored from it in run %s",

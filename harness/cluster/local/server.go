@@ -39,6 +39,15 @@ type server struct {
 	// foreign servers belong to the run an attached handle reaches: this process never stops,
 	// starts or signals them.
 	foreign bool
+	// remote is set for a server pgdrill did not start (provider existing).
+	remote *remote
+	// superuser and database are the role and database the server's DSN names, when not
+	// "postgres" and cluster.DefaultDatabase: a server pgdrill did not start, and its copies,
+	// have the user's bootstrap superuser and a database named after the run.
+	superuser, database string
+	// version is a server pgdrill did not start's major version (its own servers' is the
+	// binaries').
+	version string
 	// applyDelay is a standby's recovery_min_apply_delay.
 	applyDelay time.Duration
 	// recovery holds recovery settings: a sidecar's for its first start, a standby's for every
@@ -63,17 +72,25 @@ func (s *server) logPath() string { return filepath.Join(s.dir, "postgres.log") 
 
 func (s *server) Name() string       { return s.name }
 func (s *server) Role() cluster.Role { return s.role }
-func (s *server) DSN() string        { return s.DSNFor(cluster.DefaultDatabase) }
+func (s *server) DSN() string        { return s.DSNFor(s.db()) }
 
 func (s *server) DSNFor(database string) string {
+	if database == cluster.DefaultDatabase {
+		database = s.db() // on a server pgdrill did not start (and its copies), named after the run
+	}
+	if s.remote != nil {
+		u := *s.remote.maintenance
+		u.Path = "/" + database
+		return u.String()
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return dsnAt(s.port, database)
+	return dsnAt(s.port, s.user(), database)
 }
 
-// dsnAt is the connection URL of a database on a loopback port, as the superuser pgdrill made.
-func dsnAt(port int, database string) string {
-	u := url.URL{Scheme: "postgres", User: url.User("postgres"), Host: "127.0.0.1:" + strconv.Itoa(port),
+// dsnAt is the connection URL of a database on a loopback port, as user.
+func dsnAt(port int, user, database string) string {
+	u := url.URL{Scheme: "postgres", User: url.User(user), Host: "127.0.0.1:" + strconv.Itoa(port),
 		Path: "/" + database, RawQuery: "sslmode=disable"}
 	return u.String()
 }
@@ -82,6 +99,14 @@ func (s *server) Info() cluster.ServerInfo {
 	var upstream string
 	if s.upstream != nil {
 		upstream = s.upstream.name
+	}
+	if s.remote != nil {
+		port, _ := strconv.Atoi(s.remote.maintenance.Port())
+		if port == 0 {
+			port = 5432
+		}
+		return cluster.ServerInfo{Name: s.name, Role: s.role, Index: s.index, Host: s.remote.maintenance.Hostname(), Port: port,
+			DSN: s.DSN(), Version: s.version, WALArchive: s.archive}
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -94,7 +119,7 @@ func (s *server) Info() cluster.ServerInfo {
 		}
 	}
 	return cluster.ServerInfo{Name: s.name, Role: s.role, Index: s.index, Host: "127.0.0.1", Port: s.port, PID: pid, Instance: instance,
-		DSN:     dsnAt(s.port, cluster.DefaultDatabase),
+		DSN:     dsnAt(s.port, s.user(), s.db()),
 		Version: s.c.p.bins.Major, DataDir: s.dataDir(), WALArchive: s.archive, Account: s.c.p.user.Name, BinDir: s.c.p.bins.Dir,
 		Paused: s.paused, Upstream: upstream}
 }
@@ -136,8 +161,7 @@ func (s *server) writeConf(port int) error {
 	if s.role == cluster.RoleStandby {
 		// The primary's address is read on every start: it keeps its port across restarts,
 		// but not across a lost port race.
-		set["primary_conninfo"] = fmt.Sprintf("host=127.0.0.1 port=%d user=postgres application_name=%s",
-			s.upstream.Info().Port, s.name)
+		set["primary_conninfo"] = s.upstream.primaryConninfo(s.name)
 		set["recovery_min_apply_delay"] = strconv.FormatInt(s.applyDelay.Milliseconds(), 10)
 		set["hot_standby"] = "on"
 		// A standby that fell behind what the primary keeps catches up from its archive.
@@ -172,8 +196,8 @@ func (s *server) writeConf(port int) error {
 // for its previous port first, so that connection strings handed out stay valid; a port lost to
 // another process is retried on a new one.
 func (s *server) Start(ctx context.Context) error {
-	if s.foreign {
-		return fmt.Errorf("start %s: %w", s.name, cluster.ErrNotOwned)
+	if err := s.mayControl(); err != nil {
+		return fmt.Errorf("start %s: %w", s.name, err)
 	}
 	s.mu.Lock()
 	running, port := s.exited != nil, s.port
@@ -321,8 +345,8 @@ func (s *server) Log() string { return s.logSince(0) }
 
 // Stop shuts the server down (fast shutdown, SIGKILL after stopTimeout).
 func (s *server) Stop(ctx context.Context) error {
-	if s.foreign {
-		return fmt.Errorf("stop %s: %w", s.name, cluster.ErrNotOwned)
+	if err := s.mayControl(); err != nil {
+		return fmt.Errorf("stop %s: %w", s.name, err)
 	}
 	s.mu.Lock()
 	proc, exited := s.proc, s.exited
@@ -342,8 +366,8 @@ func (s *server) Stop(ctx context.Context) error {
 // Kill sends SIGKILL to the postmaster and all its backends, as a crash of the host would, and
 // returns once they are all gone, so that the server can be started again at once.
 func (s *server) Kill(ctx context.Context) error {
-	if s.foreign {
-		return fmt.Errorf("kill %s: %w", s.name, cluster.ErrNotOwned)
+	if err := s.mayControl(); err != nil {
+		return fmt.Errorf("kill %s: %w", s.name, err)
 	}
 	s.mu.Lock()
 	proc, exited := s.proc, s.exited
@@ -383,8 +407,8 @@ func (s *server) Pause(context.Context) error { return s.signalGroup(syscall.SIG
 func (s *server) Resume(context.Context) error { return s.signalGroup(syscall.SIGCONT, false) }
 
 func (s *server) signalGroup(sig syscall.Signal, paused bool) error {
-	if s.foreign {
-		return fmt.Errorf("signal %s: %w", s.name, cluster.ErrNotOwned)
+	if err := s.mayControl(); err != nil {
+		return fmt.Errorf("signal %s: %w", s.name, err)
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()

@@ -27,7 +27,7 @@ func (c *localCluster) StartStandby(ctx context.Context, of cluster.Server, spec
 	c.mu.Lock()
 	c.seq++
 	s := c.newServer("standby-"+primary.name+"-"+strconv.Itoa(c.seq), cluster.RoleStandby, primary.index, false)
-	s.upstream, s.applyDelay = primary, spec.ApplyDelay
+	s.upstream, s.applyDelay, s.superuser, s.database = primary, spec.ApplyDelay, primary.superuser, primary.database
 	c.standbys = append(c.standbys, s)
 	c.mu.Unlock()
 	if err := c.p.user.mkdir(s.dir, 0o700); err != nil {
@@ -35,6 +35,11 @@ func (c *localCluster) StartStandby(ctx context.Context, of cluster.Server, spec
 	}
 	if err := c.pgBasebackup(ctx, primary, s.dataDir(), s.name, "--no-manifest"); err != nil {
 		return s, fmt.Errorf("start standby of %s: back up: %w", primary.name, err)
+	}
+	if primary.remote != nil {
+		if err := c.adoptConfig(s.dataDir()); err != nil {
+			return s, fmt.Errorf("start standby of %s: %w", primary.name, err)
+		}
 	}
 	signal := filepath.Join(s.dataDir(), "standby.signal")
 	if err := os.WriteFile(signal, nil, 0o600); err != nil {

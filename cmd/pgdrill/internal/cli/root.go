@@ -28,7 +28,10 @@ type app struct {
 	runUser   string
 	provider  string
 	image     string
-	log       *slog.Logger
+	// catalogURL and shardURLs name the servers of provider existing.
+	catalogURL string
+	shardURLs  []string
+	log        *slog.Logger
 	// host is where everything runs: every command goes through it.
 	host *drill.Host
 }
@@ -90,6 +93,8 @@ Data goes to stdout, logs and progress to stderr.
 	f.StringVar(&a.runUser, "run-user", drill.DefaultRunUser, "unprivileged account Postgres runs as when pgdrill runs as root (created when missing)")
 	f.StringVar(&a.provider, "provider", "", "where clusters run: "+strings.Join(drill.Providers(), " or ")+" (default: the scenario's, else local)")
 	f.StringVar(&a.image, "image", "", "Postgres image of the container provider (default: pgdrill's own, made by `pgdrill image build`)")
+	f.StringVar(&a.catalogURL, "catalog-url", "", "provider existing: the catalog's server, as postgres://ROLE@HOST:PORT/DB (DB: where pgdrill creates and drops its own databases)")
+	f.StringArrayVar(&a.shardURLs, "shard-url", nil, "provider existing: a shard's server, one per shard, in order (repeat)")
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error {
 		return exitcode.With(err, exitcode.InvalidInput)
 	})
@@ -119,7 +124,7 @@ func (a *app) setUp() error {
 		return invalid("--log-format must be text or json, got %q", a.logFormat)
 	}
 	a.host = drill.NewHost(drill.HostOptions{BinDir: a.pgBin, WorkRoot: a.workRoot, StateDir: a.stateDir, RunUser: a.runUser,
-		Provider: a.provider, Image: a.image, Log: a.log})
+		Provider: a.provider, Image: a.image, Servers: drill.ExistingServers{Catalog: a.catalogURL, Shards: a.shardURLs}, Log: a.log})
 	return nil
 }
 

@@ -47,7 +47,9 @@ verdict's: 0 PASS or PASS_WITH_CONDITIONS, 1 FAIL, 3 ERROR, 4 ABORTED, 5 INCONCL
   pgdrill run wrong-id-deletion --strategy pitr-sidecar --out ./reports
   pgdrill run --runbook ./our-restore.sh --runbook-timeout 20m   # drill your own procedure
   pgdrill run --provider container              # every server a container (pgdrill image build first)
-  DOCKER_HOST=tcp://drill-host:2375 pgdrill run --provider container   # on a bigger machine's engine`,
+  DOCKER_HOST=tcp://drill-host:2375 pgdrill run --provider container   # on a bigger machine's engine
+  pgdrill run --provider existing --catalog-url postgres://drill@cat:5432/postgres \
+    --shard-url postgres://drill@s0:5432/postgres --shard-url ...   # servers you run (one per shard)`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if len(args) == 0 {
 				args = []string{defaultScenario}
