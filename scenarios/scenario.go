@@ -56,6 +56,9 @@ func (s *Scenario) NeedsOwnServers() []string {
 	if s.Spec.Incident.Kind == ShardLoss {
 		why = append(why, "spec.incident.kind: shard-loss destroys a shard's server and its data")
 	}
+	if s.Spec.Restore.Strategy == FullShardPITR {
+		why = append(why, "spec.restore.strategy: full-shard-pitr replaces a shard's data with a recovered copy")
+	}
 	if s.Spec.Protection.PgBackRest {
 		why = append(why, "spec.protection.pgbackrest: pgBackRest archives through a server's own archive_command and reads its data directory, which only its owner can give")
 	}

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -56,16 +55,22 @@ func AwaitArchiver(ctx context.Context, name, dsn, segment string, wait time.Dur
 	return fmt.Errorf("%w: %s)", ErrArchiveStalled, msg)
 }
 
-// AwaitArchiveFile waits until the WAL archive directory dir, on this machine, holds segment as
-// a complete file: how Server.AwaitArchived works for an archive that a WAL receiver
-// (pg_receivewal) fills, which renames a segment from its .partial name only once it is whole.
+// AwaitArchiveFile waits until the WAL archive directory dir, on this machine, holds segment (or
+// a later one of its timeline) as a complete file: how Server.AwaitArchived works for an archive
+// that a WAL receiver (pg_receivewal) fills, which renames a segment from its .partial name only
+// once it is whole.
 func AwaitArchiveFile(ctx context.Context, name, dir, segment string, wait time.Duration) error {
 	deadline := time.Now().Add(wait)
 	for {
-		if _, err := os.Stat(filepath.Join(dir, segment)); err == nil {
-			return nil
-		} else if !errors.Is(err, os.ErrNotExist) {
+		entries, err := os.ReadDir(dir)
+		if err != nil {
 			return fmt.Errorf("look for %s in the WAL archive of %s: %w", segment, name, err)
+		}
+		for _, e := range entries {
+			// Segment names of one timeline sort in WAL order.
+			if IsWALSegment(e.Name()) && len(segment) >= 8 && e.Name()[:8] == segment[:8] && e.Name() >= segment {
+				return nil
+			}
 		}
 		if time.Now().After(deadline) {
 			return fmt.Errorf("%w: the WAL archive of %s has not received %s after %s", ErrArchiveStalled, name, segment, wait)

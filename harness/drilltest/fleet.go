@@ -107,6 +107,18 @@ func (f Fleet) Busy(ctx context.Context) {
 	}()
 }
 
+// Databases lists the databases of each of the fleet's servers, catalog first.
+func (f Fleet) Databases(ctx context.Context) [][]string {
+	ginkgo.GinkgoHelper()
+	out := make([][]string, len(f.Owner))
+	for i, s := range f.Owner {
+		gomega.Expect(cluster.WithConn(ctx, s.DSNFor("postgres"), func(conn *pgx.Conn) error {
+			return conn.QueryRow(ctx, "SELECT array_agg(datname ORDER BY datname) FROM pg_database").Scan(&out[i])
+		})).To(gomega.Succeed())
+	}
+	return out
+}
+
 // OpenedBy lists the databases role connected to on the fleet's servers, from their logs, as
 // "server/database"; replication connections, which open none, are not among them.
 func (f Fleet) OpenedBy(role string) []string {

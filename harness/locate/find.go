@@ -184,7 +184,7 @@ type searched struct {
 func runDatabases(ctx context.Context, live cluster.Server) (map[uint32]bool, error) {
 	ours := map[uint32]bool{}
 	err := cluster.WithConn(ctx, live.DSN(), func(conn *pgx.Conn) error {
-		rows, err := conn.Query(ctx, "SELECT oid::int8 FROM pg_database WHERE datname = current_database() OR datname ~ '^t_[0-9]+$'")
+		rows, err := conn.Query(ctx, "SELECT oid::int8 FROM pg_database WHERE datname = current_database() OR datname ~ $1", fixtures.TenantContainerPattern)
 		if err != nil {
 			return err
 		}

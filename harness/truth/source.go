@@ -79,11 +79,11 @@ func (s Source) connect(ctx context.Context, shard int, database string) (*pgx.C
 // containers lists the tenant schemas (schema layout) or databases (database layout) on a
 // shard, by tenant id.
 func (s Source) containers(ctx context.Context, conn *pgx.Conn) (map[int64]string, error) {
-	q := `SELECT nspname::pg_catalog.text FROM pg_catalog.pg_namespace WHERE nspname ~ '^t_[0-9]+$'`
+	q := `SELECT nspname::pg_catalog.text FROM pg_catalog.pg_namespace WHERE nspname ~ $1`
 	if s.Layout == fixtures.LayoutDatabase {
-		q = `SELECT datname::pg_catalog.text FROM pg_catalog.pg_database WHERE datname ~ '^t_[0-9]+$'`
+		q = `SELECT datname::pg_catalog.text FROM pg_catalog.pg_database WHERE datname ~ $1`
 	}
-	names, err := queryStrings(ctx, conn, q)
+	names, err := queryStrings(ctx, conn, q, fixtures.TenantContainerPattern)
 	if err != nil {
 		return nil, fmt.Errorf("list tenant %ss: %w", s.Layout, err)
 	}

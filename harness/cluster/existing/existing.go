@@ -23,6 +23,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 
+	"github.com/pgdrill/pgdrill/fixtures"
 	"github.com/pgdrill/pgdrill/harness/cluster"
 	"github.com/pgdrill/pgdrill/harness/cluster/local"
 )
@@ -35,9 +36,9 @@ const Name = local.ExistingName
 // own PGPASSWORD or ~/.pgpass.
 type Servers struct {
 	// Catalog is the server the tenant directory goes on.
-	Catalog string `yaml:"catalog" json:"catalog"`
+	Catalog string
 	// Shards are the shard servers, shard-0 first: one server each.
-	Shards []string `yaml:"shards" json:"shards"`
+	Shards []string
 }
 
 // Provider builds clusters around existing servers, with this host's Postgres binaries for
@@ -95,11 +96,11 @@ func (p *Provider) Create(ctx context.Context, spec cluster.Spec) (cluster.Clust
 	}
 	c, err := p.host.CreateAround(ctx, spec, found[0], found[1:])
 	if err != nil {
-		return c, err
+		return c, fmt.Errorf("create cluster on existing servers: %w", err)
 	}
 	if err := checkOwnDatabases(ctx, c); err != nil {
 		if derr := c.Destroy(ctx); derr != nil {
-			return c, errors.Join(err, derr)
+			return c, fmt.Errorf("create cluster on existing servers: %w", errors.Join(err, derr))
 		}
 		return nil, fmt.Errorf("create cluster on existing servers: refused, and what was created is dropped: %w", err)
 	}
@@ -123,7 +124,7 @@ func checkOwnDatabases(ctx context.Context, c cluster.Cluster) error {
 				Scan(&role, &super, &switchWAL, &restorePoint, &walinspect)
 		})
 		if err != nil {
-			errs = append(errs, fmt.Errorf("%s: %w", s.Name(), err))
+			errs = append(errs, fmt.Errorf("check the run's database on %s: %w", s.Name(), err))
 			continue
 		}
 		ident := pgx.Identifier{role}.Sanitize()
@@ -177,29 +178,32 @@ func serverName(i int) string {
 func check(ctx context.Context, name, dsn, major string) (local.Existing, string, error) {
 	u, err := url.Parse(dsn)
 	if err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") || u.Host == "" {
-		return local.Existing{}, "", fmt.Errorf("%s: %q is not a postgres://role@host:port/database URL", name, redact(dsn))
+		return local.Existing{}, "", fmt.Errorf("%s: the server is not named by a postgres://role@host:port/database URL (a keyword=value string is not taken)", name)
 	}
-	where := fmt.Sprintf("%s (%s)", name, u.Redacted())
+	where := fmt.Sprintf("%s (%s)", name, cluster.Redacted(dsn))
 	var (
 		role, superuser, walLevel, started, tenantDBs       string
 		super, createdb, replication, readFiles, walinspect bool
-		version, senders, busy                              int
+		version, senders, busy, slots                       int
+		settings                                            []string
 	)
 	err = cluster.WithConn(ctx, dsn, func(conn *pgx.Conn) error {
 		return conn.QueryRow(ctx, `SELECT current_user, r.rolsuper, r.rolcreatedb, r.rolreplication,
 			current_setting('server_version_num')::int / 10000, current_setting('wal_level'),
 			current_setting('max_wal_senders')::int, (SELECT count(*) FROM pg_stat_replication)::int,
+			current_setting('max_replication_slots')::int - (SELECT count(*) FROM pg_replication_slots)::int,
+			ARRAY(SELECT current_setting(n) FROM unnest($2::text[]) n),
 			(SELECT rolname FROM pg_roles WHERE oid = 10),
 			pg_has_role('pg_read_server_files', 'MEMBER'),
 			EXISTS (SELECT FROM pg_available_extensions WHERE name = 'pg_walinspect'),
 			pg_postmaster_start_time()::text,
-			(SELECT coalesce(string_agg(datname, ', ' ORDER BY datname), '') FROM pg_database WHERE datname ~ '^t_[0-9]+$')
-			FROM pg_roles r WHERE r.rolname = current_user`).
-			Scan(&role, &super, &createdb, &replication, &version, &walLevel, &senders, &busy, &superuser,
+			(SELECT coalesce(string_agg(datname, ', ' ORDER BY datname), '') FROM pg_database WHERE datname ~ $1)
+			FROM pg_roles r WHERE r.rolname = current_user`, fixtures.TenantContainerPattern, local.HotStandbySettings).
+			Scan(&role, &super, &createdb, &replication, &version, &walLevel, &senders, &busy, &slots, &settings, &superuser,
 				&readFiles, &walinspect, &started, &tenantDBs)
 	})
 	if err != nil {
-		return local.Existing{}, "", fmt.Errorf("%s: %w", where, err)
+		return local.Existing{}, "", fmt.Errorf("check %s: %w", where, err)
 	}
 	var missing []string
 	need := func(ok bool, what, grant string) {
@@ -220,6 +224,9 @@ func check(ctx context.Context, name, dsn, major string) (local.Existing, string
 	if free := senders - busy; free < freeSenders {
 		missing = append(missing, fmt.Sprintf("max_wal_senders leaves %d free (%d set, %d in use), and a drill uses up to %d", free, senders, busy, freeSenders))
 	}
+	if slots < 1 {
+		missing = append(missing, "max_replication_slots leaves none free, and a base backup takes a temporary slot while it streams the WAL it needs")
+	}
 	if !walinspect {
 		missing = append(missing, "the pg_walinspect extension is not installed on the server's host (Debian: postgresql-contrib, part of postgresql-15)")
 	}
@@ -234,11 +241,15 @@ func check(ctx context.Context, name, dsn, major string) (local.Existing, string
 		missing = append(missing, fmt.Sprintf("no replication connection: %v", err))
 	}
 	if len(missing) > 0 {
-		return local.Existing{}, "", fmt.Errorf("%s: %s", where, strings.Join(missing, "; "))
+		return local.Existing{}, "", fmt.Errorf("check %s: %s", where, strings.Join(missing, "; "))
+	}
+	set := map[string]string{}
+	for i, name := range local.HotStandbySettings {
+		set[name] = settings[i]
 	}
 	// A copy of a server (a clone, a restored backup) keeps its system identifier; the same
 	// server named twice also has the same postmaster.
-	return local.Existing{DSN: dsn, Superuser: superuser, Version: strconv.Itoa(version)}, id + " started " + started, nil
+	return local.Existing{DSN: dsn, Superuser: superuser, Version: strconv.Itoa(version), Settings: set}, id + " started " + started, nil
 }
 
 // systemIdentifier opens a replication connection to the server, as its WAL receiver and base
@@ -250,23 +261,15 @@ func systemIdentifier(ctx context.Context, u *url.URL) (string, error) {
 	r.RawQuery = q.Encode()
 	conn, err := pgconn.Connect(ctx, r.String())
 	if err != nil {
-		return "", err
+		return "", fmt.Errorf("open a replication connection: %w", err)
 	}
 	defer conn.Close(context.WithoutCancel(ctx))
 	results, err := conn.Exec(ctx, "IDENTIFY_SYSTEM").ReadAll()
 	if err != nil {
-		return "", err
+		return "", fmt.Errorf("identify the system: %w", err)
 	}
 	if len(results) != 1 || len(results[0].Rows) != 1 || len(results[0].Rows[0]) == 0 {
 		return "", errors.New("IDENTIFY_SYSTEM returned no row")
 	}
 	return string(results[0].Rows[0][0]), nil
-}
-
-// redact hides a password in a string that may be a URL, for error messages.
-func redact(dsn string) string {
-	if u, err := url.Parse(dsn); err == nil {
-		return u.Redacted()
-	}
-	return "(unparsable)"
 }

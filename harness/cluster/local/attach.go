@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net/url"
 	"path/filepath"
 	"slices"
 
@@ -44,16 +43,17 @@ func (p *Provider) Attach(ctx context.Context, runID string) (cluster.Cluster, e
 		home: rec.Dirs[0], owner: self, attached: true, provider: rec.Provider}
 	for _, e := range rs.Existing {
 		role, index, ok := cluster.PrimaryRole(e.Name)
-		u, err := url.Parse(e.DSN)
+		r, err := newRemote(e.DSN)
 		if !ok || err != nil {
-			return nil, fmt.Errorf("attach to run %s: its record names server %q at %q", runID, e.Name, e.DSN)
+			return nil, fmt.Errorf("attach to run %s: its record names server %q at %s", runID, e.Name, cluster.Redacted(e.DSN))
 		}
 		s := c.newServer(e.Name, role, index, role == cluster.RoleShard)
 		s.dir = filepath.Join(c.home, e.Name)
 		if s.archive != "" {
 			s.archive = filepath.Join(s.dir, "archive")
 		}
-		s.remote, s.superuser, s.database, s.version = &remote{maintenance: u}, e.Superuser, e.Database, e.Version
+		r.settings = e.Settings
+		s.remote, s.superuser, s.database, s.version = r, e.Superuser, e.Database, e.Version
 		if role == cluster.RoleCatalog {
 			c.catalog = s
 		} else {

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/pgdrill/pgdrill/harness/cluster"
 	"github.com/pgdrill/pgdrill/harness/logtail"
@@ -36,12 +37,27 @@ type Existing struct {
 	Superuser string `json:"superuser"`
 	// Version is the server's major version; it must be this host's binaries' own.
 	Version string `json:"version"`
+	// Settings are the server's values of what a copy of it must set at least as high to
+	// replay its WAL (HotStandbySettings).
+	Settings map[string]string `json:"settings,omitempty"`
 }
+
+// HotStandbySettings are the settings a server replaying another's WAL must have at least as
+// high as that server (else recovery pauses, "insufficient parameter settings"): a copy of a
+// server pgdrill did not start takes that server's values.
+var HotStandbySettings = []string{"max_connections", "max_worker_processes", "max_wal_senders", "max_prepared_transactions", "max_locks_per_transaction"}
 
 // remote is what a server pgdrill did not start has that its own servers have not.
 type remote struct {
-	// maintenance is the user's connection URL, in the database they named.
+	// settings are its HotStandbySettings, which its copies take.
+	settings map[string]string
+	// maintenance is the user's connection URL, in the database they named, without its
+	// password: what is shown, and put on command lines.
 	maintenance *url.URL
+	// password is the role's, from the URL or libpq's PGPASSWORD and ~/.pgpass (read by this
+	// process, which the tools it runs as the run user cannot), handed to those tools as
+	// PGPASSWORD.
+	password string
 	// receiver streams the server's WAL into its archive (pg_receivewal); nil for the catalog,
 	// whose WAL no restore replays.
 	receiver *receiver
@@ -79,16 +95,17 @@ func (p *Provider) CreateAround(ctx context.Context, spec cluster.Spec, catalog 
 	servers := append([]Existing{catalog}, shards...)
 	all := make([]*server, len(servers))
 	for i, e := range servers {
-		u, err := url.Parse(e.DSN)
-		if err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
-			return nil, fmt.Errorf("create cluster: server %d: %q is not a postgres:// URL", i, e.DSN)
+		r, err := newRemote(e.DSN)
+		if err != nil {
+			return nil, fmt.Errorf("create cluster: server %d: %w", i, err)
 		}
 		name, role, index := "shard-"+strconv.Itoa(i-1), cluster.RoleShard, i-1
 		if i == 0 {
 			name, role, index = "catalog", cluster.RoleCatalog, -1
 		}
 		s := c.newServer(name, role, index, role == cluster.RoleShard)
-		s.remote, s.superuser, s.database, s.version = &remote{maintenance: u}, e.Superuser, "pgdrill_"+runID, e.Version
+		r.settings = e.Settings
+		s.remote, s.superuser, s.database, s.version = r, e.Superuser, "pgdrill_"+runID, e.Version
 		all[i] = s
 	}
 	c.catalog, c.shards = all[0], all[1:]
@@ -112,6 +129,33 @@ func (p *Provider) CreateAround(ctx context.Context, spec cluster.Spec, catalog 
 	return c, c.saveRecord()
 }
 
+// newRemote reads a server's connection URL: where it is, as whom, and the role's password.
+func newRemote(dsn string) (*remote, error) {
+	u, err := url.Parse(dsn)
+	if err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
+		return nil, fmt.Errorf("read server URL %s: not a postgres:// URL", cluster.Redacted(dsn))
+	}
+	cfg, err := pgconn.ParseConfig(dsn)
+	if err != nil {
+		return nil, fmt.Errorf("read server URL %s: %w", cluster.Redacted(dsn), err)
+	}
+	clean, _ := cluster.WithoutPassword(u)
+	return &remote{maintenance: clean, password: cfg.Password}, nil
+}
+
+// url is the server's URL for database, with the password: for this process's connections
+// and run records (kept 0600), never for display.
+func (r *remote) url(database string) string {
+	u := *r.maintenance
+	if database != "" {
+		u.Path = "/" + database
+	}
+	if r.password != "" {
+		u.User = url.UserPassword(u.User.Username(), r.password)
+	}
+	return u.String()
+}
+
 // adopt readies a server pgdrill did not start: its database, marked, and for a shard a WAL
 // receiver streaming into its archive.
 func (c *localCluster) adopt(ctx context.Context, s *server) error {
@@ -119,20 +163,9 @@ func (c *localCluster) adopt(ctx context.Context, s *server) error {
 		return err
 	}
 	c.mu.Lock()
-	c.databases = append(c.databases, runstate.DatabaseRecord{Server: s.name, Maintenance: s.remote.maintenance.String(), Name: s.database})
 	c.mu.Unlock()
-	if err := c.saveRecord(); err != nil { // before the database exists: a run killed now drops it
+	if _, err := s.createDatabase(ctx, s.remote.url(""), s.database); err != nil {
 		return err
-	}
-	err := cluster.WithConn(ctx, s.remote.maintenance.String(), func(conn *pgx.Conn) error {
-		_, err := conn.Exec(ctx, "CREATE DATABASE "+pgx.Identifier{s.database}.Sanitize())
-		return err
-	})
-	if err != nil {
-		return fmt.Errorf("create database %s on %s: %w", s.database, s.name, err)
-	}
-	if err := cluster.WithConn(ctx, s.DSN(), func(conn *pgx.Conn) error { return cluster.Mark(ctx, conn, c.runID, s.role) }); err != nil {
-		return fmt.Errorf("mark %s: %w", s.name, err)
 	}
 	if s.archive == "" {
 		return nil
@@ -141,6 +174,30 @@ func (c *localCluster) adopt(ctx context.Context, s *server) error {
 		return err
 	}
 	return s.startReceiver(ctx)
+}
+
+// createDatabase creates database name on a server pgdrill did not start, from the connection
+// from (to a database already there), marks it for the run and returns its URL. It is in the
+// run's record before it exists, so that a run killed now has it dropped.
+func (s *server) createDatabase(ctx context.Context, from, name string) (string, error) {
+	s.c.mu.Lock()
+	s.c.databases = append(s.c.databases, runstate.DatabaseRecord{Server: s.name, Maintenance: s.remote.url(""), Name: name})
+	s.c.mu.Unlock()
+	if err := s.c.saveRecord(); err != nil {
+		return "", err
+	}
+	err := cluster.WithConn(ctx, from, func(conn *pgx.Conn) error {
+		_, err := conn.Exec(ctx, "CREATE DATABASE "+pgx.Identifier{name}.Sanitize())
+		return err
+	})
+	if err != nil {
+		return "", fmt.Errorf("create database %s on %s: %w", name, s.name, err)
+	}
+	dsn := s.DSNFor(name)
+	if err := cluster.WithConn(ctx, dsn, func(conn *pgx.Conn) error { return cluster.Mark(ctx, conn, s.c.runID, s.role) }); err != nil {
+		return "", fmt.Errorf("mark database %s on %s: %w", name, s.name, err)
+	}
+	return dsn, nil
 }
 
 // startReceiver starts pg_receivewal on the server into its archive and returns once it
@@ -207,18 +264,27 @@ func (r *receiver) stop(ctx context.Context) error {
 	return nil
 }
 
+// dropWait bounds dropping one database: a server that does not answer must not hold up every
+// later pgdrill, whose start reaps killed runs.
+const dropWait = 20 * time.Second
+
 // dropDatabases drops the databases a run created on servers it did not start, each only while
 // it carries the run's marker and no other; one already gone is fine.
 func dropDatabases(ctx context.Context, runID string, dbs []runstate.DatabaseRecord) error {
 	errs := make([]error, len(dbs))
 	var wg sync.WaitGroup
 	for i, db := range dbs {
-		wg.Go(func() { errs[i] = dropDatabase(ctx, runID, db) })
+		wg.Go(func() {
+			ctx, cancel := context.WithTimeout(ctx, dropWait)
+			defer cancel()
+			errs[i] = dropDatabase(ctx, runID, db)
+		})
 	}
 	wg.Wait()
 	return errors.Join(errs...)
 }
 
+// dropDatabase drops one database of dropDatabases.
 func dropDatabase(ctx context.Context, runID string, db runstate.DatabaseRecord) error {
 	u, err := url.Parse(db.Maintenance)
 	if err != nil {
@@ -293,9 +359,7 @@ func (s *server) mayControl() error {
 // password is never among them, where every account's ps would show it: clientEnv passes it.
 func (s *server) connArgs() []string {
 	if s.remote != nil {
-		u := *s.remote.maintenance
-		u.User = url.User(u.User.Username())
-		return []string{"-d", u.String()}
+		return []string{"-d", s.remote.maintenance.String()}
 	}
 	return []string{"-h", "127.0.0.1", "-p", strconv.Itoa(s.Info().Port), "-U", s.user()}
 }
@@ -304,10 +368,8 @@ func (s *server) connArgs() []string {
 // with the password of a server pgdrill did not start, if its URL has one, as PGPASSWORD.
 func (s *server) clientEnv() []string {
 	env := os.Environ()
-	if s.remote != nil {
-		if pw, ok := s.remote.maintenance.User.Password(); ok {
-			env = append(env, "PGPASSWORD="+pw)
-		}
+	if s.remote != nil && s.remote.password != "" {
+		env = append(env, "PGPASSWORD="+s.remote.password)
 	}
 	return env
 }
@@ -315,7 +377,12 @@ func (s *server) clientEnv() []string {
 // primaryConninfo is how a standby named application reaches the server to stream its WAL.
 func (s *server) primaryConninfo(application string) string {
 	if s.remote != nil {
-		u := *s.remote.maintenance
+		// With the password: the standby's WAL receiver has no other way to it. pgdrill.conf is
+		// the run user's alone, as postgresql.auto.conf is where pg_basebackup -R writes it.
+		u, err := url.Parse(s.remote.url(""))
+		if err != nil {
+			panic(err) // a URL this package wrote
+		}
 		q := u.Query()
 		q.Set("application_name", application)
 		u.RawQuery = q.Encode()

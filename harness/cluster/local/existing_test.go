@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/url"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -22,8 +23,11 @@ import (
 // the suite starts for it.
 
 // fleet stands for the servers a team already runs: started once for the suite (see
-// local_suite_test.go).
-var fleet drilltest.Fleet
+// local_suite_test.go); fleetBaseline are its servers' databases then, catalog first.
+var (
+	fleet         drilltest.Fleet
+	fleetBaseline [][]string
+)
 
 // fleetProvider builds each cluster on the fleet's first servers, as many as the spec asks for:
 // the conformance specs choose their own shard counts.
@@ -47,12 +51,15 @@ var _ = conformance.Specs("existing", conformance.Subject{
 	},
 })
 
-// fleetDatabases lists the databases of run id on the fleet's servers.
+// fleetDatabases lists the databases of run id on the fleet's servers, and every other one that
+// was not there when the suite started and is not another run's own (pgdrill_RUN_ID).
 func fleetDatabases(ctx context.Context, id string) []string {
 	GinkgoHelper()
 	var out []string
-	for _, s := range fleet.Owner {
-		rows, err := drilltest.Connect(ctx, s.DSNFor("postgres")).Query(ctx, "SELECT datname FROM pg_database WHERE datname LIKE '%' || $1", id)
+	for i, s := range fleet.Owner {
+		rows, err := drilltest.Connect(ctx, s.DSNFor("postgres")).Query(ctx,
+			"SELECT datname FROM pg_database WHERE datname LIKE '%' || $1 OR NOT (datname = ANY($2) OR datname LIKE 'pgdrill\\_r%')",
+			id, fleetBaseline[i])
 		Expect(err).NotTo(HaveOccurred())
 		for rows.Next() {
 			var name string
@@ -131,7 +138,7 @@ var _ = Describe("the existing provider", func() {
 		Expect(err).To(MatchError(ContainSubstring("shard-1: the same server as shard-0")))
 		p = existing.New(provider, existing.Servers{Catalog: "host=localhost", Shards: fleet.Shards[:1]})
 		_, err = p.Create(ctx, cluster.Spec{Shards: 1})
-		Expect(err).To(MatchError(ContainSubstring("catalog: \"host=localhost\" is not a postgres://")))
+		Expect(err).To(MatchError(ContainSubstring("catalog: the server is not named by a postgres://")))
 		p = existing.New(provider, existing.Servers{Catalog: fleet.Catalog, Shards: fleet.Shards[:1]})
 		_, err = p.Create(ctx, cluster.Spec{Shards: 2})
 		Expect(err).To(MatchError(ContainSubstring("1 shard servers are named for 2 shards")))
@@ -139,11 +146,30 @@ var _ = Describe("the existing provider", func() {
 
 	It("works only in databases of its own: the owner's data, roles' slots and databases are as they were after a restore", func(ctx context.Context) {
 		before := fleet.Untouched(ctx)
-		c := drilltest.StartCluster(ctx, fleetProvider{}, cluster.Spec{Shards: 2})
+		withPassword := func(dsn string) string { // the fleet trusts loopback: the password only travels
+			u, err := url.Parse(dsn)
+			Expect(err).NotTo(HaveOccurred())
+			u.User = url.UserPassword(u.User.Username(), "s3cret")
+			return u.String()
+		}
+		p := existing.New(provider, existing.Servers{Catalog: withPassword(fleet.Catalog), Shards: []string{withPassword(fleet.Shards[0]), withPassword(fleet.Shards[1])}})
+		c := drilltest.StartCluster(ctx, p, cluster.Spec{Shards: 2})
 		shard := c.Shards()[1]
+		Expect(shard.Info().DSN).NotTo(ContainSubstring("s3cret"), "what reports and runbooks show has no password")
+		rec, err := provider.Store().Load(c.RunID())
+		Expect(err).NotTo(HaveOccurred())
+		Expect(rec.Servers).To(HaveLen(2), "a WAL receiver per shard")
+		for _, r := range rec.Servers {
+			args, err := runstate.CommandLine(r.Process.PID)
+			Expect(err).NotTo(HaveOccurred())
+			Expect(strings.Join(args, " ")).To(And(ContainSubstring("pg_receivewal"), Not(ContainSubstring("s3cret"))), "no password on a command line")
+		}
 		Expect(shard.Info()).To(And(HaveField("Version", provider.Binaries().Major), HaveField("WALArchive", Not(BeEmpty()))))
 		Expect(shard.DSN()).To(ContainSubstring("/pgdrill_" + c.RunID()))
 		drilltest.Exec(ctx, shard.DSN(), "CREATE TABLE t (id int)", "INSERT INTO t SELECT generate_series(1, 100)")
+		tenantDB, err := shard.CreateDatabase(ctx, "t_77") // a tenant's own, as the database layout makes
+		Expect(err).NotTo(HaveOccurred())
+		Expect(cluster.RequireMarker(ctx, drilltest.Connect(ctx, tenantDB), c.RunID())).To(Succeed())
 		b, err := shard.BaseBackup(ctx, "b")
 		Expect(err).NotTo(HaveOccurred())
 		harm := drilltest.XIDOf(ctx, shard.DSN(), "DELETE FROM t WHERE id > 50")

@@ -24,4 +24,5 @@ var provider *local.Provider
 var _ = BeforeSuite(func(ctx context.Context) {
 	provider = drilltest.NewLocalProvider(ctx)
 	fleet = drilltest.StartFleet(ctx, provider, 4)
+	fleetBaseline = fleet.Databases(ctx)
 })

@@ -404,7 +404,7 @@ func (c *localCluster) saveRecord() error {
 	for _, s := range servers {
 		if s.remote != nil {
 			rs.Existing = append(rs.Existing, existingRecord{Name: s.name, Database: s.database,
-				Existing: Existing{DSN: s.remote.maintenance.String(), Superuser: s.superuser, Version: s.version}})
+				Existing: Existing{DSN: s.remote.url(""), Superuser: s.superuser, Version: s.version, Settings: s.remote.settings}})
 		}
 		if sr := s.record(); sr.Process.PID != 0 {
 			rec.Servers = append(rec.Servers, sr)
@@ -454,11 +454,15 @@ func (c *localCluster) Destroy(ctx context.Context) error {
 	var wg sync.WaitGroup
 	for i, s := range servers {
 		wg.Go(func() {
-			switch {
-			case s.remote == nil:
+			if s.remote == nil {
 				errs[i] = s.Stop(ctx)
-			case s.remote.receiver != nil:
-				errs[i] = s.remote.receiver.stop(ctx)
+				return
+			}
+			c.mu.Lock()
+			r := s.remote.receiver // set under c.mu, by startReceiver
+			c.mu.Unlock()
+			if r != nil {
+				errs[i] = r.stop(ctx)
 			}
 		})
 	}

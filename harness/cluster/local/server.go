@@ -79,9 +79,7 @@ func (s *server) DSNFor(database string) string {
 		database = s.db() // on a server pgdrill did not start (and its copies), named after the run
 	}
 	if s.remote != nil {
-		u := *s.remote.maintenance
-		u.Path = "/" + database
-		return u.String()
+		return s.remote.url(database)
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -96,17 +94,19 @@ func dsnAt(port int, user, database string) string {
 }
 
 func (s *server) Info() cluster.ServerInfo {
-	var upstream string
-	if s.upstream != nil {
-		upstream = s.upstream.name
-	}
 	if s.remote != nil {
 		port, _ := strconv.Atoi(s.remote.maintenance.Port())
 		if port == 0 {
 			port = 5432
 		}
+		dsn := *s.remote.maintenance // without its password: reports and runbooks show it
+		dsn.Path = "/" + s.db()
 		return cluster.ServerInfo{Name: s.name, Role: s.role, Index: s.index, Host: s.remote.maintenance.Hostname(), Port: port,
-			DSN: s.DSN(), Version: s.version, WALArchive: s.archive}
+			DSN: dsn.String(), Version: s.version, WALArchive: s.archive, Account: s.c.p.user.Name, BinDir: s.c.p.bins.Dir}
+	}
+	var upstream string
+	if s.upstream != nil {
+		upstream = s.upstream.name
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -173,6 +173,13 @@ func (s *server) writeConf(port int) error {
 		set["fsync"] = "off"
 		set["synchronous_commit"] = "off"
 		set["full_page_writes"] = "off"
+	}
+	// A copy of a server pgdrill did not start replays its WAL: it takes its settings that
+	// must be at least as high.
+	for origin := s.upstream; origin != nil; origin = origin.upstream {
+		if origin.remote != nil {
+			maps.Copy(set, origin.remote.settings)
+		}
 	}
 	for k, v := range s.c.spec.Settings {
 		set[k] = v
@@ -420,7 +427,11 @@ func (s *server) signalGroup(sig syscall.Signal, paused bool) error {
 	return nil
 }
 
-// CreateDatabase creates a database and stamps it with the run's marker.
+// CreateDatabase creates a database and stamps it with the run's marker; on a server pgdrill did
+// not start, it is recorded to be dropped with the run.
 func (s *server) CreateDatabase(ctx context.Context, name string) (string, error) {
+	if s.remote != nil {
+		return s.createDatabase(ctx, s.DSN(), name)
+	}
 	return cluster.CreateMarkedDatabase(ctx, s, s.c.runID, name)
 }
