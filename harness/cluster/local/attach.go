@@ -42,19 +42,11 @@ func (p *Provider) Attach(ctx context.Context, runID string) (cluster.Cluster, e
 	c := &localCluster{p: p, runID: runID, recordID: childID, spec: spec, dir: filepath.Join(p.workRoot, childID),
 		home: rec.Dirs[0], owner: self, attached: true, provider: rec.Provider}
 	for _, e := range rs.Existing {
-		role, index, ok := cluster.PrimaryRole(e.Name)
-		r, err := newRemote(e.DSN)
-		if !ok || err != nil {
-			return nil, fmt.Errorf("attach to run %s: its record names server %q at %s", runID, e.Name, cluster.Redacted(e.DSN))
+		s, err := c.remoteServer(c.home, e.Name, e.Existing, e.Database)
+		if err != nil {
+			return nil, fmt.Errorf("attach to run %s: its record: %w", runID, err)
 		}
-		s := c.newServer(e.Name, role, index, role == cluster.RoleShard)
-		s.dir = filepath.Join(c.home, e.Name)
-		if s.archive != "" {
-			s.archive = filepath.Join(s.dir, "archive")
-		}
-		r.settings = e.Settings
-		s.remote, s.superuser, s.database, s.version = r, e.Superuser, e.Database, e.Version
-		if role == cluster.RoleCatalog {
+		if s.role == cluster.RoleCatalog {
 			c.catalog = s
 		} else {
 			c.shards = append(c.shards, s)

@@ -95,18 +95,13 @@ func (p *Provider) CreateAround(ctx context.Context, spec cluster.Spec, catalog 
 	servers := append([]Existing{catalog}, shards...)
 	all := make([]*server, len(servers))
 	for i, e := range servers {
-		r, err := newRemote(e.DSN)
-		if err != nil {
-			return nil, fmt.Errorf("create cluster: server %d: %w", i, err)
-		}
-		name, role, index := "shard-"+strconv.Itoa(i-1), cluster.RoleShard, i-1
+		name := "shard-" + strconv.Itoa(i-1)
 		if i == 0 {
-			name, role, index = "catalog", cluster.RoleCatalog, -1
+			name = "catalog"
 		}
-		s := c.newServer(name, role, index, role == cluster.RoleShard)
-		r.settings = e.Settings
-		s.remote, s.superuser, s.database, s.version = r, e.Superuser, "pgdrill_"+runID, e.Version
-		all[i] = s
+		if all[i], err = c.remoteServer(c.dir, name, e, "pgdrill_"+runID); err != nil {
+			return nil, fmt.Errorf("create cluster: %w", err)
+		}
 	}
 	c.catalog, c.shards = all[0], all[1:]
 	// Recorded before anything exists, so that whatever happens next can be reaped.
@@ -143,9 +138,33 @@ func newRemote(dsn string) (*remote, error) {
 	return &remote{maintenance: clean, password: cfg.Password}, nil
 }
 
+// remoteServer is the server named name, pgdrill's database on it named database, of a run whose
+// servers' directories are under dir: a server pgdrill did not start, at e.
+func (c *localCluster) remoteServer(dir, name string, e Existing, database string) (*server, error) {
+	role, index, ok := cluster.PrimaryRole(name)
+	if !ok {
+		return nil, fmt.Errorf("server %q is neither the catalog nor a shard", name)
+	}
+	r, err := newRemote(e.DSN)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", name, err)
+	}
+	r.settings = e.Settings
+	s := c.newServer(name, role, index, role == cluster.RoleShard)
+	s.dir = filepath.Join(dir, name)
+	if s.archive != "" {
+		s.archive = filepath.Join(s.dir, "archive")
+	}
+	s.remote, s.superuser, s.database, s.version = r, e.Superuser, database, e.Version
+	return s, nil
+}
+
 // url is the server's URL for database, with the password: for this process's connections
 // and run records (kept 0600), never for display.
-func (r *remote) url(database string) string {
+func (r *remote) url(database string) string { return r.withPassword(database).String() }
+
+// withPassword is url, parsed.
+func (r *remote) withPassword(database string) *url.URL {
 	u := *r.maintenance
 	if database != "" {
 		u.Path = "/" + database
@@ -153,7 +172,7 @@ func (r *remote) url(database string) string {
 	if r.password != "" {
 		u.User = url.UserPassword(u.User.Username(), r.password)
 	}
-	return u.String()
+	return &u
 }
 
 // adopt readies a server pgdrill did not start: its database, marked, and for a shard a WAL
@@ -162,8 +181,6 @@ func (c *localCluster) adopt(ctx context.Context, s *server) error {
 	if err := c.p.user.mkdir(s.dir, 0o700); err != nil {
 		return err
 	}
-	c.mu.Lock()
-	c.mu.Unlock()
 	if _, err := s.createDatabase(ctx, s.remote.url(""), s.database); err != nil {
 		return err
 	}
@@ -379,10 +396,7 @@ func (s *server) primaryConninfo(application string) string {
 	if s.remote != nil {
 		// With the password: the standby's WAL receiver has no other way to it. pgdrill.conf is
 		// the run user's alone, as postgresql.auto.conf is where pg_basebackup -R writes it.
-		u, err := url.Parse(s.remote.url(""))
-		if err != nil {
-			panic(err) // a URL this package wrote
-		}
+		u := s.remote.withPassword("")
 		q := u.Query()
 		q.Set("application_name", application)
 		u.RawQuery = q.Encode()
