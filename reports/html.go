@@ -61,6 +61,8 @@ type scorecardView struct {
 	SchemaMore int
 	// BackupsBroken says a backup chain check failed (Report.BackupsBroken).
 	BackupsBroken bool
+	// Projection is the chart of the report's projection, when it has one.
+	Projection *projectionChart
 }
 
 // gauge is a one-bar chart of a value against a scale, with an optional objective mark. Label
@@ -85,7 +87,7 @@ func HTML(r *Report) ([]byte, error) {
 	v := scorecardView{
 		R: r, SchemaVersion: SchemaVersion, Headline: r.Headline(),
 		VerdictClass: verdictClass(r.Verdict), Judged: r.Judged(), Took: Words(r.Finished.Sub(r.Started)),
-		Timeline: timeline(r), CollatRows: collateralRows(r),
+		Timeline: timeline(r), CollatRows: collateralRows(r), Projection: projection(r),
 	}
 	v.RTO = rtoGauge(r)
 	if o, ok := r.Objective("rto"); ok {

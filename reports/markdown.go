@@ -87,6 +87,13 @@ func Markdown(r *Report) []byte {
 		}
 		b.WriteString("\n")
 	}
+	if lines := r.ProjectionLines(); len(lines) > 0 {
+		w("### Projected to production size (not a measured RTO)\n\n")
+		for _, l := range lines {
+			w("- %s\n", mdEscape(l))
+		}
+		b.WriteString("\n")
+	}
 	if len(r.Notes) > 0 {
 		w("### Notes\n\n")
 		for _, n := range r.Notes {

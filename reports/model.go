@@ -3,6 +3,8 @@ package reports
 import (
 	"fmt"
 	"time"
+
+	"github.com/pgdrill/pgdrill/harness/costmodel"
 )
 
 // SchemaVersion is the version of the report model this pgdrill writes and reads. CI jobs and
@@ -60,6 +62,9 @@ type Report struct {
 	Notes []string `json:"notes,omitempty"`
 	// Runbook is what a runbook restore printed; nil when none ran.
 	Runbook *RunbookOutput `json:"runbook,omitempty"`
+	// Projection is the restore projected to the scenario's production size from cost curves
+	// measured on this machine: a forecast, never a measured RTO. Nil when none was asked for.
+	Projection *costmodel.Projection `json:"projection,omitempty"`
 	// NextActions say what the team should do about it, most important first.
 	NextActions []string `json:"next_actions"`
 	// Artifacts are files kept with the report (logs, dumps), relative to its directory.

@@ -11,6 +11,7 @@ import (
 	"github.com/goccy/go-yaml"
 
 	"github.com/pgdrill/pgdrill/fixtures"
+	"github.com/pgdrill/pgdrill/harness/costmodel"
 	"github.com/pgdrill/pgdrill/harness/objective"
 )
 
@@ -107,6 +108,10 @@ type Spec struct {
 	Faults []Fault `yaml:"faults,omitempty" json:"faults,omitempty"`
 	// Objectives are written like rto<=15m (see package objective). Default: the tier's preset.
 	Objectives []string `yaml:"objectives" json:"objectives"`
+	// Projection names a production size to project this drill's restore to from curves this
+	// machine measured (pgdrill measure): optional, and always shown as a projection, never as
+	// a measured RTO.
+	Projection *Projection `yaml:"projection,omitempty" json:"projection,omitempty"`
 }
 
 // Cluster is the throwaway cluster the drill runs on.
@@ -511,4 +516,25 @@ func oneOf[T ~string](v T, choices []T) string {
 	}
 	all := names(choices)
 	return fmt.Sprintf("%q is not one of %s%s", v, strings.Join(all, ", "), objective.DidYouMean(string(v), all))
+}
+
+// Projection is the production size a drill's restore is projected to (costmodel.Production).
+type Projection struct {
+	// DataGB is the fleet's data, all shards together. Required.
+	DataGB float64 `yaml:"dataGB" json:"dataGB"`
+	// WALGBPerHour is the WAL the fleet writes per hour, all shards together.
+	WALGBPerHour float64 `yaml:"walGBPerHour" json:"walGBPerHour"`
+	// BackupAge is the age of the newest base backup when the harm happens, at worst.
+	BackupAge Duration `yaml:"backupAge" json:"backupAge"`
+	// Tenants is how many tenants the incident harms; RowsPerTenant their average rows. Required.
+	Tenants       int     `yaml:"tenants" json:"tenants"`
+	RowsPerTenant float64 `yaml:"rowsPerTenant" json:"rowsPerTenant"`
+	// Shards is the fleet's shard count. Required.
+	Shards int `yaml:"shards" json:"shards"`
+}
+
+// Production is the projection's size as the cost model takes it.
+func (p Projection) Production() costmodel.Production {
+	return costmodel.Production{DataGB: p.DataGB, WALGBPerHour: p.WALGBPerHour, BackupAge: p.BackupAge.Std(),
+		Tenants: p.Tenants, RowsPerTenant: p.RowsPerTenant, Shards: p.Shards}
 }

@@ -55,6 +55,7 @@ func validate(s *Scenario, d *decoder) {
 	validateRestore(sp, d)
 	validateFaults(sp, d)
 	s.objectives = validateObjectives(sp.Objectives, d)
+	validateProjection(sp.Projection, d)
 	for i, o := range s.objectives {
 		if o.Metric != objective.Located && o.Metric != objective.Target {
 			continue
@@ -418,5 +419,30 @@ func validateSchema(ds *Dataset, d *decoder) {
 		if o.NullShare != nil && (*o.NullShare < 0 || *o.NullShare > 1) {
 			d.invalid(path+".nullShare", "must be between 0 and 1, got %g", *o.NullShare)
 		}
+	}
+}
+
+// validateProjection checks the production size a scenario projects to, field by field.
+func validateProjection(p *Projection, d *decoder) {
+	if p == nil {
+		return
+	}
+	if p.DataGB <= 0 {
+		d.invalid("spec.projection.dataGB", "required: the fleet's data in GB, above 0")
+	}
+	if p.WALGBPerHour < 0 {
+		d.invalid("spec.projection.walGBPerHour", "must not be negative")
+	}
+	if p.BackupAge < 0 {
+		d.invalid("spec.projection.backupAge", "must not be negative")
+	}
+	if p.Tenants < 1 {
+		d.invalid("spec.projection.tenants", "required: how many tenants the incident harms, at least 1")
+	}
+	if p.RowsPerTenant <= 0 {
+		d.invalid("spec.projection.rowsPerTenant", "required: the harmed tenants' average rows, above 0")
+	}
+	if p.Shards < 1 {
+		d.invalid("spec.projection.shards", "required: the fleet's shards, at least 1")
 	}
 }

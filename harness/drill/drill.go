@@ -20,6 +20,7 @@ import (
 	"github.com/pgdrill/pgdrill/fixtures"
 	"github.com/pgdrill/pgdrill/harness/backup"
 	"github.com/pgdrill/pgdrill/harness/cluster"
+	"github.com/pgdrill/pgdrill/harness/costmodel"
 	"github.com/pgdrill/pgdrill/harness/dataset"
 	"github.com/pgdrill/pgdrill/harness/exitcode"
 	"github.com/pgdrill/pgdrill/harness/restore"
@@ -50,6 +51,9 @@ type Config struct {
 	// RunbookEnv is more environment for a runbook restore ("NAME=value"), after pgdrill's own:
 	// what the pgdrill commands it runs need to reach this drill (Host.RunbookEnv).
 	RunbookEnv []string
+	// Curves, when set, are cost curves measured on this machine (pgdrill measure): the outcome
+	// then projects the restore to the scenario's production size (spec.projection).
+	Curves *costmodel.Curves
 }
 
 // The drill's own steps, as they appear on the timeline.
@@ -130,6 +134,9 @@ func Run(ctx context.Context, cfg Config) *Outcome {
 	r.log.Info("drill starting", "scenario", cfg.Scenario.Metadata.ID, "seed", r.out.Seed, "strategy", strategy.Name())
 	err = r.execute(ctx, strategy, r.out.Seed)
 	r.finish(ctx, err)
+	if err := r.base.Close(); err != nil {
+		r.log.Warn("could not release the baseline's rows", "err", err)
+	}
 	return r.out
 }
 
@@ -291,6 +298,7 @@ func (r *run) restore(ctx context.Context, strategy restore.Strategy) (restore.R
 	}
 	res, err := r.equip(strategy).Restore(ctx, r.env(), rec)
 	r.addRestore(res)
+	r.measureWAL()
 	if err != nil && ctx.Err() == nil {
 		return res, fmt.Errorf("%w: %w", errRestore, err)
 	}

@@ -128,6 +128,7 @@ var builtinVerdicts = []struct {
 	// outcome a fault lost (a cut network closes the workload's connections too).
 	unknownOK bool
 }{
+	{id: "atlassian-2022", want: score.Pass}, // at full size under make bench (BenchmarkAtlassian2022)
 	{id: "bad-migration", want: score.Pass},
 	{id: "corrupt-backup", want: score.Fail},                      // the backup check finds the corrupt file before the restore
 	{id: "missing-wal", want: score.Fail},                         // the backup check names the missing segment; nothing is merged

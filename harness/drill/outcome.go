@@ -5,6 +5,7 @@ import (
 
 	"github.com/pgdrill/pgdrill/fixtures"
 	"github.com/pgdrill/pgdrill/harness/backup"
+	"github.com/pgdrill/pgdrill/harness/costmodel"
 	"github.com/pgdrill/pgdrill/harness/incident"
 	"github.com/pgdrill/pgdrill/harness/objective"
 	"github.com/pgdrill/pgdrill/harness/restore"
@@ -70,14 +71,19 @@ type Outcome struct {
 	// Faults are the chaos the scenario asked for and what became of each fault.
 	Faults []FaultOutcome `json:"faults,omitempty"`
 	// Restore is what the restore strategy reported of itself: shown as reported, never judged.
-	Restore    *restore.Result      `json:"restore,omitempty"`
-	Writes     int                  `json:"writes"`
-	Affected   []score.Tenant       `json:"affected,omitempty"`
-	Collateral []score.Harmed       `json:"collateral,omitempty"`
-	Integrity  []score.Check        `json:"integrity,omitempty"`
-	Schema     []truth.SchemaChange `json:"schema,omitempty"`
-	Measures   objective.Measures   `json:"measures"`
-	Results    []objective.Result   `json:"results"`
+	Restore *restore.Result `json:"restore,omitempty"`
+	// Work is how much each shard's restore had to do (ShardWork), what cost curves fit on.
+	Work []ShardWork `json:"work,omitempty"`
+	// Projection is the restore projected to the scenario's production size from cost curves
+	// measured on this machine (Config.Curves): never a measured RTO.
+	Projection *costmodel.Projection `json:"projection,omitempty"`
+	Writes     int                   `json:"writes"`
+	Affected   []score.Tenant        `json:"affected,omitempty"`
+	Collateral []score.Harmed        `json:"collateral,omitempty"`
+	Integrity  []score.Check         `json:"integrity,omitempty"`
+	Schema     []truth.SchemaChange  `json:"schema,omitempty"`
+	Measures   objective.Measures    `json:"measures"`
+	Results    []objective.Result    `json:"results"`
 
 	Verdict score.Verdict `json:"verdict"`
 	// Reason says why, in plain words.

@@ -43,6 +43,9 @@ func (r *run) protect(ctx context.Context) error {
 	if r.prot, err = backup.Protect(ctx, r.c, "pgdrill-"+r.c.RunID()); err != nil {
 		return err
 	}
+	if err := r.measureData(ctx); err != nil {
+		return err
+	}
 	if d := p.StandbyApplyDelay.Std(); d > 0 {
 		if r.standbys, err = restore.StartStandbys(ctx, r.c, d); err != nil {
 			return err

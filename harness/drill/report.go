@@ -26,7 +26,7 @@ func Report(o *Outcome) *reports.Report {
 		Timeline: []reports.Span{}, Objectives: []reports.ObjectiveResult{}, Tenants: []reports.TenantResult{},
 		Collateral: []reports.Collateral{}, Checks: []reports.Check{}, Schema: []reports.SchemaChange{},
 		Backups: []reports.BackupChain{}, Problems: []reports.Problem{},
-		Notes: o.Notes, NextActions: nextActions(o), Artifacts: []reports.Artifact{},
+		Notes: o.Notes, NextActions: nextActions(o), Artifacts: []reports.Artifact{}, Projection: o.Projection,
 	}
 	ms := func(d time.Duration) int64 { return d.Milliseconds() }
 	for _, e := range o.Events {

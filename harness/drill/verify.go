@@ -12,6 +12,7 @@ import (
 
 	"github.com/pgdrill/pgdrill/harness/backup"
 	"github.com/pgdrill/pgdrill/harness/cluster"
+	"github.com/pgdrill/pgdrill/harness/costmodel"
 	"github.com/pgdrill/pgdrill/harness/exitcode"
 	"github.com/pgdrill/pgdrill/harness/restore"
 	"github.com/pgdrill/pgdrill/harness/score"
@@ -121,7 +122,25 @@ func (r *run) finish(ctx context.Context, err error) {
 		WorkloadExpected: sc.Writers > 0 && sc.Rate > 0, Faults: faults, Located: located}, r.cfg.Scenario.Objectives(), end)
 	o.Measures, o.Results, o.Verdict, o.Reason = j.Measures, j.Results, j.Verdict, j.Reason
 	o.Problems = append(o.Problems, j.Problems...)
+	r.project()
 	r.log.Info("drill finished", "verdict", o.Verdict, "reason", o.Reason)
+}
+
+// project projects the restore to the scenario's production size from the curves the drill was
+// given. A projection that cannot be made is a problem of the report, not of the drill: it is a
+// forecast beside the measurements, never one of them.
+func (r *run) project() {
+	p := r.cfg.Scenario.Spec.Projection
+	if p == nil || r.cfg.Curves == nil {
+		return
+	}
+	proj, err := costmodel.Project(*r.cfg.Curves, p.Production())
+	if err != nil {
+		r.out.Problems = append(r.out.Problems, fmt.Sprintf("no projection: %v", err))
+		return
+	}
+	r.out.Projection = &proj
+	r.log.Info("restore projected to the production size", "label", proj.Label, "summary", proj.Summary())
 }
 
 // ledgerEntries is the workload's ledger so far; none before the workload stopped.

@@ -102,14 +102,14 @@ func (m merger) repairTenant(ctx context.Context, src source, server cluster.Ser
 	name := pgx.Identifier{c.Name}.Sanitize()
 	var xid string
 	err = pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
-		if err := m.beginTenant(ctx, tx, tenant, &xid); err != nil {
+		if err := m.beginTenants(ctx, tx, []incident.Tenant{tenant}, &xid); err != nil {
 			return err
 		}
 		if _, err := tx.Exec(ctx, t.CreateSQL("pg_temp."+stage)+" ON COMMIT DROP"); err != nil {
 			return fmt.Errorf("create staging table: %w", err)
 		}
 		read, err := streamCopy(ctx, func(w io.Writer) error {
-			return src.copyOut(ctx, w, m.model, loc, t, tenant.ID)
+			return src.copyOut(ctx, w, m.model, loc, t, []int64{tenant.ID})
 		}, tx.Conn(), "COPY "+stage+" ("+fixtures.ColumnList(t.WrittenColumns())+") FROM STDIN (FORMAT binary)")
 		if err != nil {
 			return err
@@ -157,7 +157,7 @@ func (m merger) repairTenant(ctx context.Context, src source, server cluster.Ser
 	if err != nil {
 		err = fmt.Errorf("repair %s.%s of tenant %d: %w", t.Name, c.Name, tenant.ID, err)
 	}
-	return m.settle(ctx, res, onConn(conn, err), server, dsn, tenant, xid)
+	return res, m.settle(ctx, onConn(conn, err), server, dsn, fmt.Sprintf("tenant %d", tenant.ID), xid)
 }
 
 // restoreNotNull gives a column added back its NOT NULL once every row has a value again. Rows

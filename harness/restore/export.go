@@ -1,7 +1,10 @@
 package restore
 
 import (
+	"bytes"
 	"context"
+	"encoding/binary"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -118,19 +121,72 @@ func (s exportSource) copyReference(_ context.Context, _ io.Writer, _ fixtures.L
 	return fmt.Errorf("read reference table %s: exports hold tenants' rows only, not the global tables a recreated tenant database needs", t.Name)
 }
 
-func (s exportSource) copyOut(_ context.Context, w io.Writer, _ *fixtures.Model, _ fixtures.Location, t fixtures.Table, tenantID int64) error {
-	c := s[tenantID]
-	i := slices.IndexFunc(c.tenant.Tables, func(et backup.ExportedTable) bool { return et.Name == t.Name })
-	if i < 0 {
-		return fmt.Errorf("read export of tenant %d: %s has no table %s", tenantID, c.exp.Dir, t.Name)
+func (s exportSource) copyOut(_ context.Context, w io.Writer, _ *fixtures.Model, _ fixtures.Location, t fixtures.Table, tenantIDs []int64) error {
+	paths := make([]string, len(tenantIDs))
+	for i, id := range tenantIDs {
+		c := s[id]
+		j := slices.IndexFunc(c.tenant.Tables, func(et backup.ExportedTable) bool { return et.Name == t.Name })
+		if j < 0 {
+			return fmt.Errorf("read export of tenant %d: %s has no table %s", id, c.exp.Dir, t.Name)
+		}
+		paths[i] = c.exp.Path(c.tenant.Tables[j])
 	}
-	f, err := os.Open(c.exp.Path(c.tenant.Tables[i]))
+	return concatCopies(w, paths)
+}
+
+// copySignature opens every binary COPY stream; the header goes on with 32-bit flags and the
+// 32-bit length of an extension area, and the stream ends with a 16-bit field count of -1.
+var copySignature = []byte("PGCOPY\n\xff\r\n\x00")
+
+// concatCopies writes the binary COPY files at paths to w as one stream: the first file's
+// header, every file's rows, one trailer. Each file is checked to be binary COPY data whole.
+func concatCopies(w io.Writer, paths []string) error {
+	for i, p := range paths {
+		if err := copyRows(w, p, i == 0); err != nil {
+			return fmt.Errorf("read export file %s: %w", p, err)
+		}
+	}
+	if _, err := w.Write([]byte{0xff, 0xff}); err != nil {
+		return fmt.Errorf("write end of rows: %w", err)
+	}
+	return nil
+}
+
+// copyRows writes the rows of the binary COPY file at path to w, with its header first when
+// header is set, never its trailer.
+func copyRows(w io.Writer, path string, header bool) error {
+	f, err := os.Open(path)
 	if err != nil {
-		return fmt.Errorf("read export of tenant %d: %w", tenantID, err)
+		return err
 	}
 	defer f.Close()
-	if _, err := io.Copy(w, f); err != nil {
-		return fmt.Errorf("read export of tenant %d: %w", tenantID, err)
+	st, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	head := make([]byte, len(copySignature)+8)
+	if _, err := io.ReadFull(f, head); err != nil || !bytes.Equal(head[:len(copySignature)], copySignature) {
+		return errors.New("not binary COPY data")
+	}
+	ext := make([]byte, binary.BigEndian.Uint32(head[len(copySignature)+4:]))
+	if _, err := io.ReadFull(f, ext); err != nil {
+		return fmt.Errorf("read header: %w", err)
+	}
+	rows := st.Size() - int64(len(head)+len(ext)) - 2
+	if rows < 0 {
+		return errors.New("binary COPY data cut short")
+	}
+	if header {
+		if _, err := w.Write(append(head, ext...)); err != nil {
+			return err
+		}
+	}
+	if _, err := io.CopyN(w, f, rows); err != nil {
+		return err
+	}
+	trailer := make([]byte, 2)
+	if _, err := io.ReadFull(f, trailer); err != nil || trailer[0] != 0xff || trailer[1] != 0xff {
+		return errors.New("binary COPY data without its end")
 	}
 	return nil
 }

@@ -73,9 +73,9 @@ func newMerger(env Env, rec incident.Record, p ConflictPolicy, tl *timeline) mer
 // stream, of the table's written columns (fixtures.Table.WrittenColumns), so the merge SQL is
 // written once whatever the rows come from.
 type source interface {
-	// copyOut writes the tenant's rows of table t of model m, kept at loc on the live shard, to
-	// w in binary COPY format.
-	copyOut(ctx context.Context, w io.Writer, m *fixtures.Model, loc fixtures.Location, t fixtures.Table, tenantID int64) error
+	// copyOut writes the given tenants' rows of table t of model m, kept at loc on the live
+	// shard, to w in binary COPY format, as one stream.
+	copyOut(ctx context.Context, w io.Writer, m *fixtures.Model, loc fixtures.Location, t fixtures.Table, tenantIDs []int64) error
 	// copyReference writes every row of reference table t, as the database at loc holds it, to
 	// w in binary COPY format: what a tenant database created anew needs beside its own rows.
 	copyReference(ctx context.Context, w io.Writer, loc fixtures.Location, t fixtures.Table) error
@@ -89,8 +89,8 @@ type serverSource struct {
 	conn   *pgx.Conn
 }
 
-func (s *serverSource) copyOut(ctx context.Context, w io.Writer, m *fixtures.Model, loc fixtures.Location, t fixtures.Table, tenantID int64) error {
-	rows, err := m.TenantRowsSQL(t, loc.Schema, tenantID)
+func (s *serverSource) copyOut(ctx context.Context, w io.Writer, m *fixtures.Model, loc fixtures.Location, t fixtures.Table, tenantIDs []int64) error {
+	rows, err := m.TenantRowsSQL(t, loc.Schema, tenantIDs...)
 	if err != nil {
 		return err
 	}
@@ -125,73 +125,6 @@ func (s *serverSource) close(ctx context.Context) {
 		_ = s.conn.Close(context.WithoutCancel(ctx))
 		s.conn = nil
 	}
-}
-
-// mergeTenant copies one tenant's rows from src into dst in one transaction on dst: table by
-// table in foreign-key order, each streamed with binary COPY into a temporary staging table,
-// compared with the live rows by primary key, and inserted (or, under PreferBackup, upserted).
-// Rows the source lacks are left alone and counted as newer. When the tenant's schema is missing
-// on dst (schema layout, dropped) or its database is new (database layout), the tables and their
-// constraints are created in the same transaction.
-func (m merger) mergeTenant(ctx context.Context, src source, dst *pgx.Conn, tenant incident.Tenant, createTables bool, xid *string) (TenantResult, error) {
-	tenantID := tenant.ID
-	res := TenantResult{ID: tenantID}
-	loc := m.layout.Locate(tenantID)
-	if err := cluster.RequireMarker(ctx, dst, m.runID); err != nil {
-		return res, err
-	}
-	err := pgx.BeginFunc(ctx, dst, func(tx pgx.Tx) error {
-		if err := m.beginTenant(ctx, tx, tenant, xid); err != nil {
-			return err
-		}
-		tables := m.model.TenantTables()
-		if createTables && m.layout == fixtures.LayoutDatabase {
-			if err := m.createDatabaseObjects(ctx, src, tx, loc); err != nil {
-				return fmt.Errorf("recreate database of tenant %d: %w", tenantID, err)
-			}
-		}
-		if createTables {
-			ddl := m.model.CreateTablesSQL(loc.Schema, tables)
-			if loc.Schema != fixtures.SharedSchema {
-				ddl = "CREATE SCHEMA " + pgx.Identifier{loc.Schema}.Sanitize() + ";\n" + ddl
-			}
-			if _, err := tx.Exec(ctx, ddl+m.model.ConstraintsSQL(loc.Schema, fixtures.SharedSchema, tables)); err != nil {
-				return fmt.Errorf("create tables of tenant %d: %w", tenantID, err)
-			}
-		}
-		// A cycle of foreign keys is broken at a deferrable key: its check waits for the commit,
-		// when both ends of every restored row are in.
-		if _, err := tx.Exec(ctx, "SET CONSTRAINTS ALL DEFERRED"); err != nil {
-			return fmt.Errorf("defer constraints: %w", err)
-		}
-		for _, t := range tables {
-			if err := m.mergeTable(ctx, src, tx, loc, t, tenantID, &res); err != nil {
-				return fmt.Errorf("merge %s of tenant %d: %w", t.Name, tenantID, err)
-			}
-		}
-		for _, t := range tables {
-			if err := m.linkCycles(ctx, tx, loc, t); err != nil {
-				return fmt.Errorf("merge %s of tenant %d: %w", t.Name, tenantID, err)
-			}
-		}
-		if seq := m.model.SequencesSQL(loc.Schema, tables); seq != "" {
-			if _, err := tx.Exec(ctx, seq); err != nil {
-				return fmt.Errorf("move sequences of tenant %d past its rows: %w", tenantID, err)
-			}
-		}
-		return nil
-	})
-	return res, err
-}
-
-// beginTenant starts tenant t's transaction tx: it takes the transaction's id first, so that if
-// the connection is lost at the commit the server can still say whether the tenant is back (see
-// committed), and journals it before anything can commit.
-func (m merger) beginTenant(ctx context.Context, tx pgx.Tx, t incident.Tenant, xid *string) error {
-	if err := tx.QueryRow(ctx, "SELECT pg_current_xact_id()::text").Scan(xid); err != nil {
-		return fmt.Errorf("start transaction of tenant %d: %w", t.ID, err)
-	}
-	return m.journal.begin(m.harm, t, *xid)
 }
 
 // resumed says whether an earlier run of the restore, killed before it ended, brought tenant t
@@ -267,114 +200,6 @@ func (m merger) createDatabaseObjects(ctx context.Context, src source, tx pgx.Tx
 	return nil
 }
 
-func (m merger) mergeTable(ctx context.Context, src source, tx pgx.Tx, loc fixtures.Location, t fixtures.Table, tenantID int64, res *TenantResult) error {
-	live := pgx.Identifier{loc.Schema, t.Name}.Sanitize()
-	mark, marked := m.marks[tenantID]
-	marked = marked && t.SoftDelete != ""
-	links := t.CycleLinks()
-	// Rows to mark go through the staging table, where they are marked; rows whose keys close a
-	// cycle that cannot be deferred go in without them first.
-	if !marked && len(links) == 0 {
-		copied, err := m.copyIntoEmpty(ctx, src, tx, loc, t, tenantID)
-		if err != nil || copied >= 0 {
-			res.RowsRead += max(copied, 0)
-			res.RowsWritten += max(copied, 0)
-			return err
-		}
-	}
-	stage := m.tempTable("stage", t)
-	// Generated columns are computed in the staging table too, so that its rows compare with the
-	// live ones whole.
-	if _, err := tx.Exec(ctx, "CREATE TEMP TABLE "+stage+" (LIKE "+live+" INCLUDING GENERATED) ON COMMIT DROP"); err != nil {
-		return fmt.Errorf("create staging table: %w", err)
-	}
-	written := fixtures.ColumnList(t.WrittenColumns())
-	read, err := streamCopy(ctx, func(w io.Writer) error { return src.copyOut(ctx, w, m.model, loc, t, tenantID) },
-		tx.Conn(), "COPY "+stage+" ("+written+") FROM STDIN (FORMAT binary)")
-	if err != nil {
-		return err
-	}
-	res.RowsRead += read
-	if marked {
-		// The tenant should have been soft-deleted, not purged: what comes back comes back marked,
-		// as the job should have left it; rows deleted before keep their own mark.
-		col := pgx.Identifier{t.SoftDelete}.Sanitize()
-		if _, err := tx.Exec(ctx, "UPDATE "+stage+" SET "+col+" = $1 WHERE "+col+" IS NULL", mark.Mark); err != nil {
-			return fmt.Errorf("mark staged rows deleted: %w", err)
-		}
-	}
-	// Without statistics the planner guesses the staging table large and joins it to the live
-	// table by scanning the whole shard; with them it looks rows up by primary key.
-	if _, err := tx.Exec(ctx, "ANALYZE "+stage); err != nil {
-		return fmt.Errorf("analyze staging table: %w", err)
-	}
-
-	pk := fixtures.ColumnList(t.PrimaryKey)
-	join := "(" + fixtures.QualifiedColumns("l", t.PrimaryKey) + ") = (" + fixtures.QualifiedColumns("s", t.PrimaryKey) + ")"
-	rows, err := tx.Query(ctx, "SELECT ("+pk+")::text FROM (SELECT s.* FROM "+stage+" s JOIN "+live+" l ON "+join+
-		" WHERE l::text IS DISTINCT FROM s::text) c ORDER BY "+pk)
-	if err != nil {
-		return fmt.Errorf("find conflicts: %w", err)
-	}
-	keys, err := pgx.CollectRows(rows, pgx.RowTo[string])
-	if err != nil {
-		return fmt.Errorf("find conflicts: %w", err)
-	}
-	res.Conflicts += int64(len(keys))
-	for _, k := range keys {
-		if len(res.ConflictKeys) < maxConflictKeys {
-			res.ConflictKeys = append(res.ConflictKeys, t.Name+k)
-		}
-	}
-
-	owned, err := m.model.OwnerCondition(t, loc.Schema, "l", "= $1")
-	if err != nil {
-		return err
-	}
-	var newer, absent int64
-	if err := tx.QueryRow(ctx, "SELECT (SELECT count(*) FROM "+live+" l WHERE "+owned+" AND NOT EXISTS (SELECT 1 FROM "+
-		stage+" s WHERE "+join+")), (SELECT count(*) FROM "+stage+" s WHERE NOT EXISTS (SELECT 1 FROM "+live+" l WHERE "+join+"))",
-		tenantID).Scan(&newer, &absent); err != nil {
-		return fmt.Errorf("count newer rows: %w", err)
-	}
-	res.Newer += newer
-
-	// OVERRIDING SYSTEM VALUE: a restored row keeps its identity, GENERATED ALWAYS or not. A row
-	// that collides with a live one on any unique key is left out (and counted lost by the judge,
-	// not forced in over the live row).
-	values := stagedValues(t, links)
-	insert := "INSERT INTO " + live + " (" + written + ") OVERRIDING SYSTEM VALUE SELECT " + values + " FROM " + stage +
-		" s ON CONFLICT DO NOTHING"
-	if m.policy == PreferBackup {
-		var set []string
-		for _, c := range t.WrittenColumns() {
-			q := pgx.Identifier{c}.Sanitize()
-			set = append(set, q+" = EXCLUDED."+q)
-		}
-		insert = "INSERT INTO " + live + " AS l (" + written + ") OVERRIDING SYSTEM VALUE SELECT " + values + " FROM " + stage +
-			" s ON CONFLICT (" + pk + ") DO UPDATE SET " + strings.Join(set, ", ") + " WHERE l::text IS DISTINCT FROM EXCLUDED::text"
-	}
-	if len(links) > 0 {
-		// The rows written are noted, so that only they get their cycle's keys once every table is in.
-		linked := m.tempTable("linked", t)
-		if _, err := tx.Exec(ctx, "CREATE TEMP TABLE "+linked+" ON COMMIT DROP AS SELECT "+pk+" FROM "+stage+" WITH NO DATA"); err != nil {
-			return fmt.Errorf("create table of linked rows: %w", err)
-		}
-		insert = "WITH written AS (" + insert + " RETURNING " + pk + ") INSERT INTO " + linked + " SELECT * FROM written"
-	}
-	tag, err := tx.Exec(ctx, insert)
-	if err != nil {
-		return fmt.Errorf("merge into live table: %w", err)
-	}
-	res.RowsWritten += tag.RowsAffected()
-	if skipped := absent - tag.RowsAffected(); m.policy == KeepLive && skipped > 0 {
-		res.Skipped += skipped
-		m.log.Warn("restored rows collide with live rows on another unique key and are left out", "table", t.Name,
-			"tenant", tenantID, "rows", skipped)
-	}
-	return nil
-}
-
 // stagedValues is the select list of the staging table s's written columns, with the nullable
 // columns of links NULL.
 func stagedValues(t fixtures.Table, links []fixtures.ForeignKey) string {
@@ -424,44 +249,6 @@ func (m merger) linkCycles(ctx context.Context, tx pgx.Tx, loc fixtures.Location
 // uniqueViolation is Postgres's SQLSTATE for a duplicate key.
 const uniqueViolation = "23505"
 
-// copyIntoEmpty is the fast path of a merge: when the tenant has no row left in the live table
-// (a deletion took them all), nothing can conflict, so the rows are copied straight in, checked by
-// the table's own keys, instead of through a staging table. It returns -1 when the table is not
-// empty, or when a row someone wrote meanwhile collides with a restored one (the copy is then
-// rolled back to a savepoint and the staging path takes over).
-func (m merger) copyIntoEmpty(ctx context.Context, src source, tx pgx.Tx, loc fixtures.Location, t fixtures.Table, tenantID int64) (int64, error) {
-	live := pgx.Identifier{loc.Schema, t.Name}.Sanitize()
-	owned, err := m.model.OwnerCondition(t, loc.Schema, "l", "= $1")
-	if err != nil {
-		return 0, err
-	}
-	var empty bool
-	if err := tx.QueryRow(ctx, "SELECT NOT EXISTS (SELECT 1 FROM "+live+" l WHERE "+owned+")", tenantID).Scan(&empty); err != nil {
-		return 0, fmt.Errorf("look for live rows: %w", err)
-	}
-	if !empty {
-		return -1, nil
-	}
-	sp, err := tx.Begin(ctx)
-	if err != nil {
-		return 0, fmt.Errorf("set savepoint: %w", err)
-	}
-	n, err := streamCopy(ctx, func(w io.Writer) error { return src.copyOut(ctx, w, m.model, loc, t, tenantID) },
-		tx.Conn(), "COPY "+live+" ("+fixtures.ColumnList(t.WrittenColumns())+") FROM STDIN (FORMAT binary)")
-	var pgErr *pgconn.PgError
-	switch {
-	case err == nil:
-		return n, sp.Commit(ctx)
-	case errors.As(err, &pgErr) && pgErr.Code == uniqueViolation:
-		if rerr := sp.Rollback(ctx); rerr != nil {
-			return 0, fmt.Errorf("roll back to savepoint: %w", rerr)
-		}
-		return -1, nil
-	default:
-		return 0, err
-	}
-}
-
 // errCopyEnded stops the source of a streamCopy whose destination ended first.
 var errCopyEnded = errors.New("copy into destination ended")
 
@@ -488,111 +275,558 @@ func streamCopy(ctx context.Context, out func(io.Writer) error, dst *pgx.Conn, i
 	return tag.RowsAffected(), nil
 }
 
-// merge merges the given tenants from src into the live shard, one transaction per tenant, in
-// the databases the layout keeps them in. A tenant whose transaction lost its connection (a
-// network cut, a reset) is tried again on a new one, with bounded backoff, unless the server
-// says the lost transaction committed: each tenant is merged whole, once, or not at all. With an
-// error it returns the results of the tenants merged before it: their transactions are
-// committed.
-func (m merger) merge(ctx context.Context, src source, live cluster.Server, tenants []incident.Tenant) ([]TenantResult, error) {
-	var out []TenantResult
-	var dst *pgx.Conn // the shared and schema layouts' connection, kept from tenant to tenant
-	defer func() {
-		if dst != nil {
-			dst.Close(context.WithoutCancel(ctx))
+// mergeTenants copies a group of tenants' rows from src into dst in one transaction on dst:
+// table by table in foreign-key order, each table's rows of the whole group in one statement,
+// streamed with binary COPY into a temporary staging table, compared with the live rows by
+// primary key, and inserted (or, under PreferBackup, upserted). Rows the source lacks are left
+// alone and counted as newer. A group is all or nothing, so each tenant in it is. When the
+// tenant's schema is missing on dst (schema layout, dropped) or its database is new (database
+// layout), the tables and their constraints are created in the same transaction; a group of
+// those holds one tenant, for it lives in a place of its own.
+func (m merger) mergeTenants(ctx context.Context, src source, dst *pgx.Conn, tenants []incident.Tenant, createTables bool, xid *string) ([]TenantResult, error) {
+	g := newGroup(tenants)
+	loc := m.layout.Locate(tenants[0].ID)
+	if len(tenants) > 1 && m.layout != fixtures.LayoutShared {
+		return nil, fmt.Errorf("merge %d tenants in one transaction: the %s layout keeps each in a place of its own", len(tenants), m.layout)
+	}
+	if err := cluster.RequireMarker(ctx, dst, m.runID); err != nil {
+		return g.list(), err
+	}
+	err := pgx.BeginFunc(ctx, dst, func(tx pgx.Tx) error {
+		if err := m.beginTenants(ctx, tx, tenants, xid); err != nil {
+			return err
 		}
-	}()
+		tables := m.model.TenantTables()
+		if createTables && m.layout == fixtures.LayoutDatabase {
+			if err := m.createDatabaseObjects(ctx, src, tx, loc); err != nil {
+				return fmt.Errorf("recreate database of %s: %w", g, err)
+			}
+		}
+		if createTables {
+			ddl := m.model.CreateTablesSQL(loc.Schema, tables)
+			if loc.Schema != fixtures.SharedSchema {
+				ddl = "CREATE SCHEMA " + pgx.Identifier{loc.Schema}.Sanitize() + ";\n" + ddl
+			}
+			if _, err := tx.Exec(ctx, ddl+m.model.ConstraintsSQL(loc.Schema, fixtures.SharedSchema, tables)); err != nil {
+				return fmt.Errorf("create tables of %s: %w", g, err)
+			}
+		}
+		// A cycle of foreign keys is broken at a deferrable key: its check waits for the commit,
+		// when both ends of every restored row are in.
+		if _, err := tx.Exec(ctx, "SET CONSTRAINTS ALL DEFERRED"); err != nil {
+			return fmt.Errorf("defer constraints: %w", err)
+		}
+		for _, t := range tables {
+			if err := m.mergeTable(ctx, src, tx, loc, t, g); err != nil {
+				return fmt.Errorf("merge %s of %s: %w", t.Name, g, err)
+			}
+		}
+		for _, t := range tables {
+			if err := m.linkCycles(ctx, tx, loc, t); err != nil {
+				return fmt.Errorf("merge %s of %s: %w", t.Name, g, err)
+			}
+		}
+		if seq := m.model.SequencesSQL(loc.Schema, tables); seq != "" {
+			if _, err := tx.Exec(ctx, seq); err != nil {
+				return fmt.Errorf("move sequences of %s past their rows: %w", g, err)
+			}
+		}
+		return nil
+	})
+	return g.list(), err
+}
+
+// group is the tenants one merge transaction brings back, with each one's result so far.
+type group struct {
+	tenants []incident.Tenant
+	ids     []int64
+	results map[int64]*TenantResult
+}
+
+func newGroup(tenants []incident.Tenant) *group {
+	g := &group{tenants: tenants, results: make(map[int64]*TenantResult, len(tenants))}
+	for _, t := range tenants {
+		g.ids = append(g.ids, t.ID)
+		g.results[t.ID] = &TenantResult{ID: t.ID, Shard: t.Shard}
+	}
+	return g
+}
+
+// String names the group in errors: "tenant 7", or "12 tenants (7, 9, …)".
+func (g *group) String() string {
+	if len(g.ids) == 1 {
+		return fmt.Sprintf("tenant %d", g.ids[0])
+	}
+	return fmt.Sprintf("%d tenants (%d, %d, …)", len(g.ids), g.ids[0], g.ids[1])
+}
+
+// list returns the results in the group's order.
+func (g *group) list() []TenantResult {
+	out := make([]TenantResult, len(g.tenants))
+	for i, t := range g.tenants {
+		out[i] = *g.results[t.ID]
+	}
+	return out
+}
+
+// perTenant is a count a merge statement made of the whole group, split by tenant.
+type perTenant struct {
+	total    int64
+	byTenant map[int64]int64
+}
+
+// attribute adds each tenant's share of c to the field of its result that add picks. A count of
+// one tenant is its total; a group's shares must add up to its total, or the rows were not all
+// found to belong to a tenant of the group, and the group is refused (it is merged again tenant
+// by tenant).
+func (g *group) attribute(what string, c perTenant, add func(*TenantResult) *int64) error {
+	if len(g.ids) == 1 {
+		*add(g.results[g.ids[0]]) += c.total
+		return nil
+	}
+	var sum int64
+	for id, n := range c.byTenant {
+		r, ok := g.results[id]
+		if !ok {
+			return fmt.Errorf("count %s by tenant: %d rows belong to tenant %d, outside the group", what, n, id)
+		}
+		*add(r) += n
+		sum += n
+	}
+	if sum != c.total {
+		return fmt.Errorf("count %s by tenant: %d of %d rows found a tenant of the group", what, sum, c.total)
+	}
+	return nil
+}
+
+// countPerTenant runs query, whose rows are (tenant, count, ...) and end with one row of NULL
+// tenant holding the totals, and returns each count column's split.
+func countPerTenant(ctx context.Context, tx pgx.Tx, columns int, query string, args ...any) ([]perTenant, error) {
+	out := make([]perTenant, columns)
+	for i := range out {
+		out[i].byTenant = map[int64]int64{}
+	}
+	rows, err := tx.Query(ctx, query, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var tenant *int64
+		counts := make([]int64, columns)
+		dest := []any{&tenant}
+		for i := range counts {
+			dest = append(dest, &counts[i])
+		}
+		if err := rows.Scan(dest...); err != nil {
+			return nil, err
+		}
+		for i, n := range counts {
+			if tenant == nil {
+				out[i].total = n
+			} else {
+				out[i].byTenant[*tenant] = n
+			}
+		}
+	}
+	return out, rows.Err()
+}
+
+// beginTenants starts the transaction tx of tenants: it takes the transaction's id first, so
+// that if the connection is lost at the commit the server can still say whether the tenants are
+// back (see committed), and journals each of them with it before anything can commit.
+func (m merger) beginTenants(ctx context.Context, tx pgx.Tx, tenants []incident.Tenant, xid *string) error {
+	if err := tx.QueryRow(ctx, "SELECT pg_current_xact_id()::text").Scan(xid); err != nil {
+		return fmt.Errorf("start transaction of %s: %w", newGroup(tenants), err)
+	}
+	for _, t := range tenants {
+		if err := m.journal.begin(m.harm, t, *xid); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (m merger) mergeTable(ctx context.Context, src source, tx pgx.Tx, loc fixtures.Location, t fixtures.Table, g *group) error {
+	live := pgx.Identifier{loc.Schema, t.Name}.Sanitize()
+	mark, marked := m.marks[g.ids[0]] // a group's tenants share their mark (see groups)
+	marked = marked && t.SoftDelete != ""
+	links := t.CycleLinks()
+	liveOwned, err := m.model.OwnerSQL(t, loc.Schema, "l")
+	if err != nil {
+		return err
+	}
+	// Rows to mark go through the staging table, where they are marked; rows whose keys close a
+	// cycle that cannot be deferred go in without them first.
+	if !marked && len(links) == 0 {
+		copied, err := m.copyIntoEmpty(ctx, src, tx, loc, t, g, liveOwned)
+		if err != nil || copied {
+			return err
+		}
+	}
+	stage := m.tempTable("stage", t)
+	// Generated columns are computed in the staging table too, so that its rows compare with the
+	// live ones whole.
+	if _, err := tx.Exec(ctx, "CREATE TEMP TABLE "+stage+" (LIKE "+live+" INCLUDING GENERATED) ON COMMIT DROP"); err != nil {
+		return fmt.Errorf("create staging table: %w", err)
+	}
+	written := fixtures.ColumnList(t.WrittenColumns())
+	read, err := streamCopy(ctx, func(w io.Writer) error { return src.copyOut(ctx, w, m.model, loc, t, g.ids) },
+		tx.Conn(), "COPY "+stage+" ("+written+") FROM STDIN (FORMAT binary)")
+	if err != nil {
+		return err
+	}
+	if marked {
+		// The tenant should have been soft-deleted, not purged: what comes back comes back marked,
+		// as the job should have left it; rows deleted before keep their own mark.
+		col := pgx.Identifier{t.SoftDelete}.Sanitize()
+		if _, err := tx.Exec(ctx, "UPDATE "+stage+" SET "+col+" = $1 WHERE "+col+" IS NULL", mark.Mark); err != nil {
+			return fmt.Errorf("mark staged rows deleted: %w", err)
+		}
+	}
+	// Without statistics the planner guesses the staging table large and joins it to the live
+	// table by scanning the whole shard; with them it looks rows up by primary key.
+	if _, err := tx.Exec(ctx, "ANALYZE "+stage); err != nil {
+		return fmt.Errorf("analyze staging table: %w", err)
+	}
+
+	pk := fixtures.ColumnList(t.PrimaryKey)
+	join := "(" + fixtures.QualifiedColumns("l", t.PrimaryKey) + ") = (" + fixtures.QualifiedColumns("s", t.PrimaryKey) + ")"
+	rows, err := tx.Query(ctx, "SELECT "+liveOwned.Tenant+", ("+fixtures.QualifiedColumns("s", t.PrimaryKey)+")::text FROM "+stage+
+		" s JOIN ("+liveOwned.From+") ON "+join+" WHERE l::text IS DISTINCT FROM s::text ORDER BY "+fixtures.QualifiedColumns("s", t.PrimaryKey))
+	if err != nil {
+		return fmt.Errorf("find conflicts: %w", err)
+	}
+	var (
+		tenant int64
+		key    string
+	)
+	if _, err := pgx.ForEachRow(rows, []any{&tenant, &key}, func() error {
+		r := g.results[tenant]
+		switch {
+		case len(g.ids) == 1:
+			r = g.results[g.ids[0]] // a live row of another tenant under the restored row's key is still its conflict
+		case r == nil:
+			return fmt.Errorf("a live row of tenant %d, outside the group, holds the key %s of a restored row", tenant, key)
+		}
+		r.Conflicts++
+		if len(r.ConflictKeys) < maxConflictKeys {
+			r.ConflictKeys = append(r.ConflictKeys, t.Name+key)
+		}
+		return nil
+	}); err != nil {
+		return fmt.Errorf("find conflicts: %w", err)
+	}
+
+	stageOwned, err := m.model.OwnerSQLOf(t, loc.Schema, stage, "s")
+	if err != nil {
+		return err
+	}
+	absentRow := "count(*) FILTER (WHERE NOT EXISTS (SELECT 1 FROM " + live + " l WHERE " + join + "))"
+	counts, err := countPerTenant(ctx, tx, 2, "SELECT "+stageOwned.Tenant+", count(*), "+absentRow+" FROM "+stageOwned.From+
+		" GROUP BY 1 UNION ALL SELECT NULL, count(*), "+absentRow+" FROM "+stage+" s")
+	if err != nil {
+		return fmt.Errorf("count staged rows: %w", err)
+	}
+	if counts[0].total != read {
+		return fmt.Errorf("count staged rows: %d staged, %d copied", counts[0].total, read)
+	}
+	if err := g.attribute("rows read", counts[0], func(r *TenantResult) *int64 { return &r.RowsRead }); err != nil {
+		return err
+	}
+	absent := counts[1]
+	newer, err := countPerTenant(ctx, tx, 1, "SELECT "+liveOwned.Tenant+", count(*) FROM "+liveOwned.From+" WHERE "+liveOwned.Key+
+		" = ANY ($1) AND NOT EXISTS (SELECT 1 FROM "+stage+" s WHERE "+join+") GROUP BY 1", g.ids)
+	if err != nil {
+		return fmt.Errorf("count newer rows: %w", err)
+	}
+	for id, n := range newer[0].byTenant {
+		if r := g.results[id]; r != nil {
+			r.Newer += n
+		}
+	}
+
+	// OVERRIDING SYSTEM VALUE: a restored row keeps its identity, GENERATED ALWAYS or not. A row
+	// that collides with a live one on any unique key is left out (and counted lost by the judge,
+	// not forced in over the live row).
+	values := stagedValues(t, links)
+	insert := "INSERT INTO " + live + " (" + written + ") OVERRIDING SYSTEM VALUE SELECT " + values + " FROM " + stage +
+		" s ON CONFLICT DO NOTHING"
+	if m.policy == PreferBackup {
+		var set []string
+		for _, c := range t.WrittenColumns() {
+			q := pgx.Identifier{c}.Sanitize()
+			set = append(set, q+" = EXCLUDED."+q)
+		}
+		insert = "INSERT INTO " + live + " AS l (" + written + ") OVERRIDING SYSTEM VALUE SELECT " + values + " FROM " + stage +
+			" s ON CONFLICT (" + pk + ") DO UPDATE SET " + strings.Join(set, ", ") + " WHERE l::text IS DISTINCT FROM EXCLUDED::text"
+	}
+	with := "WITH w AS (" + insert + " RETURNING *)"
+	if len(links) > 0 {
+		// The rows written are noted, so that only they get their cycle's keys once every table is in.
+		linked := m.tempTable("linked", t)
+		if _, err := tx.Exec(ctx, "CREATE TEMP TABLE "+linked+" ON COMMIT DROP AS SELECT "+pk+" FROM "+stage+" WITH NO DATA"); err != nil {
+			return fmt.Errorf("create table of linked rows: %w", err)
+		}
+		with += ", k AS (INSERT INTO " + linked + " SELECT " + fixtures.QualifiedColumns("w", t.PrimaryKey) + " FROM w)"
+	}
+	writtenOwned, err := m.model.OwnerSQLOf(t, loc.Schema, "w", "w")
+	if err != nil {
+		return err
+	}
+	wrote, err := countPerTenant(ctx, tx, 1, with+" SELECT "+writtenOwned.Tenant+", count(*) FROM "+writtenOwned.From+
+		" GROUP BY 1 UNION ALL SELECT NULL, count(*) FROM w")
+	if err != nil {
+		return fmt.Errorf("merge into live table: %w", err)
+	}
+	if err := g.attribute("rows written", wrote[0], func(r *TenantResult) *int64 { return &r.RowsWritten }); err != nil {
+		return err
+	}
+	if m.policy != KeepLive {
+		return nil
+	}
+	for _, id := range g.ids {
+		skipped := absent.byTenant[id] - wrote[0].byTenant[id]
+		if len(g.ids) == 1 {
+			skipped = absent.total - wrote[0].total
+		}
+		if skipped > 0 {
+			g.results[id].Skipped += skipped
+			m.log.Warn("restored rows collide with live rows on another unique key and are left out", "table", t.Name,
+				"tenant", id, "rows", skipped)
+		}
+	}
+	return nil
+}
+
+// copyIntoEmpty is the fast path of a merge: when no tenant of the group has a row left in the
+// live table (a deletion took them all), nothing can conflict, so the rows are copied straight
+// in, checked by the table's own keys, instead of through a staging table. It reports false
+// when the table is not empty, or when a row someone wrote meanwhile collides with a restored
+// one (the copy is then rolled back to a savepoint and the staging path takes over).
+func (m merger) copyIntoEmpty(ctx context.Context, src source, tx pgx.Tx, loc fixtures.Location, t fixtures.Table, g *group, liveOwned fixtures.Owned) (bool, error) {
+	live := pgx.Identifier{loc.Schema, t.Name}.Sanitize()
+	ofGroup := liveOwned.From + " WHERE " + liveOwned.Key + " = ANY ($1)"
+	var empty bool
+	if err := tx.QueryRow(ctx, "SELECT NOT EXISTS (SELECT 1 FROM "+ofGroup+")", g.ids).Scan(&empty); err != nil {
+		return false, fmt.Errorf("look for live rows: %w", err)
+	}
+	if !empty {
+		return false, nil
+	}
+	sp, err := tx.Begin(ctx)
+	if err != nil {
+		return false, fmt.Errorf("set savepoint: %w", err)
+	}
+	n, err := streamCopy(ctx, func(w io.Writer) error { return src.copyOut(ctx, w, m.model, loc, t, g.ids) },
+		tx.Conn(), "COPY "+live+" ("+fixtures.ColumnList(t.WrittenColumns())+") FROM STDIN (FORMAT binary)")
+	var pgErr *pgconn.PgError
+	switch {
+	case err == nil:
+		if err := sp.Commit(ctx); err != nil {
+			return false, fmt.Errorf("release savepoint: %w", err)
+		}
+	case errors.As(err, &pgErr) && pgErr.Code == uniqueViolation:
+		if rerr := sp.Rollback(ctx); rerr != nil {
+			return false, fmt.Errorf("roll back to savepoint: %w", rerr)
+		}
+		return false, nil
+	default:
+		return false, err
+	}
+	copied := perTenant{total: n}
+	if len(g.ids) > 1 {
+		// The group had no row here before the copy: what the table holds of each tenant now is
+		// what was copied, unless someone committed a row of theirs meanwhile, which makes the
+		// shares exceed the copy and the group merge again tenant by tenant.
+		counts, err := countPerTenant(ctx, tx, 1, "SELECT "+liveOwned.Tenant+", count(*) FROM "+ofGroup+" GROUP BY 1", g.ids)
+		if err != nil {
+			return false, fmt.Errorf("count copied rows: %w", err)
+		}
+		copied.byTenant = counts[0].byTenant
+	}
+	if err := g.attribute("rows copied", copied, func(r *TenantResult) *int64 { return &r.RowsRead }); err != nil {
+		return false, err
+	}
+	return true, g.attribute("rows copied", copied, func(r *TenantResult) *int64 { return &r.RowsWritten })
+}
+
+// groupSize bounds how many tenants of the shared layout one merge transaction brings back. A
+// group's rows are copied table by table in one statement each, so a merge's statements grow
+// with tables × groups, not with tenants; a group failing for one bad tenant is merged again
+// tenant by tenant, and the bound keeps that repeat, and each transaction, short.
+const groupSize = 128
+
+// groups splits tenants into the merge transactions that bring them back, in order: in the
+// shared layout runs of up to groupSize tenants that share their intended soft-delete mark (a
+// group's staged rows are marked in one statement), in the others one tenant each (each lives in
+// a schema or database of its own).
+func (m merger) groups(tenants []incident.Tenant) [][]incident.Tenant {
+	var out [][]incident.Tenant
+	for _, t := range tenants {
+		if n := len(out); n > 0 && m.layout == fixtures.LayoutShared && len(out[n-1]) < groupSize &&
+			m.marks[out[n-1][0].ID] == m.marks[t.ID] {
+			out[n-1] = append(out[n-1], t)
+			continue
+		}
+		out = append(out, []incident.Tenant{t})
+	}
+	return out
+}
+
+// merge merges the given tenants from src into the live shard, in groups (see groups), one
+// transaction per group, in the databases the layout keeps them in. A group whose transaction
+// lost its connection (a network cut, a reset) is tried again on a new one, with bounded
+// backoff, unless the server says the lost transaction committed; a group that fails otherwise
+// is merged again tenant by tenant, so that the error is the failing tenant's own and the
+// tenants before it come back: each tenant is merged whole, once, or not at all. With an error
+// it returns the results of the tenants merged before it: their transactions are committed.
+func (m merger) merge(ctx context.Context, src source, live cluster.Server, tenants []incident.Tenant) ([]TenantResult, error) {
+	var todo []incident.Tenant
+	var results []TenantResult
 	for _, t := range tenants {
 		r, done, err := m.resumed(ctx, live, t)
 		if err != nil {
-			return out, err
+			return results, err
 		}
 		if done {
-			out = append(out, r)
+			results = append(results, r)
 			continue
 		}
-		err = transient.retry(ctx, m.tl, m.log, PhaseMerge, t.Shard, t.ID, lostConnection, func() error {
-			var err error
-			if m.layout == fixtures.LayoutDatabase {
-				r, err = m.mergeDatabase(ctx, src, live, t)
-				return err
+		todo = append(todo, t)
+	}
+	dst := &liveConn{server: live}
+	defer dst.close(ctx)
+	for _, g := range m.groups(todo) {
+		rs, err := m.mergeGroup(ctx, src, live, dst, g)
+		if err == nil || len(g) == 1 || lostConnection(err) || ctx.Err() != nil {
+			results = append(results, rs...)
+			if err != nil {
+				return results, err
 			}
-			if dst == nil || dst.IsClosed() {
-				if dst, err = pgx.Connect(ctx, live.DSN()); err != nil {
-					return fmt.Errorf("connect to %s: %w", live.Name(), err)
-				}
-			}
-			create := false
-			if m.layout == fixtures.LayoutSchema {
-				if err := dst.QueryRow(ctx, "SELECT to_regnamespace($1) IS NULL", fixtures.TenantContainer(t.ID)).Scan(&create); err != nil {
-					return onConn(dst, fmt.Errorf("look up schema of tenant %d: %w", t.ID, err))
-				}
-			}
-			r, err = m.mergeInto(ctx, src, live, dst, live.DSN(), t, create)
-			return err
-		})
-		if err != nil {
-			return out, err
+			continue
 		}
+		m.log.Warn("a group of tenants could not be merged in one transaction; merging them one by one", "tenants", len(g), "err", err)
+		for _, t := range g {
+			rs, err := m.mergeGroup(ctx, src, live, dst, []incident.Tenant{t})
+			if err != nil {
+				return results, err
+			}
+			results = append(results, rs...)
+		}
+	}
+	return results, nil
+}
+
+// liveConn is a connection to a live shard's database kept from one merge transaction to the
+// next (shared and schema layouts), opened again once lost.
+type liveConn struct {
+	server cluster.Server
+	conn   *pgx.Conn
+}
+
+func (c *liveConn) get(ctx context.Context) (*pgx.Conn, error) {
+	if c.conn == nil || c.conn.IsClosed() {
+		conn, err := pgx.Connect(ctx, c.server.DSN())
+		if err != nil {
+			return nil, fmt.Errorf("connect to %s: %w", c.server.Name(), err)
+		}
+		c.conn = conn
+	}
+	return c.conn, nil
+}
+
+func (c *liveConn) close(ctx context.Context) {
+	if c.conn != nil {
+		c.conn.Close(context.WithoutCancel(ctx))
+	}
+}
+
+// mergeGroup merges one group of tenants in one transaction, retried after a lost connection,
+// and journals each tenant back. It returns their results only when they are committed.
+func (m merger) mergeGroup(ctx context.Context, src source, live cluster.Server, dst *liveConn, tenants []incident.Tenant) ([]TenantResult, error) {
+	first := tenants[0]
+	var out []TenantResult
+	err := transient.retry(ctx, m.tl, m.log, PhaseMerge, first.Shard, first.ID, lostConnection, func() error {
+		var err error
+		if m.layout == fixtures.LayoutDatabase {
+			out, err = m.mergeDatabase(ctx, src, live, first)
+			return err
+		}
+		conn, err := dst.get(ctx)
+		if err != nil {
+			return err
+		}
+		create := false
+		if m.layout == fixtures.LayoutSchema {
+			if err := conn.QueryRow(ctx, "SELECT to_regnamespace($1) IS NULL", fixtures.TenantContainer(first.ID)).Scan(&create); err != nil {
+				return onConn(conn, fmt.Errorf("look up schema of tenant %d: %w", first.ID, err))
+			}
+		}
+		out, err = m.mergeInto(ctx, src, live, conn, live.DSN(), tenants, create)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	for _, r := range out {
 		m.finished(r)
-		out = append(out, r)
 	}
 	return out, nil
 }
 
-// mergeInto merges tenant t through dst, a connection to the database at dsn of live that
-// holds it, creating its tables first when create says they are missing. When the connection is
-// lost, the server is asked whether the tenant's transaction committed before the loss is
-// returned (as errConnLost, for a retry): a committed one is the tenant's result.
-func (m merger) mergeInto(ctx context.Context, src source, live cluster.Server, dst *pgx.Conn, dsn string, t incident.Tenant, create bool) (TenantResult, error) {
+// mergeInto merges tenants through dst, a connection to the database at dsn of live that holds
+// them, creating their tables first when create says they are missing. When the connection is
+// lost, the server is asked whether the transaction committed before the loss is returned (as
+// errConnLost, for a retry): a committed one is the tenants' result.
+func (m merger) mergeInto(ctx context.Context, src source, live cluster.Server, dst *pgx.Conn, dsn string, tenants []incident.Tenant, create bool) ([]TenantResult, error) {
 	var xid string
-	r, err := m.mergeTenant(ctx, src, dst, t, create, &xid)
-	r.Shard = t.Shard
-	return m.settle(ctx, r, onConn(dst, err), live, dsn, t, xid)
+	rs, err := m.mergeTenants(ctx, src, dst, tenants, create, &xid)
+	return rs, m.settle(ctx, onConn(dst, err), live, dsn, newGroup(tenants).String(), xid)
 }
 
-// settle is the end of tenant t's transaction xid on the database at dsn of live, which ended
-// with err: when err is the connection's loss, the server is asked whether the transaction
-// committed before the loss is returned (as errConnLost, for a retry); a committed one is the
-// tenant's result r.
-func (m merger) settle(ctx context.Context, r TenantResult, err error, live cluster.Server, dsn string, t incident.Tenant, xid string) (TenantResult, error) {
+// settle is the end of the transaction xid of the tenants named (for messages) on the database
+// at dsn of live, which ended with err: when err is the connection's loss, the server is asked
+// whether the transaction committed before the loss is returned (as errConnLost, for a retry);
+// nil when it did commit.
+func (m merger) settle(ctx context.Context, err error, live cluster.Server, dsn, tenants, xid string) error {
 	if !errors.Is(err, errConnLost) {
-		return r, err
+		return err
 	}
 	done, cerr := committed(ctx, dsn, xid)
 	switch {
 	case cerr != nil:
-		return r, fmt.Errorf("%w; and whether tenant %d's transaction %s committed is unknown: %w", err, t.ID, xid, cerr)
+		return fmt.Errorf("%w; and whether the transaction %s of %s committed is unknown: %w", err, xid, tenants, cerr)
 	case done:
-		m.log.Warn("the connection was lost as the tenant's transaction committed; it did commit", "tenant", t.ID, "xid", xid, "server", live.Name())
-		return r, nil
+		m.log.Warn("the connection was lost as the tenants' transaction committed; it did commit", "tenants", tenants, "xid", xid, "server", live.Name())
+		return nil
 	}
-	return r, err
+	return err
 }
 
 // mergeDatabase merges one tenant of the database layout, creating its database (with the
 // run's marker) when the incident dropped it.
-func (m merger) mergeDatabase(ctx context.Context, src source, live cluster.Server, t incident.Tenant) (TenantResult, error) {
+func (m merger) mergeDatabase(ctx context.Context, src source, live cluster.Server, t incident.Tenant) ([]TenantResult, error) {
 	name := fixtures.TenantContainer(t.ID)
 	admin, err := pgx.Connect(ctx, live.DSN())
 	if err != nil {
-		return TenantResult{}, fmt.Errorf("connect to %s: %w", live.Name(), err)
+		return nil, fmt.Errorf("connect to %s: %w", live.Name(), err)
 	}
 	var exists bool
 	err = onConn(admin, admin.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)", name).Scan(&exists))
 	admin.Close(context.WithoutCancel(ctx))
 	if err != nil {
-		return TenantResult{}, fmt.Errorf("look up database of tenant %d: %w", t.ID, err)
+		return nil, fmt.Errorf("look up database of tenant %d: %w", t.ID, err)
 	}
 	dstDSN := live.DSNFor(name)
 	if !exists {
 		if dstDSN, err = live.CreateDatabase(ctx, name); err != nil {
-			return TenantResult{}, err
+			return nil, err
 		}
 	}
 	dstConn, err := pgx.Connect(ctx, dstDSN)
 	if err != nil {
-		return TenantResult{}, fmt.Errorf("connect to tenant %d on %s: %w", t.ID, live.Name(), err)
+		return nil, fmt.Errorf("connect to tenant %d on %s: %w", t.ID, live.Name(), err)
 	}
 	defer dstConn.Close(context.WithoutCancel(ctx))
 	// A database created by an attempt whose transaction was lost holds no tables yet.
@@ -600,8 +834,8 @@ func (m merger) mergeDatabase(ctx context.Context, src source, live cluster.Serv
 	if exists {
 		root := pgx.Identifier{fixtures.SharedSchema, m.model.TenantTables()[0].Name}.Sanitize()
 		if err := dstConn.QueryRow(ctx, "SELECT to_regclass($1) IS NULL", root).Scan(&create); err != nil {
-			return TenantResult{}, onConn(dstConn, fmt.Errorf("look up tables of tenant %d: %w", t.ID, err))
+			return nil, onConn(dstConn, fmt.Errorf("look up tables of tenant %d: %w", t.ID, err))
 		}
 	}
-	return m.mergeInto(ctx, src, live, dstConn, dstDSN, t, create)
+	return m.mergeInto(ctx, src, live, dstConn, dstDSN, []incident.Tenant{t}, create)
 }

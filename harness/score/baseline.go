@@ -3,6 +3,7 @@ package score
 import (
 	"context"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/pgdrill/pgdrill/fixtures"
@@ -17,8 +18,9 @@ import (
 type Baseline struct {
 	// Snapshot fingerprints every tenant table on every shard.
 	Snapshot *truth.Snapshot
-	// Rows are the victims' rows by table, compared row by row after the restore.
-	Rows map[truth.TenantTable][]truth.RowHash
+	// Rows are the victims' rows by table, compared row by row after the restore: kept on disk,
+	// so that memory does not grow with the harm (Close releases them).
+	Rows *truth.RowFile
 	// Directory is the catalog's tenant directory.
 	Directory *truth.Directory
 	// Schema is the schema of every database the truth covers.
@@ -33,18 +35,22 @@ type Baseline struct {
 // TakeBaseline reads the baseline of src, the victims' rows row by row. It must run while no
 // write is in flight.
 func TakeBaseline(ctx context.Context, src truth.Source, victims []fixtures.Tenant) (Baseline, error) {
-	b := Baseline{Rows: map[truth.TenantTable][]truth.RowHash{}, Taken: time.Now()}
+	b := Baseline{Taken: time.Now()}
 	var err error
 	if b.Snapshot, err = truth.Take(ctx, src); err != nil {
 		return b, err
 	}
-	for _, v := range victims {
-		for _, t := range fixtures.TableNames(src.Model.TenantTables()) {
-			rows, err := src.RowHashes(ctx, v.ID, t)
-			if err != nil {
-				return b, fmt.Errorf("read baseline of tenant %d: %w", v.ID, err)
-			}
-			b.Rows[truth.TenantTable{Tenant: v.ID, Table: t}] = rows
+	if b.Rows, err = truth.NewRowFile(); err != nil {
+		return b, err
+	}
+	for chunk := range slices.Chunk(victims, baselineChunk) {
+		rows, err := src.RowHashes(ctx, tenantTables(src.Model, chunk))
+		if err == nil {
+			err = b.Rows.Add(rows)
+		}
+		if err != nil {
+			b.Close()
+			return Baseline{}, fmt.Errorf("read baseline of the victims' rows: %w", err)
 		}
 	}
 	if b.Directory, err = truth.TakeDirectory(ctx, src.Catalog); err != nil {
@@ -61,13 +67,21 @@ func TakeBaseline(ctx context.Context, src truth.Source, victims []fixtures.Tena
 	return b, err
 }
 
-// has reports whether the baseline holds a row of tt with that key.
-func (b Baseline) has(tt truth.TenantTable, key []string) bool {
-	k := truth.KeyString(key)
-	for _, r := range b.Rows[tt] {
-		if truth.KeyString(r.Key) == k {
-			return true
+// tenantTables lists every tenant table of the tenants.
+func tenantTables(m *fixtures.Model, tenants []fixtures.Tenant) []truth.TenantTable {
+	names := fixtures.TableNames(m.TenantTables())
+	out := make([]truth.TenantTable, 0, len(tenants)*len(names))
+	for _, v := range tenants {
+		for _, t := range names {
+			out = append(out, truth.TenantTable{Tenant: v.ID, Table: t})
 		}
 	}
-	return false
+	return out
 }
+
+// Close releases the victims' rows. A baseline not taken closes as nothing.
+func (b Baseline) Close() error { return b.Rows.Close() }
+
+// baselineChunk is how many victims' rows are read from the servers at once: a few queries per
+// table and shard for each chunk, and memory bounded by the chunk, not by the whole harm.
+const baselineChunk = 64

@@ -60,11 +60,11 @@ func rightRows(ctx context.Context, f Facts, want victimRows, d truth.TableDiff,
 		return nil, fmt.Errorf("reconcile %s.%s: no such column", col.Table, col.Column)
 	}
 	wanted := map[string]int64{}
-	rows, err := want.RowHashes(ctx, d.Tenant, d.Table)
+	rows, err := want.RowHashes(ctx, []truth.TenantTable{d.TenantTable})
 	if err != nil {
 		return nil, err
 	}
-	for _, row := range rows {
+	for _, row := range rows[d.TenantTable] {
 		wanted[incident.RowKey(row.Key)] = row.Hash
 	}
 	var keys []string

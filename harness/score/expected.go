@@ -5,7 +5,9 @@ import (
 	"cmp"
 	"context"
 	"fmt"
+	"maps"
 	"math/big"
+	"slices"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -19,20 +21,32 @@ import (
 // victimRows is a truth.RowReader of what the affected tenants must hold: their baseline rows
 // changed by every acknowledged write of the ledger, in order.
 type victimRows struct {
-	base    map[truth.TenantTable][]truth.RowHash
+	base    truth.RowReader
 	entries []workload.Entry
 }
 
 var _ truth.RowReader = victimRows{}
 
-// RowHashes implements truth.RowReader.
-func (v victimRows) RowHashes(_ context.Context, tenant int64, table string) ([]truth.RowHash, error) {
-	rows := map[string]truth.RowHash{}
-	for _, r := range v.base[truth.TenantTable{Tenant: tenant, Table: table}] {
-		rows[truth.KeyString(r.Key)] = r
+// RowHashes implements truth.RowReader: one pass over the ledger for all the tables asked for.
+func (v victimRows) RowHashes(ctx context.Context, tables []truth.TenantTable) (map[truth.TenantTable][]truth.RowHash, error) {
+	base, err := v.base.RowHashes(ctx, tables)
+	if err != nil {
+		return nil, err
+	}
+	byKey := make(map[truth.TenantTable]map[string]truth.RowHash, len(tables))
+	for _, tt := range tables {
+		if byKey[tt] != nil {
+			continue
+		}
+		rows := map[string]truth.RowHash{}
+		for _, r := range base[tt] {
+			rows[truth.KeyString(r.Key)] = r
+		}
+		byKey[tt] = rows
 	}
 	for _, w := range v.entries {
-		if w.Tenant != tenant || w.Table != table || w.Indeterminate {
+		rows := byKey[w.TenantTable()]
+		if rows == nil || w.Indeterminate {
 			continue
 		}
 		k := truth.KeyString(w.Key)
@@ -42,9 +56,9 @@ func (v victimRows) RowHashes(_ context.Context, tenant int64, table string) ([]
 			rows[k] = truth.RowHash{Key: w.Key, Hash: w.Delta.Add}
 		}
 	}
-	out := make([]truth.RowHash, 0, len(rows))
-	for _, r := range rows {
-		out = append(out, r)
+	out := make(map[truth.TenantTable][]truth.RowHash, len(byKey))
+	for tt, rows := range byKey {
+		out[tt] = slices.Collect(maps.Values(rows))
 	}
 	return out, nil
 }
@@ -59,11 +73,23 @@ type expectedRows struct {
 var _ truth.RowReader = expectedRows{}
 
 // RowHashes implements truth.RowReader.
-func (x expectedRows) RowHashes(ctx context.Context, tenant int64, table string) ([]truth.RowHash, error) {
-	if rows, ok := x.replayed[truth.TenantTable{Tenant: tenant, Table: table}]; ok {
-		return rows, nil
+func (x expectedRows) RowHashes(ctx context.Context, tables []truth.TenantTable) (map[truth.TenantTable][]truth.RowHash, error) {
+	var rest []truth.TenantTable
+	for _, tt := range tables {
+		if _, ok := x.replayed[tt]; !ok {
+			rest = append(rest, tt)
+		}
 	}
-	return x.ledger.RowHashes(ctx, tenant, table)
+	out, err := x.ledger.RowHashes(ctx, rest)
+	if err != nil {
+		return nil, err
+	}
+	for _, tt := range tables {
+		if rows, ok := x.replayed[tt]; ok {
+			out[tt] = rows
+		}
+	}
+	return out, nil
 }
 
 // replays rebuilds tables as they must be by truth.Replay, in sessions of its own on the

@@ -335,6 +335,6 @@ func (d Drill) Measure() objective.Measures {
 		integrity = integrity && ch.Passed
 	}
 	m[objective.Integrity] = objective.Status(integrity)
-	m[objective.RPO] = objective.Duration(RPO(c.Incident, d.Baseline, f.Diffs, d.Ledger))
+	m[objective.RPO] = objective.Duration(RPO(c.Incident, d.Baseline.Taken, f.Predates, f.Diffs, d.Ledger))
 	return m
 }

@@ -2,6 +2,7 @@ package score_test
 
 import (
 	"errors"
+	"slices"
 	"strconv"
 	"time"
 
@@ -388,7 +389,8 @@ var _ = Describe("tenant scoring", func() {
 
 var _ = Describe("RPO", func() {
 	tt := truth.TenantTable{Tenant: 7, Table: fixtures.TableComments}
-	base := score.Baseline{Taken: t0, Rows: map[truth.TenantTable][]truth.RowHash{tt: {{Key: []string{"7", "1"}, Hash: 5}}}}
+	// The baseline holds row 1 of the table only.
+	predates := func(t truth.TenantTable, key []string) bool { return t == tt && slices.Equal(key, []string{"7", "1"}) }
 	incident := t0.Add(time.Minute)
 	write := func(id string, acked time.Duration) workload.Entry {
 		return workload.Entry{Tenant: 7, Table: fixtures.TableComments, Key: []string{"7", id}, Op: workload.OpInsert, Acked: t0.Add(acked)}
@@ -400,7 +402,7 @@ var _ = Describe("RPO", func() {
 	}
 	DescribeTable("dates every loss from the data",
 		func(diffs []truth.TableDiff, entries []workload.Entry, want time.Duration) {
-			Expect(score.RPO(incident, base, diffs, entries)).To(Equal(want))
+			Expect(score.RPO(incident, t0, predates, diffs, entries)).To(Equal(want))
 		},
 		Entry("nothing lost", nil, nil, time.Duration(0)),
 		Entry("a write acknowledged 50 s in, lost", diff(truth.Missing, "900"), []workload.Entry{write("900", 50*time.Second)}, 10*time.Second),

@@ -11,9 +11,10 @@ import (
 // affected tenants at or before it is present after the restore, to the incident (incidentAt, on
 // the harness's clock, as the writes' acknowledgements are). Each missing or wrong row of diffs
 // dates its loss: to the first acknowledged write of its key, or to the baseline (the workload's
-// start) for a row that predates the workload. Rows that should not be there are not a loss of
-// data and do not count; uncertain rows were set apart from diffs already.
-func RPO(incidentAt time.Time, base Baseline, diffs []truth.TableDiff, entries []workload.Entry) time.Duration {
+// start, taken) for a row that predates the workload, which predates says of a missing row's
+// key (Findings.Predates). Rows that should not be there are not a loss of data and do not
+// count; uncertain rows were set apart from diffs already.
+func RPO(incidentAt, taken time.Time, predates func(truth.TenantTable, []string) bool, diffs []truth.TableDiff, entries []workload.Entry) time.Duration {
 	type rowAt struct {
 		tt  truth.TenantTable
 		key string
@@ -35,8 +36,8 @@ func RPO(incidentAt time.Time, base Baseline, diffs []truth.TableDiff, entries [
 			// A row missing with its pre-workload contents, or wrong with no write to explain
 			// it, lost data older than the workload; otherwise the loss is no older than the
 			// key's first write (the earliest, so the measure errs towards a larger RPO).
-			if !written || (row.Kind == truth.Missing && base.has(d.TenantTable, row.Key)) {
-				at = base.Taken
+			if !written || (row.Kind == truth.Missing && predates(d.TenantTable, row.Key)) {
+				at = taken
 			}
 			if at.Before(lossAt) {
 				lossAt = at

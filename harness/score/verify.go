@@ -45,6 +45,8 @@ type Findings struct {
 	Collateral []Harmed `json:"collateral,omitempty"`
 	// Diffs are the affected tenants' row differences, uncertain rows set apart: what RPO dates.
 	Diffs []truth.TableDiff `json:"-"`
+	// predated holds the keys of the diffs' missing rows that the baseline holds (Predates).
+	predated map[truth.TenantTable]map[string]bool
 	// Schema lists every difference of the schema from the baseline's.
 	Schema []truth.SchemaChange `json:"schema,omitempty"`
 	// Integrity are the checks after the restore: schema, placement, routing.
@@ -53,6 +55,45 @@ type Findings struct {
 	// state it allows; Unresolved those whose possible states are not known.
 	Excused    int64 `json:"excused,omitempty"`
 	Unresolved int64 `json:"unresolved,omitempty"`
+}
+
+// Predates reports whether a missing row of the affected tenants' diffs was in the baseline: its
+// loss is older than every write of the workload.
+func (f *Findings) Predates(tt truth.TenantTable, key []string) bool {
+	return f.predated[tt][truth.KeyString(key)]
+}
+
+// predatedKeys reads, for every table of diffs missing rows, which of those rows the baseline
+// holds.
+func predatedKeys(ctx context.Context, base Baseline, diffs []truth.TableDiff) (map[truth.TenantTable]map[string]bool, error) {
+	var tables []truth.TenantTable
+	for _, d := range diffs {
+		if d.Missing > 0 {
+			tables = append(tables, d.TenantTable)
+		}
+	}
+	rows, err := base.Rows.RowHashes(ctx, tables)
+	if err != nil {
+		return nil, fmt.Errorf("read baseline rows of the missing rows: %w", err)
+	}
+	out := map[truth.TenantTable]map[string]bool{}
+	for _, d := range diffs {
+		missing := map[string]bool{}
+		for _, r := range d.Rows {
+			if r.Kind == truth.Missing {
+				missing[truth.KeyString(r.Key)] = true
+			}
+		}
+		for _, r := range rows[d.TenantTable] {
+			if k := truth.KeyString(r.Key); missing[k] {
+				if out[d.TenantTable] == nil {
+					out[d.TenantTable] = map[string]bool{}
+				}
+				out[d.TenantTable][k] = true
+			}
+		}
+	}
+	return out, nil
 }
 
 // count adds a diff's uncertain rows to the findings' totals.
@@ -99,13 +140,10 @@ func Verify(ctx context.Context, f Facts) (*Findings, error) {
 	var victims []truth.Mismatch
 	doubts := map[truth.TenantTable]truth.Doubts{}
 	want := expectedRows{replayed: map[truth.TenantTable][]truth.RowHash{}, ledger: victimRows{base: f.Baseline.Rows, entries: f.Ledger}}
+	var bystanders []truth.TenantTable
 	for _, m := range withMarkedTables(f.Plan.Model, ledger.Check(f.Baseline.Snapshot, after), f.Affected, r.marks) {
 		if !affected[m.Tenant] {
-			h, err := bystander(ctx, r, f.Source, m.TenantTable)
-			if err != nil {
-				return nil, err
-			}
-			out.bystander(h, f.Plan)
+			bystanders = append(bystanders, m.TenantTable)
 			continue
 		}
 		victims = append(victims, m)
@@ -128,6 +166,13 @@ func Verify(ctx context.Context, f Facts) (*Findings, error) {
 			}
 			want.replayed[m.TenantTable], doubts[m.TenantTable] = exp.Rows, exp.Possible
 		}
+	}
+	harmed, err := bystanderDiffs(ctx, r, f.Source, bystanders)
+	if err != nil {
+		return nil, err
+	}
+	for _, h := range harmed {
+		out.bystander(h, f.Plan)
 	}
 	diffs, err := truth.Diff(ctx, want, f.Source, victims, doubts, diffLimit)
 	if err != nil {
@@ -152,13 +197,19 @@ func Verify(ctx context.Context, f Facts) (*Findings, error) {
 		}
 	}
 	out.Diffs = diffs
+	if out.predated, err = predatedKeys(ctx, f.Baseline, diffs); err != nil {
+		return nil, err
+	}
 	for _, d := range diffs {
 		out.count(d)
 	}
 	for _, v := range f.Affected {
 		expected := int64(0)
-		for _, t := range fixtures.TableNames(f.Plan.Model.TenantTables()) {
-			rows, _ := want.RowHashes(ctx, v.ID, t)
+		wanted, err := want.RowHashes(ctx, tenantTables(f.Plan.Model, []fixtures.Tenant{v}))
+		if err != nil {
+			return nil, err
+		}
+		for _, rows := range wanted {
 			expected += int64(len(rows))
 		}
 		if _, listed := f.Baseline.Directory.Homes[v.ID]; listed {
@@ -207,18 +258,25 @@ func unknownStates(keys map[string]bool) truth.Doubts {
 	return out
 }
 
-// bystander diffs an unaffected tenant's table, whose fingerprint differs from what its writes
-// say, row by row against its rows rebuilt from the fill and the ledger.
-func bystander(ctx context.Context, r *replays, src truth.Source, tt truth.TenantTable) (truth.TableDiff, error) {
-	exp, err := r.table(ctx, tt)
-	if err != nil {
-		return truth.TableDiff{}, err
+// bystanderDiffs diffs unaffected tenants' tables, whose fingerprints differ from what their
+// writes say, row by row against their rows rebuilt from the fill and the ledger.
+func bystanderDiffs(ctx context.Context, r *replays, src truth.Source, tables []truth.TenantTable) ([]truth.TableDiff, error) {
+	if len(tables) == 0 {
+		return nil, nil
 	}
-	got, err := src.RowHashes(ctx, tt.Tenant, tt.Table)
+	got, err := src.RowHashes(ctx, tables)
 	if err != nil {
-		return truth.TableDiff{}, err
+		return nil, err
 	}
-	return truth.DiffRows(tt, exp.Rows, got, exp.Possible, diffLimit), nil
+	out := make([]truth.TableDiff, 0, len(tables))
+	for _, tt := range tables {
+		exp, err := r.table(ctx, tt)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, truth.DiffRows(tt, exp.Rows, got[tt], exp.Possible, diffLimit))
+	}
+	return out, nil
 }
 
 // directoryDiffs compares the tenant directory now with what it must hold, tenant by tenant: one

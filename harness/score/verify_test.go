@@ -34,6 +34,7 @@ func newVerified(ctx context.Context) verified {
 	victims := plan.Tenants[:1]
 	base, err := score.TakeBaseline(ctx, src, victims)
 	Expect(err).NotTo(HaveOccurred())
+	DeferCleanup(base.Close)
 	return verified{c: c, plan: plan, f: score.Facts{Plan: plan, Source: src, Baseline: base, Affected: victims}}
 }
 

@@ -4,9 +4,11 @@ import (
 	"cmp"
 	"context"
 	"fmt"
+	"maps"
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/jackc/pgx/v5"
 
@@ -19,85 +21,161 @@ type RowHash struct {
 	Hash int64
 }
 
-// RowReader yields a tenant table's per-row hashes. A Source reads them from its servers; a
-// caller can also keep them from before an incident and serve them back.
+// RowReader yields tenant tables' per-row hashes, many tables in one call: a reader backed by
+// servers reads them with one query per table and shard, not one per tenant, so the cost of a
+// read grows with the rows asked for, not with tenants × tables. A Source reads them from its
+// servers; a caller can also keep them from before an incident and serve them back. A table
+// with no rows may be missing from the map returned.
 type RowReader interface {
-	RowHashes(ctx context.Context, tenant int64, table string) ([]RowHash, error)
+	RowHashes(ctx context.Context, tables []TenantTable) (map[TenantTable][]RowHash, error)
 }
 
 var _ RowReader = Source{}
 
-// RowHashes reads the tenant's rows of table from every shard of s (a misplaced row is still the
-// tenant's row). Only the primary key and a hash cross the network.
-func (s Source) RowHashes(ctx context.Context, tenant int64, table string) ([]RowHash, error) {
-	t, ok := s.Model.LookupTable(table)
-	if !ok {
-		return nil, fmt.Errorf("read row hashes: unknown table %q", table)
-	}
-	var out []RowHash
-	for shard := range s.Shards {
-		rows, err := s.shardRowHashes(ctx, shard, tenant, t)
-		if err != nil {
-			return nil, fmt.Errorf("read row hashes of tenant %d table %s on shard %d: %w", tenant, table, shard, err)
+// RowHashes reads the given tenants' tables from every shard of s, shards in parallel (a
+// misplaced row is still its tenant's row). Only the primary key and a hash cross the network.
+func (s Source) RowHashes(ctx context.Context, tables []TenantTable) (map[TenantTable][]RowHash, error) {
+	want := map[string]map[int64]bool{} // tenants wanted, by table
+	for _, tt := range tables {
+		if _, ok := s.Model.LookupTable(tt.Table); !ok {
+			return nil, fmt.Errorf("read row hashes: unknown table %q", tt.Table)
 		}
-		out = append(out, rows...)
+		if want[tt.Table] == nil {
+			want[tt.Table] = map[int64]bool{}
+		}
+		want[tt.Table][tt.Tenant] = true
+	}
+	out := map[TenantTable][]RowHash{}
+	if len(want) == 0 {
+		return out, nil
+	}
+	perShard := make([]map[TenantTable][]RowHash, len(s.Shards))
+	errs := make([]error, len(s.Shards))
+	var wg sync.WaitGroup
+	for i := range s.Shards {
+		wg.Go(func() { perShard[i], errs[i] = s.shardRowHashes(ctx, i, want) })
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			return nil, fmt.Errorf("read row hashes on shard %d: %w", i, err)
+		}
+		for tt, rows := range perShard[i] {
+			out[tt] = append(out[tt], rows...)
+		}
 	}
 	return out, nil
 }
 
-func (s Source) shardRowHashes(ctx context.Context, shard int, tenant int64, t fixtures.Table) ([]RowHash, error) {
+// shardRowHashes reads one shard's rows of the tenants wanted, by table: in the shared layout
+// one query per table for all of them, in the others one per table of each tenant's own
+// schema or database found on the shard.
+func (s Source) shardRowHashes(ctx context.Context, shard int, want map[string]map[int64]bool) (map[TenantTable][]RowHash, error) {
 	conn, err := s.connect(ctx, shard, "")
 	if err != nil {
 		return nil, err
 	}
 	defer conn.Close(context.WithoutCancel(ctx))
-	loc := s.Layout.Locate(tenant)
-	name := pgx.Identifier{loc.Schema, t.Name}.Sanitize()
-	from := name + " t"
-	switch s.Layout {
-	case fixtures.LayoutShared:
-		owned, err := s.Model.OwnerSQL(t, loc.Schema, "t")
+	out := map[TenantTable][]RowHash{}
+	if s.Layout == fixtures.LayoutShared {
+		tables, err := s.presentTables(ctx, conn, fixtures.SharedSchema)
 		if err != nil {
 			return nil, err
 		}
-		from = owned.From + " WHERE " + owned.Where(tenant)
-	case fixtures.LayoutSchema, fixtures.LayoutDatabase:
-		containers, err := s.containers(ctx, conn)
-		if err != nil {
-			return nil, err
-		}
-		if _, ok := containers[tenant]; !ok {
-			return nil, nil
-		}
-		if s.Layout == fixtures.LayoutDatabase {
-			db, err := s.connect(ctx, shard, loc.Database)
+		for _, t := range tables {
+			if len(want[t.Name]) == 0 {
+				continue
+			}
+			owned, err := s.Model.OwnerSQL(t, fixtures.SharedSchema, "t")
 			if err != nil {
 				return nil, err
 			}
-			defer db.Close(context.WithoutCancel(ctx))
-			conn = db
+			if err := readRowHashes(ctx, conn, out, t, fixtures.SharedSchema, owned.Tenant, owned.From+" WHERE "+owned.Key+" = ANY ($1)", slices.Collect(maps.Keys(want[t.Name]))); err != nil {
+				return nil, err
+			}
 		}
+		return out, nil
 	}
-	var exists bool
-	if err := conn.QueryRow(ctx, `SELECT pg_catalog.to_regclass($1) IS NOT NULL`, name).Scan(&exists); err != nil {
+	containers, err := s.containers(ctx, conn)
+	if err != nil {
 		return nil, err
 	}
-	if !exists {
-		return nil, nil
+	tenants := map[int64]bool{}
+	for _, ids := range want {
+		for id := range ids {
+			if _, ok := containers[id]; ok {
+				tenants[id] = true
+			}
+		}
 	}
+	for _, id := range slices.Sorted(maps.Keys(tenants)) {
+		if err := s.containerRowHashes(ctx, conn, shard, id, want, out); err != nil {
+			return nil, fmt.Errorf("read rows of tenant %d: %w", id, err)
+		}
+	}
+	return out, nil
+}
+
+// containerRowHashes reads tenant's wanted tables out of its own schema (on conn) or database
+// into out.
+func (s Source) containerRowHashes(ctx context.Context, conn *pgx.Conn, shard int, tenant int64, want map[string]map[int64]bool, out map[TenantTable][]RowHash) error {
+	loc := s.Layout.Locate(tenant)
+	if s.Layout == fixtures.LayoutDatabase {
+		db, err := s.connect(ctx, shard, loc.Database)
+		if err != nil {
+			return err
+		}
+		defer db.Close(context.WithoutCancel(ctx))
+		conn = db
+	}
+	tables, err := s.presentTables(ctx, conn, loc.Schema)
+	if err != nil {
+		return err
+	}
+	for _, t := range tables {
+		if !want[t.Name][tenant] {
+			continue
+		}
+		name := pgx.Identifier{loc.Schema, t.Name}.Sanitize()
+		if err := readRowHashes(ctx, conn, out, t, loc.Schema, strconv.FormatInt(tenant, 10), name+" t", nil); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// readRowHashes runs one query of table t's rows in schema, from the FROM clause given (alias
+// t), each with its tenant (the SQL expression owner), key and hash, and adds them to out.
+func readRowHashes(ctx context.Context, conn *pgx.Conn, out map[TenantTable][]RowHash, t fixtures.Table, schema, owner, from string, tenants []int64) error {
 	keys := make([]string, len(t.PrimaryKey))
 	for i, c := range t.PrimaryKey {
 		keys[i] = "t." + pgx.Identifier{c}.Sanitize() + "::pg_catalog.text"
 	}
-	rows, err := conn.Query(ctx, "SELECT ARRAY["+strings.Join(keys, ", ")+"], "+RowHashSQL("t", name)+" FROM "+from)
-	if err != nil {
-		return nil, err
+	var args []any
+	if tenants != nil {
+		args = append(args, tenants)
 	}
-	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (RowHash, error) {
-		var h RowHash
-		err := r.Scan(&h.Key, &h.Hash)
-		return h, err
-	})
+	rows, err := conn.Query(ctx, "SELECT "+owner+", ARRAY["+strings.Join(keys, ", ")+"], "+
+		RowHashSQL("t", pgx.Identifier{schema, t.Name}.Sanitize())+" FROM "+from, args...)
+	if err != nil {
+		return fmt.Errorf("read row hashes of %s: %w", t.Name, err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var (
+			tenant int64
+			h      RowHash
+		)
+		if err := rows.Scan(&tenant, &h.Key, &h.Hash); err != nil {
+			return fmt.Errorf("read row hashes of %s: %w", t.Name, err)
+		}
+		tt := TenantTable{Tenant: tenant, Table: t.Name}
+		out[tt] = append(out[tt], h)
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("read row hashes of %s: %w", t.Name, err)
+	}
+	return nil
 }
 
 // DiffKind says how a row differs from the truth.
@@ -156,17 +234,21 @@ type Doubts map[string][]*int64
 // excused, one whose states are not known is unresolved; every other row is judged as it is.
 // limit bounds how many rows each TableDiff lists (the counts stay complete); 0 lists none.
 func Diff(ctx context.Context, want, got RowReader, mismatches []Mismatch, doubts map[TenantTable]Doubts, limit int) ([]TableDiff, error) {
+	tables := make([]TenantTable, len(mismatches))
+	for i, m := range mismatches {
+		tables[i] = m.TenantTable
+	}
+	w, err := want.RowHashes(ctx, tables)
+	if err != nil {
+		return nil, fmt.Errorf("diff tenant tables: read the truth: %w", err)
+	}
+	g, err := got.RowHashes(ctx, tables)
+	if err != nil {
+		return nil, fmt.Errorf("diff tenant tables: read the state: %w", err)
+	}
 	out := make([]TableDiff, 0, len(mismatches))
 	for _, m := range mismatches {
-		w, err := want.RowHashes(ctx, m.Tenant, m.Table)
-		if err != nil {
-			return nil, fmt.Errorf("diff tenant %d table %s: %w", m.Tenant, m.Table, err)
-		}
-		g, err := got.RowHashes(ctx, m.Tenant, m.Table)
-		if err != nil {
-			return nil, fmt.Errorf("diff tenant %d table %s: %w", m.Tenant, m.Table, err)
-		}
-		out = append(out, DiffRows(m.TenantTable, w, g, doubts[m.TenantTable], limit))
+		out = append(out, DiffRows(m.TenantTable, w[m.TenantTable], g[m.TenantTable], doubts[m.TenantTable], limit))
 	}
 	return out, nil
 }

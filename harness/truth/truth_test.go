@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"maps"
 	"slices"
 
 	"github.com/jackc/pgx/v5"
@@ -76,19 +77,19 @@ func diffOf(ctx context.Context, f filled, before *truth.Snapshot, mutate func()
 // keptRows serves per-row hashes read before a mutation.
 type keptRows map[truth.TenantTable][]truth.RowHash
 
-func (k keptRows) RowHashes(_ context.Context, tenant int64, table string) ([]truth.RowHash, error) {
-	return k[truth.TenantTable{Tenant: tenant, Table: table}], nil
+func (k keptRows) RowHashes(_ context.Context, tables []truth.TenantTable) (map[truth.TenantTable][]truth.RowHash, error) {
+	out := map[truth.TenantTable][]truth.RowHash{}
+	for _, tt := range tables {
+		out[tt] = k[tt]
+	}
+	return out, nil
 }
 
 func keepRows(ctx context.Context, src truth.Source, snap *truth.Snapshot) keptRows {
 	GinkgoHelper()
-	out := keptRows{}
-	for tt := range snap.Tables() {
-		rows, err := src.RowHashes(ctx, tt.Tenant, tt.Table)
-		Expect(err).NotTo(HaveOccurred())
-		out[tt] = rows
-	}
-	return out
+	rows, err := src.RowHashes(ctx, slices.Collect(maps.Keys(snap.Tables())))
+	Expect(err).NotTo(HaveOccurred())
+	return rows
 }
 
 func rowDiff(kind truth.DiffKind, k []string) truth.RowDiff {

@@ -98,7 +98,7 @@ Data goes to stdout, logs and progress to stderr.
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error {
 		return exitcode.With(err, exitcode.InvalidInput)
 	})
-	root.AddCommand(a.runCommand(), a.reportCommand(), a.upCommand(), a.incidentCommand(), a.restoreCommand(), a.locateCommand(), a.faultCommand(), a.scoreCommand(), a.downCommand(), a.lsCommand(), a.scenariosCommand(), a.schemaCommand(), a.doctorCommand(), a.imageCommand(), a.versionCommand())
+	root.AddCommand(a.runCommand(), a.measureCommand(), a.reportCommand(), a.upCommand(), a.incidentCommand(), a.restoreCommand(), a.locateCommand(), a.faultCommand(), a.scoreCommand(), a.downCommand(), a.lsCommand(), a.scenariosCommand(), a.schemaCommand(), a.doctorCommand(), a.imageCommand(), a.versionCommand())
 	return root
 }
 

@@ -12,6 +12,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/pgdrill/pgdrill/harness/costmodel"
 	"github.com/pgdrill/pgdrill/harness/drill"
 	"github.com/pgdrill/pgdrill/harness/exitcode"
 	"github.com/pgdrill/pgdrill/reports"
@@ -29,6 +30,7 @@ func (a *app) runCommand() *cobra.Command {
 		seed      uint64
 		outDir    string
 		knowledge string
+		curves    string
 	)
 	cmd := &cobra.Command{
 		Use:   "run [SCENARIO|FILE]...",
@@ -45,6 +47,7 @@ verdict's: 0 PASS or PASS_WITH_CONDITIONS, 1 FAIL, 3 ERROR, 4 ABORTED, 5 INCONCL
   pgdrill run wrong-id-deletion --knowledge told  # hand the restore the harm: what finding it costs, by comparison
   pgdrill run my-scenario.yaml -o json          # a scenario file of your own; scorecards as JSON
   pgdrill run wrong-id-deletion --strategy pitr-sidecar --out ./reports
+  pgdrill run atlassian-2022 --curves pgdrill-reports/measure-20261203T101500/curves.json  # and its projection to production size
   pgdrill run --runbook ./our-restore.sh --runbook-timeout 20m   # drill your own procedure
   pgdrill run --provider container              # every server a container (pgdrill image build first)
   DOCKER_HOST=tcp://drill-host:2375 pgdrill run --provider container   # on a bigger machine's engine
@@ -84,7 +87,19 @@ verdict's: 0 PASS or PASS_WITH_CONDITIONS, 1 FAIL, 3 ERROR, 4 ABORTED, 5 INCONCL
 					}
 				}
 			}
-			return a.runDrills(cmd.Context(), scs, override, seed, outDir)
+			var measured *costmodel.Curves
+			if curves != "" {
+				var err error
+				if measured, err = readCurves(curves); err != nil {
+					return err
+				}
+				for _, sc := range scs {
+					if sc.Spec.Projection == nil {
+						return invalid("--curves: scenario %s names no production size to project to (spec.projection)", sc.Metadata.ID)
+					}
+				}
+			}
+			return a.runDrills(cmd.Context(), scs, override, seed, outDir, measured)
 		},
 	}
 	f := cmd.Flags()
@@ -95,6 +110,7 @@ verdict's: 0 PASS or PASS_WITH_CONDITIONS, 1 FAIL, 3 ERROR, 4 ABORTED, 5 INCONCL
 	f.DurationVar(&timeout, "runbook-timeout", scenarios.DefaultRunbookTimeout, "how long --runbook may run before it is stopped and the drill fails")
 	f.Uint64Var(&seed, "seed", 0, "seed of every random choice instead of the scenario's")
 	f.StringVar(&outDir, "out", "pgdrill-reports", "directory the reports are written under, one subdirectory per run")
+	f.StringVar(&curves, "curves", "", "cost curves from `pgdrill measure` (its curves.json): project the restore to the scenario's production size (spec.projection) in the scorecard")
 	f.StringVar(&knowledge, "knowledge", "", "what the restore is told instead of the scenario's: told (every harm and victim) or blind (a ticket: a few victims, about when)")
 	return cmd
 }
@@ -105,7 +121,7 @@ func builtinStrategies() []string {
 	return scenarios.StrategiesWhere(func(s scenarios.StrategyInfo) bool { return s.Name != scenarios.RunbookStrategy })
 }
 
-func (a *app) runDrills(ctx context.Context, scs []*scenarios.Scenario, override *scenarios.Restore, seed uint64, outDir string) error {
+func (a *app) runDrills(ctx context.Context, scs []*scenarios.Scenario, override *scenarios.Restore, seed uint64, outDir string, curves *costmodel.Curves) error {
 	providers := make([]drill.Provider, len(scs)) // all found before the first drill starts
 	for i, sc := range scs {
 		p, err := a.host.ScenarioProvider(ctx, sc)
@@ -122,8 +138,8 @@ func (a *app) runDrills(ctx context.Context, scs []*scenarios.Scenario, override
 	var invalid error
 	for i, sc := range scs {
 		out := drill.Run(ctx, drill.Config{Scenario: sc, Provider: providers[i], Restore: override, Seed: seed, Log: a.log, RunbookOutput: a.st.Stderr,
-			RunbookEnv: runbookEnv,
-			OnStep:     func(step string) { a.log.Info("drill step", "scenario", sc.Metadata.ID, "step", step) }})
+			RunbookEnv: runbookEnv, Curves: curves,
+			OnStep: func(step string) { a.log.Info("drill step", "scenario", sc.Metadata.ID, "step", step) }})
 		if out.InvalidInput && invalid == nil {
 			invalid = exitcode.With(fmt.Errorf("scenario %s: %s", sc.Metadata.ID, out.Reason), exitcode.InvalidInput)
 		}
@@ -225,6 +241,9 @@ func printScorecard(w io.Writer, r *reports.Report) {
 	}
 	for _, p := range r.Measures.Phases {
 		fmt.Fprintf(w, "  %-28s %s\n", "phase "+p.Name+":", reports.MS(&p.MS))
+	}
+	for _, l := range r.ProjectionLines() {
+		fmt.Fprintf(w, "  projected: %s\n", l)
 	}
 	for _, n := range r.Notes {
 		fmt.Fprintf(w, "  note: %s\n", n)
