@@ -1,11 +1,11 @@
 package locate
 
 import (
-	"bytes"
 	"cmp"
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"maps"
 	"slices"
 	"strconv"
@@ -217,11 +217,7 @@ func search(ctx context.Context, c cluster.Cluster, shard int, b cluster.Backup,
 	if at, err := backup.ParseLSN(end); err == nil && at > through {
 		end = through.String() // past it lies nothing but the next segment's page header
 	}
-	var dump bytes.Buffer
-	if err := live.DumpWAL(ctx, b.StartLSN, end, &dump); err != nil {
-		return out, err
-	}
-	txns, err := Scan(&dump)
+	txns, err := scanWAL(ctx, live, b.StartLSN, end)
 	if err != nil {
 		return out, err
 	}
@@ -496,4 +492,26 @@ func Record(base incident.Record, found []Finding) incident.Record {
 	}
 	slices.SortFunc(rec.Affected, func(a, b incident.Tenant) int { return cmp.Compare(a.ID, b.ID) })
 	return rec
+}
+
+// errScanEnded stops a WAL dump whose reader has stopped reading.
+var errScanEnded = errors.New("WAL scan ended")
+
+// scanWAL reads the transactions of live's WAL from start to end as pg_waldump prints them,
+// streamed through Scan as they come: the dump of a harm of millions of rows is never held
+// whole, only the transactions Scan keeps.
+func scanWAL(ctx context.Context, live cluster.Server, start, end string) ([]*Txn, error) {
+	pr, pw := io.Pipe()
+	dumped := make(chan error, 1)
+	go func() {
+		err := live.DumpWAL(ctx, start, end, pw)
+		pw.CloseWithError(err)
+		dumped <- err
+	}()
+	txns, err := Scan(pr)
+	pr.CloseWithError(errScanEnded) // a scan that stopped early stops the dump too
+	if derr := <-dumped; derr != nil && !errors.Is(derr, errScanEnded) {
+		return nil, derr
+	}
+	return txns, err
 }
