@@ -50,9 +50,13 @@ var _ = Describe("built-in scenarios", func() {
 		var kinds []scenarios.IncidentKind
 		for _, s := range scenarios.Builtin() {
 			Expect(s.File).To(Equal("scenarios/" + s.Metadata.ID + ".yaml"))
-			if len(s.Spec.Faults) > 0 {
+			switch {
+			case len(s.Spec.Faults) > 0:
 				Expect(s.Metadata.Tags).To(ContainElement("chaos"), s.Metadata.ID)
-			} else {
+			case slices.Contains(s.Metadata.Tags, "scale"):
+				// An incident at a real incident's size, named after that incident.
+				Expect(s.Spec.Dataset.Rows).To(BeNumerically(">=", 10_000_000), s.Metadata.ID)
+			default:
 				Expect(s.Metadata.ID).To(Equal(string(s.Spec.Incident.Kind)))
 				kinds = append(kinds, s.Spec.Incident.Kind)
 			}
@@ -146,7 +150,7 @@ var _ = Describe("decoding and validating", func() {
 		Entry("a scalar for a section", "  cluster: big\n", `x.yaml:7:12: spec.cluster: must be a mapping of fields, got the string "big"`),
 		Entry("a key without value", "  seed:\n", "x.yaml:7:9: spec.seed: has no value; give one or remove the key"),
 		Entry("an anchor", "  seed: &s 1\n", "x.yaml:7:9: spec.seed: anchors, aliases, tags and merge keys are not supported in scenario files; write the value out"),
-		Entry("a misspelt key", "  worklaod: {}\n", "x.yaml:7:3: spec.worklaod: unknown field (did you mean workload?); fields here: hypothesis, seed, cluster, dataset, workload, protection, incident, detection, restore, faults, objectives"),
+		Entry("a misspelt key", "  worklaod: {}\n", "x.yaml:7:3: spec.worklaod: unknown field (did you mean workload?); fields here: hypothesis, seed, cluster, dataset, workload, protection, incident, detection, restore, faults, objectives, projection"),
 		Entry("a second document", "---\nkind: Scenario\n", "x.yaml:7:1: 2 YAML documents; a scenario file holds exactly one"),
 	)
 

@@ -492,8 +492,8 @@ func (m merger) mergeTable(ctx context.Context, src source, tx pgx.Tx, loc fixtu
 
 	pk := fixtures.ColumnList(t.PrimaryKey)
 	join := "(" + fixtures.QualifiedColumns("l", t.PrimaryKey) + ") = (" + fixtures.QualifiedColumns("s", t.PrimaryKey) + ")"
-	rows, err := tx.Query(ctx, "SELECT "+liveOwned.Tenant+", ("+fixtures.QualifiedColumns("s", t.PrimaryKey)+")::text FROM "+stage+
-		" s JOIN ("+liveOwned.From+") ON "+join+" WHERE l::text IS DISTINCT FROM s::text ORDER BY "+fixtures.QualifiedColumns("s", t.PrimaryKey))
+	rows, err := tx.Query(ctx, "SELECT "+liveOwned.Tenant+", ("+fixtures.QualifiedColumns("s", t.PrimaryKey)+")::text FROM "+liveOwned.From+
+		" JOIN "+stage+" s ON "+join+" WHERE l::text IS DISTINCT FROM s::text ORDER BY "+fixtures.QualifiedColumns("s", t.PrimaryKey))
 	if err != nil {
 		return fmt.Errorf("find conflicts: %w", err)
 	}

@@ -260,7 +260,10 @@ func Specs(name string, s Subject, labels ...string) bool {
 			var segment string
 			Expect(drilltest.Connect(ctx, shard.DSN()).QueryRow(ctx, "SELECT pg_walfile_name(pg_current_wal_insert_lsn())").Scan(&segment)).To(Succeed())
 			drilltest.Exec(ctx, shard.DSN(), "SELECT pg_switch_wal()")
-			Eventually(func() []string { names, _ := shard.ArchivedWAL(ctx); return names }).Should(ContainElement(segment))
+			// A WAL receiver's archive (existing servers) completes the segment when it streams it:
+			// on a busy machine that takes longer than Eventually's default second.
+			Eventually(func() []string { names, _ := shard.ArchivedWAL(ctx); return names }).WithTimeout(30*time.Second).
+				Should(ContainElement(segment))
 
 			a, err := s.Attach(ctx, c.RunID())
 			drilltest.DestroyWhenDone(a) // its sidecar is its own: c's teardown need not know it

@@ -12,7 +12,6 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/pgdrill/pgdrill/harness/costmodel"
 	"github.com/pgdrill/pgdrill/harness/drill"
 	"github.com/pgdrill/pgdrill/harness/exitcode"
 	"github.com/pgdrill/pgdrill/reports"
@@ -87,10 +86,10 @@ verdict's: 0 PASS or PASS_WITH_CONDITIONS, 1 FAIL, 3 ERROR, 4 ABORTED, 5 INCONCL
 					}
 				}
 			}
-			var measured *costmodel.Curves
+			var measured *drill.Curves
 			if curves != "" {
 				var err error
-				if measured, err = readCurves(curves); err != nil {
+				if measured, err = drill.ReadCurves(curves); err != nil {
 					return err
 				}
 				for _, sc := range scs {
@@ -121,7 +120,7 @@ func builtinStrategies() []string {
 	return scenarios.StrategiesWhere(func(s scenarios.StrategyInfo) bool { return s.Name != scenarios.RunbookStrategy })
 }
 
-func (a *app) runDrills(ctx context.Context, scs []*scenarios.Scenario, override *scenarios.Restore, seed uint64, outDir string, curves *costmodel.Curves) error {
+func (a *app) runDrills(ctx context.Context, scs []*scenarios.Scenario, override *scenarios.Restore, seed uint64, outDir string, curves *drill.Curves) error {
 	providers := make([]drill.Provider, len(scs)) // all found before the first drill starts
 	for i, sc := range scs {
 		p, err := a.host.ScenarioProvider(ctx, sc)
