@@ -262,7 +262,7 @@ func Specs(name string, s Subject, labels ...string) bool {
 			drilltest.Exec(ctx, shard.DSN(), "SELECT pg_switch_wal()")
 			// A WAL receiver's archive (existing servers) completes the segment when it streams it:
 			// on a busy machine that takes longer than Eventually's default second.
-			Eventually(func() []string { names, _ := shard.ArchivedWAL(ctx); return names }).WithTimeout(30*time.Second).
+			Eventually(func() []string { names, _ := shard.ArchivedWAL(ctx); return names }).WithTimeout(30 * time.Second).
 				Should(ContainElement(segment))
 
 			a, err := s.Attach(ctx, c.RunID())

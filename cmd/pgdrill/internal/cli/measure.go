@@ -117,4 +117,3 @@ func printMeasurement(w io.Writer, m drill.Measurement, path string) {
 	}
 	fmt.Fprintf(w, "\n  curves: %s\n", path)
 }
-
