@@ -1,12 +1,12 @@
 package costmodel
 
 import (
+	"cmp"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
 	"slices"
-	"strings"
 	"time"
 )
 
@@ -191,7 +191,7 @@ func Project(curves Curves, p Production) (Projection, error) {
 	if !math.IsInf(high, 1) {
 		out.High = &high
 	}
-	dom := slices.MaxFunc(out.Phases, func(a, b PhaseProjection) int { return cmpFloat(a.Seconds, b.Seconds) })
+	dom := slices.MaxFunc(out.Phases, func(a, b PhaseProjection) int { return cmp.Compare(a.Seconds, b.Seconds) })
 	out.Dominant, out.Advice = dom.Phase, advice(dom.Phase)
 	return out, nil
 }
@@ -209,16 +209,6 @@ func extrapolation(c Curve, work map[Feature]float64) float64 {
 		}
 	}
 	return most
-}
-
-func cmpFloat(a, b float64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 // advice says what would shorten a phase that dominates the restore.
@@ -240,9 +230,7 @@ func (p Projection) Summary() string {
 	if p.High != nil {
 		high = fmtSeconds(*p.High)
 	}
-	var b strings.Builder
-	fmt.Fprintf(&b, "projected RTO %s (%s – %s), %s dominates", fmtSeconds(p.Seconds), fmtSeconds(p.Low), high, p.Dominant)
-	return b.String()
+	return fmt.Sprintf("projected RTO %s (%s – %s), %s dominates", fmtSeconds(p.Seconds), fmtSeconds(p.Low), high, p.Dominant)
 }
 
 func fmtSeconds(s float64) string {

@@ -1,7 +1,6 @@
 package truth
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"crypto/sha256"
@@ -97,7 +96,7 @@ func (r *RowFile) RowHashes(_ context.Context, tables []TenantTable) (map[Tenant
 }
 
 func decodeRows(data []byte, n int64) ([]RowHash, error) {
-	rd := bufio.NewReader(bytes.NewReader(data))
+	rd := bytes.NewReader(data)
 	out := make([]RowHash, 0, n)
 	for range n {
 		keys, err := binary.ReadUvarint(rd)
