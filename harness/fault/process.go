@@ -37,6 +37,16 @@ func whenRunning(ctx context.Context, f func(context.Context) error) error {
 	}
 }
 
+// runOf names the run of s going on now, or fails with cluster.ErrNotRunning while s has none.
+// A fault strikes only a run it has named: a server that starts between the look and the signal
+// would otherwise be struck under no name, and the fault's effect could never be confirmed.
+func runOf(s cluster.Server) (string, error) {
+	if instance := s.Info().Instance; instance != "" {
+		return instance, nil
+	}
+	return "", fmt.Errorf("name the run of %s: %w", s.Name(), cluster.ErrNotRunning)
+}
+
 // answers runs SELECT 1 on a new connection to s within probeTimeout.
 func answers(ctx context.Context, s cluster.Server) error {
 	ctx, cancel := context.WithTimeout(ctx, probeTimeout)
@@ -64,7 +74,10 @@ func (k *Kill) Setup(context.Context) error { return nil }
 // Inject implements Fault: it waits for the server to run, then kills it.
 func (k *Kill) Inject(ctx context.Context) error {
 	return whenRunning(ctx, func(ctx context.Context) error {
-		k.instance = k.Server.Info().Instance
+		var err error
+		if k.instance, err = runOf(k.Server); err != nil {
+			return err
+		}
 		return k.Server.Kill(ctx)
 	})
 }
@@ -169,7 +182,10 @@ func (r *Restart) Setup(context.Context) error {
 // Inject implements Fault.
 func (r *Restart) Inject(ctx context.Context) error {
 	return whenRunning(ctx, func(ctx context.Context) error {
-		r.instance = r.Server.Info().Instance
+		var err error
+		if r.instance, err = runOf(r.Server); err != nil {
+			return err
+		}
 		stop := r.Server.Stop
 		if r.Immediate {
 			stop = r.Server.Kill

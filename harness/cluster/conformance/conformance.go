@@ -429,12 +429,14 @@ func Specs(name string, s Subject, labels ...string) bool {
 			Expect(standby.Info()).To(And(HaveField("Index", 0), HaveField("Upstream", shard.Name())))
 
 			By("seeing a commit only once its delay has passed")
+			// The delay counts from the commit's own timestamp, taken inside the Exec: the clock
+			// read before it is the latest moment known to precede the commit.
+			beforeCommit := time.Now()
 			drilltest.Exec(ctx, shard.DSN(), "INSERT INTO t SELECT generate_series(1, 10)")
-			committed := time.Now()
 			count := func() int64 { return drilltest.QueryInt(ctx, standby.DSN(), "SELECT count(*) FROM t") }
 			Consistently(count, delay-500*time.Millisecond, 100*time.Millisecond).Should(BeZero())
 			Eventually(count, 3*time.Second, 10*time.Millisecond).Should(BeEquivalentTo(10))
-			Expect(time.Since(committed)).To(BeNumerically(">=", delay))
+			Expect(time.Since(beforeCommit)).To(BeNumerically(">=", delay))
 
 			By("replaying, without waiting out the delay, to just before a harmful transaction")
 			drilltest.Exec(ctx, shard.DSN(), "INSERT INTO t SELECT generate_series(11, 20)")
