@@ -80,7 +80,7 @@ var strategyRegistry = []StrategyInfo{
 		Name:   DelayedStandby,
 		Source: "a standby per shard held behind by an apply delay, stopped short of the harm",
 		ChooseWhen: "you can afford a standby per shard and detect incidents within its delay: no backup copy, " +
-			"replays only what it held back (0.27× the sidecar's time in `make bench`)",
+			"replays only what it held back (0.15× the sidecar's time in `make bench`)",
 		Needs: "spec.protection.standbyApplyDelay", Incidents: tenantIncidents, GameDay: true,
 		protected: func(p Protection) bool { return p.StandbyApplyDelay > 0 },
 		equip: func(sp *Spec) string {

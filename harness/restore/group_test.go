@@ -17,6 +17,27 @@ import (
 	"github.com/pgdrill/pgdrill/harness/truth"
 )
 
+// expectBackAlone expects the restore to have brought back the tenants want, in order (those
+// before the bad one, each alone), each of them and every bystander as before, and every other
+// victim with no row at all: none half restored.
+func expectBackAlone(ctx context.Context, d drill, before *truth.Snapshot, victims []incident.Tenant, res restore.Result, want ...int64) {
+	GinkgoHelper()
+	var back []int64
+	for _, r := range res.Tenants {
+		back = append(back, r.ID)
+	}
+	Expect(back).To(Equal(want), "the tenants before the bad one, each alone")
+	after := d.snapshot(ctx).Tables()
+	for tt, f := range before.Tables() {
+		switch {
+		case !isVictim(victims, tt.Tenant) || slices.Contains(back, tt.Tenant):
+			Expect(after[tt]).To(Equal(f), "%v is as it was", tt)
+		default:
+			Expect(after[tt].Rows).To(BeZero(), "%v was not half restored", tt)
+		}
+	}
+}
+
 var _ = Describe("a merge of many tenants in the shared layout", func() {
 	It("brings a group back in one transaction with each tenant's own counts, and one bad tenant fails alone", func(ctx context.Context) {
 		d := newDrill(ctx, fixtures.LayoutShared, 1)
@@ -77,21 +98,41 @@ var _ = Describe("a merge of many tenants in the shared layout", func() {
 		second := filepath.Join(GinkgoT().TempDir(), "journal.jsonl")
 		res, err = deleteAndRestore(second)
 		Expect(err).To(MatchError(ContainSubstring(fmt.Sprintf("tenant %d", bad.ID))))
-		var back []int64
-		for _, r := range res.Tenants {
-			back = append(back, r.ID)
-		}
-		Expect(back).To(Equal([]int64{victims[0].ID, victims[1].ID, victims[2].ID}), "the tenants before the bad one, each alone")
+		expectBackAlone(ctx, d, before, victims, res, victims[0].ID, victims[1].ID, victims[2].ID)
 		xids = begun(second)
 		Expect(xids[victims[0].ID]).NotTo(Equal(xids[victims[1].ID]), "after the group failed, tenant by tenant")
-		after := d.snapshot(ctx).Tables()
-		for tt, f := range before.Tables() {
-			switch {
-			case !isVictim(victims, tt.Tenant) || slices.Contains(back, tt.Tenant):
-				Expect(after[tt]).To(Equal(f), "%v is as it was", tt)
-			default:
-				Expect(after[tt].Rows).To(BeZero(), "%v was not half restored", tt)
-			}
-		}
+	})
+
+	It("checks a group's foreign keys once per key, and a restored row whose parent is gone fails its tenant alone", func(ctx context.Context) {
+		d := newDrill(ctx, fixtures.LayoutShared, 1)
+		before := d.snapshot(ctx)
+		victims := d.victims(4)
+		bad := victims[2]
+		comments := pgx.Identifier{fixtures.SharedSchema, fixtures.TableComments}.Sanitize()
+
+		By("making the live comments reference a table that holds every issue but the bad victim's")
+		err := cluster.WithConn(ctx, d.c.Shards()[0].DSN(), func(conn *pgx.Conn) error {
+			_, err := conn.Exec(ctx, fmt.Sprintf(`CREATE TABLE kept_issues (tenant_id bigint, issue_id bigint, PRIMARY KEY (tenant_id, issue_id));
+				INSERT INTO kept_issues SELECT tenant_id, issue_id FROM %s WHERE tenant_id <> %d;
+				ALTER TABLE %s ADD CONSTRAINT comments_kept_issue FOREIGN KEY (tenant_id, issue_id) REFERENCES kept_issues NOT VALID`,
+				pgx.Identifier{fixtures.SharedSchema, fixtures.TableIssues}.Sanitize(), bad.ID, comments))
+			return err
+		})
+		Expect(err).NotTo(HaveOccurred())
+		rec, err := incident.DeleteTenants(ctx, d.c, "wrong-id-deletion", victims)
+		Expect(err).NotTo(HaveOccurred())
+
+		res, err := restore.PITRSidecar{}.Restore(ctx, d.env(), rec)
+		Expect(err).To(MatchError(And(ContainSubstring(fmt.Sprintf("tenant %d", bad.ID)),
+			ContainSubstring("check foreign key comments_kept_issue"), ContainSubstring("restored rows reference rows of kept_issues that are not there"))),
+			"the set-based check, not the row-by-row one, refused the rows")
+		expectBackAlone(ctx, d, before, victims, res, victims[0].ID, victims[1].ID)
+
+		By("validating every foreign key of the restored rows: none was let through unchecked")
+		err = cluster.WithConn(ctx, d.c.Shards()[0].DSN(), func(conn *pgx.Conn) error {
+			_, err := conn.Exec(ctx, "ALTER TABLE "+comments+" VALIDATE CONSTRAINT comments_kept_issue")
+			return err
+		})
+		Expect(err).NotTo(HaveOccurred())
 	})
 })

@@ -326,6 +326,13 @@ func (m merger) mergeTenants(ctx context.Context, src source, dst *pgx.Conn, ten
 				return fmt.Errorf("merge %s of %s: %w", t.Name, g, err)
 			}
 		}
+		// Where rows went in with their row-by-row checks off, each key is checked once for
+		// the group, now that every table is in, as a deferred check would be at the commit.
+		for _, c := range g.checks {
+			if err := c.run(ctx, tx, g.ids); err != nil {
+				return fmt.Errorf("merge %s: %w", g, err)
+			}
+		}
 		if seq := m.model.SequencesSQL(loc.Schema, tables); seq != "" {
 			if _, err := tx.Exec(ctx, seq); err != nil {
 				return fmt.Errorf("move sequences of %s past their rows: %w", g, err)
@@ -341,6 +348,9 @@ type group struct {
 	tenants []incident.Tenant
 	ids     []int64
 	results map[int64]*TenantResult
+	// checks are the foreign keys still to check, set-based, of the tables whose rows were
+	// copied in with the row-by-row checks off.
+	checks []groupCheck
 }
 
 func newGroup(tenants []incident.Tenant) *group {
@@ -614,6 +624,15 @@ func (m merger) copyIntoEmpty(ctx context.Context, src source, tx pgx.Tx, loc fi
 	if !empty {
 		return false, nil
 	}
+	fks, bulk, err := bulkForeignKeys(ctx, tx, live)
+	if err != nil {
+		return false, err
+	}
+	if bulk {
+		if err := replicaRole(ctx, tx, true); err != nil {
+			return false, err
+		}
+	}
 	sp, err := tx.Begin(ctx)
 	if err != nil {
 		return false, fmt.Errorf("set savepoint: %w", err)
@@ -630,9 +649,18 @@ func (m merger) copyIntoEmpty(ctx context.Context, src source, tx pgx.Tx, loc fi
 		if rerr := sp.Rollback(ctx); rerr != nil {
 			return false, fmt.Errorf("roll back to savepoint: %w", rerr)
 		}
+		if bulk {
+			return false, replicaRole(ctx, tx, false)
+		}
 		return false, nil
 	default:
 		return false, err
+	}
+	if bulk {
+		if err := replicaRole(ctx, tx, false); err != nil {
+			return false, err
+		}
+		g.checks = append(g.checks, groupCheck{table: live, ofGroup: ofGroup, fks: fks})
 	}
 	copied := perTenant{total: n}
 	if len(g.ids) > 1 {
