@@ -46,8 +46,11 @@ type Fleet struct {
 // pg_walinspect goes into template1, as its owner would do for a role that is not a superuser.
 func StartFleet(ctx context.Context, p *local.Provider, shards int) Fleet {
 	ginkgo.GinkgoHelper()
-	// Every connection is logged, so that a spec can see which databases pgdrill opened.
-	c := StartCluster(ctx, p, cluster.Spec{Shards: shards, Settings: map[string]string{"log_connections": "on"}})
+	// Every connection is logged, so that a spec can see which databases pgdrill opened. WAL is
+	// kept for a while, as a team's servers keep it for their replicas: the WAL receiver streams
+	// without a slot, and a checkpoint that removes a segment it has not read yet leaves a gap in
+	// its archive for good, which a busy spec on a loaded machine hit.
+	c := StartCluster(ctx, p, cluster.Spec{Shards: shards, Settings: map[string]string{"log_connections": "on", "wal_keep_size": "1GB"}})
 	f := Fleet{Owner: append([]cluster.Server{c.Catalog()}, c.Shards()...)}
 	for i, s := range f.Owner {
 		Exec(ctx, s.DSNFor("postgres"),

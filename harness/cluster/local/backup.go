@@ -2,6 +2,7 @@ package local
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -219,7 +220,30 @@ func (s *server) ArchivedWAL(context.Context) ([]string, error) {
 // server pgdrill did not start, the WAL receiver streaming from it.
 func (s *server) AwaitArchived(ctx context.Context, segment string, wait time.Duration) error {
 	if s.remote != nil {
-		return cluster.AwaitArchiveFile(ctx, s.name, s.archive, segment, wait)
+		err := cluster.AwaitArchiveFile(ctx, s.name, s.archive, segment, wait)
+		if errors.Is(err, cluster.ErrArchiveStalled) {
+			// Why the receiver stopped receiving is in its own output, which only this host has.
+			return fmt.Errorf("%w; %s", err, s.receiverState())
+		}
+		return err
 	}
 	return cluster.AwaitArchiver(ctx, s.name, s.DSN(), segment, wait)
+}
+
+// receiverState says whether the server's WAL receiver still runs (where this handle started
+// it) and quotes the end of its output.
+func (s *server) receiverState() string {
+	state := "its WAL receiver"
+	s.c.mu.Lock()
+	r := s.remote.receiver
+	s.c.mu.Unlock()
+	if r != nil {
+		select {
+		case <-r.exited:
+			state += " has exited"
+		default:
+			state += " still runs"
+		}
+	}
+	return state + ", its output ending: " + logtail.Last(readFile(filepath.Join(s.dir, "receivewal.log")), 10)
 }
