@@ -173,7 +173,9 @@ var _ = Describe("faults in a drill", Label(drilltest.Slow), func() {
 		By("killing everything the runbook ran at once, and rerunning it from its journal")
 		Expect(out.Restore.Output).To(ContainSubstring("crashing: killing everything the program runs at once"))
 		Expect(out.Restore.Output).To(ContainSubstring("an earlier run of the restore brought the tenant back"))
-		Expect(out.Restore.Output).To(MatchRegexp(`pitr-sidecar restored 4 tenant\(s\), \d+ row\(s\) written \([123] of them by an earlier run`))
+		// A shard's tenants come back in one group transaction, so the crash after the first
+		// tenant may find the other shard's group committed too: all 4 then came back earlier.
+		Expect(out.Restore.Output).To(MatchRegexp(`pitr-sidecar restored 4 tenant\(s\), \d+ row\(s\) written \([1-4] of them by an earlier run`))
 		By("leaving no record or process of the crashed restore behind")
 		expectNoRecordsOf(out.RunID)
 	})
@@ -181,7 +183,9 @@ var _ = Describe("faults in a drill", Label(drilltest.Slow), func() {
 	It("never passes a rerun that skips what the crashed runbook left undone", func(ctx context.Context) {
 		out := runWith(ctx, chaosScenario(`{strategy: runbook, runbook: {command: 'if [ -e "$PGDRILL_WORKDIR/ran" ]; then echo nothing left to do; exit 0; fi; `+
 			`touch "$PGDRILL_WORKDIR/ran"; pgdrill restore --strategy pitr-sidecar', timeout: 2m}}`, "",
-			"{kind: restorer-crash, at: restore.merge, tenants: 1}"))
+			// As the merge begins, before any group commits: after one tenant, another shard's
+			// whole group could commit before the crash struck, and nothing be left undone.
+			"{kind: restorer-crash, at: restore.merge}"))
 		Expect(out.Verdict).To(Equal(score.Fail), out.Reason)
 		Expect(out.Measures[objective.Completeness].Number).To(BeNumerically("<", 100))
 		expectStruckAndHealed(out)
