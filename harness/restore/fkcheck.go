@@ -25,9 +25,11 @@ import (
 type catalogFK struct {
 	name    string
 	columns []string // quoted
-	// parent is the referenced table as regclass prints it (quoted, qualified where needed),
-	// with ONLY unless it is partitioned, as the row-by-row check reads it.
+	// parent is the referenced table as regclass prints it (quoted, qualified where needed);
+	// only says to read it without its inheritors, unless it is partitioned, as the row-by-row
+	// check reads it.
 	parent string
+	only   bool
 	refs   []string // quoted
 }
 
@@ -59,7 +61,7 @@ func bulkForeignKeys(ctx context.Context, tx pgx.Tx, table string) ([]catalogFK,
 	rows, err := tx.Query(ctx, `SELECT k.conname::pg_catalog.text,
 		ARRAY(SELECT pg_catalog.quote_ident(a.attname) FROM pg_catalog.unnest(k.conkey) WITH ORDINALITY u(n, i)
 			JOIN pg_catalog.pg_attribute a ON a.attrelid = k.conrelid AND a.attnum = u.n ORDER BY u.i),
-		CASE WHEN r.relkind = 'p' THEN '' ELSE 'ONLY ' END || k.confrelid::pg_catalog.regclass::pg_catalog.text,
+		k.confrelid::pg_catalog.regclass::pg_catalog.text, r.relkind <> 'p',
 		ARRAY(SELECT pg_catalog.quote_ident(a.attname) FROM pg_catalog.unnest(k.confkey) WITH ORDINALITY u(n, i)
 			JOIN pg_catalog.pg_attribute a ON a.attrelid = k.confrelid AND a.attnum = u.n ORDER BY u.i)
 		FROM pg_catalog.pg_constraint k JOIN pg_catalog.pg_class r ON r.oid = k.confrelid
@@ -69,7 +71,7 @@ func bulkForeignKeys(ctx context.Context, tx pgx.Tx, table string) ([]catalogFK,
 	}
 	var fks []catalogFK
 	var fk catalogFK
-	if _, err := pgx.ForEachRow(rows, []any{&fk.name, &fk.columns, &fk.parent, &fk.refs}, func() error {
+	if _, err := pgx.ForEachRow(rows, []any{&fk.name, &fk.columns, &fk.parent, &fk.only, &fk.refs}, func() error {
 		fks = append(fks, fk)
 		return nil
 	}); err != nil {
@@ -104,15 +106,19 @@ func (c groupCheck) run(ctx context.Context, tx pgx.Tx, ids []int64) error {
 			set = append(set, "l."+col+" IS NOT NULL")
 			match = append(match, "fk_parent."+fk.refs[i]+" = k.k"+strconv.Itoa(i))
 		}
+		parent := fk.parent
+		if fk.only {
+			parent = "ONLY " + parent
+		}
 		var missing int64
 		if err := tx.QueryRow(ctx, "SELECT count(*) FROM (SELECT DISTINCT "+strings.Join(keys, ", ")+" FROM "+c.ofGroup+" AND "+strings.Join(set, " AND ")+
-			") k LEFT JOIN LATERAL (SELECT true AS found FROM "+fk.parent+" fk_parent WHERE "+strings.Join(match, " AND ")+
+			") k LEFT JOIN LATERAL (SELECT true AS found FROM "+parent+" fk_parent WHERE "+strings.Join(match, " AND ")+
 			" FOR KEY SHARE OF fk_parent) p ON true WHERE p.found IS NULL", ids).Scan(&missing); err != nil {
 			return fmt.Errorf("check foreign key %s of %s: %w", fk.name, c.table, err)
 		}
 		if missing > 0 {
 			return fmt.Errorf("check foreign key %s of %s: restored rows reference %d keys that %s does not hold",
-				fk.name, c.table, missing, strings.TrimPrefix(fk.parent, "ONLY "))
+				fk.name, c.table, missing, fk.parent)
 		}
 	}
 	return nil

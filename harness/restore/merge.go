@@ -628,14 +628,15 @@ func (m merger) copyIntoEmpty(ctx context.Context, src source, tx pgx.Tx, loc fi
 	if err != nil {
 		return false, err
 	}
-	if bulk {
-		if err := replicaRole(ctx, tx, true); err != nil {
-			return false, err
-		}
-	}
 	sp, err := tx.Begin(ctx)
 	if err != nil {
 		return false, fmt.Errorf("set savepoint: %w", err)
+	}
+	if bulk {
+		// Set inside the savepoint: rolling it back turns the triggers on again by itself.
+		if err := replicaRole(ctx, sp, true); err != nil {
+			return false, err
+		}
 	}
 	n, err := streamCopy(ctx, func(w io.Writer) error { return src.copyOut(ctx, w, m.model, loc, t, g.ids) },
 		tx.Conn(), "COPY "+live+" ("+fixtures.ColumnList(t.WrittenColumns())+") FROM STDIN (FORMAT binary)")
@@ -648,9 +649,6 @@ func (m merger) copyIntoEmpty(ctx context.Context, src source, tx pgx.Tx, loc fi
 	case errors.As(err, &pgErr) && pgErr.Code == uniqueViolation:
 		if rerr := sp.Rollback(ctx); rerr != nil {
 			return false, fmt.Errorf("roll back to savepoint: %w", rerr)
-		}
-		if bulk {
-			return false, replicaRole(ctx, tx, false)
 		}
 		return false, nil
 	default:
