@@ -58,6 +58,9 @@ type scheduled struct {
 	// struck, when set, is closed once the fault is confirmed or failed to be (injectNow waits
 	// for it).
 	struck chan struct{}
+	// inPlace is closed once the fault is injected or failed to be: a drill step whose fault
+	// strikes as it begins waits for it before its work begins.
+	inPlace chan struct{}
 	// injected and healed bound the fault's band on the timeline.
 	injected, healed time.Time
 }
@@ -75,7 +78,7 @@ func newChaos(r *run, gameDay bool) *chaos {
 		ch.net = netproxy.New(r.log)
 	}
 	for _, f := range specs {
-		ch.faults = append(ch.faults, &scheduled{spec: f, trigger: f.Trigger(), shard: -1})
+		ch.faults = append(ch.faults, &scheduled{spec: f, trigger: f.Trigger(), shard: -1, inPlace: make(chan struct{})})
 		if f.Kind.Network() && ch.net == nil {
 			ch.net = netproxy.New(r.log)
 		}
@@ -93,26 +96,43 @@ func (ch *chaos) wrap(c cluster.Cluster) cluster.Cluster {
 }
 
 // began is told that a drill step or a restore phase began, working on servers (and, in a
-// runbook's phases, its restorer); faults attached to it strike.
-func (ch *chaos) began(phase string, shard int, servers []cluster.Server, restorer *restore.Restorer) {
+// runbook's phases, its restorer); faults attached to it strike. It returns what closes once
+// each fault due as the phase begins (no offset) is in place.
+func (ch *chaos) began(phase string, shard int, servers []cluster.Server, restorer *restore.Restorer) []chan struct{} {
 	if ch == nil {
-		return
+		return nil
 	}
 	ch.mu.Lock()
 	defer ch.mu.Unlock()
 	if ch.closed {
-		return
+		return nil
 	}
+	var due []chan struct{}
 	for _, f := range ch.faults {
 		if f.fired || f.trigger.Phase != phase || !onShard(f.spec, shard) {
 			continue
 		}
 		f.fired, f.shard, f.phaseEnd = true, shard, make(chan struct{})
+		if f.trigger.Offset == 0 {
+			due = append(due, f.inPlace)
+		}
 		ch.wg.Add(1)
 		go func() {
 			defer ch.wg.Done()
 			ch.strike(f, servers, restorer)
 		}()
+	}
+	return due
+}
+
+// beganStep is told that a drill step began, and returns once every fault due as it begins is
+// in place, so that the step's work meets it, as `at: STEP` says: racing the injection, a backup
+// check that listed the archive before a WAL segment was removed found nothing broken. A restore
+// phase does not wait (PhaseBegan): there a fault may wait for what the phase starts, a sidecar
+// to kill or a tenant to be merged.
+func (ch *chaos) beganStep(step string) {
+	for _, c := range ch.began(step, -1, nil, nil) {
+		<-c
 	}
 }
 
@@ -138,6 +158,13 @@ func (ch *chaos) ended(phase string, shard int) {
 	}
 }
 
+// closeOnce closes c unless it is closed; c is only ever closed by one goroutine.
+func closeOnce(c chan struct{}) {
+	if !isClosed(c) {
+		close(c)
+	}
+}
+
 func isClosed(c chan struct{}) bool {
 	select {
 	case <-c:
@@ -160,11 +187,12 @@ func (ch *chaos) PhaseEnded(name string, shard int) { ch.ended(StepRestore+"."+n
 func (ch *chaos) strike(f *scheduled, servers []cluster.Server, restorer *restore.Restorer) {
 	ctx := context.Background() // the drill's ctx may end; the lifecycle must still run to cleanup
 	struck := func() {
-		if f.struck != nil && !isClosed(f.struck) {
-			close(f.struck)
+		if f.struck != nil {
+			closeOnce(f.struck)
 		}
 	}
 	defer struck()
+	defer closeOnce(f.inPlace)
 	if f.trigger.Offset > 0 {
 		// A restore phase's fault strikes inside the phase or not at all; a drill step's strikes
 		// its offset after the step began, however soon the step ended.
@@ -206,7 +234,9 @@ func (ch *chaos) strike(f *scheduled, servers []cluster.Server, restorer *restor
 	ch.mu.Lock()
 	f.injected = time.Now()
 	ch.mu.Unlock()
-	if err := step(fl.Inject); err != nil {
+	err = step(fl.Inject)
+	closeOnce(f.inPlace)
+	if err != nil {
 		ch.log.Warn("fault could not be injected", "fault", fl.Describe(), "err", err)
 		return
 	}
@@ -490,7 +520,7 @@ func (ch *chaos) injectNow(spec scenarios.Fault) (FaultOutcome, error) {
 		return FaultOutcome{}, errors.New("inject fault: this drill has no fault proxy in front of its servers")
 	}
 	f := &scheduled{spec: spec, trigger: scenarios.Trigger{Phase: ByHand}, fired: true, shard: -1,
-		phaseEnd: make(chan struct{}), struck: make(chan struct{})}
+		phaseEnd: make(chan struct{}), struck: make(chan struct{}), inPlace: make(chan struct{})}
 	ch.faults = append(ch.faults, f)
 	id := len(ch.faults)
 	ch.wg.Add(1)

@@ -347,7 +347,7 @@ func (r *run) step(ctx context.Context, name string, f func() error) error {
 	// Taken before the faults attached to the step start their clocks: a fault set for the step
 	// + 250ms strikes at least 250ms after the start the timeline shows.
 	start := time.Now()
-	r.chaos.began(name, -1, nil, nil)
+	r.chaos.beganStep(name)
 	err := f()
 	r.chaos.ended(name, -1)
 	e := Event{Name: name, Shard: -1, Start: start.Sub(r.start), End: time.Since(r.start), At: start.UTC()}

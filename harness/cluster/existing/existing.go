@@ -7,8 +7,9 @@
 // where CREATE DATABASE and DROP DATABASE are issued from.
 //
 // Before creating anything, every server is checked for what a drill needs of it (the role's
-// privileges, a replication connection, WAL senders to spare, the version of this host's
-// binaries); a server that lacks one is refused, naming what is missing and how to grant it.
+// privileges, a replication connection, WAL kept for a receiver without a slot, WAL senders to
+// spare, the version of this host's binaries); a server that lacks one is refused, naming what
+// is missing and how to grant it.
 package existing
 
 import (
@@ -61,6 +62,14 @@ func (p *Provider) Name() string { return Name }
 // freeSenders is how many WAL senders a drill may use at once on one server: its WAL receiver, a
 // base backup streaming its WAL, and a standby.
 const freeSenders = 4
+
+// minWALKeep is the least wal_keep_size, in bytes, a server must keep WAL for: its WAL receiver
+// streams without a slot (a permanent one would hold the server's WAL forever if pgdrill were
+// killed), so a checkpoint removes a segment the receiver has not read yet as soon as it lies
+// wal_keep_size behind, and the archive then has a gap no retry fills. The receiver reads within
+// a second of the write, but one that restarts during a fill on a loaded machine falls hundreds
+// of megabytes behind; a gigabyte is what the specs' fleet runs with.
+const minWALKeep = 1 << 30
 
 // Create checks every server, then builds the cluster around them. Nothing is created on any
 // server unless all of them pass.
@@ -182,15 +191,17 @@ func check(ctx context.Context, name, dsn, major string) (local.Existing, string
 	}
 	where := fmt.Sprintf("%s (%s)", name, cluster.Redacted(dsn))
 	var (
-		role, superuser, walLevel, started, tenantDBs       string
-		super, createdb, replication, readFiles, walinspect bool
-		version, senders, busy, slots                       int
-		settings                                            []string
+		role, superuser, walLevel, walKeepSet, started, tenantDBs string
+		super, createdb, replication, readFiles, walinspect       bool
+		version, senders, busy, slots                             int
+		walKeep                                                   int64
+		settings                                                  []string
 	)
 	err = cluster.WithConn(ctx, dsn, func(conn *pgx.Conn) error {
 		return conn.QueryRow(ctx, `SELECT current_user, r.rolsuper, r.rolcreatedb, r.rolreplication,
 			current_setting('server_version_num')::int / 10000, current_setting('wal_level'),
 			current_setting('max_wal_senders')::int, (SELECT count(*) FROM pg_stat_replication)::int,
+			current_setting('wal_keep_size'), pg_size_bytes(current_setting('wal_keep_size')),
 			current_setting('max_replication_slots')::int - (SELECT count(*) FROM pg_replication_slots)::int,
 			ARRAY(SELECT current_setting(n) FROM unnest($2::text[]) n),
 			(SELECT rolname FROM pg_roles WHERE oid = 10),
@@ -199,7 +210,7 @@ func check(ctx context.Context, name, dsn, major string) (local.Existing, string
 			pg_postmaster_start_time()::text,
 			(SELECT coalesce(string_agg(datname, ', ' ORDER BY datname), '') FROM pg_database WHERE datname ~ $1)
 			FROM pg_roles r WHERE r.rolname = current_user`, fixtures.TenantContainerPattern, local.HotStandbySettings).
-			Scan(&role, &super, &createdb, &replication, &version, &walLevel, &senders, &busy, &slots, &settings, &superuser,
+			Scan(&role, &super, &createdb, &replication, &version, &walLevel, &senders, &busy, &walKeepSet, &walKeep, &slots, &settings, &superuser,
 				&readFiles, &walinspect, &started, &tenantDBs)
 	})
 	if err != nil {
@@ -223,6 +234,10 @@ func check(ctx context.Context, name, dsn, major string) (local.Existing, string
 	}
 	if free := senders - busy; free < freeSenders {
 		missing = append(missing, fmt.Sprintf("max_wal_senders leaves %d free (%d set, %d in use), and a drill uses up to %d", free, senders, busy, freeSenders))
+	}
+	if walKeep < minWALKeep {
+		missing = append(missing, fmt.Sprintf("wal_keep_size is %s: a checkpoint may then remove WAL the drill's receiver, which streams without a slot, has not read yet; "+
+			"keep at least 1GB (as the server's owner: ALTER SYSTEM SET wal_keep_size = '1GB'; SELECT pg_reload_conf(), no restart)", walKeepSet))
 	}
 	if slots < 1 {
 		missing = append(missing, "max_replication_slots leaves none free, and a base backup takes a temporary slot while it streams the WAL it needs")

@@ -85,6 +85,21 @@ var _ = Describe("the existing provider", func() {
 			drilltest.Exec(ctx, s.DSNFor("postgres"), "CREATE ROLE weak LOGIN")
 			DeferCleanup(dropRole, s.DSNFor("postgres"), "weak")
 		}
+		By("keeping too little WAL on shard-0 for a receiver without a slot")
+		shard0 := fleet.Owner[1].DSNFor("postgres")
+		drilltest.Exec(ctx, shard0, "ALTER SYSTEM SET wal_keep_size = '64MB'", "SELECT pg_reload_conf()")
+		DeferCleanup(func(ctx context.Context) {
+			Expect(cluster.WithConn(ctx, shard0, func(conn *pgx.Conn) error {
+				if _, err := conn.Exec(ctx, "ALTER SYSTEM RESET wal_keep_size"); err != nil {
+					return err
+				}
+				_, err := conn.Exec(ctx, "SELECT pg_reload_conf()")
+				return err
+			})).To(Succeed())
+		})
+		Eventually(func() int64 {
+			return drilltest.QueryInt(ctx, shard0, "SELECT pg_size_bytes(current_setting('wal_keep_size'))")
+		}).Should(Equal(int64(64 << 20)))
 		before := fleet.Untouched(ctx)
 		as := func(dsn, role string) string {
 			u, err := url.Parse(dsn)
@@ -103,6 +118,7 @@ var _ = Describe("the existing provider", func() {
 			ContainSubstring("lacks REPLICATION"),
 			ContainSubstring(`GRANT pg_read_server_files TO "weak"`),
 			ContainSubstring("no replication connection"),
+			ContainSubstring("wal_keep_size is 64MB"), ContainSubstring("ALTER SYSTEM SET wal_keep_size = '1GB'; SELECT pg_reload_conf()"),
 		)))
 		Expect(fleet.Untouched(ctx)).To(Equal(before), "nothing was created on any server")
 		recs, err := provider.Store().List()
