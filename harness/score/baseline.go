@@ -44,9 +44,9 @@ func TakeBaseline(ctx context.Context, src truth.Source, victims []fixtures.Tena
 		return b, err
 	}
 	for chunk := range slices.Chunk(victims, baselineChunk) {
-		rows, err := src.RowHashes(ctx, tenantTables(src.Model, chunk))
+		err := src.EachRowHash(ctx, tenantTables(src.Model, chunk), b.Rows.Put)
 		if err == nil {
-			err = b.Rows.Add(rows)
+			err = b.Rows.Flush()
 		}
 		if err != nil {
 			b.Close()
@@ -83,5 +83,6 @@ func tenantTables(m *fixtures.Model, tenants []fixtures.Tenant) []truth.TenantTa
 func (b Baseline) Close() error { return b.Rows.Close() }
 
 // baselineChunk is how many victims' rows are read from the servers at once: a few queries per
-// table and shard for each chunk, and memory bounded by the chunk, not by the whole harm.
+// table and shard for each chunk, and the row file's write buffers bounded by the chunk's
+// tables, whatever the harm.
 const baselineChunk = 64

@@ -21,7 +21,7 @@ import (
 // victimRows is a truth.RowReader of what the affected tenants must hold: their baseline rows
 // changed by every acknowledged write of the ledger, in order.
 type victimRows struct {
-	base    truth.RowReader
+	base    *truth.RowFile
 	entries []workload.Entry
 }
 
@@ -63,6 +63,45 @@ func (v victimRows) RowHashes(ctx context.Context, tables []truth.TenantTable) (
 	return out, nil
 }
 
+// count says how many rows each of tables must hold, without holding them: the baseline's
+// count, less the rows the ledger's acknowledged writes touched, plus those of them the last
+// such write to their key left in place. Only the tables the ledger wrote to are read back, one
+// row at a time, to tell which of the keys it touched the baseline held.
+func (v victimRows) count(ctx context.Context, tables []truth.TenantTable) (map[truth.TenantTable]int64, error) {
+	out := make(map[truth.TenantTable]int64, len(tables))
+	for _, tt := range tables {
+		out[tt] = v.base.Count(tt)
+	}
+	kept := map[truth.TenantTable]map[string]bool{} // by key: whether the last write left the row
+	for _, w := range v.entries {
+		tt := w.TenantTable()
+		if _, wanted := out[tt]; !wanted || w.Indeterminate {
+			continue
+		}
+		if kept[tt] == nil {
+			kept[tt] = map[string]bool{}
+		}
+		kept[tt][truth.KeyString(w.Key)] = w.Op != workload.OpDelete
+	}
+	err := v.base.EachRowHash(ctx, slices.Collect(maps.Keys(kept)), func(tt truth.TenantTable, row truth.RowHash) error {
+		if _, touched := kept[tt][truth.KeyString(row.Key)]; touched {
+			out[tt]--
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	for tt, keys := range kept {
+		for _, left := range keys {
+			if left {
+				out[tt]++
+			}
+		}
+	}
+	return out, nil
+}
+
 // expectedRows is a truth.RowReader of what the affected tenants must hold: a table's rows as a
 // replay rebuilt them where it was rebuilt, else as the ledger's acknowledged writes make them.
 type expectedRows struct {
@@ -87,6 +126,26 @@ func (x expectedRows) RowHashes(ctx context.Context, tables []truth.TenantTable)
 	for _, tt := range tables {
 		if rows, ok := x.replayed[tt]; ok {
 			out[tt] = rows
+		}
+	}
+	return out, nil
+}
+
+// count says how many rows each of tables must hold, as RowHashes would give them.
+func (x expectedRows) count(ctx context.Context, tables []truth.TenantTable) (map[truth.TenantTable]int64, error) {
+	var rest []truth.TenantTable
+	for _, tt := range tables {
+		if _, ok := x.replayed[tt]; !ok {
+			rest = append(rest, tt)
+		}
+	}
+	out, err := x.ledger.count(ctx, rest)
+	if err != nil {
+		return nil, err
+	}
+	for _, tt := range tables {
+		if rows, ok := x.replayed[tt]; ok {
+			out[tt] = int64(len(rows))
 		}
 	}
 	return out, nil

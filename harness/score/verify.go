@@ -63,35 +63,33 @@ func (f *Findings) Predates(tt truth.TenantTable, key []string) bool {
 	return f.predated[tt][truth.KeyString(key)]
 }
 
-// predatedKeys reads, for every table of diffs missing rows, which of those rows the baseline
-// holds.
+// predatedKeys reads, for every table of diffs missing rows, which of the rows they list the
+// baseline holds, reading its rows back one at a time.
 func predatedKeys(ctx context.Context, base Baseline, diffs []truth.TableDiff) (map[truth.TenantTable]map[string]bool, error) {
-	var tables []truth.TenantTable
+	missing := map[truth.TenantTable]map[string]bool{}
 	for _, d := range diffs {
-		if d.Missing > 0 {
-			tables = append(tables, d.TenantTable)
+		for _, r := range d.Rows {
+			if r.Kind != truth.Missing {
+				continue
+			}
+			if missing[d.TenantTable] == nil {
+				missing[d.TenantTable] = map[string]bool{}
+			}
+			missing[d.TenantTable][truth.KeyString(r.Key)] = true
 		}
-	}
-	rows, err := base.Rows.RowHashes(ctx, tables)
-	if err != nil {
-		return nil, fmt.Errorf("read baseline rows of the missing rows: %w", err)
 	}
 	out := map[truth.TenantTable]map[string]bool{}
-	for _, d := range diffs {
-		missing := map[string]bool{}
-		for _, r := range d.Rows {
-			if r.Kind == truth.Missing {
-				missing[truth.KeyString(r.Key)] = true
+	err := base.Rows.EachRowHash(ctx, slices.Collect(maps.Keys(missing)), func(tt truth.TenantTable, r truth.RowHash) error {
+		if k := truth.KeyString(r.Key); missing[tt][k] {
+			if out[tt] == nil {
+				out[tt] = map[string]bool{}
 			}
+			out[tt][k] = true
 		}
-		for _, r := range rows[d.TenantTable] {
-			if k := truth.KeyString(r.Key); missing[k] {
-				if out[d.TenantTable] == nil {
-					out[d.TenantTable] = map[string]bool{}
-				}
-				out[d.TenantTable][k] = true
-			}
-		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("read baseline rows of the missing rows: %w", err)
 	}
 	return out, nil
 }
@@ -203,17 +201,15 @@ func Verify(ctx context.Context, f Facts) (*Findings, error) {
 	for _, d := range diffs {
 		out.count(d)
 	}
-	// What each affected tenant must hold, read a chunk of tenants at a time: one pass over the
-	// ledger per chunk, and memory bounded by the chunk.
+	// How many rows each affected tenant must hold: one pass over the ledger, and the baseline's
+	// rows read back one at a time, so memory does not grow with the harm.
+	counts, err := want.count(ctx, tenantTables(f.Plan.Model, f.Affected))
+	if err != nil {
+		return nil, err
+	}
 	rowsOf := map[int64]int64{}
-	for chunk := range slices.Chunk(f.Affected, baselineChunk) {
-		wanted, err := want.RowHashes(ctx, tenantTables(f.Plan.Model, chunk))
-		if err != nil {
-			return nil, err
-		}
-		for tt, rows := range wanted {
-			rowsOf[tt.Tenant] += int64(len(rows))
-		}
+	for tt, n := range counts {
+		rowsOf[tt.Tenant] += n
 	}
 	for _, v := range f.Affected {
 		expected := rowsOf[v.ID]

@@ -118,3 +118,35 @@ var _ = Describe("a write of unknown outcome", Label(drilltest.Slow), func() {
 		Expect(found.Affected[0].Unexpected).To(BeEquivalentTo(1))
 	})
 })
+
+var _ = Describe("what an affected tenant must hold", Label(drilltest.Slow), func() {
+	It("is its baseline's rows changed by every acknowledged write, counted without reading the rows back into memory", func(ctx context.Context) {
+		v := newVerified(ctx)
+		victim := v.plan.Tenants[0].ID
+		run, err := workload.Start(ctx, v.c, v.plan, workload.Config{Rate: 400, Seed: 3})
+		Expect(err).NotTo(HaveOccurred())
+		time.Sleep(time.Second)
+		ledger := run.Stop().Entries()
+		wrote := 0
+		for _, e := range ledger {
+			if e.Tenant == victim && !e.Directory() {
+				wrote++
+			}
+		}
+		Expect(wrote).To(BeNumerically(">", 20), "the workload wrote to the victim")
+
+		found, j := v.judge(ctx, ledger)
+		Expect(j.Verdict).To(Equal(score.Pass), j.Reason)
+		// The oracle: the ledger's own fingerprints of what each table must hold, from the
+		// baseline's, by every write's change of row count.
+		var want int64 = 1 // its directory entry
+		for tt, fp := range workload.LedgerOf(ledger).Expected(v.f.Baseline.Snapshot) {
+			if tt.Tenant == victim {
+				want += fp.Rows
+			}
+		}
+		Expect(found.Affected).To(HaveLen(1))
+		Expect(found.Affected[0].Expected).To(Equal(want))
+		Expect(found.Affected[0].Restored()).To(Equal(want))
+	})
+})

@@ -3,6 +3,7 @@ package truth
 import (
 	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"maps"
 	"slices"
@@ -30,57 +31,98 @@ type RowReader interface {
 	RowHashes(ctx context.Context, tables []TenantTable) (map[TenantTable][]RowHash, error)
 }
 
-var _ RowReader = Source{}
+// RowStream yields tenant tables' per-row hashes one at a time, so that a reader of millions of
+// rows need hold none of them: a baseline writes a victim's rows straight into its RowFile, and
+// the verification counts them back one by one. fn is called from one goroutine at a time; an
+// error it returns ends the stream and is returned.
+type RowStream interface {
+	EachRowHash(ctx context.Context, tables []TenantTable, fn func(TenantTable, RowHash) error) error
+}
 
-// RowHashes reads the given tenants' tables from every shard of s, shards in parallel (a
-// misplaced row is still its tenant's row). Only the primary key and a hash cross the network.
+var (
+	_ RowReader = Source{}
+	_ RowStream = Source{}
+)
+
+// RowHashes reads the given tenants' tables from every shard of s, as EachRowHash does.
 func (s Source) RowHashes(ctx context.Context, tables []TenantTable) (map[TenantTable][]RowHash, error) {
+	return collectRows(ctx, s, tables)
+}
+
+// collectRows gathers what a stream yields for tables into memory.
+func collectRows(ctx context.Context, s RowStream, tables []TenantTable) (map[TenantTable][]RowHash, error) {
+	out := map[TenantTable][]RowHash{}
+	err := s.EachRowHash(ctx, tables, func(tt TenantTable, row RowHash) error {
+		out[tt] = append(out[tt], row)
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// EachRowHash implements RowStream: it reads the given tenants' tables from every shard of s,
+// shards in parallel (a misplaced row is still its tenant's row), and hands fn each row as it
+// arrives. Only the primary key and a hash cross the network.
+func (s Source) EachRowHash(ctx context.Context, tables []TenantTable, fn func(TenantTable, RowHash) error) error {
 	want := map[string]map[int64]bool{} // tenants wanted, by table
 	for _, tt := range tables {
 		if _, ok := s.Model.LookupTable(tt.Table); !ok {
-			return nil, fmt.Errorf("read row hashes: unknown table %q", tt.Table)
+			return fmt.Errorf("read row hashes: unknown table %q", tt.Table)
 		}
 		if want[tt.Table] == nil {
 			want[tt.Table] = map[int64]bool{}
 		}
 		want[tt.Table][tt.Tenant] = true
 	}
-	out := map[TenantTable][]RowHash{}
 	if len(want) == 0 {
-		return out, nil
+		return nil
 	}
-	perShard := make([]map[TenantTable][]RowHash, len(s.Shards))
+	var mu sync.Mutex
+	emit := func(tt TenantTable, row RowHash) error {
+		mu.Lock()
+		defer mu.Unlock()
+		return fn(tt, row)
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
 	errs := make([]error, len(s.Shards))
 	var wg sync.WaitGroup
 	for i := range s.Shards {
-		wg.Go(func() { perShard[i], errs[i] = s.shardRowHashes(ctx, i, want) })
+		wg.Go(func() {
+			if errs[i] = s.shardRowHashes(ctx, i, want, emit); errs[i] != nil {
+				cancel() // the other shards' reads are of no use now
+			}
+		})
 	}
 	wg.Wait()
 	for i, err := range errs {
-		if err != nil {
-			return nil, fmt.Errorf("read row hashes on shard %d: %w", i, err)
-		}
-		for tt, rows := range perShard[i] {
-			out[tt] = append(out[tt], rows...)
+		if err != nil && !errors.Is(err, context.Canceled) {
+			return fmt.Errorf("read row hashes on shard %d: %w", i, err)
 		}
 	}
-	return out, nil
+	for i, err := range errs {
+		if err != nil {
+			return fmt.Errorf("read row hashes on shard %d: %w", i, err)
+		}
+	}
+	return nil
 }
 
-// shardRowHashes reads one shard's rows of the tenants wanted, by table: in the shared layout
-// one query per table for all of them, in the others one per table of each tenant's own
-// schema or database found on the shard.
-func (s Source) shardRowHashes(ctx context.Context, shard int, want map[string]map[int64]bool) (map[TenantTable][]RowHash, error) {
+// shardRowHashes reads one shard's rows of the tenants wanted, by table, into emit: in the
+// shared layout one query per table for all of them, in the others one per table of each
+// tenant's own schema or database found on the shard.
+func (s Source) shardRowHashes(ctx context.Context, shard int, want map[string]map[int64]bool, emit func(TenantTable, RowHash) error) error {
 	conn, err := s.connect(ctx, shard, "")
 	if err != nil {
-		return nil, err
+		return err
 	}
 	defer conn.Close(context.WithoutCancel(ctx))
-	out := map[TenantTable][]RowHash{}
 	if s.Layout == fixtures.LayoutShared {
 		tables, err := s.presentTables(ctx, conn, fixtures.SharedSchema)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		for _, t := range tables {
 			if len(want[t.Name]) == 0 {
@@ -88,17 +130,17 @@ func (s Source) shardRowHashes(ctx context.Context, shard int, want map[string]m
 			}
 			owned, err := s.Model.OwnerSQL(t, fixtures.SharedSchema, "t")
 			if err != nil {
-				return nil, err
+				return err
 			}
-			if err := readRowHashes(ctx, conn, out, t, fixtures.SharedSchema, owned.Tenant, owned.From+" WHERE "+owned.Key+" = ANY ($1)", slices.Collect(maps.Keys(want[t.Name]))); err != nil {
-				return nil, err
+			if err := readRowHashes(ctx, conn, emit, t, fixtures.SharedSchema, owned.Tenant, owned.From+" WHERE "+owned.Key+" = ANY ($1)", slices.Collect(maps.Keys(want[t.Name]))); err != nil {
+				return err
 			}
 		}
-		return out, nil
+		return nil
 	}
 	containers, err := s.containers(ctx, conn)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	tenants := map[int64]bool{}
 	for _, ids := range want {
@@ -109,16 +151,16 @@ func (s Source) shardRowHashes(ctx context.Context, shard int, want map[string]m
 		}
 	}
 	for _, id := range slices.Sorted(maps.Keys(tenants)) {
-		if err := s.containerRowHashes(ctx, conn, shard, id, want, out); err != nil {
-			return nil, fmt.Errorf("read rows of tenant %d: %w", id, err)
+		if err := s.containerRowHashes(ctx, conn, shard, id, want, emit); err != nil {
+			return fmt.Errorf("read rows of tenant %d: %w", id, err)
 		}
 	}
-	return out, nil
+	return nil
 }
 
 // containerRowHashes reads tenant's wanted tables out of its own schema (on conn) or database
-// into out.
-func (s Source) containerRowHashes(ctx context.Context, conn *pgx.Conn, shard int, tenant int64, want map[string]map[int64]bool, out map[TenantTable][]RowHash) error {
+// into emit.
+func (s Source) containerRowHashes(ctx context.Context, conn *pgx.Conn, shard int, tenant int64, want map[string]map[int64]bool, emit func(TenantTable, RowHash) error) error {
 	loc := s.Layout.Locate(tenant)
 	if s.Layout == fixtures.LayoutDatabase {
 		db, err := s.connect(ctx, shard, loc.Database)
@@ -137,7 +179,7 @@ func (s Source) containerRowHashes(ctx context.Context, conn *pgx.Conn, shard in
 			continue
 		}
 		name := pgx.Identifier{loc.Schema, t.Name}.Sanitize()
-		if err := readRowHashes(ctx, conn, out, t, loc.Schema, strconv.FormatInt(tenant, 10), name+" t", nil); err != nil {
+		if err := readRowHashes(ctx, conn, emit, t, loc.Schema, strconv.FormatInt(tenant, 10), name+" t", nil); err != nil {
 			return err
 		}
 	}
@@ -145,8 +187,8 @@ func (s Source) containerRowHashes(ctx context.Context, conn *pgx.Conn, shard in
 }
 
 // readRowHashes runs one query of table t's rows in schema, from the FROM clause given (alias
-// t), each with its tenant (the SQL expression owner), key and hash, and adds them to out.
-func readRowHashes(ctx context.Context, conn *pgx.Conn, out map[TenantTable][]RowHash, t fixtures.Table, schema, owner, from string, tenants []int64) error {
+// t), each with its tenant (the SQL expression owner), key and hash, and hands them to emit.
+func readRowHashes(ctx context.Context, conn *pgx.Conn, emit func(TenantTable, RowHash) error, t fixtures.Table, schema, owner, from string, tenants []int64) error {
 	keys := make([]string, len(t.PrimaryKey))
 	for i, c := range t.PrimaryKey {
 		keys[i] = "t." + pgx.Identifier{c}.Sanitize() + "::pg_catalog.text"
@@ -169,8 +211,9 @@ func readRowHashes(ctx context.Context, conn *pgx.Conn, out map[TenantTable][]Ro
 		if err := rows.Scan(&tenant, &h.Key, &h.Hash); err != nil {
 			return fmt.Errorf("read row hashes of %s: %w", t.Name, err)
 		}
-		tt := TenantTable{Tenant: tenant, Table: t.Name}
-		out[tt] = append(out[tt], h)
+		if err := emit(TenantTable{Tenant: tenant, Table: t.Name}, h); err != nil {
+			return err
+		}
 	}
 	if err := rows.Err(); err != nil {
 		return fmt.Errorf("read row hashes of %s: %w", t.Name, err)
