@@ -111,15 +111,20 @@ type expectedRows struct {
 
 var _ truth.RowReader = expectedRows{}
 
-// RowHashes implements truth.RowReader.
-func (x expectedRows) RowHashes(ctx context.Context, tables []truth.TenantTable) (map[truth.TenantTable][]truth.RowHash, error) {
+// notReplayed lists the tables of tables no replay rebuilt: what the ledger says they hold.
+func (x expectedRows) notReplayed(tables []truth.TenantTable) []truth.TenantTable {
 	var rest []truth.TenantTable
 	for _, tt := range tables {
 		if _, ok := x.replayed[tt]; !ok {
 			rest = append(rest, tt)
 		}
 	}
-	out, err := x.ledger.RowHashes(ctx, rest)
+	return rest
+}
+
+// RowHashes implements truth.RowReader.
+func (x expectedRows) RowHashes(ctx context.Context, tables []truth.TenantTable) (map[truth.TenantTable][]truth.RowHash, error) {
+	out, err := x.ledger.RowHashes(ctx, x.notReplayed(tables))
 	if err != nil {
 		return nil, err
 	}
@@ -133,13 +138,7 @@ func (x expectedRows) RowHashes(ctx context.Context, tables []truth.TenantTable)
 
 // count says how many rows each of tables must hold, as RowHashes would give them.
 func (x expectedRows) count(ctx context.Context, tables []truth.TenantTable) (map[truth.TenantTable]int64, error) {
-	var rest []truth.TenantTable
-	for _, tt := range tables {
-		if _, ok := x.replayed[tt]; !ok {
-			rest = append(rest, tt)
-		}
-	}
-	out, err := x.ledger.count(ctx, rest)
+	out, err := x.ledger.count(ctx, x.notReplayed(tables))
 	if err != nil {
 		return nil, err
 	}

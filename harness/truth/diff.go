@@ -3,7 +3,6 @@ package truth
 import (
 	"cmp"
 	"context"
-	"errors"
 	"fmt"
 	"maps"
 	"slices"
@@ -85,23 +84,12 @@ func (s Source) EachRowHash(ctx context.Context, tables []TenantTable, fn func(T
 		defer mu.Unlock()
 		return fn(tt, row)
 	}
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
 	errs := make([]error, len(s.Shards))
 	var wg sync.WaitGroup
 	for i := range s.Shards {
-		wg.Go(func() {
-			if errs[i] = s.shardRowHashes(ctx, i, want, emit); errs[i] != nil {
-				cancel() // the other shards' reads are of no use now
-			}
-		})
+		wg.Go(func() { errs[i] = s.shardRowHashes(ctx, i, want, emit) })
 	}
 	wg.Wait()
-	for i, err := range errs {
-		if err != nil && !errors.Is(err, context.Canceled) {
-			return fmt.Errorf("read row hashes on shard %d: %w", i, err)
-		}
-	}
 	for i, err := range errs {
 		if err != nil {
 			return fmt.Errorf("read row hashes on shard %d: %w", i, err)
